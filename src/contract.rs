@@ -1,0 +1,212 @@
+//! The contract every driver honours: rows, queries and the store traits.
+//!
+//! Code written against `&dyn Store` runs unchanged on the log engine (on
+//! disk or in memory) and on the SQLite driver. The behaviour behind each
+//! call is the one in the project's `CONTRACT.md`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Result;
+
+/// A stored document: a JSON object with its identity, version and timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    /// The id, unique within its collection.
+    pub id: String,
+    /// The collection it lives in.
+    pub collection: String,
+    /// The document body; key order is kept as written.
+    pub data: Map<String, Value>,
+    /// Starts at 1 and grows by one with every successful write.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch when the row was first written.
+    pub created_at: i64,
+    /// Milliseconds since the Unix epoch of the latest write.
+    pub updated_at: i64,
+}
+
+/// A collection as `list_collections` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionInfo {
+    /// The collection name.
+    pub name: String,
+    /// Declared index fields, in the order they were first declared.
+    pub indexes: Vec<String>,
+    /// How many documents the collection holds.
+    pub doc_count: u64,
+}
+
+/// The direction of a query's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum OrderDir {
+    /// Smallest first (the default).
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// The default number of rows a query returns.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// A query: equality on declared index fields, an order, a page.
+///
+/// ```
+/// use logstore::Query;
+/// let q = Query::new("msgs").filter("owner", "a").order_by("rank").desc().limit(20);
+/// assert_eq!(q.limit, 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Query {
+    /// The collection to search.
+    pub collection: String,
+    /// Field path and value pairs; every one must match.
+    pub filter: Vec<(String, Value)>,
+    /// `createdAt` (when `None`), `updatedAt`, `id` or a declared index field.
+    pub order_by: Option<String>,
+    /// Ascending unless set otherwise.
+    pub order_dir: OrderDir,
+    /// At most this many rows (default 100).
+    pub limit: usize,
+    /// Rows to skip before the first one returned (default 0).
+    pub offset: usize,
+}
+
+impl Query {
+    /// A query of every document in `collection`, oldest first, 100 at most.
+    pub fn new(collection: impl Into<String>) -> Self {
+        Query {
+            collection: collection.into(),
+            filter: Vec::new(),
+            order_by: None,
+            order_dir: OrderDir::Asc,
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+
+    /// Adds an equality condition on a declared index field.
+    pub fn filter(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.filter.push((field.into(), value.into()));
+        self
+    }
+
+    /// Orders by `createdAt`, `updatedAt`, `id` or a declared index field.
+    pub fn order_by(mut self, field: impl Into<String>) -> Self {
+        self.order_by = Some(field.into());
+        self
+    }
+
+    /// Largest first.
+    pub fn desc(mut self) -> Self {
+        self.order_dir = OrderDir::Desc;
+        self
+    }
+
+    /// Smallest first (the default).
+    pub fn asc(mut self) -> Self {
+        self.order_dir = OrderDir::Asc;
+        self
+    }
+
+    /// Returns at most `limit` rows.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Skips the first `offset` matching rows.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+}
+
+/// JSON documents in collections with declared indexes.
+///
+/// Every racy mutation is compare-and-swap: a lost race is `Ok(None)`, never
+/// an error.
+pub trait DocumentStore: Send + Sync {
+    /// Creates the collection if it is missing and appends index fields that
+    /// are new, backfilling existing documents in the same atomic step. An
+    /// index is never dropped.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad collection name or an index path with an
+    /// empty segment; `Closed`, `Poisoned` or `Io` from the driver.
+    fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()>;
+
+    /// Every ensured collection with its indexes and document count, ordered
+    /// by name (byte order).
+    ///
+    /// # Errors
+    /// `Closed` or an I/O error from the driver.
+    fn list_collections(&self) -> Result<Vec<CollectionInfo>>;
+
+    /// The row, or `None`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad name or id; `Corruption` if the stored
+    /// record does not verify.
+    fn get(&self, collection: &str, id: &str) -> Result<Option<Document>>;
+
+    /// Upsert (`expected_version: None`) or compare-and-swap
+    /// (`Some(v)`: the row must exist at exactly version `v`, else `Ok(None)`).
+    ///
+    /// # Errors
+    /// `InvalidInput` when `data` is not a JSON object, is larger than
+    /// `max_document_bytes`, or the name or id is bad; nothing is written.
+    fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        data: Value,
+        expected_version: Option<u64>,
+    ) -> Result<Option<Document>>;
+
+    /// Shallow merge of `patch` into the row at `expected_version`; `Ok(None)`
+    /// if the row is missing or at another version.
+    ///
+    /// # Errors
+    /// As [`DocumentStore::put`].
+    fn patch(
+        &self,
+        collection: &str,
+        id: &str,
+        patch: Value,
+        expected_version: u64,
+    ) -> Result<Option<Document>>;
+
+    /// Removes the row and its index entries; true if it existed.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad name or id; `Closed`, `Poisoned` or `Io`.
+    fn delete(&self, collection: &str, id: &str) -> Result<bool>;
+
+    /// The matching rows, in order, one page.
+    ///
+    /// # Errors
+    /// `InvalidInput` when a filter or order field is not indexed on the
+    /// collection, or a filter value is null, an object or an array.
+    fn query(&self, query: &Query) -> Result<Vec<Document>>;
+
+    /// How many rows match; the query's order, limit and offset are ignored.
+    ///
+    /// # Errors
+    /// As [`DocumentStore::query`].
+    fn count(&self, query: &Query) -> Result<u64>;
+}
+
+/// A store: the contract's facilities behind one handle.
+pub trait Store: Send + Sync {
+    /// The document facility.
+    fn docs(&self) -> &dyn DocumentStore;
+
+    /// Makes everything durable and releases the store; every later call
+    /// fails with `Error::Closed`. Closing twice is harmless.
+    ///
+    /// # Errors
+    /// `Io` if the final sync fails.
+    fn close(&self) -> Result<()>;
+}

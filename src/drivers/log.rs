@@ -1,0 +1,506 @@
+//! The log engine as a [`Store`]: validation, then one record appended (and
+//! synced), then the in-memory state applied.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde_json::{Map, Value};
+
+use crate::contract::{CollectionInfo, Document, DocumentStore, Query, Store};
+use crate::engine::{IndexValues, PutMeta, State};
+use crate::io::{LockGuard, MemFs, RealFs, Vfs};
+use crate::log::commit::GroupCommit;
+use crate::log::record::{read_frame, Frame, Record};
+use crate::log::recovery::{recover, RecoveryReport};
+use crate::log::segment::{segment_name, Loc};
+use crate::log::writer::{LogWriter, SegmentFiles};
+use crate::options::{Durability, Options};
+use crate::validate;
+use crate::{Error, Result};
+
+/// The name of the lock file in a store directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The log-structured store: documents in append-only segment files,
+/// indexes in memory, one process owning the directory.
+///
+/// Cheap to share between threads (`&LogStore` is `Send + Sync`).
+#[derive(Debug)]
+pub struct LogStore {
+    inner: Inner,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    state: RwLock<State>,
+    files: SegmentFiles,
+    writer: Mutex<LogWriter>,
+    commit: GroupCommit,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
+    recovery: RecoveryReport,
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in directory `dir`, replaying its log.
+    ///
+    /// # Errors
+    /// `Locked` if another handle owns the directory; `Corruption` if the
+    /// log holds damage other than a torn tail; `InvalidInput` for options
+    /// out of range; `Io` from the file system.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<LogStore> {
+        Self::open_with_fs(Arc::new(RealFs), dir.as_ref(), opts)
+    }
+
+    /// A store held in memory: the same engine on an in-memory file system.
+    /// Nothing survives the handle.
+    ///
+    /// # Errors
+    /// `InvalidInput` for options out of range.
+    pub fn in_memory(opts: Options) -> Result<LogStore> {
+        Self::open_with_fs(Arc::new(MemFs::new()), Path::new("memory"), opts)
+    }
+
+    /// Opens a store through a given file system: the seam that crash and
+    /// fault-injection tests use.
+    ///
+    /// # Errors
+    /// As [`LogStore::open`].
+    #[doc(hidden)]
+    pub fn open_with_fs(fs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<LogStore> {
+        opts.validate()?;
+        let dir = dir.to_path_buf();
+        fs.create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock = fs
+            .try_lock(&dir.join(LOCK_FILE))
+            .map_err(|e| Error::io(format!("locking {}", dir.display()), e))?
+            .ok_or_else(|| Error::Locked { path: dir.clone() })?;
+
+        let files = SegmentFiles::default();
+        let mut state = State::default();
+        let (tail, recovery) = recover(fs.as_ref(), &dir, &files, |record, loc| {
+            replay(&mut state, &files, &dir, record, loc)
+        })?;
+        let writer = LogWriter::new(
+            fs.clone(),
+            dir.clone(),
+            opts.segment_bytes,
+            tail.segment,
+            tail.file,
+            tail.end,
+        );
+        Ok(LogStore {
+            inner: Inner {
+                dir,
+                opts,
+                state: RwLock::new(state),
+                files,
+                writer: Mutex::new(writer),
+                commit: GroupCommit::default(),
+                poisoned: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                lock: Mutex::new(Some(lock)),
+                recovery,
+            },
+        })
+    }
+
+    /// What open found in the log: segments and records replayed, and the
+    /// torn tail it cut, if any.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// The store directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+/// Applies one replayed record to the state.
+fn replay(
+    state: &mut State,
+    files: &SegmentFiles,
+    dir: &Path,
+    record: Record<'_>,
+    loc: Loc,
+) -> Result<()> {
+    match record {
+        Record::Collection { name, indexes } => {
+            state.apply_collection(name, &indexes, |meta, fields| {
+                let doc = read_document(files, dir, meta.loc)?;
+                Ok(values_of(&doc.data, fields))
+            })
+        }
+        Record::DocPut {
+            collection,
+            id,
+            version,
+            created_at,
+            updated_at,
+            body,
+        } => {
+            let put = PutMeta {
+                version,
+                created_at,
+                updated_at,
+                loc,
+            };
+            state.apply_put(collection, id, put, |fields| {
+                let data = parse_body(body, dir, loc)?;
+                Ok(values_of(&data, fields))
+            })
+        }
+        Record::DocDelete { collection, id } => {
+            state.apply_delete(collection, id);
+            Ok(())
+        }
+    }
+}
+
+fn values_of(data: &Map<String, Value>, fields: &[String]) -> IndexValues {
+    fields
+        .iter()
+        .map(|f| validate::index_value(data, f))
+        .collect()
+}
+
+fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
+    Error::corruption(
+        dir.join(segment_name(loc.segment)),
+        u64::from(loc.offset),
+        reason,
+    )
+}
+
+fn parse_body(body: &[u8], dir: &Path, loc: Loc) -> Result<Map<String, Value>> {
+    serde_json::from_slice(body)
+        .map_err(|e| corrupt(dir, loc, format!("document body is not a JSON object: {e}")))
+}
+
+/// Reads and verifies the document record at `loc`.
+fn read_document(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Document> {
+    let file = files
+        .read()
+        .get(&loc.segment)
+        .cloned()
+        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
+    let mut frame = vec![0u8; loc.len as usize];
+    file.read_exact_at(&mut frame, u64::from(loc.offset))
+        .map_err(|e| Error::io(format!("reading segment {}", loc.segment), e))?;
+    let Frame::Valid { payload, .. } = read_frame(&frame, 0) else {
+        return Err(corrupt(dir, loc, "the document record no longer verifies"));
+    };
+    match Record::decode(payload).map_err(|reason| corrupt(dir, loc, reason))? {
+        Record::DocPut {
+            collection,
+            id,
+            version,
+            created_at,
+            updated_at,
+            body,
+        } => Ok(Document {
+            id: id.to_string(),
+            collection: collection.to_string(),
+            data: parse_body(body, dir, loc)?,
+            version,
+            created_at,
+            updated_at,
+        }),
+        _ => Err(corrupt(dir, loc, "expected a document record")),
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn read_document(&self, loc: Loc) -> Result<Document> {
+        read_document(&self.files, &self.dir, loc)
+    }
+
+    /// Appends under the writer lock; any failure poisons the store, since
+    /// the tail of the log is then unknown.
+    fn append(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<(Loc, u64)> {
+        writer.append(record, &self.files).inspect_err(|_| {
+            self.poisoned.store(true, Ordering::Release);
+        })
+    }
+
+    /// Returns once record `seq` is as durable as the options ask.
+    fn wait_durable(&self, seq: u64) -> Result<()> {
+        if self.opts.durability != Durability::Sync {
+            return Ok(());
+        }
+        self.commit
+            .wait(seq, || {
+                let (file, covered) = self.writer.lock().sync_point();
+                file.sync_data()
+                    .map_err(|e| Error::io("syncing the log", e))?;
+                Ok(covered)
+            })
+            .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+    }
+
+    /// Appends a document write with the writer lock held, applies it, and
+    /// returns the row and its sequence number.
+    fn write_doc(
+        &self,
+        writer: &mut LogWriter,
+        collection: &str,
+        id: &str,
+        version: u64,
+        created_at: i64,
+        data: Map<String, Value>,
+        body: &[u8],
+    ) -> Result<(Document, u64)> {
+        let updated_at = self.opts.clock.now_ms();
+        let record = Record::DocPut {
+            collection,
+            id,
+            version,
+            created_at,
+            updated_at,
+            body,
+        };
+        let (loc, seq) = self.append(writer, &record)?;
+        let put = PutMeta {
+            version,
+            created_at,
+            updated_at,
+            loc,
+        };
+        self.state
+            .write()
+            .apply_put(collection, id, put, |fields| Ok(values_of(&data, fields)))?;
+        let doc = Document {
+            id: id.to_string(),
+            collection: collection.to_string(),
+            data,
+            version,
+            created_at,
+            updated_at,
+        };
+        Ok((doc, seq))
+    }
+
+    fn close(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (file, _) = writer.sync_point();
+        let synced = file
+            .sync_data()
+            .map_err(|e| Error::io("syncing the log at close", e));
+        self.lock.lock().take();
+        synced
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        // Best effort: a caller who needs to see a failed final sync calls
+        // `close` and checks its result.
+        let _ = self.inner.close();
+    }
+}
+
+impl Store for LogStore {
+    fn docs(&self) -> &dyn DocumentStore {
+        self
+    }
+
+    fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl DocumentStore for LogStore {
+    fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
+        validate::index_paths(name, indexes)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let (merged, new_fields, locs) = {
+            let state = inner.state.read();
+            let current = state.indexes(name);
+            let merged = validate::merge_indexes(current, indexes);
+            let ensured = state.collection(name).is_some_and(|c| c.ensured);
+            if ensured && merged.len() == current.len() {
+                return Ok(());
+            }
+            let new_fields = merged[current.len()..].to_vec();
+            let locs: Vec<Loc> = match state.collection(name) {
+                Some(c) if !new_fields.is_empty() => c.docs.values().map(|m| m.loc).collect(),
+                _ => Vec::new(),
+            };
+            (merged, new_fields, locs)
+        };
+        // Backfill values are computed before the record is appended, so a
+        // body that fails to read leaves both log and state unchanged. The
+        // writer lock keeps every location stable meanwhile.
+        let mut backfill = HashMap::with_capacity(locs.len());
+        for loc in locs {
+            let doc = inner.read_document(loc)?;
+            backfill.insert(loc, values_of(&doc.data, &new_fields));
+        }
+        let field_refs: Vec<&str> = merged.iter().map(String::as_str).collect();
+        let record = Record::Collection {
+            name,
+            indexes: field_refs.clone(),
+        };
+        let (_, seq) = inner.append(&mut writer, &record)?;
+        inner
+            .state
+            .write()
+            .apply_collection(name, &field_refs, |meta, _| {
+                Ok(backfill.remove(&meta.loc).unwrap_or_default())
+            })?;
+        drop(writer);
+        inner.wait_durable(seq)
+    }
+
+    fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
+        self.inner.check_open()?;
+        Ok(self.inner.state.read().list_collections())
+    }
+
+    fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
+        validate::collection_and_id(collection, id)?;
+        self.inner.check_open()?;
+        let loc = self.inner.state.read().doc(collection, id).map(|m| m.loc);
+        loc.map(|loc| self.inner.read_document(loc)).transpose()
+    }
+
+    fn put(
+        &self,
+        collection: &str,
+        id: &str,
+        data: Value,
+        expected_version: Option<u64>,
+    ) -> Result<Option<Document>> {
+        validate::collection_and_id(collection, id)?;
+        let (data, body) = validate::document_body(data, self.inner.opts.max_document_bytes)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let current = inner
+            .state
+            .read()
+            .doc(collection, id)
+            .map(|m| (m.version, m.created_at));
+        let (version, created_at) = match (current, expected_version) {
+            (None, Some(_)) => return Ok(None),
+            (Some((version, _)), Some(expected)) if version != expected => return Ok(None),
+            (None, None) => (1, inner.opts.clock.now_ms()),
+            (Some((version, created_at)), _) => (version + 1, created_at),
+        };
+        let (doc, seq) = inner.write_doc(
+            &mut writer,
+            collection,
+            id,
+            version,
+            created_at,
+            data,
+            &body,
+        )?;
+        drop(writer);
+        inner.wait_durable(seq)?;
+        Ok(Some(doc))
+    }
+
+    fn patch(
+        &self,
+        collection: &str,
+        id: &str,
+        patch: Value,
+        expected_version: u64,
+    ) -> Result<Option<Document>> {
+        validate::collection_and_id(collection, id)?;
+        let patch = validate::patch_body(patch)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let current = inner
+            .state
+            .read()
+            .doc(collection, id)
+            .map(|m| (m.version, m.loc));
+        let Some((version, loc)) = current else {
+            return Ok(None);
+        };
+        if version != expected_version {
+            return Ok(None);
+        }
+        let mut doc = inner.read_document(loc)?;
+        validate::apply_patch(&mut doc.data, patch);
+        let (data, body) =
+            validate::document_body(Value::Object(doc.data), inner.opts.max_document_bytes)?;
+        let (doc, seq) = inner.write_doc(
+            &mut writer,
+            collection,
+            id,
+            version + 1,
+            doc.created_at,
+            data,
+            &body,
+        )?;
+        drop(writer);
+        inner.wait_durable(seq)?;
+        Ok(Some(doc))
+    }
+
+    fn delete(&self, collection: &str, id: &str) -> Result<bool> {
+        validate::collection_and_id(collection, id)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        if inner.state.read().doc(collection, id).is_none() {
+            return Ok(false);
+        }
+        let (_, seq) = inner.append(&mut writer, &Record::DocDelete { collection, id })?;
+        inner.state.write().apply_delete(collection, id);
+        drop(writer);
+        inner.wait_durable(seq)?;
+        Ok(true)
+    }
+
+    fn query(&self, query: &Query) -> Result<Vec<Document>> {
+        self.inner.check_open()?;
+        let locs = {
+            let state = self.inner.state.read();
+            let checked = validate::query(query, state.indexes(&query.collection))?;
+            state.query(&query.collection, &checked)
+        };
+        locs.into_iter()
+            .map(|loc| self.inner.read_document(loc))
+            .collect()
+    }
+
+    fn count(&self, query: &Query) -> Result<u64> {
+        self.inner.check_open()?;
+        let state = self.inner.state.read();
+        let checked = validate::query(query, state.indexes(&query.collection))?;
+        Ok(state.count(&query.collection, &checked))
+    }
+}

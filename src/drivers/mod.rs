@@ -1,0 +1,4 @@
+//! The contract's drivers: the log engine, and SQLite behind the `sqlite`
+//! feature.
+
+pub mod log;

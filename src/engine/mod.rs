@@ -1,0 +1,138 @@
+//! The in-memory state rebuilt from the log: collections, the primary map
+//! and B-tree indexes. It knows nothing of files: bodies are reached through
+//! closures the caller passes, and records arrive already decoded.
+//!
+//! Live writes and recovery both change the state only through the `apply_*`
+//! methods, so there is one way state is built.
+
+pub mod collection;
+pub mod query;
+
+use std::collections::BTreeMap;
+
+use crate::contract::CollectionInfo;
+use crate::log::segment::Loc;
+use crate::Result;
+use collection::{Collection, DocMeta};
+
+/// Index strings of a document for each field of an index list.
+pub type IndexValues = Vec<Option<String>>;
+
+/// Every collection by name.
+#[derive(Debug, Default)]
+pub struct State {
+    collections: BTreeMap<String, Collection>,
+}
+
+/// A document write, as it is applied.
+#[derive(Debug, Clone, Copy)]
+pub struct PutMeta {
+    pub version: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub loc: Loc,
+}
+
+impl State {
+    /// The collection, if it was ensured or holds documents.
+    pub fn collection(&self, name: &str) -> Option<&Collection> {
+        self.collections.get(name)
+    }
+
+    /// A document's metadata.
+    pub fn doc(&self, collection: &str, id: &str) -> Option<&DocMeta> {
+        self.collections.get(collection)?.docs.get(id)
+    }
+
+    /// The declared index fields of a collection (none if never ensured).
+    pub fn indexes(&self, collection: &str) -> &[String] {
+        self.collections
+            .get(collection)
+            .map_or(&[], |c| c.indexes.as_slice())
+    }
+
+    /// Applies an ensured collection with its complete index list. Fields
+    /// beyond the current list are backfilled: `values_of` gives the index
+    /// strings of those fields for an existing document.
+    ///
+    /// # Errors
+    /// Whatever `values_of` returns, and an error if `indexes` does not
+    /// extend the current list (a log that disagrees with itself).
+    pub fn apply_collection(
+        &mut self,
+        name: &str,
+        indexes: &[&str],
+        mut values_of: impl FnMut(&DocMeta, &[String]) -> Result<IndexValues>,
+    ) -> Result<()> {
+        let current = self.indexes(name);
+        let is_prefix =
+            current.len() <= indexes.len() && current.iter().zip(indexes).all(|(a, b)| a == b);
+        if !is_prefix {
+            return Err(crate::Error::invalid(format!(
+                "collection \"{name}\" record drops or reorders index fields"
+            )));
+        }
+        let new_fields: Vec<String> = indexes[current.len()..]
+            .iter()
+            .map(|f| (*f).to_string())
+            .collect();
+        let collection = self.collections.entry(name.to_string()).or_default();
+        collection.ensured = true;
+        if !new_fields.is_empty() {
+            collection.add_fields(&new_fields, |meta| values_of(meta, &new_fields))?;
+        }
+        Ok(())
+    }
+
+    /// Applies a document write; `values_of` computes the body's index
+    /// strings for the collection's fields (only called when it has some).
+    ///
+    /// # Errors
+    /// Whatever `values_of` returns; the state is unchanged then.
+    pub fn apply_put(
+        &mut self,
+        collection: &str,
+        id: &str,
+        put: PutMeta,
+        values_of: impl FnOnce(&[String]) -> Result<IndexValues>,
+    ) -> Result<()> {
+        let c = match self.collections.get_mut(collection) {
+            Some(c) => c,
+            None => self.collections.entry(collection.to_string()).or_default(),
+        };
+        let values = if c.indexes.is_empty() {
+            Vec::new()
+        } else {
+            values_of(&c.indexes)?
+        };
+        let meta = DocMeta {
+            loc: put.loc,
+            version: put.version,
+            created_at: put.created_at,
+            updated_at: put.updated_at,
+            values: Box::default(),
+        };
+        c.upsert(id, meta, values);
+        Ok(())
+    }
+
+    /// Applies a delete; true if the document existed.
+    pub fn apply_delete(&mut self, collection: &str, id: &str) -> bool {
+        self.collections
+            .get_mut(collection)
+            .is_some_and(|c| c.remove(id))
+    }
+
+    /// Ensured collections in name order.
+    pub fn list_collections(&self) -> Vec<CollectionInfo> {
+        self.collections
+            .iter()
+            .filter(|(_, c)| c.ensured)
+            .map(|(name, c)| CollectionInfo {
+                name: name.clone(),
+                indexes: c.indexes.clone(),
+                doc_count: c.docs.len() as u64,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,124 @@
+//! The one error type of the crate.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a store call.
+///
+/// `Display` writes a sentence a user can act on. The enum is
+/// `#[non_exhaustive]`: match the variants you handle and keep a `_` arm.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system refused an I/O call. `context` says what the
+    /// store was doing.
+    Io {
+        /// What the store was doing when the call failed.
+        context: String,
+        /// The error the operating system returned.
+        source: io::Error,
+    },
+    /// A file of the store holds bytes that do not verify. Nothing was
+    /// guessed: the store refuses to read past damage it cannot explain.
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset in that file where the damage starts.
+        offset: u64,
+        /// What did not verify.
+        reason: String,
+    },
+    /// Another handle (in this process or another one) owns the store
+    /// directory.
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// An earlier write or sync failed, so the store no longer knows what is
+    /// durable. It refuses writes until it is reopened.
+    Poisoned,
+    /// The call's arguments break a rule of the contract; nothing was written.
+    InvalidInput(String),
+    /// The store was closed; open it again to use it.
+    Closed,
+    /// The SQLite driver's database reported an error.
+    #[cfg(feature = "sqlite")]
+    Sqlite(rusqlite::Error),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidInput(message.into())
+    }
+
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { context, source } => write!(f, "I/O error while {context}: {source}"),
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corruption in {} at byte offset {offset}: {reason}; run `logstore verify` and restore or repair the store",
+                file.display()
+            ),
+            Error::Locked { path } => write!(
+                f,
+                "the store at {} is locked by another open handle (this or another process); close it first",
+                path.display()
+            ),
+            Error::Poisoned => write!(
+                f,
+                "an earlier write or sync failed, so the store refuses writes until it is reopened"
+            ),
+            Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
+            Error::Closed => write!(f, "the store is closed; open it again to use it"),
+            #[cfg(feature = "sqlite")]
+            Error::Sqlite(e) => write!(f, "SQLite error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            #[cfg(feature = "sqlite")]
+            Error::Sqlite(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
+}

@@ -1,0 +1,267 @@
+//! The file-system seam: every file operation of the log engine goes through
+//! [`Vfs`], so tests can inject I/O errors and simulate power loss, and the
+//! in-memory store runs the same engine on [`MemFs`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fs2::FileExt as _;
+use parking_lot::{Mutex, RwLock};
+
+/// An open file: positioned reads and writes, sync, length.
+pub trait VFile: Send + Sync + fmt::Debug {
+    /// Fills `buf` from `offset`; an error if the file ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's length.
+    fn len(&self) -> io::Result<u64>;
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub trait LockGuard: Send + Sync + fmt::Debug {}
+
+/// The file-system operations the engine uses.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Opens a file for reading and writing; `create` makes it if missing.
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>>;
+    /// Renames a file, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the exclusive lock on `path` without waiting: `Ok(None)` when
+    /// another handle holds it.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+#[derive(Debug)]
+struct RealFile(File);
+
+impl VFile for RealFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
+#[derive(Debug)]
+struct FileLock(File);
+
+impl LockGuard for FileLock {}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock too; unlocking first
+        // makes the release independent of other clones of the descriptor.
+        let _ = fs2::FileExt::unlock(&self.0);
+    }
+}
+
+impl Vfs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
+        Ok(Arc::new(RealFile(file)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock_exclusive() {
+            Ok(()) => Ok(Some(Box::new(FileLock(file)))),
+            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A file system held in memory: the backing of `LogStore::in_memory`, and
+/// the base that test file systems build on. Syncs do nothing; every write
+/// is as durable as the process.
+#[derive(Debug, Default, Clone)]
+pub struct MemFs {
+    files: Arc<Mutex<BTreeMap<PathBuf, Arc<MemFile>>>>,
+}
+
+/// One file of a [`MemFs`].
+#[derive(Debug, Default)]
+pub struct MemFile {
+    data: RwLock<Vec<u8>>,
+}
+
+impl MemFile {
+    /// A copy of the file's bytes.
+    pub fn contents(&self) -> Vec<u8> {
+        self.data.read().clone()
+    }
+}
+
+impl VFile for MemFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let data = self.data.read();
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start.checked_add(buf.len()).ok_or_else(eof)?;
+        let src = data.get(start..end).ok_or_else(eof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut data = self.data.write();
+        let start = usize::try_from(offset).map_err(|_| eof())?;
+        let end = start + buf.len();
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let len = usize::try_from(len).map_err(|_| eof())?;
+        self.data.write().resize(len, 0);
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.data.read().len() as u64)
+    }
+}
+
+fn eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read past the end of the file",
+    )
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} does not exist", path.display()),
+    )
+}
+
+#[derive(Debug)]
+struct NoLock;
+impl LockGuard for NoLock {}
+
+impl MemFs {
+    /// An empty file system.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The file at `path`, if any.
+    pub fn file(&self, path: &Path) -> Option<Arc<MemFile>> {
+        self.files.lock().get(path).cloned()
+    }
+}
+
+impl Vfs for MemFs {
+    fn create_dir_all(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let files = self.files.lock();
+        Ok(files
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect())
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
+        let mut files = self.files.lock();
+        if let Some(file) = files.get(path) {
+            return Ok(file.clone());
+        }
+        if !create {
+            return Err(not_found(path));
+        }
+        let file = Arc::new(MemFile::default());
+        files.insert(path.to_path_buf(), file.clone());
+        Ok(file)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut files = self.files.lock();
+        let file = files.remove(from).ok_or_else(|| not_found(from))?;
+        files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.files
+            .lock()
+            .remove(path)
+            .map(drop)
+            .ok_or_else(|| not_found(path))
+    }
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self, _path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        // A MemFs belongs to one store handle; nothing else can reach it.
+        Ok(Some(Box::new(NoLock)))
+    }
+}

@@ -1,0 +1,88 @@
+//! Group commit: writers that need durability wait for one shared sync.
+//!
+//! A writer appends under the writer lock and receives a sequence number,
+//! then calls [`GroupCommit::wait`] without that lock. The first waiter
+//! becomes the leader and syncs the active segment; everyone whose record the
+//! sync covered returns together. Sealed segments are synced when they are
+//! sealed, so syncing the newest file covers every earlier record.
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Default)]
+struct CommitState {
+    durable: u64,
+    syncing: bool,
+    failed: bool,
+}
+
+/// Shared durability progress of the log.
+#[derive(Debug, Default)]
+pub struct GroupCommit {
+    state: Mutex<CommitState>,
+    synced: Condvar,
+}
+
+impl GroupCommit {
+    /// Returns once record `seq` is durable. `sync` performs one sync and
+    /// returns the highest sequence number it covered. A failed sync fails
+    /// every waiter with `Poisoned` (the leader gets the I/O error itself).
+    pub fn wait(&self, seq: u64, sync: impl Fn() -> Result<u64>) -> Result<()> {
+        let mut state = self.state.lock();
+        loop {
+            if state.failed {
+                return Err(Error::Poisoned);
+            }
+            if state.durable >= seq {
+                return Ok(());
+            }
+            if state.syncing {
+                self.synced.wait(&mut state);
+                continue;
+            }
+            state.syncing = true;
+            let outcome = parking_lot::MutexGuard::unlocked(&mut state, &sync);
+            state.syncing = false;
+            self.synced.notify_all();
+            match outcome {
+                Ok(covered) => state.durable = state.durable.max(covered),
+                Err(e) => {
+                    state.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn one_sync_serves_every_record_it_covers() {
+        let commit = GroupCommit::default();
+        let syncs = AtomicU64::new(0);
+        let sync = || {
+            syncs.fetch_add(1, Ordering::SeqCst);
+            Ok(10)
+        };
+        for seq in 1..=10 {
+            commit.wait(seq, sync).expect("sync succeeds");
+        }
+        assert_eq!(syncs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_sync_fails_later_waiters() {
+        let commit = Arc::new(GroupCommit::default());
+        let err = commit.wait(1, || {
+            Err(Error::io("test", std::io::Error::other("disk gone")))
+        });
+        assert!(matches!(err, Err(Error::Io { .. })));
+        assert!(matches!(commit.wait(1, || Ok(1)), Err(Error::Poisoned)));
+    }
+}

@@ -1,0 +1,8 @@
+//! The append-only log: record framing, segment files, appends with group
+//! commit, and recovery.
+
+pub mod commit;
+pub mod record;
+pub mod recovery;
+pub mod segment;
+pub mod writer;

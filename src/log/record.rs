@@ -1,0 +1,295 @@
+//! Record framing, checksums and payload encoding. FORMAT.md describes every
+//! byte written here; `tests/format_doc.rs` holds the constants to it.
+
+use crate::options::MAX_DOCUMENT_BYTES_LIMIT;
+
+/// Bytes of a frame header: payload length (u32 LE) then checksum (u32 LE).
+pub const FRAME_HEADER_LEN: usize = 8;
+/// The largest payload a frame may declare: the largest document plus room
+/// for its collection, id and fixed fields.
+pub const MAX_PAYLOAD_LEN: u32 = (MAX_DOCUMENT_BYTES_LIMIT as u32) + 64 * 1024;
+/// Added to the rotated CRC32 so that a run of zero bytes never verifies.
+pub const CRC_MASK_DELTA: u32 = 0xa282_ead8;
+
+/// Record kind: a collection was ensured (its full index list).
+pub const KIND_COLLECTION: u8 = 1;
+/// Record kind: a document was written (upsert, CAS or patch).
+pub const KIND_DOC_PUT: u8 = 2;
+/// Record kind: a document was deleted.
+pub const KIND_DOC_DELETE: u8 = 3;
+
+/// The checksum of a frame: CRC32 (IEEE) over the length field and the
+/// payload, rotated right by 15 bits and offset by [`CRC_MASK_DELTA`].
+pub fn frame_crc(len_field: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_field);
+    hasher.update(payload);
+    mask(hasher.finalize())
+}
+
+/// Masks a raw CRC32 (shared with the segment header checksum).
+pub fn mask(crc: u32) -> u32 {
+    crc.rotate_right(15).wrapping_add(CRC_MASK_DELTA)
+}
+
+/// One mutation, as the log stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record<'a> {
+    /// A collection with its complete index list after an ensure.
+    Collection {
+        name: &'a str,
+        indexes: Vec<&'a str>,
+    },
+    /// A document body with its version and timestamps.
+    DocPut {
+        collection: &'a str,
+        id: &'a str,
+        version: u64,
+        created_at: i64,
+        updated_at: i64,
+        body: &'a [u8],
+    },
+    /// A document removed.
+    DocDelete { collection: &'a str, id: &'a str },
+}
+
+impl Record<'_> {
+    /// Appends the framed record (header and payload) to `out`.
+    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        self.encode_payload(out);
+        // Callers check documents against MAX_DOCUMENT_BYTES_LIMIT, so the
+        // payload always fits the length field.
+        debug_assert!(out.len() - start - FRAME_HEADER_LEN <= MAX_PAYLOAD_LEN as usize);
+        let payload_len = (out.len() - start - FRAME_HEADER_LEN) as u32;
+        let len_field = payload_len.to_le_bytes();
+        let crc = frame_crc(len_field, &out[start + FRAME_HEADER_LEN..]);
+        out[start..start + 4].copy_from_slice(&len_field);
+        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            Record::Collection { name, indexes } => {
+                out.push(KIND_COLLECTION);
+                put_str(out, name);
+                out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
+                for field in indexes {
+                    put_str(out, field);
+                }
+            }
+            Record::DocPut {
+                collection,
+                id,
+                version,
+                created_at,
+                updated_at,
+                body,
+            } => {
+                out.push(KIND_DOC_PUT);
+                put_str(out, collection);
+                put_str(out, id);
+                out.extend_from_slice(&version.to_le_bytes());
+                out.extend_from_slice(&created_at.to_le_bytes());
+                out.extend_from_slice(&updated_at.to_le_bytes());
+                put_bytes(out, body);
+            }
+            Record::DocDelete { collection, id } => {
+                out.push(KIND_DOC_DELETE);
+                put_str(out, collection);
+                put_str(out, id);
+            }
+        }
+    }
+
+    /// Decodes a payload whose checksum already verified. An error means the
+    /// writer and this reader disagree about the format: corruption.
+    pub fn decode(payload: &[u8]) -> Result<Record<'_>, String> {
+        let mut r = Reader { buf: payload };
+        let record = match r.u8()? {
+            KIND_COLLECTION => {
+                let name = r.str()?;
+                let count = r.u32()?;
+                // Each field takes at least its 4-byte length, so a count the
+                // payload cannot hold is rejected before allocating.
+                if count as usize > r.buf.len() / 4 {
+                    return Err(format!("index count {count} exceeds the record"));
+                }
+                let indexes = (0..count).map(|_| r.str()).collect::<Result<_, _>>()?;
+                Record::Collection { name, indexes }
+            }
+            KIND_DOC_PUT => Record::DocPut {
+                collection: r.str()?,
+                id: r.str()?,
+                version: r.u64()?,
+                created_at: r.u64()? as i64,
+                updated_at: r.u64()? as i64,
+                body: r.bytes()?,
+            },
+            KIND_DOC_DELETE => Record::DocDelete {
+                collection: r.str()?,
+                id: r.str()?,
+            },
+            kind => return Err(format!("unknown record kind {kind}")),
+        };
+        if !r.buf.is_empty() {
+            return Err(format!("{} unexpected bytes after the record", r.buf.len()));
+        }
+        Ok(record)
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.buf.len() < n {
+            return Err(format!(
+                "record ends early: needs {n} more bytes, has {}",
+                self.buf.len()
+            ));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut a = [0; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        self.array().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        self.array().map(u64::from_le_bytes)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+    fn str(&mut self) -> Result<&'a str, String> {
+        std::str::from_utf8(self.bytes()?).map_err(|e| format!("a string is not UTF-8: {e}"))
+    }
+}
+
+/// What a frame at some offset turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum Frame<'a> {
+    /// A frame whose checksum verifies; the next frame starts at `next`.
+    Valid { payload: &'a [u8], next: usize },
+    /// No valid frame starts here.
+    Invalid(String),
+}
+
+/// Checks the frame that starts at `pos` in `buf` (a whole segment image).
+/// The declared length is checked against the bytes present before anything
+/// is read, so a damaged length never leads to a large allocation.
+pub fn read_frame(buf: &[u8], pos: usize) -> Frame<'_> {
+    let Some(header) = buf.get(pos..pos + FRAME_HEADER_LEN) else {
+        return Frame::Invalid(format!(
+            "{} bytes left, fewer than a frame header",
+            buf.len().saturating_sub(pos)
+        ));
+    };
+    let len_field: [u8; 4] = [header[0], header[1], header[2], header[3]];
+    let len = u32::from_le_bytes(len_field);
+    let stored_crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len == 0 || len > MAX_PAYLOAD_LEN {
+        return Frame::Invalid(format!("frame length {len} is out of range"));
+    }
+    let start = pos + FRAME_HEADER_LEN;
+    let Some(payload) = buf.get(start..start + len as usize) else {
+        return Frame::Invalid(format!("frame length {len} runs past the end of the file"));
+    };
+    if frame_crc(len_field, payload) != stored_crc {
+        return Frame::Invalid("frame checksum does not match".to_string());
+    }
+    Frame::Valid {
+        payload,
+        next: start + len as usize,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record<'static> {
+        Record::DocPut {
+            collection: "msgs",
+            id: "m1",
+            version: 3,
+            created_at: 1_700_000_000_000,
+            updated_at: -5,
+            body: br#"{"a":1}"#,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let records = [
+            Record::Collection {
+                name: "c",
+                indexes: vec!["a", "b.c"],
+            },
+            sample(),
+            Record::DocDelete {
+                collection: "c",
+                id: "x",
+            },
+        ];
+        for record in records {
+            let mut buf = Vec::new();
+            record.encode_frame(&mut buf);
+            let Frame::Valid { payload, next } = read_frame(&buf, 0) else {
+                panic!("frame did not verify")
+            };
+            assert_eq!(next, buf.len());
+            assert_eq!(Record::decode(payload), Ok(record));
+        }
+    }
+
+    #[test]
+    fn zeros_never_verify() {
+        let zeros = vec![0u8; 64];
+        assert!(matches!(read_frame(&zeros, 0), Frame::Invalid(_)));
+    }
+
+    #[test]
+    fn every_flipped_bit_is_caught() {
+        let mut buf = Vec::new();
+        sample().encode_frame(&mut buf);
+        for byte in 0..buf.len() {
+            for bit in 0..8 {
+                let mut damaged = buf.clone();
+                damaged[byte] ^= 1 << bit;
+                if let Frame::Valid { payload, .. } = read_frame(&damaged, 0) {
+                    panic!("flip of bit {bit} in byte {byte} verified: {payload:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_lengths_are_rejected_without_reading() {
+        let mut buf = vec![0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0];
+        buf.extend_from_slice(&[1; 16]);
+        assert!(matches!(read_frame(&buf, 0), Frame::Invalid(_)));
+    }
+}

@@ -1,0 +1,131 @@
+//! Segment files: names, the header, and durable creation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::io::{VFile, Vfs};
+use crate::log::record::mask;
+use crate::{Error, Result};
+
+/// The first eight bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"LOGSTSEG";
+/// The on-disk format version this code writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes of the segment header: magic, format version, segment id, checksum.
+pub const SEGMENT_HEADER_LEN: usize = 24;
+/// Segment file names are the id in 20 decimal digits plus this suffix.
+pub const SEGMENT_SUFFIX: &str = ".seg";
+const SEGMENT_ID_DIGITS: usize = 20;
+
+/// Where a record lives: segment id, byte offset of its frame, frame length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Loc {
+    /// The segment id.
+    pub segment: u32,
+    /// Offset of the frame header in the segment file.
+    pub offset: u32,
+    /// Length of the whole frame (header and payload).
+    pub len: u32,
+}
+
+/// The file name of segment `id`.
+pub fn segment_name(id: u32) -> String {
+    format!("{id:0width$}{SEGMENT_SUFFIX}", width = SEGMENT_ID_DIGITS)
+}
+
+/// The id of a segment file name, or `None` for any other file.
+pub fn parse_segment_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != SEGMENT_ID_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| u32::try_from(id).ok())
+}
+
+/// The header bytes of segment `id`.
+pub fn encode_header(id: u32) -> [u8; SEGMENT_HEADER_LEN] {
+    let mut h = [0u8; SEGMENT_HEADER_LEN];
+    h[0..8].copy_from_slice(&SEGMENT_MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&u64::from(id).to_le_bytes());
+    let crc = mask(crc32fast::hash(&h[0..20]));
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a segment header against the id its file name gives.
+pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<(), String> {
+    let Some(h) = bytes.get(..SEGMENT_HEADER_LEN) else {
+        return Err(format!(
+            "the file is {} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte header",
+            bytes.len()
+        ));
+    };
+    if h[0..8] != SEGMENT_MAGIC {
+        return Err("the file does not start with the segment magic".to_string());
+    }
+    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    if mask(crc32fast::hash(&h[0..20])) != crc {
+        return Err("the segment header checksum does not match".to_string());
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {version} is not supported (this build reads version {FORMAT_VERSION})"
+        ));
+    }
+    let mut raw_id = [0u8; 8];
+    raw_id.copy_from_slice(&h[12..20]);
+    let stored = u64::from_le_bytes(raw_id);
+    if stored != u64::from(id) {
+        return Err(format!(
+            "the header names segment {stored} but the file name says {id}"
+        ));
+    }
+    Ok(())
+}
+
+/// Creates segment `id` durably: the header is written and synced, then the
+/// directory entry is synced, before any record goes in.
+pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<Arc<dyn VFile>> {
+    let path = dir.join(segment_name(id));
+    let context = || format!("creating segment {}", path.display());
+    let file = fs.open(&path, true).map_err(|e| Error::io(context(), e))?;
+    write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
+    fs.sync_dir(dir).map_err(|e| Error::io(context(), e))?;
+    Ok(file)
+}
+
+/// Replaces the file's contents with a bare header and syncs it.
+pub fn write_header(file: &dyn VFile, id: u32) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.write_all_at(&encode_header(id), 0)?;
+    file.sync_data()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(segment_name(7), "00000000000000000007.seg");
+        assert_eq!(parse_segment_name(&segment_name(7)), Some(7));
+        assert_eq!(parse_segment_name("7.seg"), None);
+        assert_eq!(parse_segment_name("LOCK"), None);
+    }
+
+    #[test]
+    fn header_checks_id_and_checksum() {
+        let h = encode_header(3);
+        assert_eq!(check_header(&h, 3), Ok(()));
+        assert!(check_header(&h, 4).is_err());
+        let mut bad = h;
+        bad[13] ^= 1;
+        assert!(check_header(&bad, 3).is_err());
+        assert!(check_header(&[0u8; SEGMENT_HEADER_LEN], 3).is_err());
+    }
+}

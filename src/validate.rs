@@ -1,0 +1,300 @@
+//! Input rules shared by every driver, and the contract's index values.
+//!
+//! Each driver calls these before it touches storage, so bad input gets the
+//! same typed error everywhere and changes nothing.
+
+use serde_json::{Map, Value};
+
+use crate::contract::{OrderDir, Query};
+use crate::{Error, Result};
+
+/// The longest collection name, in bytes of UTF-8.
+pub const MAX_COLLECTION_NAME_BYTES: usize = 256;
+/// The longest document id, in bytes of UTF-8.
+pub const MAX_ID_BYTES: usize = 1024;
+/// The longest index field path, in bytes of UTF-8.
+pub const MAX_INDEX_PATH_BYTES: usize = 256;
+/// The most index fields one collection may declare.
+pub const MAX_INDEXES: usize = 64;
+
+/// The order fields every collection has without declaring them.
+pub const ORDER_CREATED_AT: &str = "createdAt";
+/// See [`ORDER_CREATED_AT`].
+pub const ORDER_UPDATED_AT: &str = "updatedAt";
+/// See [`ORDER_CREATED_AT`].
+pub const ORDER_ID: &str = "id";
+
+pub(crate) fn collection_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("a collection name must not be empty"));
+    }
+    if name.len() > MAX_COLLECTION_NAME_BYTES {
+        return Err(Error::invalid(format!(
+            "a collection name is at most {MAX_COLLECTION_NAME_BYTES} bytes, got {}",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn doc_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid("a document id must not be empty"));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid(format!(
+            "a document id is at most {MAX_ID_BYTES} bytes, got {}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn collection_and_id(collection: &str, id: &str) -> Result<()> {
+    collection_name(collection)?;
+    doc_id(id)
+}
+
+/// Checks a list of index paths for `ensure_collection`.
+pub(crate) fn index_paths(collection: &str, indexes: &[&str]) -> Result<()> {
+    collection_name(collection)?;
+    if indexes.len() > MAX_INDEXES {
+        return Err(Error::invalid(format!(
+            "a collection declares at most {MAX_INDEXES} indexes, got {}",
+            indexes.len()
+        )));
+    }
+    for path in indexes {
+        if path.len() > MAX_INDEX_PATH_BYTES {
+            return Err(Error::invalid(format!(
+                "an index path is at most {MAX_INDEX_PATH_BYTES} bytes, got {}",
+                path.len()
+            )));
+        }
+        if path.split('.').any(str::is_empty) {
+            return Err(Error::invalid(format!(
+                "index path \"{path}\" has an empty segment"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The new index list after declaring `requested` on a collection that has
+/// `existing`: existing fields keep their order, new ones are appended once.
+pub(crate) fn merge_indexes(existing: &[String], requested: &[&str]) -> Vec<String> {
+    let mut merged = existing.to_vec();
+    for field in requested {
+        if !merged.iter().any(|f| f == field) {
+            merged.push((*field).to_string());
+        }
+    }
+    merged
+}
+
+/// Takes a document body: a JSON object whose JSON text fits the limit.
+/// Returns the object and its JSON text.
+pub(crate) fn document_body(data: Value, max_bytes: u64) -> Result<(Map<String, Value>, Vec<u8>)> {
+    let Value::Object(map) = data else {
+        return Err(Error::invalid(format!(
+            "document data must be a JSON object, got {}",
+            json_kind(&data)
+        )));
+    };
+    let text = encode_body(&map)?;
+    if text.len() as u64 > max_bytes {
+        return Err(Error::invalid(format!(
+            "the document is {} bytes of JSON, over the limit of {max_bytes} bytes",
+            text.len()
+        )));
+    }
+    Ok((map, text))
+}
+
+/// The JSON text of a document body (key order kept).
+pub(crate) fn encode_body(map: &Map<String, Value>) -> Result<Vec<u8>> {
+    serde_json::to_vec(map).map_err(|e| Error::invalid(format!("document is not valid JSON: {e}")))
+}
+
+/// Takes a patch: it must be a JSON object.
+pub(crate) fn patch_body(patch: Value) -> Result<Map<String, Value>> {
+    match patch {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::invalid(format!(
+            "a patch must be a JSON object, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+/// Shallow merge: top-level keys of `patch` replace those of `data`.
+pub(crate) fn apply_patch(data: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        data.insert(key, value);
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Follows a dotted path into a document: each segment selects an object
+/// key; on an array a canonical decimal segment selects an element.
+pub fn lookup<'a>(data: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut segments = path.split('.');
+    let mut current = data.get(segments.next()?)?;
+    for segment in segments {
+        current = match current {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(array_position(segment)?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
+// JavaScript reads `arr["01"]` as a missing property, so only the canonical
+// spelling of a position selects an element.
+fn array_position(segment: &str) -> Option<usize> {
+    let n: usize = segment.parse().ok()?;
+    (n.to_string() == segment).then_some(n)
+}
+
+/// The index string of a JSON value, or `None` when the value is not
+/// indexable (null, object, array).
+pub fn index_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => n.as_f64().map(js_number_string),
+        Value::Null | Value::Object(_) | Value::Array(_) => None,
+    }
+}
+
+/// The index string of the value at `path` in `data`, if any.
+pub fn index_value(data: &Map<String, Value>, path: &str) -> Option<String> {
+    lookup(data, path).and_then(index_string)
+}
+
+/// A number as JavaScript's `String(n)` writes it.
+fn js_number_string(n: f64) -> String {
+    if n == 0.0 {
+        // String(-0) is "0".
+        return "0".to_string();
+    }
+    ryu_js::Buffer::new().format(n).to_string()
+}
+
+/// What a query orders by, once checked against the collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OrderKey {
+    CreatedAt,
+    UpdatedAt,
+    Id,
+    /// Position of the field in the collection's index list, and its path.
+    Field(usize, String),
+}
+
+/// A query whose fields were checked against the collection's indexes.
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedQuery {
+    /// (position in the index list, field path, index string).
+    pub filters: Vec<(usize, String, String)>,
+    pub order: OrderKey,
+    pub desc: bool,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Checks a query against the indexes of its collection (`&[]` when the
+/// collection was never ensured).
+pub(crate) fn query(q: &Query, indexes: &[String]) -> Result<CheckedQuery> {
+    collection_name(&q.collection)?;
+    let position = |field: &str| indexes.iter().position(|f| f == field);
+    let mut filters = Vec::with_capacity(q.filter.len());
+    for (field, value) in &q.filter {
+        let Some(pos) = position(field) else {
+            return Err(Error::invalid(format!(
+                "field \"{field}\" is not indexed on collection \"{}\"",
+                q.collection
+            )));
+        };
+        let Some(text) = index_string(value) else {
+            return Err(Error::invalid(format!(
+                "the where value for field \"{field}\" is {}; it must be a string, number or boolean",
+                json_kind(value)
+            )));
+        };
+        filters.push((pos, field.clone(), text));
+    }
+    let order = match q.order_by.as_deref() {
+        None | Some(ORDER_CREATED_AT) => OrderKey::CreatedAt,
+        Some(ORDER_UPDATED_AT) => OrderKey::UpdatedAt,
+        Some(ORDER_ID) => OrderKey::Id,
+        Some(field) => match position(field) {
+            Some(pos) => OrderKey::Field(pos, field.to_string()),
+            None => {
+                return Err(Error::invalid(format!(
+                    "orderBy \"{field}\" is not indexed on collection \"{}\"",
+                    q.collection
+                )))
+            }
+        },
+    };
+    Ok(CheckedQuery {
+        filters,
+        order,
+        desc: q.order_dir == OrderDir::Desc,
+        limit: q.limit,
+        offset: q.offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_format_as_javascript_does() {
+        let cases = [
+            (json!(1), "1"),
+            (json!(1.5), "1.5"),
+            (json!(-0.0), "0"),
+            (json!(1e21), "1e+21"),
+            (json!(1e-7), "1e-7"),
+            (json!(123456789012345678_u64), "123456789012345680"),
+            (json!(-42), "-42"),
+            (json!(0.1), "0.1"),
+            (json!(100), "100"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(index_string(&value).as_deref(), Some(expected), "{value}");
+        }
+    }
+
+    #[test]
+    fn paths_select_keys_and_array_positions() {
+        let doc = json!({"a": {"b": [10, {"c": true}]}, "n": null});
+        let Value::Object(map) = doc else { panic!() };
+        assert_eq!(index_value(&map, "a.b.0").as_deref(), Some("10"));
+        assert_eq!(index_value(&map, "a.b.1.c").as_deref(), Some("true"));
+        assert_eq!(index_value(&map, "a.b.01"), None);
+        assert_eq!(index_value(&map, "a.b"), None);
+        assert_eq!(index_value(&map, "n"), None);
+        assert_eq!(index_value(&map, "missing"), None);
+    }
+
+    #[test]
+    fn merge_keeps_order_and_appends_new_fields() {
+        let merged = merge_indexes(&["a".into(), "b".into()], &["c", "a", "c"]);
+        assert_eq!(merged, vec!["a", "b", "c"]);
+    }
+}

@@ -1,0 +1,102 @@
+//! The conformance suite: every rule of the contract, written once against
+//! `&dyn Store` and run for every driver configuration.
+//!
+//! A driver test file declares `mod conformance;` and calls
+//! `document_suite!(module_name, factory)`, where the factory turns
+//! `Options` into a store (and the temporary directory it lives in).
+
+#![allow(dead_code)]
+
+pub mod documents;
+
+use std::sync::Arc;
+
+use logstore::{ManualClock, Options, Store};
+use tempfile::TempDir;
+
+/// The clock every suite store starts at (2023-11-14T22:13:20Z).
+pub const START_MS: i64 = 1_700_000_000_000;
+/// The document limit of suite stores, small so the oversize rule is cheap.
+pub const SUITE_MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
+
+/// A store under test with the clock that drives it.
+pub struct Harness {
+    pub store: Box<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    _dir: Option<TempDir>,
+}
+
+/// Builds a store from options; returns it with the directory it lives in.
+pub type Factory = fn(Options) -> (Box<dyn Store>, Option<TempDir>);
+
+impl Harness {
+    pub fn new(factory: Factory) -> Harness {
+        let clock = Arc::new(ManualClock::new(START_MS));
+        let opts = Options {
+            clock: clock.clone(),
+            max_document_bytes: SUITE_MAX_DOCUMENT_BYTES,
+            ..Options::default()
+        };
+        let (store, dir) = factory(opts);
+        Harness {
+            store,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    pub fn s(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}
+
+/// One `#[test]` per rule of the documents contract, for one driver.
+#[macro_export]
+macro_rules! document_suite {
+    ($name:ident, $factory:expr) => {
+        $crate::document_suite!(@cases $name, $factory,
+            put_new_row_starts_at_version_one,
+            upsert_bumps_version_and_keeps_created_at,
+            cas_put_wins_only_at_the_expected_version,
+            cas_put_on_a_missing_row_is_none,
+            put_rejects_data_that_is_not_an_object,
+            put_keeps_key_order,
+            put_into_an_unensured_collection,
+            ensure_collection_is_idempotent_and_appends_fields,
+            ensure_collection_backfills_existing_documents,
+            list_collections_orders_by_name_with_counts,
+            get_missing_is_none,
+            patch_merges_shallowly_and_stores_null,
+            patch_is_compare_and_swap_only,
+            delete_removes_the_row_and_its_index_entries,
+            query_matches_every_filter,
+            query_rejects_an_unindexed_field,
+            query_rejects_null_object_and_array_values,
+            query_orders_by_created_at_by_default_with_id_ties,
+            query_orders_by_updated_at_and_id,
+            query_orders_by_index_field_with_missing_lowest,
+            query_rejects_an_unindexed_order,
+            query_pages_with_limit_and_offset,
+            count_ignores_order_limit_and_offset,
+            index_values_follow_javascript,
+            numbers_compare_as_strings,
+            nested_and_array_paths_are_indexed,
+            bad_names_and_ids_are_rejected,
+            oversized_document_is_rejected,
+            index_path_with_an_empty_segment_is_rejected,
+            concurrent_cas_puts_have_one_winner,
+            closed_store_refuses_calls
+        );
+    };
+    (@cases $name:ident, $factory:expr, $($case:ident),+) => {
+        mod $name {
+            $(
+                #[test]
+                fn $case() {
+                    let h = $crate::conformance::Harness::new($factory);
+                    $crate::conformance::documents::$case(&h);
+                }
+            )+
+        }
+    };
+}

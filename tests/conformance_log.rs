@@ -1,0 +1,18 @@
+//! The conformance suite against the log engine, on disk and in memory.
+
+mod conformance;
+
+use logstore::{LogStore, Options, Store};
+
+fn on_disk(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = LogStore::open(dir.path().join("store"), opts).expect("open");
+    (Box::new(store), Some(dir))
+}
+
+fn in_memory(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+    (Box::new(LogStore::in_memory(opts).expect("open")), None)
+}
+
+document_suite!(log_on_disk, crate::on_disk);
+document_suite!(log_in_memory, crate::in_memory);

@@ -218,6 +218,14 @@ fn read_document(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Document>
     }
 }
 
+/// The identity and version of a row about to be written.
+struct NewRow<'a> {
+    collection: &'a str,
+    id: &'a str,
+    version: u64,
+    created_at: i64,
+}
+
 impl Inner {
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -266,13 +274,16 @@ impl Inner {
     fn write_doc(
         &self,
         writer: &mut LogWriter,
-        collection: &str,
-        id: &str,
-        version: u64,
-        created_at: i64,
+        row: NewRow<'_>,
         data: Map<String, Value>,
         body: &[u8],
     ) -> Result<(Document, u64)> {
+        let NewRow {
+            collection,
+            id,
+            version,
+            created_at,
+        } = row;
         let updated_at = self.opts.clock.now_ms();
         let record = Record::DocPut {
             collection,
@@ -415,15 +426,13 @@ impl DocumentStore for LogStore {
             (None, None) => (1, inner.opts.clock.now_ms()),
             (Some((version, created_at)), _) => (version + 1, created_at),
         };
-        let (doc, seq) = inner.write_doc(
-            &mut writer,
+        let row = NewRow {
             collection,
             id,
             version,
             created_at,
-            data,
-            &body,
-        )?;
+        };
+        let (doc, seq) = inner.write_doc(&mut writer, row, data, &body)?;
         drop(writer);
         inner.wait_durable(seq)?;
         Ok(Some(doc))
@@ -456,15 +465,13 @@ impl DocumentStore for LogStore {
         validate::apply_patch(&mut doc.data, patch);
         let (data, body) =
             validate::document_body(Value::Object(doc.data), inner.opts.max_document_bytes)?;
-        let (doc, seq) = inner.write_doc(
-            &mut writer,
+        let row = NewRow {
             collection,
             id,
-            version + 1,
-            doc.created_at,
-            data,
-            &body,
-        )?;
+            version: version + 1,
+            created_at: doc.created_at,
+        };
+        let (doc, seq) = inner.write_doc(&mut writer, row, data, &body)?;
         drop(writer);
         inner.wait_durable(seq)?;
         Ok(Some(doc))

@@ -6,3 +6,6 @@ pub mod record;
 pub mod recovery;
 pub mod segment;
 pub mod writer;
+
+#[cfg(test)]
+mod format_doc;

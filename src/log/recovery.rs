@@ -82,7 +82,7 @@ pub fn recover(
         let path = dir.join(segment::segment_name(id));
         let context = || format!("reading segment {}", path.display());
         let file = fs.open(&path, false).map_err(|e| Error::io(context(), e))?;
-        let len = file.len().map_err(|e| Error::io(context(), e))?;
+        let len = file.size().map_err(|e| Error::io(context(), e))?;
         let mut image =
             vec![
                 0u8;

@@ -1,0 +1,88 @@
+//! Holds FORMAT.md to the code: its constants table and its worked examples
+//! must match what the engine writes.
+
+use super::record::{
+    Record, CRC_MASK_DELTA, FRAME_HEADER_LEN, KIND_COLLECTION, KIND_DOC_DELETE, KIND_DOC_PUT,
+    MAX_PAYLOAD_LEN,
+};
+use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+
+const FORMAT_MD: &str = include_str!("../../FORMAT.md");
+
+/// The `| `NAME` | `VALUE` |` rows of the constants table.
+fn documented_constants() -> Vec<(String, String)> {
+    let section = FORMAT_MD
+        .split("## Constants")
+        .nth(1)
+        .expect("FORMAT.md has a Constants section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+            let value = cells.get(2)?.strip_prefix('`')?.strip_suffix('`')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn hex_block(label: &str) -> Vec<u8> {
+    let fence = format!("```{label}\n");
+    let start = FORMAT_MD
+        .find(&fence)
+        .expect("FORMAT.md has the example block")
+        + fence.len();
+    let end = start + FORMAT_MD[start..].find("```").expect("block is closed");
+    FORMAT_MD[start..end]
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect()
+}
+
+#[test]
+fn constants_table_matches_the_code() {
+    let code: Vec<(&str, String)> = vec![
+        (
+            "SEGMENT_MAGIC",
+            String::from_utf8_lossy(&SEGMENT_MAGIC).into_owned(),
+        ),
+        ("FORMAT_VERSION", FORMAT_VERSION.to_string()),
+        ("SEGMENT_HEADER_LEN", SEGMENT_HEADER_LEN.to_string()),
+        ("FRAME_HEADER_LEN", FRAME_HEADER_LEN.to_string()),
+        ("MAX_PAYLOAD_LEN", MAX_PAYLOAD_LEN.to_string()),
+        ("CRC_MASK_DELTA", format!("{CRC_MASK_DELTA:#x}")),
+        ("KIND_COLLECTION", KIND_COLLECTION.to_string()),
+        ("KIND_DOC_PUT", KIND_DOC_PUT.to_string()),
+        ("KIND_DOC_DELETE", KIND_DOC_DELETE.to_string()),
+    ];
+    let documented = documented_constants();
+    assert_eq!(
+        documented.len(),
+        code.len(),
+        "every constant is documented once: {documented:?}"
+    );
+    for (name, value) in code {
+        let doc = documented
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is missing from FORMAT.md"));
+        assert_eq!(doc.1, value, "{name}");
+    }
+}
+
+#[test]
+fn worked_examples_match_the_encoder() {
+    assert_eq!(hex_block("hex-header"), encode_header(1).to_vec());
+    let mut frame = Vec::new();
+    Record::DocPut {
+        collection: "c",
+        id: "x",
+        version: 1,
+        created_at: 1_700_000_000_000,
+        updated_at: 1_700_000_000_000,
+        body: br#"{"a":1}"#,
+    }
+    .encode_frame(&mut frame);
+    assert_eq!(hex_block("hex-frame"), frame);
+}

@@ -40,6 +40,8 @@ pub use contract::{
     CollectionInfo, Document, DocumentStore, OrderDir, Query, Store, DEFAULT_LIMIT,
 };
 pub use drivers::log::{LogStore, LOCK_FILE};
+#[cfg(feature = "sqlite")]
+pub use drivers::sqlite::SqliteStore;
 pub use error::{Error, Result};
 pub use log::recovery::{RecoveryReport, TruncatedTail};
 pub use options::{Clock, Durability, ManualClock, Options, SystemClock};

@@ -2,3 +2,5 @@
 //! feature.
 
 pub mod log;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;

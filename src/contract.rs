@@ -198,10 +198,162 @@ pub trait DocumentStore: Send + Sync {
     fn count(&self, query: &Query) -> Result<u64>;
 }
 
+/// The mime type of a blob put without one.
+pub const DEFAULT_MIME: &str = "application/octet-stream";
+
+/// Options of a blob put.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobPut {
+    /// The mime type (default `application/octet-stream`).
+    pub mime: Option<String>,
+    /// The owner, for `list` by owner.
+    pub owner_id: Option<String>,
+}
+
+/// Which blobs `list` returns: newest first (`created_at` descending, ties by
+/// `id` descending).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlobList {
+    /// Only this owner's blobs; `None` lists every blob.
+    pub owner_id: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<usize>,
+    /// Skip this many first (default 0).
+    pub offset: Option<usize>,
+}
+
+/// A blob's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobMeta {
+    /// A UUID, unique in the store.
+    pub id: String,
+    /// The mime type.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The owner, if one was given.
+    pub owner_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    /// The BLAKE3 hash of the bytes in lowercase hex: the content address in
+    /// the log engine. The SQLite driver's schema has no such column, so it
+    /// reports `None`.
+    pub content_hash: Option<String>,
+}
+
+/// The bytes of a blob, streamed.
+pub type BlobReader = Box<dyn std::io::Read + Send>;
+
+/// Bytes with metadata. A blob is immutable: put a new one to change it.
+pub trait BlobStore: Send + Sync {
+    /// Streams `bytes` into the store and returns the new blob's metadata.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the blob is larger than `max_blob_bytes` (nothing
+    /// is left behind) or the mime or owner is bad; `Io` from the reader or
+    /// the file system.
+    fn put(&self, bytes: &mut dyn std::io::Read, opts: BlobPut) -> Result<BlobMeta>;
+
+    /// The metadata and a stream of the bytes, or `None`.
+    ///
+    /// # Errors
+    /// `Corruption` when the file is missing or its bytes no longer match.
+    fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>>;
+
+    /// The metadata, or `None`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed id.
+    fn get_meta(&self, id: &str) -> Result<Option<BlobMeta>>;
+
+    /// Removes the blob; true if it existed.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed id; `Io`, `Closed` or `Poisoned`.
+    fn delete(&self, id: &str) -> Result<bool>;
+
+    /// One page of blobs, newest first.
+    ///
+    /// # Errors
+    /// `Closed`, or a driver error.
+    fn list(&self, query: &BlobList) -> Result<Vec<BlobMeta>>;
+}
+
+/// A lease: a TTL'd claim on a key by an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRow {
+    /// The claimed key.
+    pub key: String,
+    /// Who holds it (conventionally a workflow run id).
+    pub owner: String,
+    /// Milliseconds since the Unix epoch; expired when `expires_at < now`.
+    pub expires_at: i64,
+    /// Grows by one with every successful acquire or renew.
+    pub version: u64,
+    /// When the row was first created.
+    pub created_at: i64,
+    /// When the row was last acquired or renewed.
+    pub updated_at: i64,
+}
+
+/// The outcome of `acquire` or `renew`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquire {
+    /// The caller holds the lease now.
+    Acquired(LeaseRow),
+    /// Someone else holds it (for `renew` without a row: owner `""` and
+    /// expiry 0).
+    Held {
+        /// The current holder.
+        owner: String,
+        /// When the current hold expires.
+        expires_at: i64,
+    },
+}
+
+/// TTL'd compare-and-swap claims on keys.
+pub trait LeaseStore: Send + Sync {
+    /// Claims `key` when it is free, expired, or already held by `owner`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an empty or oversized key or owner.
+    fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire>;
+
+    /// Extends a lease `owner` holds and that has not expired.
+    ///
+    /// # Errors
+    /// As [`LeaseStore::acquire`].
+    fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire>;
+
+    /// Removes the lease if `owner` holds it; otherwise does nothing.
+    ///
+    /// # Errors
+    /// As [`LeaseStore::acquire`].
+    fn release(&self, key: &str, owner: &str) -> Result<()>;
+
+    /// Removes every lease of `owner`; returns how many.
+    ///
+    /// # Errors
+    /// As [`LeaseStore::acquire`].
+    fn release_all(&self, owner: &str) -> Result<u64>;
+
+    /// The row, expired or not, or `None`.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a bad key.
+    fn get(&self, key: &str) -> Result<Option<LeaseRow>>;
+}
+
 /// A store: the contract's facilities behind one handle.
 pub trait Store: Send + Sync {
     /// The document facility.
     fn docs(&self) -> &dyn DocumentStore;
+
+    /// The blob facility.
+    fn blobs(&self) -> &dyn BlobStore;
+
+    /// The lease facility.
+    fn leases(&self) -> &dyn LeaseStore;
 
     /// Makes everything durable and releases the store; every later call
     /// fails with `Error::Closed`. Closing twice is harmless.

@@ -27,17 +27,20 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
+mod blobs;
 pub mod contract;
 mod drivers;
 mod engine;
 pub mod error;
 pub mod io;
+mod leases;
 mod log;
 pub mod options;
 pub mod validate;
 
 pub use contract::{
-    CollectionInfo, Document, DocumentStore, OrderDir, Query, Store, DEFAULT_LIMIT,
+    Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
+    DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
 };
 pub use drivers::log::{LogStore, LOCK_FILE};
 #[cfg(feature = "sqlite")]

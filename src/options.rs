@@ -88,6 +88,8 @@ pub struct Options {
     pub max_document_bytes: u64,
     /// A segment file is sealed once it reaches this size (default 64 MiB).
     pub segment_bytes: u64,
+    /// The largest blob, in bytes (default 25 MiB).
+    pub max_blob_bytes: u64,
     /// Where timestamps come from (default the wall clock).
     pub clock: Arc<dyn Clock>,
 }
@@ -98,6 +100,7 @@ impl Default for Options {
             durability: Durability::Sync,
             max_document_bytes: 16 * 1024 * 1024,
             segment_bytes: 64 * 1024 * 1024,
+            max_blob_bytes: 25 * 1024 * 1024,
             clock: Arc::new(SystemClock),
         }
     }

@@ -17,6 +17,16 @@ pub const MAX_INDEX_PATH_BYTES: usize = 256;
 /// The most index fields one collection may declare.
 pub const MAX_INDEXES: usize = 64;
 
+/// The longest blob id, in bytes. Ids are UUIDs; any id of ASCII letters,
+/// digits, `-` and `_` is accepted so ids from other writers still read.
+pub const MAX_BLOB_ID_BYTES: usize = 128;
+/// The longest blob mime type, in bytes.
+pub const MAX_MIME_BYTES: usize = 255;
+/// The longest blob owner id, lease key or lease owner, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// The default page size of a blob list.
+pub const DEFAULT_BLOB_LIMIT: usize = 100;
+
 /// The order fields every collection has without declaring them.
 pub const ORDER_CREATED_AT: &str = "createdAt";
 /// See [`ORDER_CREATED_AT`].
@@ -53,6 +63,63 @@ pub(crate) fn doc_id(id: &str) -> Result<()> {
 pub(crate) fn collection_and_id(collection: &str, id: &str) -> Result<()> {
     collection_name(collection)?;
     doc_id(id)
+}
+
+fn bounded(what: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(format!(
+            "{what} is at most {max} bytes, got {}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A blob id names a file in the SQLite layout, so only characters that
+/// cannot form a path are accepted.
+pub(crate) fn blob_id(id: &str) -> Result<()> {
+    bounded("a blob id", id, MAX_BLOB_ID_BYTES)?;
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::invalid(format!(
+            "blob id \"{id}\" may only hold ASCII letters, digits, '-' and '_'"
+        )));
+    }
+    Ok(())
+}
+
+/// The mime type and owner of a blob put, defaults applied.
+pub(crate) fn blob_put(opts: &crate::contract::BlobPut) -> Result<(String, Option<String>)> {
+    let mime = opts
+        .mime
+        .clone()
+        .unwrap_or_else(|| crate::contract::DEFAULT_MIME.to_string());
+    bounded("a blob mime type", &mime, MAX_MIME_BYTES)?;
+    if let Some(owner) = &opts.owner_id {
+        bounded("a blob owner id", owner, MAX_KEY_BYTES)?;
+    }
+    Ok((mime, opts.owner_id.clone()))
+}
+
+/// The limit and offset of a blob list, defaults applied.
+pub(crate) fn blob_page(list: &crate::contract::BlobList) -> (usize, usize) {
+    (
+        list.limit.unwrap_or(DEFAULT_BLOB_LIMIT),
+        list.offset.unwrap_or(0),
+    )
+}
+
+pub(crate) fn lease_key(key: &str) -> Result<()> {
+    bounded("a lease key", key, MAX_KEY_BYTES)
+}
+
+pub(crate) fn lease_owner(owner: &str) -> Result<()> {
+    bounded("a lease owner", owner, MAX_KEY_BYTES)
 }
 
 /// Checks a list of index paths for `ensure_collection`.

@@ -14,5 +14,5 @@ fn in_memory(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
     (Box::new(LogStore::in_memory(opts).expect("open")), None)
 }
 
-document_suite!(log_on_disk, crate::on_disk);
-document_suite!(log_in_memory, crate::in_memory);
+conformance_suite!(log_on_disk, crate::on_disk);
+conformance_suite!(log_in_memory, crate::in_memory);

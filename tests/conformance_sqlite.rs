@@ -18,5 +18,5 @@ fn in_memory(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
     (Box::new(store), Some(dir))
 }
 
-document_suite!(sqlite_on_file, crate::on_file);
-document_suite!(sqlite_in_memory, crate::in_memory);
+conformance_suite!(sqlite_on_file, crate::on_file);
+conformance_suite!(sqlite_in_memory, crate::in_memory);

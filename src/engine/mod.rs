@@ -5,7 +5,9 @@
 //! Live writes and recovery both change the state only through the `apply_*`
 //! methods, so there is one way state is built.
 
+pub mod blobs;
 pub mod collection;
+pub mod leases;
 pub mod query;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,10 @@ pub type IndexValues = Vec<Option<String>>;
 #[derive(Debug, Default)]
 pub struct State {
     collections: BTreeMap<String, Collection>,
+    /// Lease rows and their owner index.
+    pub leases: leases::Leases,
+    /// Blob metadata, listings and content reference counts.
+    pub blobs: blobs::Blobs,
 }
 
 /// A document write, as it is applied.

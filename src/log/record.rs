@@ -17,6 +17,18 @@ pub const KIND_COLLECTION: u8 = 1;
 pub const KIND_DOC_PUT: u8 = 2;
 /// Record kind: a document was deleted.
 pub const KIND_DOC_DELETE: u8 = 3;
+/// Record kind: a lease row was written (acquire or renew).
+pub const KIND_LEASE_SET: u8 = 4;
+/// Record kind: a lease was released.
+pub const KIND_LEASE_DELETE: u8 = 5;
+/// Record kind: every lease of an owner was released.
+pub const KIND_LEASE_RELEASE_ALL: u8 = 6;
+/// Record kind: a blob's metadata (its file is already durable).
+pub const KIND_BLOB_PUT: u8 = 7;
+/// Record kind: a blob was deleted.
+pub const KIND_BLOB_DELETE: u8 = 8;
+/// Bytes of a blob's content hash (BLAKE3).
+pub const BLOB_HASH_LEN: usize = 32;
 
 /// The checksum of a frame: CRC32 (IEEE) over the length field and the
 /// payload, rotated right by 15 bits and offset by [`CRC_MASK_DELTA`].
@@ -51,6 +63,30 @@ pub enum Record<'a> {
     },
     /// A document removed.
     DocDelete { collection: &'a str, id: &'a str },
+    /// A lease row after an acquire or renew.
+    LeaseSet {
+        key: &'a str,
+        owner: &'a str,
+        expires_at: i64,
+        version: u64,
+        created_at: i64,
+        updated_at: i64,
+    },
+    /// A lease released by its holder.
+    LeaseDelete { key: &'a str },
+    /// Every lease of an owner released.
+    LeaseReleaseAll { owner: &'a str },
+    /// A blob's metadata.
+    BlobPut {
+        id: &'a str,
+        mime: &'a str,
+        size: u64,
+        owner: Option<&'a str>,
+        created_at: i64,
+        hash: [u8; BLOB_HASH_LEN],
+    },
+    /// A blob removed.
+    BlobDelete { id: &'a str },
 }
 
 impl Record<'_> {
@@ -100,6 +136,56 @@ impl Record<'_> {
                 put_str(out, collection);
                 put_str(out, id);
             }
+            Record::LeaseSet {
+                key,
+                owner,
+                expires_at,
+                version,
+                created_at,
+                updated_at,
+            } => {
+                out.push(KIND_LEASE_SET);
+                put_str(out, key);
+                put_str(out, owner);
+                out.extend_from_slice(&expires_at.to_le_bytes());
+                out.extend_from_slice(&version.to_le_bytes());
+                out.extend_from_slice(&created_at.to_le_bytes());
+                out.extend_from_slice(&updated_at.to_le_bytes());
+            }
+            Record::LeaseDelete { key } => {
+                out.push(KIND_LEASE_DELETE);
+                put_str(out, key);
+            }
+            Record::LeaseReleaseAll { owner } => {
+                out.push(KIND_LEASE_RELEASE_ALL);
+                put_str(out, owner);
+            }
+            Record::BlobPut {
+                id,
+                mime,
+                size,
+                owner,
+                created_at,
+                hash,
+            } => {
+                out.push(KIND_BLOB_PUT);
+                put_str(out, id);
+                put_str(out, mime);
+                out.extend_from_slice(&size.to_le_bytes());
+                match owner {
+                    Some(owner) => {
+                        out.push(1);
+                        put_str(out, owner);
+                    }
+                    None => out.push(0),
+                }
+                out.extend_from_slice(&created_at.to_le_bytes());
+                out.extend_from_slice(hash);
+            }
+            Record::BlobDelete { id } => {
+                out.push(KIND_BLOB_DELETE);
+                put_str(out, id);
+            }
         }
     }
 
@@ -131,6 +217,29 @@ impl Record<'_> {
                 collection: r.str()?,
                 id: r.str()?,
             },
+            KIND_LEASE_SET => Record::LeaseSet {
+                key: r.str()?,
+                owner: r.str()?,
+                expires_at: r.u64()? as i64,
+                version: r.u64()?,
+                created_at: r.u64()? as i64,
+                updated_at: r.u64()? as i64,
+            },
+            KIND_LEASE_DELETE => Record::LeaseDelete { key: r.str()? },
+            KIND_LEASE_RELEASE_ALL => Record::LeaseReleaseAll { owner: r.str()? },
+            KIND_BLOB_PUT => Record::BlobPut {
+                id: r.str()?,
+                mime: r.str()?,
+                size: r.u64()?,
+                owner: match r.u8()? {
+                    0 => None,
+                    1 => Some(r.str()?),
+                    flag => return Err(format!("blob owner flag {flag} is neither 0 nor 1")),
+                },
+                created_at: r.u64()? as i64,
+                hash: r.array()?,
+            },
+            KIND_BLOB_DELETE => Record::BlobDelete { id: r.str()? },
             kind => return Err(format!("unknown record kind {kind}")),
         };
         if !r.buf.is_empty() {
@@ -253,6 +362,33 @@ mod tests {
                 collection: "c",
                 id: "x",
             },
+            Record::LeaseSet {
+                key: "k",
+                owner: "o",
+                expires_at: -3,
+                version: 2,
+                created_at: 5,
+                updated_at: 6,
+            },
+            Record::LeaseDelete { key: "k" },
+            Record::LeaseReleaseAll { owner: "o" },
+            Record::BlobPut {
+                id: "b",
+                mime: "text/plain",
+                size: 5,
+                owner: Some("u"),
+                created_at: 9,
+                hash: [7; BLOB_HASH_LEN],
+            },
+            Record::BlobPut {
+                id: "b",
+                mime: "text/plain",
+                size: 5,
+                owner: None,
+                created_at: 9,
+                hash: [7; BLOB_HASH_LEN],
+            },
+            Record::BlobDelete { id: "b" },
         ];
         for record in records {
             let mut buf = Vec::new();

@@ -27,6 +27,11 @@ pub struct RecoveryReport {
     pub records: u64,
     /// The torn tail cut off the newest segment, if there was one.
     pub truncated: Option<TruncatedTail>,
+    /// Blob content files no blob referred to (a crash between a file and
+    /// its metadata, or between a delete and the file's removal), removed.
+    pub orphan_blobs_removed: u64,
+    /// Temporary files of interrupted blob puts, removed.
+    pub temp_files_removed: u64,
 }
 
 /// A torn tail removed by recovery.

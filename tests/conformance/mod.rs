@@ -7,7 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod blobs;
 pub mod documents;
+pub mod leases;
 
 use std::sync::Arc;
 
@@ -18,6 +20,8 @@ use tempfile::TempDir;
 pub const START_MS: i64 = 1_700_000_000_000;
 /// The document limit of suite stores, small so the oversize rule is cheap.
 pub const SUITE_MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
+/// The blob limit of suite stores.
+pub const SUITE_MAX_BLOB_BYTES: u64 = 256 * 1024;
 
 /// A store under test with the clock that drives it.
 pub struct Harness {
@@ -35,6 +39,7 @@ impl Harness {
         let opts = Options {
             clock: clock.clone(),
             max_document_bytes: SUITE_MAX_DOCUMENT_BYTES,
+            max_blob_bytes: SUITE_MAX_BLOB_BYTES,
             ..Options::default()
         };
         let (store, dir) = factory(opts);
@@ -50,51 +55,80 @@ impl Harness {
     }
 }
 
-/// One `#[test]` per rule of the documents contract, for one driver.
+/// One `#[test]` per rule of the contract (documents, blobs, leases), for
+/// one driver configuration.
 #[macro_export]
-macro_rules! document_suite {
+macro_rules! conformance_suite {
     ($name:ident, $factory:expr) => {
-        $crate::document_suite!(@cases $name, $factory,
-            put_new_row_starts_at_version_one,
-            upsert_bumps_version_and_keeps_created_at,
-            cas_put_wins_only_at_the_expected_version,
-            cas_put_on_a_missing_row_is_none,
-            put_rejects_data_that_is_not_an_object,
-            put_keeps_key_order,
-            put_into_an_unensured_collection,
-            ensure_collection_is_idempotent_and_appends_fields,
-            ensure_collection_backfills_existing_documents,
-            list_collections_orders_by_name_with_counts,
-            get_missing_is_none,
-            patch_merges_shallowly_and_stores_null,
-            patch_is_compare_and_swap_only,
-            delete_removes_the_row_and_its_index_entries,
-            query_matches_every_filter,
-            query_rejects_an_unindexed_field,
-            query_rejects_null_object_and_array_values,
-            query_orders_by_created_at_by_default_with_id_ties,
-            query_orders_by_updated_at_and_id,
-            query_orders_by_index_field_with_missing_lowest,
-            query_rejects_an_unindexed_order,
-            query_pages_with_limit_and_offset,
-            count_ignores_order_limit_and_offset,
-            index_values_follow_javascript,
-            numbers_compare_as_strings,
-            nested_and_array_paths_are_indexed,
-            bad_names_and_ids_are_rejected,
-            oversized_document_is_rejected,
-            index_path_with_an_empty_segment_is_rejected,
-            concurrent_cas_puts_have_one_winner,
-            closed_store_refuses_calls
-        );
-    };
-    (@cases $name:ident, $factory:expr, $($case:ident),+) => {
         mod $name {
+            $crate::conformance_suite!(@cases documents, $factory,
+                put_new_row_starts_at_version_one,
+                upsert_bumps_version_and_keeps_created_at,
+                cas_put_wins_only_at_the_expected_version,
+                cas_put_on_a_missing_row_is_none,
+                put_rejects_data_that_is_not_an_object,
+                put_keeps_key_order,
+                put_into_an_unensured_collection,
+                ensure_collection_is_idempotent_and_appends_fields,
+                ensure_collection_backfills_existing_documents,
+                list_collections_orders_by_name_with_counts,
+                get_missing_is_none,
+                patch_merges_shallowly_and_stores_null,
+                patch_is_compare_and_swap_only,
+                delete_removes_the_row_and_its_index_entries,
+                query_matches_every_filter,
+                query_rejects_an_unindexed_field,
+                query_rejects_null_object_and_array_values,
+                query_orders_by_created_at_by_default_with_id_ties,
+                query_orders_by_updated_at_and_id,
+                query_orders_by_index_field_with_missing_lowest,
+                query_rejects_an_unindexed_order,
+                query_pages_with_limit_and_offset,
+                count_ignores_order_limit_and_offset,
+                index_values_follow_javascript,
+                numbers_compare_as_strings,
+                nested_and_array_paths_are_indexed,
+                bad_names_and_ids_are_rejected,
+                oversized_document_is_rejected,
+                index_path_with_an_empty_segment_is_rejected,
+                concurrent_cas_puts_have_one_winner,
+                closed_store_refuses_calls
+            );
+            $crate::conformance_suite!(@cases blobs, $factory,
+                put_returns_metadata_and_get_streams_the_bytes,
+                put_keeps_mime_and_owner,
+                empty_and_limit_sized_blobs_are_stored,
+                an_oversized_blob_is_refused_and_leaves_nothing,
+                a_failing_reader_is_an_error_and_leaves_nothing,
+                identical_bytes_are_still_two_blobs,
+                missing_blobs_are_none_and_delete_reports_existence,
+                list_is_newest_first_with_owner_and_paging,
+                bad_blob_input_is_rejected,
+                closed_store_refuses_blob_calls
+            );
+            $crate::conformance_suite!(@cases leases, $factory,
+                acquire_claims_a_free_key,
+                acquire_of_a_held_key_says_who_holds_it,
+                acquire_is_reentrant_for_the_holder,
+                an_expired_lease_can_be_stolen,
+                a_negative_ttl_is_born_expired,
+                renew_extends_only_an_unexpired_own_lease,
+                release_removes_only_the_holders_lease,
+                release_all_removes_every_lease_of_the_owner,
+                an_expired_row_is_still_returned,
+                concurrent_acquires_have_one_winner,
+                bad_lease_input_is_rejected,
+                closed_store_refuses_lease_calls
+            );
+        }
+    };
+    (@cases $facility:ident, $factory:expr, $($case:ident),+) => {
+        mod $facility {
             $(
                 #[test]
                 fn $case() {
                     let h = $crate::conformance::Harness::new($factory);
-                    $crate::conformance::documents::$case(&h);
+                    $crate::conformance::$facility::$case(&h);
                 }
             )+
         }

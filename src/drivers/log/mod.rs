@@ -8,7 +8,8 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
-use crate::contract::{Document, DocumentStore, Store};
+use crate::blobs;
+use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow, LeaseStore, Store};
 use crate::engine::{IndexValues, PutMeta, State};
 use crate::io::{LockGuard, MemFs, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
@@ -44,6 +45,7 @@ struct Inner {
     closed: AtomicBool,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
     recovery: RecoveryReport,
+    fs: Arc<dyn Vfs>,
 }
 
 impl LogStore {
@@ -84,9 +86,12 @@ impl LogStore {
 
         let files = SegmentFiles::default();
         let mut state = State::default();
-        let (tail, recovery) = recover(fs.as_ref(), &dir, &files, |record, loc| {
-            replay(&mut state, &files, &dir, record, loc)
+        let (tail, mut recovery) = recover(fs.as_ref(), &dir, &files, |record, loc| {
+            apply_record(&mut state, &files, &dir, record, loc)
         })?;
+        let (orphans, temps) = blobs::sweep(fs.as_ref(), &dir, &state.blobs)?;
+        recovery.orphan_blobs_removed = orphans;
+        recovery.temp_files_removed = temps;
         let writer = LogWriter::new(
             fs.clone(),
             dir.clone(),
@@ -107,6 +112,7 @@ impl LogStore {
                 closed: AtomicBool::new(false),
                 lock: Mutex::new(Some(lock)),
                 recovery,
+                fs,
             },
         })
     }
@@ -123,8 +129,10 @@ impl LogStore {
     }
 }
 
-/// Applies one replayed record to the state.
-fn replay(
+/// Applies one record to the state: the path of every replayed record, and
+/// of live lease and blob writes. (Live document writes apply the same
+/// `State` methods with the body they already parsed.)
+fn apply_record(
     state: &mut State,
     files: &SegmentFiles,
     dir: &Path,
@@ -159,6 +167,54 @@ fn replay(
         }
         Record::DocDelete { collection, id } => {
             state.apply_delete(collection, id);
+            Ok(())
+        }
+        Record::LeaseSet {
+            key,
+            owner,
+            expires_at,
+            version,
+            created_at,
+            updated_at,
+        } => {
+            state.leases.set(LeaseRow {
+                key: key.to_string(),
+                owner: owner.to_string(),
+                expires_at,
+                version,
+                created_at,
+                updated_at,
+            });
+            Ok(())
+        }
+        Record::LeaseDelete { key } => {
+            state.leases.remove(key);
+            Ok(())
+        }
+        Record::LeaseReleaseAll { owner } => {
+            state.leases.release_all(owner);
+            Ok(())
+        }
+        Record::BlobPut {
+            id,
+            mime,
+            size,
+            owner,
+            created_at,
+            hash,
+        } => {
+            state.blobs.insert(BlobMeta {
+                id: id.to_string(),
+                mime: mime.to_string(),
+                size,
+                owner_id: owner.map(str::to_string),
+                created_at,
+                content_hash: Some(blobs::hex(&hash)),
+            });
+            Ok(())
+        }
+        Record::BlobDelete { id } => {
+            state.blobs.remove(id);
             Ok(())
         }
     }
@@ -245,6 +301,20 @@ impl Inner {
         read_document(&self.files, &self.dir, loc)
     }
 
+    /// Appends and applies a lease or blob record under the writer lock;
+    /// returns its sequence number.
+    fn append_and_apply(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<u64> {
+        let (loc, seq) = self.append(writer, record)?;
+        apply_record(
+            &mut self.state.write(),
+            &self.files,
+            &self.dir,
+            record.clone(),
+            loc,
+        )?;
+        Ok(seq)
+    }
+
     /// Appends under the writer lock; any failure poisons the store, since
     /// the tail of the log is then unknown.
     fn append(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<(Loc, u64)> {
@@ -258,6 +328,12 @@ impl Inner {
         if self.opts.durability != Durability::Sync {
             return Ok(());
         }
+        self.wait_synced(seq)
+    }
+
+    /// Returns once record `seq` is on stable storage, whatever the
+    /// durability option (a blob file may only go once its delete is).
+    fn wait_synced(&self, seq: u64) -> Result<()> {
         self.commit
             .wait(seq, || {
                 let (file, covered) = self.writer.lock().sync_point();
@@ -340,9 +416,19 @@ impl Store for LogStore {
         self
     }
 
+    fn blobs(&self) -> &dyn BlobStore {
+        self
+    }
+
+    fn leases(&self) -> &dyn LeaseStore {
+        self
+    }
+
     fn close(&self) -> Result<()> {
         self.inner.close()
     }
 }
 
+mod blob_store;
 mod docs;
+mod lease_store;

@@ -15,7 +15,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
-use crate::contract::{Document, DocumentStore, Store};
+use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, Store};
 use crate::options::{Durability, Options};
 use crate::validate::{self, CheckedQuery, OrderKey};
 use crate::{Error, Result};
@@ -273,6 +273,14 @@ impl Store for SqliteStore {
         self
     }
 
+    fn blobs(&self) -> &dyn BlobStore {
+        self
+    }
+
+    fn leases(&self) -> &dyn LeaseStore {
+        self
+    }
+
     fn close(&self) -> Result<()> {
         match self.conn.lock().take() {
             Some(conn) => conn.close().map_err(|(_, e)| Error::Sqlite(e)),
@@ -281,4 +289,6 @@ impl Store for SqliteStore {
     }
 }
 
+mod blob_store;
 mod docs;
+mod lease_store;

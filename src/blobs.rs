@@ -1,0 +1,242 @@
+//! Content-addressed blob files of the log engine.
+//!
+//! A put streams the bytes into `blobs/tmp/<id>.tmp` while hashing (BLAKE3)
+//! and counting them, syncs the file, then renames it to its content address
+//! `blobs/<first two hex digits>/<64 hex digits>` and syncs the directory.
+//! Only after that is the metadata record appended to the log, so metadata
+//! never points at a missing file. Identical bytes are one file; open
+//! removes files no blob refers to and leftover temporary files.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::contract::{BlobMeta, BlobReader};
+use crate::engine::blobs::Blobs;
+use crate::io::{VFile, Vfs};
+use crate::log::record::BLOB_HASH_LEN;
+use crate::{Error, Result};
+
+/// The blob folder inside a store directory.
+pub const BLOB_DIR: &str = "blobs";
+/// Where puts stage their bytes, inside [`BLOB_DIR`].
+pub const TMP_DIR: &str = "tmp";
+const CHUNK: usize = 64 * 1024;
+
+/// Lowercase hex of a content hash.
+pub fn hex(hash: &[u8; BLOB_HASH_LEN]) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The directory and path of the content file with hex hash `hash`.
+pub fn content_path(dir: &Path, hash: &str) -> (PathBuf, PathBuf) {
+    let folder = dir.join(BLOB_DIR).join(hash.get(..2).unwrap_or("xx"));
+    let path = folder.join(hash);
+    (folder, path)
+}
+
+fn io_err<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
+}
+
+/// Bytes staged in a temporary file, synced, not yet at their address.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the bytes.
+    pub hash: [u8; BLOB_HASH_LEN],
+}
+
+/// The staging path of blob `id` in the log engine's layout (its folder is
+/// created).
+pub fn tmp_path(fs: &dyn Vfs, dir: &Path, id: &str) -> Result<PathBuf> {
+    let tmp_dir = dir.join(BLOB_DIR).join(TMP_DIR);
+    fs.create_dir_all(&tmp_dir)
+        .map_err(io_err(&tmp_dir, "creating"))?;
+    Ok(tmp_dir.join(format!("{id}.tmp")))
+}
+
+/// Streams `reader` into the file `tmp`, hashing and counting, and syncs
+/// it; removes the file and fails once more than `max` bytes arrive. Memory
+/// use is one 64 KiB buffer whatever the blob's size.
+pub fn stage(fs: &dyn Vfs, tmp: PathBuf, reader: &mut dyn Read, max: u64) -> Result<Staged> {
+    let file = fs.open(&tmp, true).map_err(io_err(&tmp, "creating"))?;
+    match fill(file.as_ref(), &tmp, reader, max) {
+        Ok((size, hash)) => Ok(Staged { tmp, size, hash }),
+        Err(e) => {
+            drop(file);
+            let _ = fs.remove(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn fill(
+    file: &dyn VFile,
+    tmp: &Path,
+    reader: &mut dyn Read,
+    max: u64,
+) -> Result<(u64, [u8; BLOB_HASH_LEN])> {
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("reading the blob's bytes from the caller", e)),
+        };
+        if size + n as u64 > max {
+            return Err(Error::invalid(format!(
+                "the blob is larger than the limit of {max} bytes"
+            )));
+        }
+        file.write_all_at(&buf[..n], size)
+            .map_err(io_err(tmp, "writing"))?;
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    file.sync_data().map_err(io_err(tmp, "syncing"))?;
+    Ok((size, *hasher.finalize().as_bytes()))
+}
+
+/// Moves staged bytes to their content address, or drops them when the same
+/// content is already there. Call with the writer lock held, so a delete
+/// cannot remove the content file between this check and the record.
+pub fn install(fs: &dyn Vfs, dir: &Path, staged: &Staged) -> Result<()> {
+    let (folder, path) = content_path(dir, &hex(&staged.hash));
+    if fs.open(&path, false).is_ok() {
+        fs.remove(&staged.tmp)
+            .map_err(io_err(&staged.tmp, "removing"))?;
+        return Ok(());
+    }
+    fs.create_dir_all(&folder)
+        .map_err(io_err(&folder, "creating"))?;
+    fs.rename(&staged.tmp, &path)
+        .map_err(io_err(&path, "renaming a staged blob to"))?;
+    fs.sync_dir(&folder).map_err(io_err(&folder, "syncing"))?;
+    let root = dir.join(BLOB_DIR);
+    fs.sync_dir(&root).map_err(io_err(&root, "syncing"))
+}
+
+/// Opens a blob's content file after checking its size and hash, so a
+/// damaged file is reported instead of read.
+pub fn open_verified(fs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> Result<BlobReader> {
+    let hash = meta.content_hash.as_deref().unwrap_or_default();
+    let (_, path) = content_path(dir, hash);
+    let file = match fs.open(&path, false) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!("the content file of blob {} is missing", meta.id),
+            ))
+        }
+        Err(e) => return Err(io_err(&path, "opening")(e)),
+    };
+    let len = file.size().map_err(io_err(&path, "reading"))?;
+    if len != meta.size {
+        return Err(Error::corruption(
+            &path,
+            0,
+            format!(
+                "blob {} should be {} bytes, the file has {len}",
+                meta.id, meta.size
+            ),
+        ));
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = FileReader::new(file.clone(), len);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf).map_err(io_err(&path, "reading"))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    if hex(hasher.finalize().as_bytes()) != hash {
+        return Err(Error::corruption(
+            &path,
+            0,
+            format!("the bytes of blob {} no longer match their hash", meta.id),
+        ));
+    }
+    Ok(Box::new(FileReader::new(file, len)))
+}
+
+/// Removes the content file `hash` (after its last reference went away).
+pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
+    let (_, path) = content_path(dir, hash);
+    match fs.remove(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path, "removing")(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes content files no blob refers to and leftover temporary files;
+/// returns how many of each.
+pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
+    let root = dir.join(BLOB_DIR);
+    let mut orphans = 0;
+    for prefix in 0..=255u8 {
+        let folder = root.join(format!("{prefix:02x}"));
+        let names = match fs.list(&folder) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(&folder, "listing")(e)),
+        };
+        for name in names {
+            if blobs.refs(&name) == 0 {
+                let path = folder.join(&name);
+                fs.remove(&path).map_err(io_err(&path, "removing orphan"))?;
+                orphans += 1;
+            }
+        }
+    }
+    let tmp_dir = root.join(TMP_DIR);
+    let mut temps = 0;
+    match fs.list(&tmp_dir) {
+        Ok(names) => {
+            for name in names {
+                let path = tmp_dir.join(name);
+                fs.remove(&path).map_err(io_err(&path, "removing"))?;
+                temps += 1;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&tmp_dir, "listing")(e)),
+    }
+    Ok((orphans, temps))
+}
+
+/// Streams a file through the file-system seam.
+#[derive(Debug)]
+pub struct FileReader {
+    file: Arc<dyn VFile>,
+    pos: u64,
+    len: u64,
+}
+
+impl FileReader {
+    /// Reads `file` from its start to `len`.
+    pub fn new(file: Arc<dyn VFile>, len: u64) -> Self {
+        FileReader { file, pos: 0, len }
+    }
+}
+
+impl Read for FileReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min((self.len - self.pos) as usize);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.file.read_exact_at(&mut buf[..n], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

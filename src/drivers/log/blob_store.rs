@@ -1,0 +1,103 @@
+//! The blob facility of the log engine: content-addressed files plus one
+//! metadata record each (see `crate::blobs` for the file protocol).
+
+use std::io::Read;
+
+use super::LogStore;
+use crate::blobs;
+use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
+use crate::log::record::Record;
+use crate::validate;
+use crate::Result;
+
+impl BlobStore for LogStore {
+    fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
+        let (mime, owner_id) = validate::blob_put(&opts)?;
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let fs = inner.fs.as_ref();
+        let tmp = blobs::tmp_path(fs, &inner.dir, &id)?;
+        let staged = blobs::stage(fs, tmp, bytes, inner.opts.max_blob_bytes)?;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        blobs::install(fs, &inner.dir, &staged)?;
+        let created_at = inner.opts.clock.now_ms();
+        let record = Record::BlobPut {
+            id: &id,
+            mime: &mime,
+            size: staged.size,
+            owner: owner_id.as_deref(),
+            created_at,
+            hash: staged.hash,
+        };
+        let seq = inner.append_and_apply(&mut writer, &record)?;
+        drop(writer);
+        inner.wait_durable(seq)?;
+        Ok(BlobMeta {
+            id,
+            mime,
+            size: staged.size,
+            owner_id,
+            created_at,
+            content_hash: Some(blobs::hex(&staged.hash)),
+        })
+    }
+
+    fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
+        let Some(meta) = self.get_meta(id)? else {
+            return Ok(None);
+        };
+        let reader = blobs::open_verified(self.inner.fs.as_ref(), &self.inner.dir, &meta)?;
+        Ok(Some((meta, reader)))
+    }
+
+    fn get_meta(&self, id: &str) -> Result<Option<BlobMeta>> {
+        validate::blob_id(id)?;
+        self.inner.check_open()?;
+        Ok(self.inner.state.read().blobs.get(id).cloned())
+    }
+
+    fn delete(&self, id: &str) -> Result<bool> {
+        validate::blob_id(id)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let Some(hash) = inner
+            .state
+            .read()
+            .blobs
+            .get(id)
+            .map(|m| m.content_hash.clone())
+        else {
+            return Ok(false);
+        };
+        let seq = inner.append_and_apply(&mut writer, &Record::BlobDelete { id })?;
+        let Some(hash) = hash.filter(|h| inner.state.read().blobs.refs(h) == 0) else {
+            drop(writer);
+            inner.wait_durable(seq)?;
+            return Ok(true);
+        };
+        drop(writer);
+        // The file may only go once the delete is on disk: a crash before
+        // that would otherwise bring back metadata without its bytes.
+        inner.wait_synced(seq)?;
+        let _writer = inner.writer.lock();
+        // A put of the same bytes may have claimed the file meanwhile.
+        if inner.state.read().blobs.refs(&hash) == 0 {
+            blobs::remove_content(inner.fs.as_ref(), &inner.dir, &hash)?;
+        }
+        Ok(true)
+    }
+
+    fn list(&self, query: &BlobList) -> Result<Vec<BlobMeta>> {
+        self.inner.check_open()?;
+        let (limit, offset) = validate::blob_page(query);
+        Ok(self
+            .inner
+            .state
+            .read()
+            .blobs
+            .list(query.owner_id.as_deref(), limit, offset))
+    }
+}

@@ -1,0 +1,158 @@
+//! The blob facility of the SQLite driver: a `store_blobs` row per blob and
+//! the bytes in a file named by the blob id in the blob directory, as the
+//! reference package lays them out.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::SqliteStore;
+use crate::blobs;
+use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
+use crate::io::{RealFs, Vfs};
+use crate::options::Durability;
+use crate::validate;
+use crate::{Error, Result};
+
+const BLOB_COLUMNS: &str = "id, mime, size, owner_id, created_at";
+
+fn read_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobMeta> {
+    Ok(BlobMeta {
+        id: row.get(0)?,
+        mime: row.get(1)?,
+        size: row.get::<_, i64>(2)? as u64,
+        owner_id: row.get(3)?,
+        created_at: row.get(4)?,
+        content_hash: None,
+    })
+}
+
+impl SqliteStore {
+    fn blob_path(&self, id: &str) -> PathBuf {
+        self.blob_dir.join(id)
+    }
+}
+
+impl BlobStore for SqliteStore {
+    fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
+        let (mime, owner_id) = validate::blob_put(&opts)?;
+        self.with_conn(|_| Ok(()))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let fs = RealFs;
+        let tmp = self.blob_dir.join(format!(".{id}.tmp"));
+        let staged = blobs::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        let path = self.blob_path(&id);
+        fs.rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("renaming a staged blob to {}", path.display()), e))?;
+        if self.opts.durability == Durability::Sync {
+            fs.sync_dir(&self.blob_dir)
+                .map_err(|e| Error::io(format!("syncing {}", self.blob_dir.display()), e))?;
+        }
+        let meta = BlobMeta {
+            id,
+            mime,
+            size: staged.size,
+            owner_id,
+            created_at: self.opts.clock.now_ms(),
+            content_hash: None,
+        };
+        let inserted = self.with_conn(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO store_blobs (id, mime, size, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![meta.id, meta.mime, meta.size as i64, meta.owner_id, meta.created_at])?;
+            Ok(())
+        });
+        if let Err(e) = inserted {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(meta)
+    }
+
+    fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
+        let Some(meta) = self.get_meta(id)? else {
+            return Ok(None);
+        };
+        let path = self.blob_path(id);
+        let file = std::fs::File::open(&path).map_err(|e| {
+            Error::corruption(
+                &path,
+                0,
+                format!("the file of blob {id} cannot be opened: {e}"),
+            )
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+            .len();
+        if len != meta.size {
+            return Err(Error::corruption(
+                &path,
+                0,
+                format!(
+                    "blob {id} should be {} bytes, the file has {len}",
+                    meta.size
+                ),
+            ));
+        }
+        Ok(Some((meta, Box::new(file))))
+    }
+
+    fn get_meta(&self, id: &str) -> Result<Option<BlobMeta>> {
+        validate::blob_id(id)?;
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {BLOB_COLUMNS} FROM store_blobs WHERE id = ?1"
+                ))?
+                .query_row([id], read_meta)
+                .optional()?)
+        })
+    }
+
+    fn delete(&self, id: &str) -> Result<bool> {
+        validate::blob_id(id)?;
+        let removed = self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached("DELETE FROM store_blobs WHERE id = ?1")?
+                .execute([id])?)
+        })?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        let path = self.blob_path(id);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", path.display()), e))
+            }
+            _ => Ok(true),
+        }
+    }
+
+    fn list(&self, query: &BlobList) -> Result<Vec<BlobMeta>> {
+        let (limit, offset) = validate::blob_page(query);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.with_conn(|conn| {
+            let rows = match &query.owner_id {
+                Some(owner) => conn
+                    .prepare_cached(&format!(
+                        "SELECT {BLOB_COLUMNS} FROM store_blobs WHERE owner_id = ?1
+                         ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3"
+                    ))?
+                    .query_map(params![owner, limit, offset], read_meta)?
+                    .collect::<rusqlite::Result<_>>()?,
+                None => conn
+                    .prepare_cached(&format!(
+                        "SELECT {BLOB_COLUMNS} FROM store_blobs
+                         ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"
+                    ))?
+                    .query_map(params![limit, offset], read_meta)?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            Ok(rows)
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! The lease facility of the SQLite driver: each rule is one conditional
+//! statement, so the database itself decides races.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::SqliteStore;
+use crate::contract::{Acquire, LeaseRow, LeaseStore};
+use crate::leases::expiry;
+use crate::validate;
+use crate::Result;
+
+const LEASE_COLUMNS: &str = "key, owner, expires_at, version, created_at, updated_at";
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
+    Ok(LeaseRow {
+        key: row.get(0)?,
+        owner: row.get(1)?,
+        expires_at: row.get(2)?,
+        version: row.get::<_, i64>(3)? as u64,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
+}
+
+/// The "held" answer for a key that was not granted.
+fn held(conn: &Connection, key: &str) -> Result<Acquire> {
+    let current: Option<(String, i64)> = conn
+        .prepare_cached("SELECT owner, expires_at FROM store_leases WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (owner, expires_at) = current.unwrap_or_default();
+    Ok(Acquire::Held { owner, expires_at })
+}
+
+fn checked(key: &str, owner: &str) -> Result<()> {
+    validate::lease_key(key)?;
+    validate::lease_owner(owner)
+}
+
+impl LeaseStore for SqliteStore {
+    fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
+        checked(key, owner)?;
+        let now = self.opts.clock.now_ms();
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            let row = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO store_leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+                     ON CONFLICT (key) DO UPDATE SET
+                        owner = excluded.owner,
+                        expires_at = excluded.expires_at,
+                        version = store_leases.version + 1,
+                        updated_at = excluded.updated_at
+                     WHERE store_leases.owner = excluded.owner
+                        OR store_leases.expires_at < excluded.updated_at
+                     RETURNING {LEASE_COLUMNS}"
+                ))?
+                .query_row(params![key, owner, expiry(now, ttl_ms), now], read_row)
+                .optional()?;
+            let outcome = match row {
+                Some(row) => Acquire::Acquired(row),
+                None => held(&tx, key)?,
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
+        checked(key, owner)?;
+        let now = self.opts.clock.now_ms();
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            let row = tx
+                .prepare_cached(&format!(
+                    "UPDATE store_leases SET expires_at = ?3, version = version + 1, updated_at = ?4
+                     WHERE key = ?1 AND owner = ?2 AND expires_at >= ?4
+                     RETURNING {LEASE_COLUMNS}"
+                ))?
+                .query_row(params![key, owner, expiry(now, ttl_ms), now], read_row)
+                .optional()?;
+            let outcome = match row {
+                Some(row) => Acquire::Acquired(row),
+                None => held(&tx, key)?,
+            };
+            tx.commit()?;
+            Ok(outcome)
+        })
+    }
+
+    fn release(&self, key: &str, owner: &str) -> Result<()> {
+        checked(key, owner)?;
+        self.with_conn(|conn| {
+            conn.prepare_cached("DELETE FROM store_leases WHERE key = ?1 AND owner = ?2")?
+                .execute([key, owner])?;
+            Ok(())
+        })
+    }
+
+    fn release_all(&self, owner: &str) -> Result<u64> {
+        validate::lease_owner(owner)?;
+        self.with_conn(|conn| {
+            let n = conn
+                .prepare_cached("DELETE FROM store_leases WHERE owner = ?1")?
+                .execute([owner])?;
+            Ok(n as u64)
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<LeaseRow>> {
+        validate::lease_key(key)?;
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {LEASE_COLUMNS} FROM store_leases WHERE key = ?1"
+                ))?
+                .query_row([key], read_row)
+                .optional()?)
+        })
+    }
+}

@@ -126,19 +126,51 @@ fn a_second_open_is_locked_until_close() {
     LogStore::open(&dir, Options::default()).unwrap();
 }
 
+fn child(role: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "child_process_entry",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_DIR, dir)
+    .env(CHILD_ROLE, role);
+    cmd
+}
+
 fn run_child(role: &str, dir: &Path) -> std::process::Output {
-    let exe = std::env::current_exe().unwrap();
-    Command::new(exe)
-        .args([
-            "child_process_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR, dir)
-        .env(CHILD_ROLE, role)
-        .output()
-        .unwrap()
+    child(role, dir).output().unwrap()
+}
+
+#[test]
+fn leases_are_locked_to_their_process_and_come_back_after_sigkill() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let mut holder = child("hold-leases", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = holder.stdout.take().unwrap();
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map(|l| l.unwrap())
+        .any(|l| l.contains("ready"));
+    assert!(ready, "the child acquired its leases");
+    assert!(matches!(
+        LogStore::open(&dir, Options::default()),
+        Err(Error::Locked { .. })
+    ));
+    holder.kill().unwrap(); // SIGKILL: no destructor runs
+    holder.wait().unwrap();
+    let store = LogStore::open(&dir, Options::default()).unwrap();
+    let lease = store.leases().get("conv:1").unwrap().unwrap();
+    assert_eq!((lease.owner.as_str(), lease.expires_at), ("run-a", 65_000));
+    assert_eq!(
+        store.leases().get("conv:2").unwrap().unwrap().expires_at,
+        6_000
+    );
 }
 
 /// Not a test of its own: the body a child process runs when the parent
@@ -164,6 +196,22 @@ fn child_process_entry() {
                 .put("msgs", "from-child", json!({"owner": "child"}), None)
                 .unwrap();
             store.close().unwrap();
+        }
+        "hold-leases" => {
+            let clock = Arc::new(ManualClock::new(5_000));
+            let store = LogStore::open(
+                &dir,
+                Options {
+                    clock,
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            store.leases().acquire("conv:1", "run-a", 60_000).unwrap();
+            store.leases().acquire("conv:2", "run-a", 1_000).unwrap();
+            println!("ready");
+            std::thread::sleep(std::time::Duration::from_secs(120));
+            panic!("the parent should have killed this process");
         }
         other => panic!("unknown role {other}"),
     }

@@ -1,11 +1,9 @@
 //! Holds FORMAT.md to the code: its constants table and its worked examples
 //! must match what the engine writes.
 
-use super::record::{
-    Record, CRC_MASK_DELTA, FRAME_HEADER_LEN, KIND_COLLECTION, KIND_DOC_DELETE, KIND_DOC_PUT,
-    MAX_PAYLOAD_LEN,
-};
+use super::record::*;
 use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
+use crate::blobs::{BLOB_DIR, TMP_DIR};
 
 const FORMAT_MD: &str = include_str!("../../FORMAT.md");
 
@@ -55,6 +53,14 @@ fn constants_table_matches_the_code() {
         ("KIND_COLLECTION", KIND_COLLECTION.to_string()),
         ("KIND_DOC_PUT", KIND_DOC_PUT.to_string()),
         ("KIND_DOC_DELETE", KIND_DOC_DELETE.to_string()),
+        ("KIND_LEASE_SET", KIND_LEASE_SET.to_string()),
+        ("KIND_LEASE_DELETE", KIND_LEASE_DELETE.to_string()),
+        ("KIND_LEASE_RELEASE_ALL", KIND_LEASE_RELEASE_ALL.to_string()),
+        ("KIND_BLOB_PUT", KIND_BLOB_PUT.to_string()),
+        ("KIND_BLOB_DELETE", KIND_BLOB_DELETE.to_string()),
+        ("BLOB_HASH_LEN", BLOB_HASH_LEN.to_string()),
+        ("BLOB_DIR", BLOB_DIR.to_string()),
+        ("TMP_DIR", TMP_DIR.to_string()),
     ];
     let documented = documented_constants();
     assert_eq!(

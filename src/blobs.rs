@@ -179,8 +179,29 @@ pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
 }
 
 /// Removes content files no blob refers to and leftover temporary files;
-/// returns how many of each.
+/// returns how many of each. Only at open: staged files of puts in flight
+/// live in the same folder.
 pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
+    let orphans = sweep_orphans(fs, dir, blobs)?;
+    let tmp_dir = dir.join(BLOB_DIR).join(TMP_DIR);
+    let mut temps = 0;
+    match fs.list(&tmp_dir) {
+        Ok(names) => {
+            for name in names {
+                let path = tmp_dir.join(name);
+                fs.remove(&path).map_err(io_err(&path, "removing"))?;
+                temps += 1;
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&tmp_dir, "listing")(e)),
+    }
+    Ok((orphans, temps))
+}
+
+/// Removes content files no blob refers to; returns how many. Call with the
+/// writer lock held, so no put is installing a file meanwhile.
+pub fn sweep_orphans(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<u64> {
     let root = dir.join(BLOB_DIR);
     let mut orphans = 0;
     for prefix in 0..=255u8 {
@@ -198,20 +219,7 @@ pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
             }
         }
     }
-    let tmp_dir = root.join(TMP_DIR);
-    let mut temps = 0;
-    match fs.list(&tmp_dir) {
-        Ok(names) => {
-            for name in names {
-                let path = tmp_dir.join(name);
-                fs.remove(&path).map_err(io_err(&path, "removing"))?;
-                temps += 1;
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(&tmp_dir, "listing")(e)),
-    }
-    Ok((orphans, temps))
+    Ok(orphans)
 }
 
 /// Streams a file through the file-system seam.

@@ -42,9 +42,10 @@ pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
     DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
 };
+pub use drivers::log::{CompactionReport, Stats};
 pub use drivers::log::{LogStore, LOCK_FILE};
 #[cfg(feature = "sqlite")]
 pub use drivers::sqlite::SqliteStore;
 pub use error::{Error, Result};
-pub use log::recovery::{RecoveryReport, TruncatedTail};
+pub use log::recovery::{RecoveryReport, SnapshotUse, TruncatedTail};
 pub use options::{Clock, Durability, ManualClock, Options, SystemClock};

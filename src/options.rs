@@ -92,6 +92,15 @@ pub struct Options {
     pub max_blob_bytes: u64,
     /// Where timestamps come from (default the wall clock).
     pub clock: Arc<dyn Clock>,
+    /// Compact automatically, on a background thread, when dead bytes pass
+    /// `compaction_threshold` of the log (default true).
+    pub auto_compact: bool,
+    /// The share of dead bytes that triggers automatic compaction (default
+    /// 0.5).
+    pub compaction_threshold: f64,
+    /// Automatic compaction waits until the log holds at least this many
+    /// bytes (default 16 MiB), so small stores are left alone.
+    pub compaction_min_bytes: u64,
 }
 
 impl Default for Options {
@@ -102,6 +111,9 @@ impl Default for Options {
             segment_bytes: 64 * 1024 * 1024,
             max_blob_bytes: 25 * 1024 * 1024,
             clock: Arc::new(SystemClock),
+            auto_compact: true,
+            compaction_threshold: 0.5,
+            compaction_min_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -122,6 +134,12 @@ impl Options {
             return Err(Error::invalid(format!(
                 "segment_bytes must be between {MIN_SEGMENT_BYTES} and {MAX_SEGMENT_BYTES}, got {}",
                 self.segment_bytes
+            )));
+        }
+        if !(self.compaction_threshold > 0.0 && self.compaction_threshold < 1.0) {
+            return Err(Error::invalid(format!(
+                "compaction_threshold must be between 0 and 1 (exclusive), got {}",
+                self.compaction_threshold
             )));
         }
         Ok(())

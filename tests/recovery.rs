@@ -26,6 +26,9 @@ fn build(dir: &Path, n: usize, opts: Options) -> Vec<u64> {
         ends.push(std::fs::metadata(newest).unwrap().len());
     }
     store.close().unwrap();
+    // These tests are about replaying the log; without the index snapshot
+    // that close writes, open reads every record.
+    std::fs::remove_file(dir.join("SNAPSHOT")).unwrap();
     ends
 }
 
@@ -208,6 +211,27 @@ fn damage_in_a_sealed_segment_is_corruption_even_at_its_end() {
         LogStore::open(&dir, opts),
         Err(Error::Corruption { .. })
     ));
+}
+
+#[test]
+fn with_a_snapshot_damage_is_reported_when_the_record_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let ends = build(&dir, 5, flush_opts());
+    // Open and close once more to write a snapshot covering every record.
+    LogStore::open(&dir, flush_opts()).unwrap().close().unwrap();
+    let seg = segments(&dir).pop().unwrap();
+    flip_bit(&seg, ends[1] + 8 + 5, 1);
+    let store = LogStore::open(&dir, flush_opts()).unwrap();
+    assert_eq!(
+        store.recovery_report().snapshot,
+        logstore::SnapshotUse::Loaded
+    );
+    match store.docs().get("c", "d002") {
+        Err(Error::Corruption { file, offset, .. }) => assert_eq!((file, offset), (seg, ends[1])),
+        other => panic!("expected corruption, got {other:?}"),
+    }
+    assert!(store.docs().get("c", "d001").unwrap().is_some());
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct Collection {
     pub by_created: BTreeSet<(i64, Arc<str>)>,
     /// One map per index field: index string to its documents.
     pub fields: Vec<BTreeMap<Arc<str>, Postings>>,
+    /// Bytes of the records that hold the current documents.
+    pub live_bytes: u64,
 }
 
 impl Collection {
@@ -43,6 +45,10 @@ impl Collection {
             None => Arc::from(id),
         };
         self.unlink(&id);
+        if let Some(old) = self.docs.get(&id) {
+            self.live_bytes -= u64::from(old.loc.len);
+        }
+        self.live_bytes += u64::from(meta.loc.len);
         meta.values = values
             .into_iter()
             .enumerate()
@@ -59,8 +65,19 @@ impl Collection {
         };
         let key = key.clone();
         self.unlink(&key);
-        self.docs.remove(&key);
+        if let Some(old) = self.docs.remove(&key) {
+            self.live_bytes -= u64::from(old.loc.len);
+        }
         true
+    }
+
+    /// Points a document at the copy of its record at `to`, if it is still
+    /// the record at `from`.
+    pub fn relocate(&mut self, id: &str, from: Loc, to: Loc) {
+        if let Some(meta) = self.docs.get_mut(id).filter(|m| m.loc == from) {
+            self.live_bytes = self.live_bytes - u64::from(from.len) + u64::from(to.len);
+            meta.loc = to;
+        }
     }
 
     /// Adds index fields at the end of the list; `values_of` gives, for each

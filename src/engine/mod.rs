@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod collection;
 pub mod leases;
 pub mod query;
+pub mod snapshot;
 
 use std::collections::BTreeMap;
 
@@ -71,14 +72,17 @@ impl State {
         mut values_of: impl FnMut(&DocMeta, &[String]) -> Result<IndexValues>,
     ) -> Result<()> {
         let current = self.indexes(name);
-        let is_prefix =
-            current.len() <= indexes.len() && current.iter().zip(indexes).all(|(a, b)| a == b);
-        if !is_prefix {
+        if !current.iter().zip(indexes).all(|(a, b)| a == b) {
             return Err(crate::Error::invalid(format!(
-                "collection \"{name}\" record drops or reorders index fields"
+                "collection \"{name}\" record reorders index fields"
             )));
         }
-        let new_fields: Vec<String> = indexes[current.len()..]
+        // Fields are only ever appended, so a shorter list is an older state
+        // of the same collection (compaction may have copied the newer list
+        // ahead of it): it adds nothing.
+        let new_fields: Vec<String> = indexes
+            .get(current.len()..)
+            .unwrap_or_default()
             .iter()
             .map(|f| (*f).to_string())
             .collect();
@@ -127,6 +131,26 @@ impl State {
         self.collections
             .get_mut(collection)
             .is_some_and(|c| c.remove(id))
+    }
+
+    /// Bytes of the records that hold the current documents, leases and
+    /// blobs: what a compaction would keep.
+    pub fn live_bytes(&self) -> u64 {
+        let docs: u64 = self.collections.values().map(|c| c.live_bytes).sum();
+        docs + self.leases.live_bytes() + self.blobs.live_bytes()
+    }
+
+    /// Every collection by name.
+    pub fn collections(&self) -> impl Iterator<Item = (&String, &Collection)> {
+        self.collections.iter()
+    }
+
+    /// Points a document at the copy of its record at `to`, if it is still
+    /// the record at `from`.
+    pub fn relocate_doc(&mut self, collection: &str, id: &str, from: Loc, to: Loc) {
+        if let Some(c) = self.collections.get_mut(collection) {
+            c.relocate(id, from, to);
+        }
     }
 
     /// Ensured collections in name order.

@@ -1,7 +1,9 @@
 //! The append-only log: record framing, segment files, appends with group
 //! commit, and recovery.
 
+pub mod codec;
 pub mod commit;
+pub mod manifest;
 pub mod record;
 pub mod recovery;
 pub mod segment;

@@ -1,6 +1,7 @@
 //! Record framing, checksums and payload encoding. FORMAT.md describes every
 //! byte written here; `tests/format_doc.rs` holds the constants to it.
 
+use crate::log::codec::Reader;
 use crate::options::MAX_DOCUMENT_BYTES_LIMIT;
 
 /// Bytes of a frame header: payload length (u32 LE) then checksum (u32 LE).
@@ -192,14 +193,14 @@ impl Record<'_> {
     /// Decodes a payload whose checksum already verified. An error means the
     /// writer and this reader disagree about the format: corruption.
     pub fn decode(payload: &[u8]) -> Result<Record<'_>, String> {
-        let mut r = Reader { buf: payload };
+        let mut r = Reader::new(payload);
         let record = match r.u8()? {
             KIND_COLLECTION => {
                 let name = r.str()?;
                 let count = r.u32()?;
                 // Each field takes at least its 4-byte length, so a count the
                 // payload cannot hold is rejected before allocating.
-                if count as usize > r.buf.len() / 4 {
+                if count as usize > r.remaining() / 4 {
                     return Err(format!("index count {count} exceeds the record"));
                 }
                 let indexes = (0..count).map(|_| r.str()).collect::<Result<_, _>>()?;
@@ -242,59 +243,23 @@ impl Record<'_> {
             KIND_BLOB_DELETE => Record::BlobDelete { id: r.str()? },
             kind => return Err(format!("unknown record kind {kind}")),
         };
-        if !r.buf.is_empty() {
-            return Err(format!("{} unexpected bytes after the record", r.buf.len()));
+        if r.remaining() != 0 {
+            return Err(format!(
+                "{} unexpected bytes after the record",
+                r.remaining()
+            ));
         }
         Ok(record)
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(bytes);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_bytes(out, s.as_bytes());
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.buf.len() < n {
-            return Err(format!(
-                "record ends early: needs {n} more bytes, has {}",
-                self.buf.len()
-            ));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut a = [0; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        self.array().map(u32::from_le_bytes)
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        self.array().map(u64::from_le_bytes)
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-    fn str(&mut self) -> Result<&'a str, String> {
-        std::str::from_utf8(self.bytes()?).map_err(|e| format!("a string is not UTF-8: {e}"))
-    }
 }
 
 /// What a frame at some offset turned out to be.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::io::{VFile, Vfs};
+use crate::log::manifest::Layout;
 use crate::log::record::{read_frame, Frame, Record};
 use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
 use crate::log::writer::SegmentFiles;
@@ -32,6 +33,21 @@ pub struct RecoveryReport {
     pub orphan_blobs_removed: u64,
     /// Temporary files of interrupted blob puts, removed.
     pub temp_files_removed: u64,
+    /// Whether open started from the index snapshot.
+    pub snapshot: SnapshotUse,
+}
+
+/// What open did with the index snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SnapshotUse {
+    /// There was none: every record was replayed.
+    #[default]
+    Missing,
+    /// It was loaded; only the log after it was replayed.
+    Loaded,
+    /// It was damaged or stale (the reason says which), so every record was
+    /// replayed instead.
+    Rejected(String),
 }
 
 /// A torn tail removed by recovery.
@@ -53,40 +69,67 @@ pub struct Tail {
     pub segment: u32,
     pub file: Arc<dyn VFile>,
     pub end: u64,
+    /// Every live segment in replay order (the tail's is last).
+    pub order: Vec<u32>,
+    /// The largest segment id in use or seen.
+    pub max_id: u32,
+    /// Bytes of every live segment but the newest.
+    pub sealed_bytes: u64,
 }
 
-/// Scans the log in `dir`, registering every segment in `files` and calling
-/// `apply` for each record in log order.
+/// A point in the log: replay may start there (after an index snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub segment: u32,
+    pub offset: u64,
+}
+
+/// Scans the segments of `layout` in replay order, registering each in
+/// `files` and calling `apply` for each record. With `start`, the segments
+/// before it are only registered and replay begins at its offset (the
+/// caller has checked that `start` lies within the log).
 pub fn recover(
     fs: &dyn Vfs,
     dir: &Path,
+    layout: &Layout,
     files: &SegmentFiles,
+    start: Option<Position>,
     mut apply: impl FnMut(Record<'_>, Loc) -> Result<()>,
 ) -> Result<(Tail, RecoveryReport)> {
-    let names = fs
-        .list(dir)
-        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut ids: Vec<u32> = names
-        .iter()
-        .filter_map(|n| segment::parse_segment_name(n))
-        .collect();
-    ids.sort_unstable();
     let mut report = RecoveryReport::default();
-    let Some(&newest) = ids.last() else {
-        let file = segment::create(fs, dir, 1)?;
-        files.write().insert(1, file.clone());
+    let Some(&newest) = layout.order.last() else {
+        let id = layout.max_id + 1;
+        let file = segment::create(fs, dir, id)?;
+        files.write().insert(id, file.clone());
         let tail = Tail {
-            segment: 1,
+            segment: id,
             file,
             end: SEGMENT_HEADER_LEN as u64,
+            order: vec![id],
+            max_id: id,
+            sealed_bytes: 0,
         };
         return Ok((tail, report));
     };
     let mut tail = None;
-    for &id in &ids {
+    let mut skipping = start.is_some();
+    let mut sealed_bytes = 0;
+    for &id in &layout.order {
         let path = dir.join(segment::segment_name(id));
         let context = || format!("reading segment {}", path.display());
         let file = fs.open(&path, false).map_err(|e| Error::io(context(), e))?;
+        if id != newest {
+            sealed_bytes += file.size().map_err(|e| Error::io(context(), e))?;
+        }
+        let mut first = SEGMENT_HEADER_LEN;
+        if let Some(start) = start.filter(|_| skipping) {
+            if start.segment != id {
+                files.write().insert(id, file);
+                continue;
+            }
+            skipping = false;
+            first = usize::try_from(start.offset).unwrap_or(usize::MAX);
+        }
         let len = file.size().map_err(|e| Error::io(context(), e))?;
         let mut image =
             vec![
@@ -114,13 +157,16 @@ pub fn recover(
                     segment: id,
                     file,
                     end: SEGMENT_HEADER_LEN as u64,
+                    order: layout.order.clone(),
+                    max_id: layout.max_id,
+                    sealed_bytes,
                 });
                 continue;
             }
             return Err(Error::corruption(&path, 0, reason));
         }
 
-        let mut pos = SEGMENT_HEADER_LEN;
+        let mut pos = first.max(SEGMENT_HEADER_LEN);
         while pos < image.len() {
             match read_frame(&image, pos) {
                 Frame::Valid { payload, next } => {
@@ -171,6 +217,9 @@ pub fn recover(
                 segment: id,
                 file,
                 end,
+                order: layout.order.clone(),
+                max_id: layout.max_id,
+                sealed_bytes,
             });
         }
     }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::io::{VFile, Vfs};
+use crate::log::manifest::Manifest;
 use crate::log::record::Record;
+use crate::log::recovery::{Position, Tail};
 use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
@@ -25,29 +27,40 @@ pub struct LogWriter {
     segment: u32,
     file: Arc<dyn VFile>,
     end: u64,
+    /// Every live segment in replay order; the active one is last.
+    order: Vec<u32>,
+    /// The next unused segment id (shared with compaction's outputs).
+    next_id: u32,
     /// Records appended since open; group commit tracks durability in it.
     seq: u64,
+    /// Bytes of sealed segments, for the dead-byte share.
+    sealed_bytes: u64,
+    /// The manifest on disk (replaced by each compaction's commit).
+    pub manifest: Manifest,
     scratch: Vec<u8>,
 }
 
 impl LogWriter {
-    /// A writer that appends to `file` (segment `segment`) at offset `end`.
+    /// A writer that appends after what recovery found.
     pub fn new(
         fs: Arc<dyn Vfs>,
         dir: PathBuf,
         segment_bytes: u64,
-        segment: u32,
-        file: Arc<dyn VFile>,
-        end: u64,
+        tail: Tail,
+        manifest: Manifest,
     ) -> Self {
         LogWriter {
             fs,
             dir,
             segment_bytes,
-            segment,
-            file,
-            end,
+            segment: tail.segment,
+            file: tail.file,
+            end: tail.end,
+            next_id: tail.max_id.max(tail.segment).saturating_add(1),
+            order: tail.order,
             seq: 0,
+            sealed_bytes: tail.sealed_bytes,
+            manifest,
             scratch: Vec::new(),
         }
     }
@@ -79,24 +92,70 @@ impl LogWriter {
 
     /// Seals the active segment (synced, so group commit only ever has to
     /// sync the newest file) and starts the next one.
-    fn roll(&mut self, files: &SegmentFiles) -> Result<()> {
+    pub fn roll(&mut self, files: &SegmentFiles) -> Result<()> {
         self.file
             .sync_data()
             .map_err(|e| Error::io(format!("syncing sealed segment {}", self.segment), e))?;
-        let next = self
-            .segment
-            .checked_add(1)
-            .ok_or_else(|| Error::invalid("segment ids are exhausted"))?;
+        let next = self.allocate_id()?;
         let file = segment::create(self.fs.as_ref(), &self.dir, next)?;
         files.write().insert(next, file.clone());
+        self.sealed_bytes += self.end;
         self.segment = next;
         self.file = file;
         self.end = SEGMENT_HEADER_LEN as u64;
+        self.order.push(next);
         Ok(())
+    }
+
+    /// A fresh segment id, for a new segment or a compaction output.
+    pub fn allocate_id(&mut self) -> Result<u32> {
+        let id = self.next_id;
+        self.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::invalid("segment ids are exhausted"))?;
+        Ok(id)
+    }
+
+    /// True when the active segment holds no record yet.
+    pub fn active_is_empty(&self) -> bool {
+        self.end <= SEGMENT_HEADER_LEN as u64
     }
 
     /// The file a sync must cover and the sequence number it makes durable.
     pub fn sync_point(&self) -> (Arc<dyn VFile>, u64) {
         (self.file.clone(), self.seq)
+    }
+
+    /// The end of the log: where the next record will go.
+    pub fn position(&self) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.end,
+        }
+    }
+
+    /// Every live segment in replay order (the active one last).
+    pub fn order(&self) -> &[u32] {
+        &self.order
+    }
+
+    /// Bytes in all live segments, headers included.
+    pub fn total_bytes(&self) -> u64 {
+        self.sealed_bytes + self.end
+    }
+
+    /// After a compaction commits: its outputs `base` replace its sealed
+    /// `inputs` at the front of the replay order.
+    pub fn replace_sealed(
+        &mut self,
+        inputs: &[u32],
+        input_bytes: u64,
+        base: &[u32],
+        base_bytes: u64,
+    ) {
+        let mut order = base.to_vec();
+        order.extend(self.order.iter().filter(|id| !inputs.contains(id)));
+        self.order = order;
+        self.sealed_bytes = self.sealed_bytes - input_bytes + base_bytes;
     }
 }

@@ -64,8 +64,14 @@ impl DocumentStore for LogStore {
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
         validate::collection_and_id(collection, id)?;
         self.inner.check_open()?;
-        let loc = self.inner.state.read().doc(collection, id).map(|m| m.loc);
-        loc.map(|loc| self.inner.read_document(loc)).transpose()
+        let found = self.inner.read_found(|state| {
+            Ok(state
+                .doc(collection, id)
+                .map(|m| m.loc)
+                .into_iter()
+                .collect())
+        })?;
+        Ok(found.into_iter().next())
     }
 
     fn put(
@@ -159,14 +165,10 @@ impl DocumentStore for LogStore {
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {
         self.inner.check_open()?;
-        let locs = {
-            let state = self.inner.state.read();
+        self.inner.read_found(|state| {
             let checked = validate::query(query, state.indexes(&query.collection))?;
-            state.query(&query.collection, &checked)
-        };
-        locs.into_iter()
-            .map(|loc| self.inner.read_document(loc))
-            .collect()
+            Ok(state.query(&query.collection, &checked))
+        })
     }
 
     fn count(&self, query: &Query) -> Result<u64> {

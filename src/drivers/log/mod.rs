@@ -4,15 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
 use crate::blobs;
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow, LeaseStore, Store};
+use crate::engine::snapshot::Covers;
 use crate::engine::{IndexValues, PutMeta, State};
-use crate::io::{LockGuard, MemFs, RealFs, Vfs};
+use crate::io::{LockGuard, MemFs, RealFs, VFile, Vfs};
 use crate::log::commit::GroupCommit;
+use crate::log::manifest;
 use crate::log::record::{read_frame, Frame, Record};
 use crate::log::recovery::{recover, RecoveryReport};
 use crate::log::segment::{segment_name, Loc};
@@ -20,6 +23,7 @@ use crate::log::writer::{LogWriter, SegmentFiles};
 use crate::options::{Durability, Options};
 use crate::validate;
 use crate::{Error, Result};
+pub use compaction::{CompactionReport, Stats};
 
 /// The name of the lock file in a store directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -30,7 +34,8 @@ pub const LOCK_FILE: &str = "LOCK";
 /// Cheap to share between threads (`&LogStore` is `Send + Sync`).
 #[derive(Debug)]
 pub struct LogStore {
-    inner: Inner,
+    inner: Arc<Inner>,
+    compactor: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -46,6 +51,12 @@ struct Inner {
     lock: Mutex<Option<Box<dyn LockGuard>>>,
     recovery: RecoveryReport,
     fs: Arc<dyn Vfs>,
+    /// Held for the whole of a compaction: one at a time.
+    compaction: Mutex<()>,
+    auto: compaction::AutoCompact,
+    /// What the snapshot on disk covers, so close skips rewriting it when
+    /// nothing changed.
+    snapshot_covers: Mutex<Option<Covers>>,
 }
 
 impl LogStore {
@@ -84,37 +95,80 @@ impl LogStore {
             .map_err(|e| Error::io(format!("locking {}", dir.display()), e))?
             .ok_or_else(|| Error::Locked { path: dir.clone() })?;
 
+        let layout = manifest::layout(fs.as_ref(), &dir)?;
         let files = SegmentFiles::default();
-        let mut state = State::default();
-        let (tail, mut recovery) = recover(fs.as_ref(), &dir, &files, |record, loc| {
-            apply_record(&mut state, &files, &dir, record, loc)
-        })?;
+        let (mut state, start, snapshot_use) = hint::load(fs.as_ref(), &dir, &layout);
+        let (tail, mut recovery) =
+            recover(fs.as_ref(), &dir, &layout, &files, start, |record, loc| {
+                apply_record(&mut state, &files, &dir, record, loc)
+            })?;
+        recovery.snapshot = snapshot_use;
         let (orphans, temps) = blobs::sweep(fs.as_ref(), &dir, &state.blobs)?;
         recovery.orphan_blobs_removed = orphans;
         recovery.temp_files_removed = temps;
+        let snapshot_covers = start.map(|p| Covers {
+            segment: p.segment,
+            offset: p.offset,
+            horizon: layout.manifest.horizon,
+            base: layout.manifest.base.clone(),
+        });
         let writer = LogWriter::new(
             fs.clone(),
             dir.clone(),
             opts.segment_bytes,
-            tail.segment,
-            tail.file,
-            tail.end,
+            tail,
+            layout.manifest,
         );
+        let auto_compact = opts.auto_compact;
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            state: RwLock::new(state),
+            files,
+            writer: Mutex::new(writer),
+            commit: GroupCommit::default(),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
+            recovery,
+            fs,
+            compaction: Mutex::new(()),
+            auto: compaction::AutoCompact::default(),
+            snapshot_covers: Mutex::new(snapshot_covers),
+        });
+        let compactor = if auto_compact {
+            let thread = compaction::spawn(inner.clone())
+                .map_err(|e| Error::io("starting the compaction thread", e))?;
+            Some(thread)
+        } else {
+            None
+        };
         Ok(LogStore {
-            inner: Inner {
-                dir,
-                opts,
-                state: RwLock::new(state),
-                files,
-                writer: Mutex::new(writer),
-                commit: GroupCommit::default(),
-                poisoned: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                lock: Mutex::new(Some(lock)),
-                recovery,
-                fs,
-            },
+            inner,
+            compactor: Mutex::new(compactor),
         })
+    }
+
+    /// Rewrites the live records of every segment written so far into new
+    /// segments and drops the rest, online: reads and writes go on, and a
+    /// writer waits only for the short switch at the end. Then writes an
+    /// index snapshot for fast open.
+    ///
+    /// # Errors
+    /// `Io` from the file system (the store is unchanged if the failure came
+    /// before the switch; after it, the store is poisoned and the next open
+    /// finishes the switch); `Closed` or `Poisoned`.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.inner.compact()
+    }
+
+    /// Sizes and counts: segments, live and dead bytes, space
+    /// amplification, documents, blobs and leases.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn stats(&self) -> Result<Stats> {
+        self.inner.stats()
     }
 
     /// What open found in the log: segments and records replayed, and the
@@ -177,14 +231,17 @@ fn apply_record(
             created_at,
             updated_at,
         } => {
-            state.leases.set(LeaseRow {
-                key: key.to_string(),
-                owner: owner.to_string(),
-                expires_at,
-                version,
-                created_at,
-                updated_at,
-            });
+            state.leases.set(
+                LeaseRow {
+                    key: key.to_string(),
+                    owner: owner.to_string(),
+                    expires_at,
+                    version,
+                    created_at,
+                    updated_at,
+                },
+                loc,
+            );
             Ok(())
         }
         Record::LeaseDelete { key } => {
@@ -203,14 +260,17 @@ fn apply_record(
             created_at,
             hash,
         } => {
-            state.blobs.insert(BlobMeta {
-                id: id.to_string(),
-                mime: mime.to_string(),
-                size,
-                owner_id: owner.map(str::to_string),
-                created_at,
-                content_hash: Some(blobs::hex(&hash)),
-            });
+            state.blobs.insert(
+                BlobMeta {
+                    id: id.to_string(),
+                    mime: mime.to_string(),
+                    size,
+                    owner_id: owner.map(str::to_string),
+                    created_at,
+                    content_hash: Some(blobs::hex(&hash)),
+                },
+                loc,
+            );
             Ok(())
         }
         Record::BlobDelete { id } => {
@@ -247,6 +307,11 @@ fn read_document(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Document>
         .get(&loc.segment)
         .cloned()
         .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
+    read_document_in(file.as_ref(), dir, loc)
+}
+
+/// Reads and verifies the document record at `loc` of `file`.
+fn read_document_in(file: &dyn VFile, dir: &Path, loc: Loc) -> Result<Document> {
     let mut frame = vec![0u8; loc.len as usize];
     file.read_exact_at(&mut frame, u64::from(loc.offset))
         .map_err(|e| Error::io(format!("reading segment {}", loc.segment), e))?;
@@ -297,8 +362,33 @@ impl Inner {
         Ok(())
     }
 
+    /// Reads a document body with the writer lock held (no compaction can
+    /// move it meanwhile).
     fn read_document(&self, loc: Loc) -> Result<Document> {
         read_document(&self.files, &self.dir, loc)
+    }
+
+    /// Finds documents with `find` and reads them. The file handles are
+    /// taken under the same state lock as the locations, so a compaction's
+    /// switch cannot remove a file between the two; reading happens after
+    /// the lock is released.
+    fn read_found(&self, find: impl FnOnce(&State) -> Result<Vec<Loc>>) -> Result<Vec<Document>> {
+        let found: Vec<(Loc, Option<Arc<dyn VFile>>)> = {
+            let state = self.state.read();
+            let locs = find(&state)?;
+            let files = self.files.read();
+            locs.into_iter()
+                .map(|loc| (loc, files.get(&loc.segment).cloned()))
+                .collect()
+        };
+        found
+            .into_iter()
+            .map(|(loc, file)| {
+                let file =
+                    file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+                read_document_in(file.as_ref(), &self.dir, loc)
+            })
+            .collect()
     }
 
     /// Appends and applies a lease or blob record under the writer lock;
@@ -325,6 +415,7 @@ impl Inner {
 
     /// Returns once record `seq` is as durable as the options ask.
     fn wait_durable(&self, seq: u64) -> Result<()> {
+        self.maybe_wake_compactor(seq);
         if self.opts.durability != Durability::Sync {
             return Ok(());
         }
@@ -389,17 +480,32 @@ impl Inner {
         Ok((doc, seq))
     }
 
+    /// Syncs the log, writes the index snapshot (so the next open is fast)
+    /// and releases the directory.
     fn close(&self) -> Result<()> {
         let writer = self.writer.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let (file, _) = writer.sync_point();
-        let synced = file
+        let mut result = file
             .sync_data()
             .map_err(|e| Error::io("syncing the log at close", e));
+        if result.is_ok() && !self.poisoned.load(Ordering::Acquire) {
+            result = self.write_snapshot(&writer);
+        }
         self.lock.lock().take();
-        synced
+        result
+    }
+}
+
+impl LogStore {
+    fn shut_down(&self) -> Result<()> {
+        self.inner.auto.stop();
+        if let Some(thread) = self.compactor.lock().take() {
+            let _ = thread.join();
+        }
+        self.inner.close()
     }
 }
 
@@ -407,7 +513,7 @@ impl Drop for LogStore {
     fn drop(&mut self) {
         // Best effort: a caller who needs to see a failed final sync calls
         // `close` and checks its result.
-        let _ = self.inner.close();
+        let _ = self.shut_down();
     }
 }
 
@@ -425,10 +531,12 @@ impl Store for LogStore {
     }
 
     fn close(&self) -> Result<()> {
-        self.inner.close()
+        self.shut_down()
     }
 }
 
 mod blob_store;
+mod compaction;
 mod docs;
+mod hint;
 mod lease_store;

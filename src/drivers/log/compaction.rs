@@ -1,0 +1,470 @@
+//! Compaction: the live records of every sealed segment are copied into new
+//! segments, the rest are dropped, and the new segments replace the old ones
+//! atomically through the manifest.
+//!
+//! Step by step (also in FORMAT.md):
+//! 1. Under the writer lock, the active segment is sealed (if it holds a
+//!    record) so everything written so far can be compacted. Its successor
+//!    is the horizon: it and everything after stay as they are.
+//! 2. Without the writer lock, each input segment is read in order. A record
+//!    is live if the in-memory state still points at it (the current version
+//!    of a document, lease row or blob). Live records are copied unchanged,
+//!    after one collection record per ensured collection, into
+//!    `<id>.seg.tmp` outputs, which are then synced, as is the directory.
+//! 3. The switch, under the writer lock: the manifest is replaced (the
+//!    commit point), outputs are renamed to `<id>.seg`, and the in-memory
+//!    state is pointed at the copies, unless a write moved a row meanwhile.
+//! 4. The inputs are removed, unreferenced blob files are removed, and an
+//!    index snapshot is written.
+//!
+//! A crash before the commit leaves `.seg.tmp` files that open removes; a
+//! crash after it leaves a manifest that open finishes (renames and
+//! removals). Either way the store reads as before or as after.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::Inner;
+use crate::blobs;
+use crate::engine::State;
+use crate::io::VFile;
+use crate::log::manifest::{self, Manifest, TMP_SUFFIX};
+use crate::log::record::{read_frame, Frame, Record};
+use crate::log::segment::{encode_header, segment_name, Loc, SEGMENT_HEADER_LEN};
+use crate::{Error, Result};
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompactionReport {
+    /// Bytes of the segments compacted.
+    pub bytes_before: u64,
+    /// Bytes of the segments that replaced them.
+    pub bytes_after: u64,
+    /// Records copied.
+    pub records_kept: u64,
+    /// Records dropped (overwritten, deleted, released, or superseded).
+    pub records_dropped: u64,
+    /// Segments compacted (and removed).
+    pub segments_compacted: usize,
+    /// Segments written.
+    pub segments_written: usize,
+    /// Blob content files removed because no blob referred to them.
+    pub blob_files_removed: u64,
+    /// Wall time taken.
+    pub duration: Duration,
+}
+
+/// Sizes and counts of a log store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Live segment files.
+    pub segments: usize,
+    /// Bytes in those files.
+    pub total_bytes: u64,
+    /// Bytes of the records that hold current rows: what compaction keeps.
+    pub live_bytes: u64,
+    /// `total_bytes - live_bytes`: what compaction would reclaim.
+    pub dead_bytes: u64,
+    /// `total_bytes / live_bytes` (1.0 for an empty store).
+    pub space_amplification: f64,
+    /// Documents in all collections.
+    pub documents: u64,
+    /// Blobs, and distinct content files behind them.
+    pub blobs: u64,
+    /// Distinct blob content files.
+    pub blob_files: u64,
+    /// Lease rows (expired ones included).
+    pub leases: u64,
+}
+
+/// The wake-up signal of the background compactor.
+#[derive(Debug, Default)]
+pub struct AutoCompact {
+    wake: Mutex<bool>,
+    signal: Condvar,
+    stop: std::sync::atomic::AtomicBool,
+    /// The last automatic compaction's error, if it failed.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl AutoCompact {
+    fn notify(&self) {
+        *self.wake.lock() = true;
+        self.signal.notify_one();
+    }
+
+    /// Stops the background thread (it finishes a compaction in progress).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+}
+
+/// Starts the background compactor. It holds only a weak reference, so a
+/// dropped store is never kept alive by it.
+pub(super) fn spawn(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
+    let weak: Weak<Inner> = Arc::downgrade(&inner);
+    drop(inner);
+    std::thread::Builder::new()
+        .name("logstore-compactor".into())
+        .spawn(move || loop {
+            let Some(inner) = weak.upgrade() else { return };
+            {
+                let mut wake = inner.auto.wake.lock();
+                while !*wake && !inner.auto.stop.load(Ordering::SeqCst) {
+                    inner.auto.signal.wait(&mut wake);
+                }
+                *wake = false;
+            }
+            if inner.auto.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            if inner.needs_compaction() {
+                if let Err(e) = inner.compact() {
+                    *inner.auto.last_error.lock() = Some(e.to_string());
+                }
+            }
+        })
+}
+
+/// Which row a copied record holds.
+enum Row {
+    Doc(String, String),
+    Lease(String),
+    Blob(String),
+}
+
+/// The row a record holds, if the state still points at this copy of it.
+fn live_row(state: &State, record: &Record<'_>, loc: Loc) -> Option<Row> {
+    match record {
+        Record::DocPut { collection, id, .. } => (state.doc(collection, id)?.loc == loc)
+            .then(|| Row::Doc(collection.to_string(), id.to_string())),
+        Record::LeaseSet { key, .. } => {
+            (state.leases.loc(key)? == loc).then(|| Row::Lease(key.to_string()))
+        }
+        Record::BlobPut { id, .. } => {
+            (state.blobs.loc(id)? == loc).then(|| Row::Blob(id.to_string()))
+        }
+        _ => None,
+    }
+}
+
+/// One output segment: id, file and length.
+type Segment = (u32, Arc<dyn VFile>, u64);
+
+/// Compaction output: `<id>.seg.tmp` files, each at most `segment_bytes`.
+struct Output<'a> {
+    inner: &'a Inner,
+    done: Vec<Segment>,
+    current: Option<Segment>,
+}
+
+impl<'a> Output<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        Output {
+            inner,
+            done: Vec::new(),
+            current: None,
+        }
+    }
+
+    fn tmp_path(&self, id: u32) -> std::path::PathBuf {
+        self.inner
+            .dir
+            .join(format!("{}{TMP_SUFFIX}", segment_name(id)))
+    }
+
+    fn push(&mut self, frame: &[u8]) -> Result<Loc> {
+        let len = frame.len() as u64;
+        let full = self.current.as_ref().is_some_and(|(_, _, end)| {
+            *end > SEGMENT_HEADER_LEN as u64 && end + len > self.inner.opts.segment_bytes
+        });
+        if full || self.current.is_none() {
+            self.seal()?;
+            let id = self.inner.writer.lock().allocate_id()?;
+            let path = self.tmp_path(id);
+            let context = || format!("creating compaction output {}", path.display());
+            let file = self
+                .inner
+                .fs
+                .open(&path, true)
+                .map_err(|e| Error::io(context(), e))?;
+            file.write_all_at(&encode_header(id), 0)
+                .map_err(|e| Error::io(context(), e))?;
+            self.current = Some((id, file, SEGMENT_HEADER_LEN as u64));
+        }
+        let (id, file, end) = self.current.as_mut().ok_or(Error::Closed)?;
+        file.write_all_at(frame, *end)
+            .map_err(|e| Error::io(format!("writing compaction output {id}"), e))?;
+        let loc = Loc {
+            segment: *id,
+            offset: *end as u32,
+            len: len as u32,
+        };
+        *end += len;
+        Ok(loc)
+    }
+
+    fn seal(&mut self) -> Result<()> {
+        if let Some((id, file, end)) = self.current.take() {
+            file.sync_data()
+                .map_err(|e| Error::io(format!("syncing compaction output {id}"), e))?;
+            self.done.push((id, file, end));
+        }
+        Ok(())
+    }
+
+    /// Syncs everything written; returns the outputs.
+    fn finish(&mut self) -> Result<Vec<Segment>> {
+        self.seal()?;
+        let dir = &self.inner.dir;
+        self.inner
+            .fs
+            .sync_dir(dir)
+            .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+        Ok(std::mem::take(&mut self.done))
+    }
+
+    /// Removes the outputs after a failure before the commit.
+    fn abandon(&mut self) {
+        let _ = self.seal();
+        for (id, _, _) in &self.done {
+            let _ = self.inner.fs.remove(&self.tmp_path(*id));
+        }
+    }
+}
+
+impl Inner {
+    /// True when automatic compaction should run now.
+    pub(super) fn needs_compaction(&self) -> bool {
+        if !self.opts.auto_compact {
+            return false;
+        }
+        let total = self.writer.lock().total_bytes();
+        let live = self.state.read().live_bytes();
+        total >= self.opts.compaction_min_bytes
+            && (total.saturating_sub(live) as f64) > self.opts.compaction_threshold * total as f64
+    }
+
+    /// Wakes the background compactor if the log has grown past its
+    /// threshold; checked every few writes to keep the write path cheap.
+    pub(super) fn maybe_wake_compactor(&self, seq: u64) {
+        if seq % 64 == 0 && self.needs_compaction() {
+            self.auto.notify();
+        }
+    }
+
+    pub(super) fn compact(&self) -> Result<CompactionReport> {
+        let _one_at_a_time = self.compaction.lock();
+        let started = Instant::now();
+        // 1. Seal what has been written so far.
+        let inputs: Vec<u32> = {
+            let mut writer = self.writer.lock();
+            self.check_writable()?;
+            if !writer.active_is_empty() {
+                writer
+                    .roll(&self.files)
+                    .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+            }
+            let order = writer.order();
+            order[..order.len() - 1].to_vec()
+        };
+        let mut report = CompactionReport::default();
+        if inputs.is_empty() {
+            report.duration = started.elapsed();
+            return Ok(report);
+        }
+        let horizon = *self.writer.lock().order().last().ok_or(Error::Closed)?;
+        let input_files: Vec<(u32, Arc<dyn VFile>)> = {
+            let files = self.files.read();
+            inputs
+                .iter()
+                .filter_map(|id| Some((*id, files.get(id)?.clone())))
+                .collect()
+        };
+
+        // 2. Copy the live records.
+        let mut output = Output::new(self);
+        let copied = self.copy_live(&input_files, &mut output, &mut report);
+        let finished = copied.and_then(|moves| Ok((output.finish()?, moves)));
+        let (outputs, moves) = match finished {
+            Ok(done) => done,
+            Err(e) => {
+                output.abandon();
+                return Err(e);
+            }
+        };
+
+        // 3. The switch.
+        let base: Vec<u32> = outputs.iter().map(|(id, _, _)| *id).collect();
+        report.segments_compacted = inputs.len();
+        report.segments_written = outputs.len();
+        report.bytes_after = outputs.iter().map(|(_, _, len)| len).sum();
+        {
+            let mut writer = self.writer.lock();
+            let manifest = Manifest {
+                horizon,
+                base: base.clone(),
+            };
+            if let Err(e) = manifest::write(self.fs.as_ref(), &self.dir, &manifest) {
+                for (id, _, _) in &outputs {
+                    let _ = self
+                        .fs
+                        .remove(&self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id))));
+                }
+                // The new manifest may or may not be on disk: only a reopen
+                // can tell, so no more writes until then.
+                self.poisoned.store(true, Ordering::Release);
+                return Err(e);
+            }
+            self.install(&outputs, &inputs, &moves)
+                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+            writer.replace_sealed(&inputs, report.bytes_before, &base, report.bytes_after);
+            writer.manifest = manifest;
+        }
+
+        // 4. Clean up and snapshot.
+        for id in &inputs {
+            let path = self.dir.join(segment_name(*id));
+            self.fs
+                .remove(&path)
+                .map_err(|e| Error::io(format!("removing compacted {}", path.display()), e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
+        let writer = self.writer.lock();
+        report.blob_files_removed =
+            blobs::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
+        self.write_snapshot(&writer)?;
+        drop(writer);
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Copies the live records of the inputs (after the collection records)
+    /// and returns which rows moved where.
+    fn copy_live(
+        &self,
+        inputs: &[(u32, Arc<dyn VFile>)],
+        output: &mut Output<'_>,
+        report: &mut CompactionReport,
+    ) -> Result<Vec<(Row, Loc, Loc)>> {
+        let collections: Vec<(String, Vec<String>)> = self
+            .state
+            .read()
+            .collections()
+            .filter(|(_, c)| c.ensured)
+            .map(|(name, c)| (name.clone(), c.indexes.clone()))
+            .collect();
+        let mut frame = Vec::new();
+        for (name, indexes) in &collections {
+            frame.clear();
+            let indexes = indexes.iter().map(String::as_str).collect();
+            Record::Collection { name, indexes }.encode_frame(&mut frame);
+            output.push(&frame)?;
+        }
+        let mut moves = Vec::new();
+        for (id, file) in inputs {
+            let path = self.dir.join(segment_name(*id));
+            let len = file
+                .size()
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            report.bytes_before += len;
+            let mut image = vec![0u8; len as usize];
+            file.read_exact_at(&mut image, 0)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let mut pos = SEGMENT_HEADER_LEN;
+            while pos < image.len() {
+                let Frame::Valid { payload, next } = read_frame(&image, pos) else {
+                    return Err(Error::corruption(
+                        &path,
+                        pos as u64,
+                        "a record of a sealed segment no longer verifies",
+                    ));
+                };
+                let record =
+                    Record::decode(payload).map_err(|r| Error::corruption(&path, pos as u64, r))?;
+                let loc = Loc {
+                    segment: *id,
+                    offset: pos as u32,
+                    len: (next - pos) as u32,
+                };
+                let row = live_row(&self.state.read(), &record, loc);
+                match row {
+                    Some(row) => {
+                        let to = output.push(&image[pos..next])?;
+                        moves.push((row, loc, to));
+                        report.records_kept += 1;
+                    }
+                    None => report.records_dropped += 1,
+                }
+                pos = next;
+            }
+        }
+        Ok(moves)
+    }
+
+    /// After the commit: outputs become `.seg` files and replace the inputs
+    /// in the file map, and rows point at their copies.
+    fn install(
+        &self,
+        outputs: &[Segment],
+        inputs: &[u32],
+        moves: &[(Row, Loc, Loc)],
+    ) -> Result<()> {
+        for (id, _, _) in outputs {
+            let from = self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id)));
+            let to = self.dir.join(segment_name(*id));
+            self.fs
+                .rename(&from, &to)
+                .map_err(|e| Error::io(format!("renaming {}", from.display()), e))?;
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
+        let mut state = self.state.write();
+        let mut files = self.files.write();
+        for (id, file, _) in outputs {
+            files.insert(*id, file.clone());
+        }
+        for id in inputs {
+            files.remove(id);
+        }
+        for (row, from, to) in moves {
+            match row {
+                Row::Doc(collection, id) => state.relocate_doc(collection, id, *from, *to),
+                Row::Lease(key) => state.leases.relocate(key, *from, *to),
+                Row::Blob(id) => state.blobs.relocate(id, *from, *to),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn stats(&self) -> Result<Stats> {
+        self.check_open()?;
+        let writer = self.writer.lock();
+        let state = self.state.read();
+        let total = writer.total_bytes();
+        let live = state.live_bytes();
+        Ok(Stats {
+            segments: writer.order().len(),
+            total_bytes: total,
+            live_bytes: live,
+            dead_bytes: total.saturating_sub(live),
+            space_amplification: if live == 0 {
+                1.0
+            } else {
+                total as f64 / live as f64
+            },
+            documents: state.collections().map(|(_, c)| c.docs.len() as u64).sum(),
+            blobs: state.blobs.len() as u64,
+            blob_files: state.blobs.contents().count() as u64,
+            leases: state.leases.len() as u64,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The index snapshot file: written at compaction and at close, read at open
+//! so that only the log after it is replayed. A missing, damaged or stale
+//! snapshot is reported and open falls back to a full replay, which builds
+//! the same state.
+
+use std::path::Path;
+
+use super::Inner;
+use crate::engine::snapshot::{self, Covers};
+use crate::engine::State;
+use crate::io::Vfs;
+use crate::log::manifest::Layout;
+use crate::log::recovery::{Position, SnapshotUse};
+use crate::log::segment::SEGMENT_HEADER_LEN;
+use crate::log::writer::LogWriter;
+use crate::{Error, Result};
+
+/// The snapshot's file name.
+pub const SNAPSHOT_FILE: &str = "SNAPSHOT";
+
+/// Loads the snapshot if it matches `layout`; otherwise an empty state and
+/// no start position (a full replay), with the reason.
+pub fn load(fs: &dyn Vfs, dir: &Path, layout: &Layout) -> (State, Option<Position>, SnapshotUse) {
+    match try_load(fs, dir, layout) {
+        Ok(Some((state, position))) => (state, Some(position), SnapshotUse::Loaded),
+        Ok(None) => (State::default(), None, SnapshotUse::Missing),
+        Err(reason) => (State::default(), None, SnapshotUse::Rejected(reason)),
+    }
+}
+
+fn try_load(
+    fs: &dyn Vfs,
+    dir: &Path,
+    layout: &Layout,
+) -> std::result::Result<Option<(State, Position)>, String> {
+    let path = dir.join(SNAPSHOT_FILE);
+    let Ok(file) = fs.open(&path, false) else {
+        return Ok(None);
+    };
+    let len = file.size().map_err(|e| format!("cannot read it: {e}"))?;
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let in_log = |id: u32| layout.order.contains(&id);
+    let (state, covers) = snapshot::decode(&bytes, in_log)?;
+    if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
+        return Err("it was written before the last compaction".into());
+    }
+    if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
+        return Err(format!(
+            "it covers segment {}, which is not in the log",
+            covers.segment
+        ));
+    }
+    let segment = dir.join(crate::log::segment::segment_name(covers.segment));
+    let segment_len = fs
+        .open(&segment, false)
+        .and_then(|f| f.size())
+        .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
+    if segment_len < covers.offset {
+        return Err(format!(
+            "it covers {} bytes of segment {}, which now has {segment_len}",
+            covers.offset, covers.segment
+        ));
+    }
+    let position = Position {
+        segment: covers.segment,
+        offset: covers.offset,
+    };
+    Ok(Some((state, position)))
+}
+
+impl Inner {
+    /// Writes a snapshot of the state as of the writer's position, unless
+    /// the one on disk already covers it. Call with the writer lock held, so
+    /// no record lands between the state and the position.
+    pub(super) fn write_snapshot(&self, writer: &LogWriter) -> Result<()> {
+        let position = writer.position();
+        let covers = Covers {
+            segment: position.segment,
+            offset: position.offset,
+            horizon: writer.manifest.horizon,
+            base: writer.manifest.base.clone(),
+        };
+        let mut current = self.snapshot_covers.lock();
+        if current.as_ref() == Some(&covers) {
+            return Ok(());
+        }
+        let bytes = snapshot::encode(&self.state.read(), &covers);
+        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let context = || format!("writing {}", path.display());
+        let fs = self.fs.as_ref();
+        let file = fs.open(&tmp, true).map_err(|e| Error::io(context(), e))?;
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&bytes, 0))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::io(context(), e))?;
+        fs.rename(&tmp, &path)
+            .map_err(|e| Error::io(context(), e))?;
+        fs.sync_dir(&self.dir)
+            .map_err(|e| Error::io(context(), e))?;
+        *current = Some(covers);
+        Ok(())
+    }
+}

@@ -61,6 +61,8 @@ enum Op {
     List,
     Advance(i64),
     Reopen,
+    /// Compacts the log engine (the SQLite driver has nothing to do).
+    Compact,
     BlobPut {
         content: usize,
         mime: Option<usize>,
@@ -166,6 +168,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::List),
         2 => (-5i64..20).prop_map(Op::Advance),
         1 => Just(Op::Reopen),
+        1 => Just(Op::Compact),
         2 => (0..CONTENTS.len(), prop::option::of(0..MIMES.len()), prop::option::of(0..OWNERS.len()))
             .prop_map(|(content, mime, owner)| Op::BlobPut { content, mime, owner }),
         1 => (0..8usize).prop_map(|blob| Op::BlobGet { blob }),
@@ -316,7 +319,7 @@ fn run(store: &dyn Store, op: &Op, clock: &ManualClock, blobs: &mut Vec<String>)
             clock.advance(*ms);
             String::new()
         }
-        Op::Reopen => String::new(),
+        Op::Reopen | Op::Compact => String::new(),
     }
 }
 
@@ -335,9 +338,11 @@ fn open_pair(dir: &Path, opts: &Options) -> Pair {
 fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
     let tmp = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    // Small segments, so sequences roll and compact across several.
     let opts = Options {
         clock: clock.clone(),
         durability: Durability::Flush,
+        segment_bytes: 4096,
         ..Options::default()
     };
     let mut pair = open_pair(tmp.path(), &opts);
@@ -353,6 +358,10 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             pair.sqlite.close().unwrap();
             drop(pair);
             pair = open_pair(tmp.path(), &opts);
+            continue;
+        }
+        if let Op::Compact = op {
+            pair.log.compact().unwrap();
             continue;
         }
         let log = run(&pair.log, op, &clock, &mut log_blobs);

@@ -146,9 +146,14 @@ fn loc(r: &mut Reader<'_>) -> Result<Loc, String> {
     })
 }
 
-/// Decodes a snapshot. `segment_ok` says whether a segment id is part of the
-/// log; a location in any other segment makes the snapshot stale.
-pub fn decode(bytes: &[u8], segment_ok: impl Fn(u32) -> bool) -> Result<(State, Covers), String> {
+/// Decodes a snapshot. `accept` checks what it covers against the log before
+/// the body is decoded; `segment_ok` says whether a segment id is part of
+/// the log (a location in any other segment makes the snapshot stale).
+pub fn decode(
+    bytes: &[u8],
+    accept: impl Fn(&Covers) -> Result<(), String>,
+    segment_ok: impl Fn(u32) -> bool,
+) -> Result<(State, Covers), String> {
     let Some(body_len) = bytes.len().checked_sub(4) else {
         return Err("the snapshot is shorter than its checksum".into());
     };
@@ -178,6 +183,7 @@ pub fn decode(bytes: &[u8], segment_ok: impl Fn(u32) -> bool) -> Result<(State, 
         horizon,
         base,
     };
+    accept(&covers)?;
     let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, String> {
         let l = loc(r)?;
         if segment_ok(l.segment) {

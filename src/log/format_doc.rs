@@ -1,9 +1,12 @@
 //! Holds FORMAT.md to the code: its constants table and its worked examples
 //! must match what the engine writes.
 
+use super::manifest::{MANIFEST_FILE, MANIFEST_MAGIC};
 use super::record::*;
 use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::blobs::{BLOB_DIR, TMP_DIR};
+use crate::drivers::log::SNAPSHOT_FILE;
+use crate::engine::snapshot::{NO_VALUE, SNAPSHOT_MAGIC};
 
 const FORMAT_MD: &str = include_str!("../../FORMAT.md");
 
@@ -61,6 +64,17 @@ fn constants_table_matches_the_code() {
         ("BLOB_HASH_LEN", BLOB_HASH_LEN.to_string()),
         ("BLOB_DIR", BLOB_DIR.to_string()),
         ("TMP_DIR", TMP_DIR.to_string()),
+        (
+            "MANIFEST_MAGIC",
+            String::from_utf8_lossy(&MANIFEST_MAGIC).into_owned(),
+        ),
+        ("MANIFEST_FILE", MANIFEST_FILE.to_string()),
+        (
+            "SNAPSHOT_MAGIC",
+            String::from_utf8_lossy(&SNAPSHOT_MAGIC).into_owned(),
+        ),
+        ("SNAPSHOT_FILE", SNAPSHOT_FILE.to_string()),
+        ("NO_VALUE", format!("{NO_VALUE:#x}")),
     ];
     let documented = documented_constants();
     assert_eq!(

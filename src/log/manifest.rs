@@ -87,17 +87,25 @@ impl Manifest {
     }
 }
 
-/// Replaces the manifest atomically: the commit point of a compaction.
-pub fn write(fs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
+/// Writes and syncs `MANIFEST.tmp`; the manifest in force is untouched.
+pub fn prepare(fs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
     let tmp = dir.join(format!("{MANIFEST_FILE}{TMP_SUFFIX}"));
-    let path = dir.join(MANIFEST_FILE);
-    let context = || format!("writing {}", path.display());
+    let context = || format!("writing {}", tmp.display());
     let file = fs.open(&tmp, true).map_err(|e| Error::io(context(), e))?;
     let bytes = manifest.encode();
     file.set_len(0)
         .and_then(|()| file.write_all_at(&bytes, 0))
         .and_then(|()| file.sync_data())
-        .map_err(|e| Error::io(context(), e))?;
+        .map_err(|e| Error::io(context(), e))
+}
+
+/// Renames the prepared manifest into place and syncs the directory: the
+/// commit point of a compaction. After an error here the new manifest may
+/// or may not be in force; only the next open can tell.
+pub fn commit(fs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let tmp = dir.join(format!("{MANIFEST_FILE}{TMP_SUFFIX}"));
+    let path = dir.join(MANIFEST_FILE);
+    let context = || format!("committing {}", path.display());
     fs.rename(&tmp, &path)
         .map_err(|e| Error::io(context(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(context(), e))
@@ -162,6 +170,12 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
     let names = listing(fs)?;
     let present: BTreeSet<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     for name in &names {
+        if name == &format!("{MANIFEST_FILE}{TMP_SUFFIX}") {
+            // A compaction that failed before its commit.
+            fs.remove(&dir.join(name))
+                .map_err(|e| Error::io(format!("removing {name}"), e))?;
+            continue;
+        }
         let Some(id) = name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name) else {
             continue;
         };

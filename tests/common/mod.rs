@@ -43,3 +43,55 @@ pub fn all_docs(docs: &dyn DocumentStore, collection: &str) -> Vec<Document> {
     docs.query(&Query::new(collection).order_by("id").limit(usize::MAX))
         .expect("query all")
 }
+
+/// Everything a store holds that the contract can read back: collections,
+/// every document, every index field's order, every blob (with its bytes)
+/// and the leases of `lease_keys`. Two stores with equal dumps are equal to
+/// every reader.
+pub fn dump(store: &dyn logstore::Store, lease_keys: &[String]) -> String {
+    use std::fmt::Write as _;
+    use std::io::Read as _;
+    let mut out = String::new();
+    let d = store.docs();
+    let cols = d.list_collections().expect("list collections");
+    writeln!(out, "{cols:?}").unwrap();
+    for col in &cols {
+        for doc in all_docs(d, &col.name) {
+            writeln!(out, "{doc:?}").unwrap();
+        }
+        for field in &col.indexes {
+            let q = Query::new(&col.name).order_by(field).limit(usize::MAX);
+            let ids: Vec<String> = d
+                .query(&q)
+                .expect("query")
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            writeln!(out, "{}.{field}: {ids:?}", col.name).unwrap();
+        }
+    }
+    let all = logstore::BlobList {
+        limit: Some(usize::MAX),
+        ..Default::default()
+    };
+    for meta in store.blobs().list(&all).expect("list blobs") {
+        let (_, mut reader) = store
+            .blobs()
+            .get(&meta.id)
+            .expect("get blob")
+            .expect("blob exists");
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).expect("read blob");
+        writeln!(
+            out,
+            "{meta:?} {} bytes, hash {}",
+            bytes.len(),
+            blake3::hash(&bytes)
+        )
+        .unwrap();
+    }
+    for key in lease_keys {
+        writeln!(out, "{key}: {:?}", store.leases().get(key).expect("lease")).unwrap();
+    }
+    out
+}

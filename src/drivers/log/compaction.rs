@@ -310,17 +310,19 @@ impl Inner {
                 horizon,
                 base: base.clone(),
             };
-            if let Err(e) = manifest::write(self.fs.as_ref(), &self.dir, &manifest) {
+            if let Err(e) = manifest::prepare(self.fs.as_ref(), &self.dir, &manifest) {
+                // Nothing is committed: the outputs can go.
                 for (id, _, _) in &outputs {
-                    let _ = self
-                        .fs
-                        .remove(&self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id))));
+                    let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id)));
+                    let _ = self.fs.remove(&tmp);
                 }
-                // The new manifest may or may not be on disk: only a reopen
-                // can tell, so no more writes until then.
-                self.poisoned.store(true, Ordering::Release);
                 return Err(e);
             }
+            // From here on a failure may leave the new manifest in force or
+            // not; the next open settles it either way, and until then no
+            // write may be acknowledged.
+            manifest::commit(self.fs.as_ref(), &self.dir)
+                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
             self.install(&outputs, &inputs, &moves)
                 .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
             writer.replace_sealed(&inputs, report.bytes_before, &base, report.bytes_after);

@@ -42,27 +42,30 @@ fn try_load(
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| format!("cannot read it: {e}"))?;
     let in_log = |id: u32| layout.order.contains(&id);
-    let (state, covers) = snapshot::decode(&bytes, in_log)?;
-    if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
-        return Err("it was written before the last compaction".into());
-    }
-    if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
-        return Err(format!(
-            "it covers segment {}, which is not in the log",
-            covers.segment
-        ));
-    }
-    let segment = dir.join(crate::log::segment::segment_name(covers.segment));
-    let segment_len = fs
-        .open(&segment, false)
-        .and_then(|f| f.size())
-        .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
-    if segment_len < covers.offset {
-        return Err(format!(
-            "it covers {} bytes of segment {}, which now has {segment_len}",
-            covers.offset, covers.segment
-        ));
-    }
+    let accept = |covers: &Covers| -> std::result::Result<(), String> {
+        if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
+            return Err("it was written before the last compaction".into());
+        }
+        if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
+            return Err(format!(
+                "it covers segment {}, which is not in the log",
+                covers.segment
+            ));
+        }
+        let segment = dir.join(crate::log::segment::segment_name(covers.segment));
+        let segment_len = fs
+            .open(&segment, false)
+            .and_then(|f| f.size())
+            .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
+        if segment_len < covers.offset {
+            return Err(format!(
+                "it covers {} bytes of segment {}, which now has {segment_len}",
+                covers.offset, covers.segment
+            ));
+        }
+        Ok(())
+    };
+    let (state, covers) = snapshot::decode(&bytes, accept, in_log)?;
     let position = Position {
         segment: covers.segment,
         offset: covers.offset,

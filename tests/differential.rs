@@ -347,11 +347,15 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
     };
     let mut pair = open_pair(tmp.path(), &opts);
     let (mut log_blobs, mut sqlite_blobs) = (Vec::new(), Vec::new());
+    let mut last_blob_ms = i64::MIN / 2;
     for (step, op) in ops.iter().enumerate() {
         if let Op::BlobPut { .. } = op {
             // Distinct timestamps keep the newest-first order free of ties,
-            // which would otherwise break on the drivers' different ids.
-            clock.advance(1);
+            // which would otherwise break on the drivers' different ids
+            // (the clock may also have moved back).
+            use logstore::Clock as _;
+            last_blob_ms = (last_blob_ms + 1).max(clock.now_ms());
+            clock.set(last_blob_ms);
         }
         if let Op::Reopen = op {
             pair.log.close().unwrap();

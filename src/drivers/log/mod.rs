@@ -24,6 +24,7 @@ use crate::options::{Durability, Options};
 use crate::validate;
 use crate::{Error, Result};
 pub use compaction::{CompactionReport, Stats};
+#[cfg(test)]
 pub(crate) use hint::SNAPSHOT_FILE;
 
 /// The name of the lock file in a store directory.

@@ -37,6 +37,7 @@ mod leases;
 mod log;
 pub mod options;
 pub mod validate;
+pub mod workload;
 
 pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,

@@ -111,7 +111,10 @@ fn encode_collection(out: &mut Vec<u8>, name: &str, c: &Collection) {
         positions.push(map);
     }
     put_u64(out, c.docs.len() as u64);
+    let mut rank: std::collections::HashMap<&str, u32> =
+        std::collections::HashMap::with_capacity(c.docs.len());
     for (id, meta) in &c.docs {
+        rank.insert(id, rank.len() as u32);
         put_str(out, id);
         put_loc(out, meta.loc);
         put_u64(out, meta.version);
@@ -124,6 +127,11 @@ fn encode_collection(out: &mut Vec<u8>, name: &str, c: &Collection) {
                 .unwrap_or(NO_VALUE);
             put_u32(out, at);
         }
+    }
+    // The default order as positions into the list above, so open rebuilds
+    // every ordered structure from already-sorted input.
+    for (_, id) in &c.by_created {
+        put_u32(out, rank.get(id.as_ref()).copied().unwrap_or(NO_VALUE));
     }
 }
 
@@ -263,15 +271,11 @@ fn decode_collection(
         dictionaries.push(values);
     }
     let n = r.u64()?;
-    if n > (r.remaining() / 44) as u64 {
+    if n > (r.remaining() / 48) as u64 {
         return Err(format!("a document count of {n} exceeds the snapshot"));
     }
     let mut docs = Vec::with_capacity(n as usize);
-    let mut by_created = Vec::with_capacity(n as usize);
-    let mut postings: PostingLists = dictionaries
-        .iter()
-        .map(|d| vec![Vec::new(); d.len()])
-        .collect();
+    let mut value_positions: Vec<u32> = Vec::with_capacity(n as usize * indexes.len());
     let mut live_bytes = 0u64;
     for _ in 0..n {
         let id: Arc<str> = Arc::from(r.str()?);
@@ -282,6 +286,7 @@ fn decode_collection(
         let mut values = Vec::with_capacity(indexes.len());
         for (field, dictionary) in dictionaries.iter().enumerate() {
             let at = r.u32()?;
+            value_positions.push(at);
             if at == NO_VALUE {
                 values.push(None);
                 continue;
@@ -289,11 +294,9 @@ fn decode_collection(
             let value = dictionary
                 .get(at as usize)
                 .ok_or_else(|| format!("value {at} is not in the dictionary of field {field}"))?;
-            postings[field][at as usize].push((created_at, id.clone()));
             values.push(Some(value.clone()));
         }
         live_bytes += u64::from(loc.len);
-        by_created.push((created_at, id.clone()));
         let meta = DocMeta {
             loc,
             version,
@@ -303,8 +306,33 @@ fn decode_collection(
         };
         docs.push((id, meta));
     }
-    if docs.windows(2).any(|w| w[0].0 >= w[1].0) {
-        return Err(format!("the documents of \"{name}\" are not in id order"));
+    // The default order, and each field's postings in that order.
+    let mut seen = vec![false; docs.len()];
+    let mut by_created = Vec::with_capacity(docs.len());
+    let mut postings: PostingLists = dictionaries
+        .iter()
+        .map(|d| vec![Vec::new(); d.len()])
+        .collect();
+    for _ in 0..n {
+        let at = r.u32()? as usize;
+        if at >= docs.len() || std::mem::replace(&mut seen[at], true) {
+            return Err(format!(
+                "the order of \"{name}\" names document {at} twice or out of range"
+            ));
+        }
+        let (id, meta) = &docs[at];
+        by_created.push((meta.created_at, id.clone()));
+        for (field, lists) in postings.iter_mut().enumerate() {
+            let value = value_positions[at * dictionaries.len() + field];
+            if value != NO_VALUE {
+                lists[value as usize].push((meta.created_at, id.clone()));
+            }
+        }
+    }
+    let count = docs.len();
+    let docs: BTreeMap<Arc<str>, DocMeta> = docs.into_iter().collect();
+    if docs.len() != count {
+        return Err(format!("\"{name}\" holds a document id twice"));
     }
     let fields = dictionaries
         .into_iter()
@@ -321,7 +349,7 @@ fn decode_collection(
     let collection = Collection {
         ensured,
         indexes,
-        docs: docs.into_iter().collect(),
+        docs,
         by_created: by_created.into_iter().collect(),
         fields,
         live_bytes,

@@ -218,6 +218,25 @@ impl MemFs {
     pub fn file(&self, path: &Path) -> Option<Arc<MemFile>> {
         self.files.lock().get(path).cloned()
     }
+
+    /// An independent copy of every file: what a crash at this moment
+    /// would leave, for a store kept entirely in memory.
+    pub fn deep_copy(&self) -> MemFs {
+        let files = self
+            .files
+            .lock()
+            .iter()
+            .map(|(path, file)| {
+                let copy = MemFile {
+                    data: RwLock::new(file.contents()),
+                };
+                (path.clone(), Arc::new(copy))
+            })
+            .collect();
+        MemFs {
+            files: Arc::new(Mutex::new(files)),
+        }
+    }
 }
 
 impl Vfs for MemFs {

@@ -43,7 +43,7 @@ pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
     DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
 };
-pub use drivers::log::{CompactionReport, Stats};
+pub use drivers::log::{CompactionReport, Problem, Stats, VerifyReport};
 pub use drivers::log::{LogStore, LOCK_FILE};
 #[cfg(feature = "sqlite")]
 pub use drivers::sqlite::SqliteStore;

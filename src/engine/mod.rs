@@ -128,9 +128,17 @@ impl State {
 
     /// Applies a delete; true if the document existed.
     pub fn apply_delete(&mut self, collection: &str, id: &str) -> bool {
-        self.collections
-            .get_mut(collection)
-            .is_some_and(|c| c.remove(id))
+        let Some(c) = self.collections.get_mut(collection) else {
+            return false;
+        };
+        let removed = c.remove(id);
+        // A collection that was never ensured exists only through its
+        // documents; keeping it empty would make the state depend on
+        // history that compaction drops.
+        if !c.ensured && c.docs.is_empty() {
+            self.collections.remove(collection);
+        }
+        removed
     }
 
     /// Bytes of the records that hold the current documents, leases and

@@ -61,7 +61,11 @@ pub fn encode(state: &State, covers: &Covers) -> Vec<u8> {
         encode_collection(&mut out, name, c);
     }
     put_u32(&mut out, state.leases.len() as u32);
-    for (row, loc) in state.leases.rows() {
+    // Sorted, so equal states encode to equal bytes (the integrity check
+    // compares them).
+    let mut leases: Vec<_> = state.leases.rows().collect();
+    leases.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    for (row, loc) in leases {
         put_str(&mut out, &row.key);
         put_str(&mut out, &row.owner);
         put_u64(&mut out, row.expires_at as u64);
@@ -71,7 +75,9 @@ pub fn encode(state: &State, covers: &Covers) -> Vec<u8> {
         put_loc(&mut out, loc);
     }
     put_u32(&mut out, state.blobs.len() as u32);
-    for (meta, loc) in state.blobs.entries() {
+    let mut blobs: Vec<_> = state.blobs.entries().collect();
+    blobs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    for (meta, loc) in blobs {
         put_str(&mut out, &meta.id);
         put_str(&mut out, &meta.mime);
         put_u64(&mut out, meta.size);
@@ -159,7 +165,7 @@ fn loc(r: &mut Reader<'_>) -> Result<Loc, String> {
 /// the log (a location in any other segment makes the snapshot stale).
 pub fn decode(
     bytes: &[u8],
-    accept: impl Fn(&Covers) -> Result<(), String>,
+    mut accept: impl FnMut(&Covers) -> Result<(), String>,
     segment_ok: impl Fn(u32) -> bool,
 ) -> Result<(State, Covers), String> {
     let Some(body_len) = bytes.len().checked_sub(4) else {

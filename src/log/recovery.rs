@@ -230,7 +230,7 @@ pub fn recover(
 /// The offset of the first frame at or after `from` that verifies and
 /// decodes. Most offsets fail on the length check before any checksum is
 /// computed, so this stays cheap on zeros and random bytes.
-fn next_valid_frame(image: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn next_valid_frame(image: &[u8], from: usize) -> Option<usize> {
     (from..image.len()).find(|&pos| match read_frame(image, pos) {
         Frame::Valid { payload, .. } => Record::decode(payload).is_ok(),
         Frame::Invalid(_) => false,

@@ -26,6 +26,7 @@ use crate::{Error, Result};
 pub use compaction::{CompactionReport, Stats};
 #[cfg(test)]
 pub(crate) use hint::SNAPSHOT_FILE;
+pub use verify::{Problem, VerifyReport};
 
 /// The name of the lock file in a store directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -162,6 +163,18 @@ impl LogStore {
     /// finishes the switch); `Closed` or `Poisoned`.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.inner.compact()
+    }
+
+    /// The integrity check: every record's checksum, every blob's bytes
+    /// against its hash, the index snapshot against the log it covers, and
+    /// the in-memory index against a fresh replay. Reads only; writes go on
+    /// meanwhile (compaction waits).
+    ///
+    /// # Errors
+    /// `Closed`, or `Io` when a file cannot be read at all. Damage is not an
+    /// error: it is listed in the report's `problems`.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        self.inner.verify()
     }
 
     /// Sizes and counts: segments, live and dead bytes, space
@@ -542,3 +555,4 @@ mod compaction;
 mod docs;
 mod hint;
 mod lease_store;
+mod verify;

@@ -1,0 +1,261 @@
+//! The integrity check: every record's checksum, every blob's bytes against
+//! its hash, the index snapshot on disk against the log, and the in-memory
+//! index against a fresh replay of the log. It reads only; each problem is
+//! reported with its file and offset.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use super::hint::SNAPSHOT_FILE;
+use super::{apply_record, Inner};
+use crate::blobs;
+use crate::engine::snapshot::{self, Covers};
+use crate::engine::State;
+use crate::io::VFile;
+use crate::log::record::{read_frame, Frame, Record};
+use crate::log::recovery::next_valid_frame;
+use crate::log::segment::{self, segment_name, Loc, SEGMENT_HEADER_LEN};
+use crate::log::writer::SegmentFiles;
+use crate::{Error, Result};
+
+/// One thing the integrity check found wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file it is in.
+    pub file: PathBuf,
+    /// The byte offset in that file (0 when it concerns the whole file).
+    pub offset: u64,
+    /// What is wrong.
+    pub description: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.file.display(),
+            self.offset,
+            self.description
+        )
+    }
+}
+
+/// What the integrity check looked at and what it found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Segments read.
+    pub segments: usize,
+    /// Records whose checksum verified.
+    pub records: u64,
+    /// Blobs whose bytes were checked against their hash.
+    pub blobs: u64,
+    /// Whether the index snapshot on disk was compared with the log (a
+    /// snapshot from before the last compaction is never used, and not
+    /// compared).
+    pub snapshot_checked: bool,
+    /// Everything that did not verify.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl Inner {
+    pub(super) fn verify(&self) -> Result<VerifyReport> {
+        self.check_open()?;
+        // No compaction may remove segments while they are read.
+        let _no_compaction = self.compaction.lock();
+        let (order, covers, live) = {
+            let writer = self.writer.lock();
+            let end = writer.position();
+            let covers = Covers {
+                segment: end.segment,
+                offset: end.offset,
+                horizon: writer.manifest.horizon,
+                base: writer.manifest.base.clone(),
+            };
+            let live = snapshot::encode(&self.state.read(), &covers);
+            (writer.order().to_vec(), covers, live)
+        };
+        let files = SegmentFiles::default();
+        {
+            let live_files = self.files.read();
+            let mut copy = files.write();
+            for id in &order {
+                if let Some(file) = live_files.get(id) {
+                    copy.insert(*id, file.clone());
+                }
+            }
+        }
+        let mut report = VerifyReport::default();
+        let saved = self.saved_snapshot(&covers);
+        let replayed =
+            self.replay_for_check(&order, &files, &covers, saved.as_ref(), &mut report)?;
+        if snapshot::encode(&replayed, &covers) != live {
+            report.problems.push(Problem {
+                file: self.dir.clone(),
+                offset: 0,
+                description: "the in-memory index differs from a replay of the log".into(),
+            });
+        }
+        let metas: Vec<_> = self
+            .state
+            .read()
+            .blobs
+            .entries()
+            .map(|(m, _)| m.clone())
+            .collect();
+        for meta in metas {
+            report.blobs += 1;
+            match blobs::open_verified(self.fs.as_ref(), &self.dir, &meta) {
+                Ok(_) => {}
+                Err(Error::Corruption {
+                    file,
+                    offset,
+                    reason,
+                }) => report.problems.push(Problem {
+                    file,
+                    offset,
+                    description: reason,
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The snapshot on disk, if it belongs to the current segment layout.
+    fn saved_snapshot(&self, current: &Covers) -> Option<(Vec<u8>, Covers)> {
+        let path = self.dir.join(SNAPSHOT_FILE);
+        let file = self.fs.open(&path, false).ok()?;
+        let mut bytes = vec![0u8; file.size().ok()? as usize];
+        file.read_exact_at(&mut bytes, 0).ok()?;
+        let mut seen = None;
+        // Only the header matters here; decoding stops right after it.
+        let _ = snapshot::decode(
+            &bytes,
+            |c| {
+                seen = Some(c.clone());
+                Err(String::new())
+            },
+            |_| true,
+        );
+        let covers = seen?;
+        (covers.horizon == current.horizon && covers.base == current.base)
+            .then_some((bytes, covers))
+    }
+
+    /// Replays every record up to `end` into a fresh state, recording bad
+    /// records, and compares the saved snapshot when the replay passes its
+    /// position.
+    fn replay_for_check(
+        &self,
+        order: &[u32],
+        files: &SegmentFiles,
+        end: &Covers,
+        saved: Option<&(Vec<u8>, Covers)>,
+        report: &mut VerifyReport,
+    ) -> Result<State> {
+        let mut state = State::default();
+        let check_saved = |state: &State, id: u32, pos: usize, report: &mut VerifyReport| {
+            if let Some((bytes, covers)) = saved {
+                if covers.segment == id && covers.offset == pos as u64 {
+                    report.snapshot_checked = true;
+                    if &snapshot::encode(state, covers) != bytes {
+                        report.problems.push(Problem {
+                            file: self.dir.join(SNAPSHOT_FILE),
+                            offset: 0,
+                            description:
+                                "the index snapshot differs from a replay of the log it covers"
+                                    .into(),
+                        });
+                    }
+                }
+            }
+        };
+        for &id in order {
+            report.segments += 1;
+            let path = self.dir.join(segment_name(id));
+            let Some(file) = files.read().get(&id).cloned() else {
+                report.problems.push(Problem {
+                    file: path,
+                    offset: 0,
+                    description: "the segment is missing".into(),
+                });
+                continue;
+            };
+            let image = read_until(
+                file.as_ref(),
+                if id == end.segment {
+                    Some(end.offset)
+                } else {
+                    None
+                },
+            )
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            if let Err(reason) = segment::check_header(&image, id) {
+                report.problems.push(Problem {
+                    file: path,
+                    offset: 0,
+                    description: reason,
+                });
+                continue;
+            }
+            let mut pos = SEGMENT_HEADER_LEN;
+            while pos < image.len() {
+                check_saved(&state, id, pos, report);
+                match read_frame(&image, pos) {
+                    Frame::Valid { payload, next } => {
+                        report.records += 1;
+                        let loc = Loc {
+                            segment: id,
+                            offset: pos as u32,
+                            len: (next - pos) as u32,
+                        };
+                        let applied = Record::decode(payload)
+                            .map_err(|r| Error::corruption(&path, pos as u64, r))
+                            .and_then(|record| {
+                                apply_record(&mut state, files, &self.dir, record, loc)
+                            });
+                        if let Err(e) = applied {
+                            report.problems.push(Problem {
+                                file: path.clone(),
+                                offset: pos as u64,
+                                description: e.to_string(),
+                            });
+                        }
+                        pos = next;
+                    }
+                    Frame::Invalid(reason) => {
+                        report.problems.push(Problem {
+                            file: path.clone(),
+                            offset: pos as u64,
+                            description: reason,
+                        });
+                        match next_valid_frame(&image, pos + 1) {
+                            Some(next) => pos = next,
+                            None => break,
+                        }
+                    }
+                }
+            }
+            check_saved(&state, id, pos, report);
+        }
+        Ok(state)
+    }
+}
+
+/// A segment's bytes, up to `end` when given (the active segment, whose
+/// later bytes belong to writes after the check began).
+fn read_until(file: &dyn VFile, end: Option<u64>) -> std::io::Result<Vec<u8>> {
+    let len = file.size()?;
+    let len = end.map_or(len, |end| end.min(len));
+    let mut image = vec![0u8; len as usize];
+    file.read_exact_at(&mut image, 0)?;
+    Ok(image)
+}

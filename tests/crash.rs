@@ -1,0 +1,303 @@
+//! Crash safety through the file-system seam:
+//! - power loss at every sync point (the images `PowerFs` records): every
+//!   acknowledged write survives and the state equals the model after some
+//!   prefix of the history, for documents, segment rolls, blobs, leases and
+//!   compaction;
+//! - an I/O error at the Nth call, for N = 1, 2, ... until the operation
+//!   completes, for every kind of operation and for open: an error, never a
+//!   panic, and after reopening a clean integrity check and the state before
+//!   or after the operation;
+//! - a crash during recovery: opening twice gives the same state.
+
+mod common;
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use common::fault_fs::FaultFs;
+use common::power_fs::{image_fs, PowerFs};
+use logstore::io::{VFile, Vfs};
+use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Store};
+use serde_json::json;
+
+fn opts(clock: &Arc<ManualClock>) -> Options {
+    Options {
+        clock: clock.clone(),
+        durability: Durability::Sync,
+        segment_bytes: 4096,
+        auto_compact: false,
+        ..Options::default()
+    }
+}
+
+fn keys() -> Vec<String> {
+    vec!["k1".into(), "k2".into()]
+}
+
+fn dump(store: &LogStore) -> String {
+    common::dump(store, &keys())
+}
+
+/// One step of the workload, by number.
+fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
+    let d = store.docs();
+    match i % 9 {
+        0 => d.ensure_collection("c", &["owner"]),
+        1..=3 => d
+            .put(
+                "c",
+                &format!("d{}", i % 7),
+                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(300)}),
+                None,
+            )
+            .map(drop),
+        4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
+        5 => store
+            .blobs()
+            .put(
+                &mut Cursor::new(format!("blob {}", i % 4).into_bytes()),
+                BlobPut::default(),
+            )
+            .map(drop),
+        6 => store
+            .leases()
+            .acquire(&keys()[i % 2], &format!("run{}", i % 3), 1_000)
+            .map(drop),
+        7 => store.leases().release_all("run1").map(drop),
+        _ => store.compact().map(drop),
+    }
+}
+
+#[test]
+fn power_loss_at_every_sync_point_keeps_every_acknowledged_write() {
+    let fs = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let dir = Path::new("db");
+    let store = LogStore::open_with_fs(fs.as_vfs(), dir, opts(&clock)).unwrap();
+    let mut history = vec![dump(&store)];
+    for i in 0..40 {
+        clock.advance(1);
+        step(&store, i).unwrap();
+        history.push(dump(&store));
+        fs.acked.fetch_add(1, Ordering::SeqCst);
+    }
+    drop(store);
+    let images = fs.take_images();
+    assert!(images.len() > 100, "{} crash images", images.len());
+    for (n, (image, acked)) in images.iter().enumerate() {
+        let crashed = Arc::new(image_fs(image));
+        let store = LogStore::open_with_fs(crashed, dir, opts(&clock)).unwrap_or_else(|e| {
+            panic!("image {n} (after {acked} acknowledged) does not open: {e}")
+        });
+        let state = dump(&store);
+        let matched = history.iter().skip(*acked).position(|h| h == &state);
+        assert!(
+            matched.is_some(),
+            "image {n}: the state is not the model after {acked} or more operations:\n{state}"
+        );
+        let report = store.verify().unwrap();
+        assert!(report.is_clean(), "image {n}: {:?}", report.problems);
+    }
+}
+
+/// Runs operation `op` on a store whose Nth mutating I/O call fails, for
+/// N = 1, 2, ... until it succeeds; each time the store reopens clean, at
+/// the state before or after the operation.
+fn nth_io_error_loop(
+    name: &str,
+    setup: impl Fn(&LogStore),
+    op: impl Fn(&LogStore) -> logstore::Result<()>,
+) {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut n = 1;
+    loop {
+        let fs = FaultFs::new();
+        let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        setup(&store);
+        let before = dump(&store);
+        fs.fail_at(n, false);
+        let result = op(&store);
+        let faulted = fs.injected() > 0;
+        // A closed store cannot be read; closing changes nothing anyway.
+        let after_in_memory = match store.docs().list_collections() {
+            Err(logstore::Error::Closed) => before.clone(),
+            _ => dump(&store),
+        };
+        drop(store);
+        fs.heal();
+        let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock))
+            .unwrap_or_else(|e| panic!("{name}, fault {n}: reopen failed: {e}"));
+        let report = store.verify().unwrap();
+        assert!(
+            report.is_clean(),
+            "{name}, fault {n}: {:?}",
+            report.problems
+        );
+        let state = dump(&store);
+        if result.is_ok() {
+            assert!(
+                state == after_in_memory,
+                "{name}, fault {n}: an acknowledged operation was lost"
+            );
+        } else {
+            assert!(
+                state == before || state == after_in_memory,
+                "{name}, fault {n}: neither before nor after"
+            );
+        }
+        if !faulted {
+            assert!(result.is_ok(), "{name}: {result:?}");
+            break;
+        }
+        assert!(
+            result.is_err(),
+            "{name}, fault {n}: the injected failure was not reported"
+        );
+        n += 1;
+    }
+    assert!(n > 1, "{name} did some I/O");
+}
+
+fn seeded(store: &LogStore) {
+    store.docs().ensure_collection("c", &["owner"]).unwrap();
+    for i in 0..30 {
+        store
+            .docs()
+            .put(
+                "c",
+                &format!("d{i}"),
+                json!({"owner": "o", "pad": "p".repeat(200)}),
+                None,
+            )
+            .unwrap();
+    }
+    store
+        .blobs()
+        .put(&mut Cursor::new(b"seed".to_vec()), BlobPut::default())
+        .unwrap();
+    store.leases().acquire("k1", "run1", 100).unwrap();
+}
+
+#[test]
+fn an_io_error_at_any_step_of_any_operation_is_reported_and_recoverable() {
+    nth_io_error_loop("put", seeded, |s| {
+        s.docs()
+            .put("c", "new", json!({"owner": "p"}), None)
+            .map(drop)
+    });
+    nth_io_error_loop("put that rolls a segment", seeded, |s| {
+        s.docs()
+            .put("c", "big", json!({"pad": "b".repeat(3000)}), None)
+            .map(drop)
+    });
+    nth_io_error_loop("delete", seeded, |s| s.docs().delete("c", "d3").map(drop));
+    nth_io_error_loop("patch", seeded, |s| {
+        s.docs()
+            .patch("c", "d4", json!({"owner": "q"}), 1)
+            .map(drop)
+    });
+    nth_io_error_loop("ensure_collection", seeded, |s| {
+        s.docs().ensure_collection("c", &["pad"])
+    });
+    nth_io_error_loop("blob put", seeded, |s| {
+        s.blobs()
+            .put(
+                &mut Cursor::new(b"fresh bytes".to_vec()),
+                BlobPut::default(),
+            )
+            .map(drop)
+    });
+    nth_io_error_loop("blob delete", seeded, |s| {
+        let id = s.blobs().list(&Default::default())?[0].id.clone();
+        s.blobs().delete(&id).map(drop)
+    });
+    nth_io_error_loop("lease acquire", seeded, |s| {
+        s.leases().acquire("k2", "run2", 50).map(drop)
+    });
+    nth_io_error_loop("lease renew", seeded, |s| {
+        s.leases().renew("k1", "run1", 50).map(drop)
+    });
+    nth_io_error_loop("lease release", seeded, |s| {
+        s.leases().release("k1", "run1")
+    });
+    nth_io_error_loop("lease release_all", seeded, |s| {
+        s.leases().release_all("run1").map(drop)
+    });
+    nth_io_error_loop("compaction", seeded, |s| s.compact().map(drop));
+    nth_io_error_loop("close", seeded, |s| s.close());
+}
+
+/// A store left by a crash: a torn tail to cut, a compaction output to
+/// settle, an orphan blob and a staged file to remove.
+fn crashed_store(fs: &FaultFs, clock: &Arc<ManualClock>) {
+    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(clock)).unwrap();
+    seeded(&store);
+    store
+        .docs()
+        .put("c", "last", json!({"owner": "z"}), None)
+        .unwrap();
+    drop(store);
+    let mem = fs.mem();
+    let names = mem.list(Path::new("db")).unwrap();
+    let newest = names
+        .iter()
+        .filter(|n| n.ends_with(".seg"))
+        .max()
+        .unwrap()
+        .clone();
+    let file = mem.file(&Path::new("db").join(&newest)).unwrap();
+    let len = file.size().unwrap();
+    file.set_len(len - 5).unwrap();
+    let stray = mem.open(Path::new("db/blobs/tmp/x.tmp"), true).unwrap();
+    stray.write_all_at(b"half a blob", 0).unwrap();
+}
+
+#[test]
+fn a_crash_during_recovery_then_a_second_open_gives_the_same_state() {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let mut n = 1;
+    loop {
+        let fs = FaultFs::new();
+        crashed_store(&fs, &clock);
+        // What a recovery that is not interrupted makes of this crash.
+        let reference = {
+            let copy = Arc::new(fs.mem().deep_copy());
+            let store = LogStore::open_with_fs(copy, Path::new("db"), opts(&clock)).unwrap();
+            assert!(store.recovery_report().truncated.is_some());
+            assert_eq!(store.recovery_report().temp_files_removed, 1);
+            dump(&store)
+        };
+        fs.fail_at(n, false);
+        let first = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock));
+        let faulted = fs.injected() > 0;
+        fs.heal();
+        match first {
+            Ok(store) => {
+                assert!(
+                    dump(&store) == reference,
+                    "fault {n}: the first open differs"
+                );
+                drop(store);
+            }
+            Err(e) => assert!(faulted, "open failed without a fault: {e}"),
+        }
+        let second = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        assert!(
+            dump(&second) == reference,
+            "fault {n}: the second open differs"
+        );
+        drop(second);
+        let third = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        assert!(
+            dump(&third) == reference,
+            "fault {n}: opening again differs"
+        );
+        if !faulted {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 2, "recovery did I/O: {n}");
+}

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::fault_fs::FaultFs;
 use common::{dump, flush_opts};
+use logstore::io::FaultFs;
 use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Query, SnapshotUse, Store};
 use serde_json::json;
 

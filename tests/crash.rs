@@ -16,8 +16,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use common::fault_fs::FaultFs;
 use common::power_fs::{image_fs, PowerFs};
+use logstore::io::FaultFs;
 use logstore::io::{VFile, Vfs};
 use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Store};
 use serde_json::json;

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::fault_fs::FaultFs;
+use logstore::io::FaultFs;
 use logstore::{Durability, Error, LogStore, Options, Query, Store};
 use serde_json::json;
 

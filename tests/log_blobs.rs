@@ -8,7 +8,7 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::fault_fs::FaultFs;
+use logstore::io::FaultFs;
 use logstore::{
     Acquire, BlobList, BlobPut, Durability, Error, LogStore, ManualClock, Options, Store,
 };

@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod fault_fs;
 pub mod power_fs;
 
 use std::path::{Path, PathBuf};

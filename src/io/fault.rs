@@ -1,4 +1,4 @@
-//! A file system for fault injection: an in-memory file system whose
+//! A file system for fault injection (for tests and fuzzing): an in-memory file system whose
 //! mutating calls (create, write, sync, set length, rename, remove, sync
 //! directory) are counted, and the Nth of them (or every one from the Nth
 //! on) fails, as SQLite's I/O-error tests do.
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use logstore::io::{LockGuard, MemFs, VFile, Vfs};
+use super::{LockGuard, MemFs, VFile, Vfs};
 
 #[derive(Debug, Default)]
 struct Faults {
@@ -19,6 +19,7 @@ struct Faults {
 }
 
 impl Faults {
+    /// Counts one mutating call and fails it if it is the one chosen.
     fn check(&self, what: &str) -> io::Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let at = self.fail_at.load(Ordering::SeqCst);
@@ -41,6 +42,7 @@ pub struct FaultFs {
 }
 
 impl FaultFs {
+    /// A fault injector over an empty in-memory file system.
     pub fn new() -> Self {
         Self::default()
     }
@@ -69,6 +71,7 @@ impl FaultFs {
         &self.inner
     }
 
+    /// This file system as the seam a store opens through.
     pub fn as_vfs(&self) -> Arc<dyn Vfs> {
         Arc::new(self.clone())
     }

@@ -1,6 +1,10 @@
 //! The file-system seam: every file operation of the log engine goes through
-//! [`Vfs`], so tests can inject I/O errors and simulate power loss, and the
-//! in-memory store runs the same engine on [`MemFs`].
+//! [`Vfs`], so tests can inject I/O errors ([`FaultFs`]) and simulate power
+//! loss, and the in-memory store runs the same engine on [`MemFs`].
+
+mod fault;
+
+pub use fault::FaultFs;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -74,3 +74,172 @@ pub fn turn(rng: &mut Rng, i: u64) -> Value {
         "text": text,
     })
 }
+
+/// Loads turns `0..n` into `store` (ensuring the collection first).
+///
+/// # Errors
+/// Whatever the store returns.
+pub fn load(store: &dyn crate::Store, n: u64) -> crate::Result<()> {
+    store.docs().ensure_collection(COLLECTION, &INDEXES)?;
+    let mut rng = Rng::new(42);
+    for i in 0..n {
+        store
+            .docs()
+            .put(COLLECTION, &id(i), turn(&mut rng, i), None)?;
+    }
+    Ok(())
+}
+
+/// One operation of a benchmark workload, run against any driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Put a new document.
+    PutNew,
+    /// Upsert an existing document (no version check).
+    Upsert,
+    /// Get a document, then put it back with its version (compare-and-swap).
+    CasPut,
+    /// Patch one field of an existing document at its version.
+    Patch,
+    /// Get a random document by id.
+    Get,
+    /// Query one conversation, default order, limit 20.
+    QueryOneFilter,
+    /// Query one conversation and one author, limit 20.
+    QueryTwoFilters,
+    /// Query one author ordered by conversation, limit 20.
+    QueryOrdered,
+    /// Count one author's turns.
+    Count,
+    /// Delete a document that exists.
+    Delete,
+    /// Acquire then release a lease.
+    Lease,
+}
+
+impl Op {
+    /// Every document operation, in the order reports list them.
+    pub const ALL: [Op; 11] = [
+        Op::PutNew,
+        Op::Upsert,
+        Op::CasPut,
+        Op::Patch,
+        Op::Delete,
+        Op::Get,
+        Op::QueryOneFilter,
+        Op::QueryTwoFilters,
+        Op::QueryOrdered,
+        Op::Count,
+        Op::Lease,
+    ];
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::PutNew => "put (new)",
+            Op::Upsert => "upsert",
+            Op::CasPut => "CAS put (get + put)",
+            Op::Patch => "patch",
+            Op::Get => "get by id",
+            Op::QueryOneFilter => "query, 1 filter, limit 20",
+            Op::QueryTwoFilters => "query, 2 filters, limit 20",
+            Op::QueryOrdered => "query ordered by index field",
+            Op::Count => "count, 1 filter",
+            Op::Delete => "delete",
+            Op::Lease => "lease acquire + release",
+        }
+    }
+
+    /// True when the operation writes (its rate depends on durability).
+    pub fn writes(self) -> bool {
+        !matches!(
+            self,
+            Op::Get | Op::QueryOneFilter | Op::QueryTwoFilters | Op::QueryOrdered | Op::Count
+        )
+    }
+
+    /// Runs the operation once. `i` numbers the call (from 0); `loaded` is
+    /// how many turns `load` wrote. New and deleted ids never collide
+    /// between calls of the same run.
+    ///
+    /// # Errors
+    /// Whatever the store returns; a lost compare-and-swap is an error too,
+    /// since a benchmark runs alone.
+    pub fn run(
+        self,
+        store: &dyn crate::Store,
+        rng: &mut Rng,
+        i: u64,
+        loaded: u64,
+    ) -> crate::Result<()> {
+        let d = store.docs();
+        match self {
+            Op::PutNew => {
+                let n = loaded + 1_000_000_000 + i;
+                d.put(COLLECTION, &id(n), turn(rng, n), None).map(drop)
+            }
+            Op::Upsert => {
+                let target = id(rng.below(loaded.max(1)));
+                d.put(COLLECTION, &target, turn(rng, i), None).map(drop)
+            }
+            Op::CasPut => {
+                let target = id(rng.below(loaded.max(1)));
+                let row = d
+                    .get(COLLECTION, &target)?
+                    .ok_or_else(|| crate::Error::invalid("missing"))?;
+                let won = d.put(
+                    COLLECTION,
+                    &target,
+                    serde_json::Value::Object(row.data),
+                    Some(row.version),
+                )?;
+                won.map(drop)
+                    .ok_or_else(|| crate::Error::invalid("lost a CAS race with itself"))
+            }
+            Op::Patch => {
+                let target = id(rng.below(loaded.max(1)));
+                let row = d
+                    .get(COLLECTION, &target)?
+                    .ok_or_else(|| crate::Error::invalid("missing"))?;
+                let patch = json!({ "role": if i % 2 == 0 { "user" } else { "assistant" } });
+                d.patch(COLLECTION, &target, patch, row.version).map(drop)
+            }
+            Op::Get => d.get(COLLECTION, &id(rng.below(loaded.max(1)))).map(drop),
+            Op::QueryOneFilter => {
+                let q = crate::Query::new(COLLECTION)
+                    .filter(INDEXES[0], conversation(rng.below(CONVERSATIONS)))
+                    .limit(20);
+                d.query(&q).map(drop)
+            }
+            Op::QueryTwoFilters => {
+                let q = crate::Query::new(COLLECTION)
+                    .filter(INDEXES[0], conversation(rng.below(CONVERSATIONS)))
+                    .filter(INDEXES[1], author(rng.below(AUTHORS)))
+                    .limit(20);
+                d.query(&q).map(drop)
+            }
+            Op::QueryOrdered => {
+                let q = crate::Query::new(COLLECTION)
+                    .filter(INDEXES[1], author(rng.below(AUTHORS)))
+                    .order_by(INDEXES[0])
+                    .limit(20);
+                d.query(&q).map(drop)
+            }
+            Op::Count => {
+                let q =
+                    crate::Query::new(COLLECTION).filter(INDEXES[1], author(rng.below(AUTHORS)));
+                d.count(&q).map(drop)
+            }
+            Op::Delete => {
+                // Delete turns from the top of the loaded range, one each.
+                let target = id(loaded.saturating_sub(1 + i));
+                d.delete(COLLECTION, &target).map(drop)
+            }
+            Op::Lease => {
+                let key = format!("lease-{}", rng.below(1_000));
+                store.leases().acquire(&key, "bench", 60_000)?;
+                store.leases().release(&key, "bench")
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `logstore bench`: the log engine against the SQLite driver, through the
+//! same `&dyn Store` calls, at equal durability, in one run.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use logstore::workload::{self, Op, Rng};
+use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
+use serde::Serialize;
+
+use crate::progress::Progress;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    pub docs: u64,
+    pub durability: Durability,
+    pub threads: usize,
+    pub seconds_per_op: f64,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub operation: String,
+    pub log_ops_per_sec: f64,
+    pub sqlite_ops_per_sec: f64,
+    pub ratio: f64,
+}
+
+/// The whole run, as `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub documents: u64,
+    pub durability: String,
+    pub document_shape: String,
+    pub cores: usize,
+    pub rows: Vec<Row>,
+}
+
+fn options(durability: Durability) -> Options {
+    Options {
+        durability,
+        // The benchmark measures steady-state operations; compaction is
+        // measured on its own.
+        auto_compact: false,
+        ..Options::default()
+    }
+}
+
+fn open_log(dir: &Path, durability: Durability) -> logstore::Result<LogStore> {
+    LogStore::open(dir.join("log"), options(durability))
+}
+
+fn open_sqlite(dir: &Path, durability: Durability) -> logstore::Result<SqliteStore> {
+    SqliteStore::open(dir.join("store.db"), dir.join("blobs"), options(durability))
+}
+
+/// Runs `f` until `budget` has passed (at least 10 times) or `max` calls;
+/// returns calls per second.
+fn rate(
+    budget: Duration,
+    max: u64,
+    mut f: impl FnMut(u64) -> logstore::Result<()>,
+) -> logstore::Result<f64> {
+    let started = Instant::now();
+    let mut i = 0;
+    while i < max && (i < 10 || started.elapsed() < budget) {
+        f(i)?;
+        i += 1;
+    }
+    Ok(i as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Puts of new documents from `threads` threads for `budget`.
+fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> logstore::Result<f64> {
+    let started = Instant::now();
+    let done: Vec<logstore::Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut rng = Rng::new(t as u64);
+                    let mut n = 0u64;
+                    while n < 10 || started.elapsed() < budget {
+                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + n;
+                        store.docs().put(
+                            workload::COLLECTION,
+                            &workload::id(i),
+                            workload::turn(&mut rng, i),
+                            None,
+                        )?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(logstore::Error::Closed)))
+            .collect()
+    });
+    let mut total = 0;
+    for n in done {
+        total += n?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> logstore::Result<(f64, f64)> {
+    let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+    let mut ids = Vec::new();
+    let put = rate(budget, 100_000, |i| {
+        let mut data = bytes.clone();
+        data[0] = i as u8; // distinct content, so each put stores its bytes
+        data[1] = (i >> 8) as u8;
+        let meta = store
+            .blobs()
+            .put(&mut Cursor::new(data), BlobPut::default())?;
+        ids.push(meta.id);
+        Ok(())
+    })?;
+    let get = rate(budget, 1_000_000, |i| {
+        let id = &ids[i as usize % ids.len()];
+        let (_, mut reader) = store
+            .blobs()
+            .get(id)?
+            .ok_or_else(|| logstore::Error::InvalidInput("blob vanished".into()))?;
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| logstore::Error::Io {
+            context: "reading a blob".into(),
+            source: e,
+        })?;
+        Ok(())
+    })?;
+    Ok((put, get))
+}
+
+/// Runs every workload on both drivers and returns the table.
+pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report> {
+    let tmp = tempfile::tempdir().map_err(|e| logstore::Error::Io {
+        context: "creating a temporary folder".into(),
+        source: e,
+    })?;
+    let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
+    let budget = Duration::from_secs_f64(config.seconds_per_op);
+    let d = config.durability;
+    let mut thread_counts = vec![1, 4, config.threads.max(1)];
+    thread_counts.sort_unstable();
+    thread_counts.dedup();
+    progress.start(2 + Op::ALL.len() as u64 + 2 + thread_counts.len() as u64 + 1);
+    let mut rows = Vec::new();
+    let mut row = |operation: String, log: f64, sqlite: f64| {
+        rows.push(Row {
+            operation,
+            log_ops_per_sec: log,
+            sqlite_ops_per_sec: sqlite,
+            ratio: log / sqlite,
+        });
+    };
+
+    progress.step("loading documents into the log engine");
+    let log = open_log(&log_dir, d)?;
+    let started = Instant::now();
+    workload::load(&log, config.docs)?;
+    let log_load = config.docs as f64 / started.elapsed().as_secs_f64();
+    progress.step("loading documents into SQLite");
+    let sqlite = open_sqlite(&sqlite_dir, d)?;
+    let started = Instant::now();
+    workload::load(&sqlite, config.docs)?;
+    let sqlite_load = config.docs as f64 / started.elapsed().as_secs_f64();
+    row(
+        format!("load {} documents (puts)", config.docs),
+        log_load,
+        sqlite_load,
+    );
+
+    for op in Op::ALL {
+        progress.step(op.name());
+        // Deletes consume loaded documents; keep half for the reads after.
+        let max = if op == Op::Delete {
+            config.docs / 2
+        } else {
+            u64::MAX
+        };
+        let per_driver = |store: &dyn Store| {
+            let mut rng = Rng::new(9);
+            rate(budget, max, |i| op.run(store, &mut rng, i, config.docs))
+        };
+        let (l, s) = (per_driver(&log)?, per_driver(&sqlite)?);
+        row(op.name().to_string(), l, s);
+    }
+    for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
+        progress.step(&format!("blobs of {label}"));
+        let (lp, lg) = blob_rates(&log, size, budget)?;
+        let (sp, sg) = blob_rates(&sqlite, size, budget)?;
+        row(format!("blob put, {label}"), lp, sp);
+        row(format!("blob get, {label}"), lg, sg);
+    }
+    for threads in thread_counts {
+        progress.step(&format!("puts from {threads} threads"));
+        let l = concurrent_puts(&log, threads, budget)?;
+        let s = concurrent_puts(&sqlite, threads, budget)?;
+        row(format!("put (new), {threads} threads"), l, s);
+    }
+    progress.step("reopening");
+    log.close()?;
+    sqlite.close()?;
+    drop((log, sqlite));
+    let started = Instant::now();
+    let log = open_log(&log_dir, d)?;
+    let log_open = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let sqlite = open_sqlite(&sqlite_dir, d)?;
+    let sqlite_open = started.elapsed().as_secs_f64();
+    row(
+        "open (opens per second)".to_string(),
+        1.0 / log_open,
+        1.0 / sqlite_open,
+    );
+    drop((log, sqlite));
+    progress.finish();
+    Ok(Report {
+        documents: config.docs,
+        durability: match d {
+            Durability::Sync => "Sync (log: fdatasync per commit, group commit) vs SQLite synchronous=FULL, WAL".into(),
+            Durability::Flush => "Flush (log: handed to the OS) vs SQLite synchronous=NORMAL, WAL".into(),
+        },
+        document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        rows,
+    })
+}
+
+/// The report as a table.
+pub fn print_table(report: &Report) {
+    println!(
+        "logstore bench: {} documents; {}; {}; {} cores",
+        report.documents, report.durability, report.document_shape, report.cores
+    );
+    println!();
+    println!("| operation | log engine ops/s | SQLite ops/s | log / SQLite |");
+    println!("| --- | ---: | ---: | ---: |");
+    for row in &report.rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1}x |",
+            row.operation, row.log_ops_per_sec, row.sqlite_ops_per_sec, row.ratio
+        );
+    }
+}

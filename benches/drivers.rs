@@ -30,8 +30,10 @@ fn opts() -> Options {
 
 fn drivers(dir: &std::path::Path) -> Vec<(&'static str, Box<dyn Store>)> {
     let log = LogStore::open(dir.join("log"), opts()).expect("open log");
-    let sqlite = SqliteStore::open(dir.join("store.db"), dir.join("blobs"), opts()).expect("open sqlite");
-    let stores: Vec<(&'static str, Box<dyn Store>)> = vec![("log", Box::new(log)), ("sqlite", Box::new(sqlite))];
+    let sqlite =
+        SqliteStore::open(dir.join("store.db"), dir.join("blobs"), opts()).expect("open sqlite");
+    let stores: Vec<(&'static str, Box<dyn Store>)> =
+        vec![("log", Box::new(log)), ("sqlite", Box::new(sqlite))];
     for (_, store) in &stores {
         workload::load(store.as_ref(), DOCS).expect("load");
     }
@@ -61,13 +63,22 @@ fn operations(c: &mut Criterion) {
         let bytes = vec![7u8; size];
         let mut group = c.benchmark_group(format!("blob {size} B"));
         for (name, store) in &stores {
-            let meta = store.blobs().put(&mut Cursor::new(bytes.clone()), BlobPut::default()).expect("put");
+            let meta = store
+                .blobs()
+                .put(&mut Cursor::new(bytes.clone()), BlobPut::default())
+                .expect("put");
             group.bench_function(format!("{name} put"), |b| {
-                b.iter(|| store.blobs().put(&mut Cursor::new(bytes.clone()), BlobPut::default()).expect("put"))
+                b.iter(|| {
+                    store
+                        .blobs()
+                        .put(&mut Cursor::new(bytes.clone()), BlobPut::default())
+                        .expect("put")
+                })
             });
             group.bench_function(format!("{name} get"), |b| {
                 b.iter(|| {
-                    let (_, mut reader) = store.blobs().get(&meta.id).expect("get").expect("exists");
+                    let (_, mut reader) =
+                        store.blobs().get(&meta.id).expect("get").expect("exists");
                     std::io::copy(&mut reader, &mut std::io::sink()).expect("read")
                 })
             });
@@ -96,7 +107,12 @@ fn concurrent_puts(c: &mut Criterion) {
                                     let i = 3_000_000_000 + base + k as u64;
                                     store
                                         .docs()
-                                        .put(workload::COLLECTION, &workload::id(i), workload::turn(&mut rng, i), None)
+                                        .put(
+                                            workload::COLLECTION,
+                                            &workload::id(i),
+                                            workload::turn(&mut rng, i),
+                                            None,
+                                        )
                                         .expect("put");
                                 }
                             });

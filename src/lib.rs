@@ -36,6 +36,7 @@ pub mod io;
 mod leases;
 mod log;
 pub mod options;
+pub mod transfer;
 pub mod validate;
 pub mod workload;
 
@@ -43,6 +44,7 @@ pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
     DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
 };
+pub use drivers::log::repair::{salvage, SalvageReport};
 pub use drivers::log::{CompactionReport, Problem, Stats, VerifyReport};
 pub use drivers::log::{LogStore, LOCK_FILE};
 #[cfg(feature = "sqlite")]
@@ -50,3 +52,4 @@ pub use drivers::sqlite::SqliteStore;
 pub use error::{Error, Result};
 pub use log::recovery::{RecoveryReport, SnapshotUse, TruncatedTail};
 pub use options::{Clock, Durability, ManualClock, Options, SystemClock};
+pub use transfer::Transfer;

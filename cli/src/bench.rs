@@ -233,18 +233,18 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report
 }
 
 /// The report as a table.
-pub fn print_table(report: &Report) {
-    println!(
-        "logstore bench: {} documents; {}; {}; {} cores",
+pub fn table(report: &Report) -> String {
+    let mut out = format!(
+        "logstore bench: {} documents; {}; {}; {} cores\n\n",
         report.documents, report.durability, report.document_shape, report.cores
     );
-    println!();
-    println!("| operation | log engine ops/s | SQLite ops/s | log / SQLite |");
-    println!("| --- | ---: | ---: | ---: |");
+    out += "| operation | log engine ops/s | SQLite ops/s | log / SQLite |\n";
+    out += "| --- | ---: | ---: | ---: |\n";
     for row in &report.rows {
-        println!(
-            "| {} | {:.0} | {:.0} | {:.1}x |",
+        out += &format!(
+            "| {} | {:.0} | {:.0} | {:.1}x |\n",
             row.operation, row.log_ops_per_sec, row.sqlite_ops_per_sec, row.ratio
         );
     }
+    out
 }

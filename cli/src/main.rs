@@ -1,20 +1,35 @@
 //! `logstore`: the command-line tool of the logstore engine.
+//!
+//! Exit codes: 0 success, 1 a problem found or an operation refused, 2 a
+//! usage error. Errors are one line on stderr.
 
 mod bench;
+mod commands;
 mod progress;
+mod store;
+mod transfer;
 
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use logstore::Durability;
 
+use crate::commands::Outcome;
+use crate::progress::Progress;
+
 #[derive(Parser)]
 #[command(
     name = "logstore",
     version,
-    about = "Benchmark, inspect, verify, repair and migrate logstore stores"
+    about = "Benchmark, inspect, verify, repair and migrate logstore stores",
+    after_help = "A STORE is a directory (a log store) or a file ending in .db (an SQLite store in the\nreference layout, with its blobs in blobs/ beside it or in --blob-dir)."
 )]
 struct Cli {
+    /// Where an SQLite store's blob files live (default: blobs/ beside the .db file).
+    #[arg(long, global = true)]
+    blob_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,11 +65,113 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
+    #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
+    Stats {
+        store: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every record checksum, every blob hash, and the index snapshot against the log (log stores).
+    #[command(after_help = "Example:\n  logstore verify .pattern-data/log || echo damaged")]
+    Verify { store: PathBuf },
+    /// Salvage a damaged log store into a clean one, keeping every record that verifies.
+    #[command(
+        after_help = "Example:\n  logstore repair .pattern-data/log --out .pattern-data/log-fixed"
+    )]
+    Repair {
+        store: PathBuf,
+        /// Where to write the repaired store (default: STORE.repaired beside it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace the original with the repaired store (the original is kept as STORE.damaged).
+        #[arg(long, conflicts_with = "out")]
+        in_place: bool,
+    },
+    /// Rewrite the live records of a log store and drop the rest.
+    #[command(after_help = "Example:\n  logstore compact .pattern-data/log")]
+    Compact { store: PathBuf },
+    /// Write every collection, document, blob and lease as JSON Lines on stdout.
+    #[command(after_help = "Example:\n  logstore dump .pattern-data/store.db > backup.jsonl")]
+    Dump { store: PathBuf },
+    /// Read JSON Lines from stdin into an empty store.
+    #[command(after_help = "Example:\n  logstore load .pattern-data/log < backup.jsonl")]
+    Load { store: PathBuf },
+    /// Copy a whole store between drivers (SQLite to log, log to SQLite, log to log) into an empty target.
+    #[command(
+        after_help = "Example:\n  logstore migrate .pattern-data/store.db .pattern-data/log"
+    )]
+    Migrate { from: PathBuf, to: PathBuf },
+    /// Print a document as JSON.
+    #[command(after_help = "Example:\n  logstore get .pattern-data/log msgs m1")]
+    Get {
+        store: PathBuf,
+        collection: String,
+        id: String,
+    },
+    /// Write a document from JSON (an upsert, or a compare-and-swap with --expected-version).
+    #[command(
+        after_help = "Example:\n  logstore put .pattern-data/log msgs m1 '{\"owner\":\"a\"}'"
+    )]
+    Put {
+        store: PathBuf,
+        collection: String,
+        id: String,
+        /// The document, a JSON object.
+        json: String,
+        /// Only write if the row is at exactly this version.
+        #[arg(long)]
+        expected_version: Option<u64>,
+    },
+    /// Delete a document (exit 1 if there was none).
+    #[command(after_help = "Example:\n  logstore delete .pattern-data/log msgs m1")]
+    Delete {
+        store: PathBuf,
+        collection: String,
+        id: String,
+    },
+    /// Query a collection; one JSON document per line.
+    #[command(
+        after_help = "Example:\n  logstore query .pattern-data/log msgs --where owner=a --order-by rank --desc --limit 20"
+    )]
+    Query {
+        store: PathBuf,
+        collection: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
+    /// Count matching documents.
+    #[command(after_help = "Example:\n  logstore count .pattern-data/log msgs --where owner=a")]
+    Count {
+        store: PathBuf,
+        collection: String,
+        #[command(flatten)]
+        query: QueryArgs,
+    },
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// An equality condition on a declared index field; repeat for more.
+    #[arg(long = "where", value_name = "FIELD=VALUE")]
+    conditions: Vec<String>,
+    /// createdAt (default), updatedAt, id, or a declared index field.
+    #[arg(long)]
+    order_by: Option<String>,
+    /// Largest first.
+    #[arg(long)]
+    desc: bool,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[arg(long, default_value_t = 0)]
+    offset: usize,
+}
+
+fn run(cli: Cli) -> Result<Outcome, String> {
+    let blob_dir = cli.blob_dir.as_deref();
+    let open = |path: &PathBuf| store::open(path, blob_dir, false);
+    match cli.command {
         Command::Bench {
             docs,
             durability,
@@ -71,22 +188,138 @@ fn main() -> ExitCode {
                 threads,
                 seconds_per_op: seconds,
             };
-            bench::run(&config, &progress::Progress::new()).map(|report| {
-                if json {
-                    match serde_json::to_string_pretty(&report) {
-                        Ok(text) => println!("{text}"),
-                        Err(e) => eprintln!("logstore: {e}"),
-                    }
-                } else {
-                    bench::print_table(&report);
-                }
+            let report = bench::run(&config, &Progress::new()).map_err(|e| e.to_string())?;
+            if json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+                Ok(Outcome {
+                    stdout: text + "\n",
+                    problem: false,
+                })
+            } else {
+                Ok(Outcome {
+                    stdout: bench::table(&report),
+                    problem: false,
+                })
+            }
+        }
+        Command::Stats { store, json } => commands::stats(&open(&store)?, json),
+        Command::Verify { store } => commands::verify(&open(&store)?),
+        Command::Repair {
+            store,
+            out,
+            in_place,
+        } => commands::repair(&store, out.as_deref(), in_place),
+        Command::Compact { store } => commands::compact(&open(&store)?),
+        Command::Dump { store } => {
+            let src = open(&store)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            transfer::dump(src.transfer(), &mut out, &Progress::new())?;
+            out.flush().map_err(|e| e.to_string())?;
+            Ok(Outcome {
+                stdout: String::new(),
+                problem: false,
             })
         }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("logstore: {e}");
+        Command::Load { store } => {
+            let dst = store::open(&store, blob_dir, true)?;
+            let mut input = BufReader::new(std::io::stdin().lock());
+            let n = transfer::load(dst.transfer(), &mut input, &Progress::new())?;
+            Ok(Outcome {
+                stdout: String::new(),
+                problem: false,
+            })
+            .inspect(|_| eprintln!("loaded {n} items"))
+        }
+        Command::Migrate { from, to } => {
+            let src = open(&from)?;
+            let dst = store::open(&to, blob_dir, true)?;
+            let n = transfer::migrate(src.transfer(), dst.transfer(), &Progress::new())?;
+            let mut stdout = format!(
+                "copied {n} items from {} to {}\n",
+                from.display(),
+                to.display()
+            );
+            if let store::Opened::Log(log) = &dst {
+                let report = log.verify().map_err(|e| e.to_string())?;
+                if !report.is_clean() {
+                    for p in &report.problems {
+                        stdout += &format!("{p}\n");
+                    }
+                    return Ok(Outcome {
+                        stdout,
+                        problem: true,
+                    });
+                }
+                stdout += "the target verifies\n";
+            }
+            Ok(Outcome {
+                stdout,
+                problem: false,
+            })
+        }
+        Command::Get {
+            store,
+            collection,
+            id,
+        } => commands::get(open(&store)?.transfer(), &collection, &id),
+        Command::Put {
+            store,
+            collection,
+            id,
+            json,
+            expected_version,
+        } => commands::put(
+            store::open(&store, blob_dir, true)?.transfer(),
+            &collection,
+            &id,
+            &json,
+            expected_version,
+        ),
+        Command::Delete {
+            store,
+            collection,
+            id,
+        } => commands::delete(open(&store)?.transfer(), &collection, &id),
+        Command::Query {
+            store,
+            collection,
+            query,
+        } => {
+            let q = commands::query_of(
+                &collection,
+                &query.conditions,
+                query.order_by.as_deref(),
+                query.desc,
+                query.limit,
+                query.offset,
+            )?;
+            commands::query(open(&store)?.transfer(), &q)
+        }
+        Command::Count {
+            store,
+            collection,
+            query,
+        } => {
+            let q = commands::query_of(&collection, &query.conditions, None, false, usize::MAX, 0)?;
+            commands::count(open(&store)?.transfer(), &q)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(outcome) => {
+            print!("{}", outcome.stdout);
+            if outcome.problem {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(message) => {
+            eprintln!("logstore: {message}");
             ExitCode::from(1)
         }
     }

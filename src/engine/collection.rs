@@ -26,6 +26,8 @@ pub type Postings = BTreeSet<(i64, Arc<str>)>;
 pub struct Collection {
     /// True once `ensure_collection` named it (only those are listed).
     pub ensured: bool,
+    /// When it was first ensured (0 when the log did not record it).
+    pub created_at: i64,
     pub indexes: Vec<String>,
     pub docs: BTreeMap<Arc<str>, DocMeta>,
     /// (created_at, id): the default order.

@@ -68,6 +68,7 @@ impl State {
     pub fn apply_collection(
         &mut self,
         name: &str,
+        created_at: Option<i64>,
         indexes: &[&str],
         mut values_of: impl FnMut(&DocMeta, &[String]) -> Result<IndexValues>,
     ) -> Result<()> {
@@ -87,6 +88,9 @@ impl State {
             .map(|f| (*f).to_string())
             .collect();
         let collection = self.collections.entry(name.to_string()).or_default();
+        if !collection.ensured {
+            collection.created_at = created_at.unwrap_or(0);
+        }
         collection.ensured = true;
         if !new_fields.is_empty() {
             collection.add_fields(&new_fields, |meta| values_of(meta, &new_fields))?;
@@ -146,6 +150,22 @@ impl State {
     pub fn live_bytes(&self) -> u64 {
         let docs: u64 = self.collections.values().map(|c| c.live_bytes).sum();
         docs + self.leases.live_bytes() + self.blobs.live_bytes()
+    }
+
+    /// The heap the index holds, estimated from its entry sizes (see
+    /// BENCHMARKS.md for the layout): per document its id, metadata, value
+    /// slots and one entry per ordered set; plus lease and blob rows.
+    pub fn index_bytes_estimate(&self) -> u64 {
+        let docs: u64 = self
+            .collections
+            .values()
+            .map(|c| {
+                let fields = c.indexes.len() as u64;
+                let ids: u64 = c.docs.keys().map(|id| id.len() as u64 + 16).sum();
+                ids + c.docs.len() as u64 * (72 + 24 + fields * (16 + 24))
+            })
+            .sum();
+        docs + self.leases.len() as u64 * 160 + self.blobs.len() as u64 * 200
     }
 
     /// Every collection by name.

@@ -100,6 +100,7 @@ pub fn encode(state: &State, covers: &Covers) -> Vec<u8> {
 fn encode_collection(out: &mut Vec<u8>, name: &str, c: &Collection) {
     put_str(out, name);
     out.push(u8::from(c.ensured));
+    put_u64(out, c.created_at as u64);
     put_u32(out, c.indexes.len() as u32);
     for field in &c.indexes {
         put_str(out, field);
@@ -210,7 +211,7 @@ pub fn decode(
         }
     };
     let mut state = State::default();
-    for _ in 0..count(&mut r, 9)? {
+    for _ in 0..count(&mut r, 17)? {
         let (name, collection) = decode_collection(&mut r, &checked_loc)?;
         state.collections.insert(name, collection);
     }
@@ -266,6 +267,7 @@ fn decode_collection(
 ) -> Result<(String, Collection), String> {
     let name = r.str()?.to_string();
     let ensured = r.u8()? != 0;
+    let created_at = r.u64()? as i64;
     let indexes: Vec<String> = (0..count(r, 4)?)
         .map(|_| r.str().map(str::to_string))
         .collect::<Result<_, _>>()?;
@@ -354,6 +356,7 @@ fn decode_collection(
         .collect();
     let collection = Collection {
         ensured,
+        created_at,
         indexes,
         docs,
         by_created: by_created.into_iter().collect(),

@@ -56,6 +56,7 @@ fn constants_table_matches_the_code() {
         ("KIND_COLLECTION", KIND_COLLECTION.to_string()),
         ("KIND_DOC_PUT", KIND_DOC_PUT.to_string()),
         ("KIND_DOC_DELETE", KIND_DOC_DELETE.to_string()),
+        ("KIND_COLLECTION_AT", KIND_COLLECTION_AT.to_string()),
         ("KIND_LEASE_SET", KIND_LEASE_SET.to_string()),
         ("KIND_LEASE_DELETE", KIND_LEASE_DELETE.to_string()),
         ("KIND_LEASE_RELEASE_ALL", KIND_LEASE_RELEASE_ALL.to_string()),

@@ -12,8 +12,12 @@ pub const MAX_PAYLOAD_LEN: u32 = (MAX_DOCUMENT_BYTES_LIMIT as u32) + 64 * 1024;
 /// Added to the rotated CRC32 so that a run of zero bytes never verifies.
 pub const CRC_MASK_DELTA: u32 = 0xa282_ead8;
 
-/// Record kind: a collection was ensured (its full index list).
+/// Record kind: a collection was ensured (its full index list). Written by
+/// early format-1 stores; still read (the creation time is then unknown).
 pub const KIND_COLLECTION: u8 = 1;
+/// Record kind: a collection was ensured, with its creation time and full
+/// index list. What the engine writes now.
+pub const KIND_COLLECTION_AT: u8 = 9;
 /// Record kind: a document was written (upsert, CAS or patch).
 pub const KIND_DOC_PUT: u8 = 2;
 /// Record kind: a document was deleted.
@@ -48,9 +52,11 @@ pub fn mask(crc: u32) -> u32 {
 /// One mutation, as the log stores it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record<'a> {
-    /// A collection with its complete index list after an ensure.
+    /// A collection with its complete index list after an ensure, and when
+    /// it was created (`None` in records of kind 1, which lack it).
     Collection {
         name: &'a str,
+        created_at: Option<i64>,
         indexes: Vec<&'a str>,
     },
     /// A document body with its version and timestamps.
@@ -108,9 +114,22 @@ impl Record<'_> {
 
     fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Record::Collection { name, indexes } => {
-                out.push(KIND_COLLECTION);
-                put_str(out, name);
+            Record::Collection {
+                name,
+                created_at,
+                indexes,
+            } => {
+                match created_at {
+                    Some(at) => {
+                        out.push(KIND_COLLECTION_AT);
+                        put_str(out, name);
+                        out.extend_from_slice(&at.to_le_bytes());
+                    }
+                    None => {
+                        out.push(KIND_COLLECTION);
+                        put_str(out, name);
+                    }
+                }
                 out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
                 for field in indexes {
                     put_str(out, field);
@@ -195,8 +214,12 @@ impl Record<'_> {
     pub fn decode(payload: &[u8]) -> Result<Record<'_>, String> {
         let mut r = Reader::new(payload);
         let record = match r.u8()? {
-            KIND_COLLECTION => {
+            kind @ (KIND_COLLECTION | KIND_COLLECTION_AT) => {
                 let name = r.str()?;
+                let created_at = match kind {
+                    KIND_COLLECTION_AT => Some(r.u64()? as i64),
+                    _ => None,
+                };
                 let count = r.u32()?;
                 // Each field takes at least its 4-byte length, so a count the
                 // payload cannot hold is rejected before allocating.
@@ -204,7 +227,11 @@ impl Record<'_> {
                     return Err(format!("index count {count} exceeds the record"));
                 }
                 let indexes = (0..count).map(|_| r.str()).collect::<Result<_, _>>()?;
-                Record::Collection { name, indexes }
+                Record::Collection {
+                    name,
+                    created_at,
+                    indexes,
+                }
             }
             KIND_DOC_PUT => Record::DocPut {
                 collection: r.str()?,
@@ -320,7 +347,13 @@ mod tests {
         let records = [
             Record::Collection {
                 name: "c",
+                created_at: None,
                 indexes: vec!["a", "b.c"],
+            },
+            Record::Collection {
+                name: "c",
+                created_at: Some(-7),
+                indexes: vec![],
             },
             sample(),
             Record::DocDelete {

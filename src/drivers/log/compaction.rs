@@ -79,6 +79,10 @@ pub struct Stats {
     pub blob_files: u64,
     /// Lease rows (expired ones included).
     pub leases: u64,
+    /// Of those, rows whose expiry has passed (`expires_at < now`).
+    pub leases_expired: u64,
+    /// An estimate of the heap the in-memory index holds, in bytes.
+    pub index_bytes_estimate: u64,
 }
 
 /// The wake-up signal of the background compactor.
@@ -356,18 +360,24 @@ impl Inner {
         output: &mut Output<'_>,
         report: &mut CompactionReport,
     ) -> Result<Vec<(Row, Loc, Loc)>> {
-        let collections: Vec<(String, Vec<String>)> = self
+        let collections: Vec<(String, i64, Vec<String>)> = self
             .state
             .read()
             .collections()
             .filter(|(_, c)| c.ensured)
-            .map(|(name, c)| (name.clone(), c.indexes.clone()))
+            .map(|(name, c)| (name.clone(), c.created_at, c.indexes.clone()))
             .collect();
         let mut frame = Vec::new();
-        for (name, indexes) in &collections {
+        for (name, created_at, indexes) in &collections {
             frame.clear();
             let indexes = indexes.iter().map(String::as_str).collect();
-            Record::Collection { name, indexes }.encode_frame(&mut frame);
+            let created_at = Some(*created_at);
+            Record::Collection {
+                name,
+                created_at,
+                indexes,
+            }
+            .encode_frame(&mut frame);
             output.push(&frame)?;
         }
         let mut moves = Vec::new();
@@ -453,6 +463,7 @@ impl Inner {
         let state = self.state.read();
         let total = writer.total_bytes();
         let live = state.live_bytes();
+        let now = self.opts.clock.now_ms();
         Ok(Stats {
             segments: writer.order().len(),
             total_bytes: total,
@@ -467,6 +478,12 @@ impl Inner {
             blobs: state.blobs.len() as u64,
             blob_files: state.blobs.contents().count() as u64,
             leases: state.leases.len() as u64,
+            leases_expired: state
+                .leases
+                .rows()
+                .filter(|(row, _)| row.expires_at < now)
+                .count() as u64,
+            index_bytes_estimate: state.index_bytes_estimate(),
         })
     }
 }

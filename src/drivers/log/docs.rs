@@ -11,26 +11,29 @@ use crate::log::segment::Loc;
 use crate::validate;
 use crate::Result;
 
-impl DocumentStore for LogStore {
-    fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
+impl LogStore {
+    /// Ensures a collection; `created_at` is its creation time if it is new
+    /// (an existing collection keeps its own).
+    pub(super) fn ensure(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
         validate::index_paths(name, indexes)?;
         let inner = &self.inner;
         let mut writer = inner.writer.lock();
         inner.check_writable()?;
-        let (merged, new_fields, locs) = {
+        let (merged, new_fields, locs, created_at) = {
             let state = inner.state.read();
             let current = state.indexes(name);
             let merged = validate::merge_indexes(current, indexes);
-            let ensured = state.collection(name).is_some_and(|c| c.ensured);
-            if ensured && merged.len() == current.len() {
+            let existing = state.collection(name).filter(|c| c.ensured);
+            if existing.is_some() && merged.len() == current.len() {
                 return Ok(());
             }
+            let created_at = existing.map_or(created_at, |c| c.created_at);
             let new_fields = merged[current.len()..].to_vec();
             let locs: Vec<Loc> = match state.collection(name) {
                 Some(c) if !new_fields.is_empty() => c.docs.values().map(|m| m.loc).collect(),
                 _ => Vec::new(),
             };
-            (merged, new_fields, locs)
+            (merged, new_fields, locs, created_at)
         };
         // Backfill values are computed before the record is appended, so a
         // body that fails to read leaves both log and state unchanged. The
@@ -43,17 +46,24 @@ impl DocumentStore for LogStore {
         let field_refs: Vec<&str> = merged.iter().map(String::as_str).collect();
         let record = Record::Collection {
             name,
+            created_at: Some(created_at),
             indexes: field_refs.clone(),
         };
         let (_, seq) = inner.append(&mut writer, &record)?;
         inner
             .state
             .write()
-            .apply_collection(name, &field_refs, |meta, _| {
+            .apply_collection(name, Some(created_at), &field_refs, |meta, _| {
                 Ok(backfill.remove(&meta.loc).unwrap_or_default())
             })?;
         drop(writer);
         inner.wait_durable(seq)
+    }
+}
+
+impl DocumentStore for LogStore {
+    fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
+        self.ensure(name, indexes, self.inner.opts.clock.now_ms())
     }
 
     fn list_collections(&self) -> Result<Vec<CollectionInfo>> {

@@ -209,12 +209,14 @@ fn apply_record(
     loc: Loc,
 ) -> Result<()> {
     match record {
-        Record::Collection { name, indexes } => {
-            state.apply_collection(name, &indexes, |meta, fields| {
-                let doc = read_document(files, dir, meta.loc)?;
-                Ok(values_of(&doc.data, fields))
-            })
-        }
+        Record::Collection {
+            name,
+            created_at,
+            indexes,
+        } => state.apply_collection(name, created_at, &indexes, |meta, fields| {
+            let doc = read_document(files, dir, meta.loc)?;
+            Ok(values_of(&doc.data, fields))
+        }),
         Record::DocPut {
             collection,
             id,
@@ -555,4 +557,6 @@ mod compaction;
 mod docs;
 mod hint;
 mod lease_store;
+pub mod repair;
+mod transfer;
 mod verify;

@@ -179,7 +179,7 @@ fn collection_indexes(tx: &Connection, name: &str) -> Result<Option<Vec<String>>
 }
 
 /// Rewrites the index rows of one document.
-fn write_index_rows(
+pub(super) fn write_index_rows(
     tx: &Transaction<'_>,
     collection: &str,
     id: &str,
@@ -292,3 +292,4 @@ impl Store for SqliteStore {
 mod blob_store;
 mod docs;
 mod lease_store;
+mod transfer;

@@ -1,0 +1,276 @@
+//! The inspection and maintenance commands: stats, verify, repair, compact,
+//! and single-document get, put, delete, query and count for scripts.
+
+use std::path::{Path, PathBuf};
+
+use logstore::io::{RealFs, Vfs};
+use logstore::{Query, Store};
+use serde_json::{json, Value};
+
+use crate::store::{self, Opened};
+
+/// A command's outcome: what to print, and whether it found a problem
+/// (exit code 1).
+pub struct Outcome {
+    pub stdout: String,
+    pub problem: bool,
+}
+
+impl Outcome {
+    fn ok(stdout: String) -> Self {
+        Outcome {
+            stdout,
+            problem: false,
+        }
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome, String> {
+    let s = opened.transfer();
+    let collections = s.docs().list_collections().map_err(err)?;
+    let all = logstore::BlobList {
+        limit: Some(usize::MAX),
+        ..Default::default()
+    };
+    let blobs = s.blobs().list(&all).map_err(err)?;
+    let blob_bytes: u64 = blobs.iter().map(|b| b.size).sum();
+    let leases = s.all_leases().map_err(err)?;
+    let mut report = json!({
+        "collections": collections,
+        "blobs": {"count": blobs.len(), "bytes": blob_bytes},
+        "leases": {"rows": leases.len()},
+    });
+    if let Opened::Log(log) = opened {
+        let st = log.stats().map_err(err)?;
+        report["log"] = json!({
+            "segments": st.segments,
+            "total_bytes": st.total_bytes,
+            "live_bytes": st.live_bytes,
+            "dead_bytes": st.dead_bytes,
+            "space_amplification": st.space_amplification,
+            "documents": st.documents,
+            "index_bytes_estimate": st.index_bytes_estimate,
+        });
+        report["blobs"]["distinct_files"] = json!(st.blob_files);
+        report["leases"]["expired"] = json!(st.leases_expired);
+        report["leases"]["held"] = json!(st.leases - st.leases_expired);
+    }
+    if as_json {
+        return serde_json::to_string_pretty(&report)
+            .map(Outcome::ok)
+            .map_err(err);
+    }
+    let mut out = String::new();
+    if let Some(log) = report.get("log") {
+        out += &format!(
+            "segments: {}\ntotal bytes: {}\nlive bytes: {}\ndead bytes: {}\nspace amplification: {:.2}\ndocuments: {}\nindex memory (estimate): {} bytes\n",
+            log["segments"], log["total_bytes"], log["live_bytes"], log["dead_bytes"],
+            log["space_amplification"].as_f64().unwrap_or(0.0), log["documents"], log["index_bytes_estimate"]
+        );
+    }
+    out += "collections:\n";
+    for c in &collections {
+        out += &format!(
+            "  {}: {} documents, indexes {:?}\n",
+            c.name, c.doc_count, c.indexes
+        );
+    }
+    out += &format!("blobs: {} ({} bytes", blobs.len(), blob_bytes);
+    if let Some(files) = report["blobs"].get("distinct_files") {
+        out += &format!(", {files} distinct files");
+    }
+    out += ")\n";
+    out += &format!("leases: {}", leases.len());
+    if let Some(held) = report["leases"].get("held") {
+        out += &format!(" ({held} held, {} expired)", report["leases"]["expired"]);
+    }
+    out += "\n";
+    Ok(Outcome::ok(out))
+}
+
+pub fn verify(opened: &Opened) -> Result<Outcome, String> {
+    let log = opened.log("verify")?;
+    let report = log.verify().map_err(err)?;
+    if report.is_clean() {
+        return Ok(Outcome::ok(format!(
+            "ok: {} segments, {} records, {} blobs verified{}\n",
+            report.segments,
+            report.records,
+            report.blobs,
+            if report.snapshot_checked {
+                ", snapshot matches the log"
+            } else {
+                ""
+            }
+        )));
+    }
+    let lines: String = report.problems.iter().map(|p| format!("{p}\n")).collect();
+    Ok(Outcome {
+        stdout: lines,
+        problem: true,
+    })
+}
+
+pub fn compact(opened: &Opened) -> Result<Outcome, String> {
+    let r = opened.log("compact")?.compact().map_err(err)?;
+    Ok(Outcome::ok(format!(
+        "compacted {} segments into {}: {} -> {} bytes, {} records kept, {} dropped, {} blob files removed, in {:.2?}\n",
+        r.segments_compacted, r.segments_written, r.bytes_before, r.bytes_after, r.records_kept,
+        r.records_dropped, r.blob_files_removed, r.duration
+    )))
+}
+
+/// Salvages the log store at `src` into a new store; with `in_place`, the
+/// repaired store replaces the original, which is kept beside it.
+pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome, String> {
+    if !src.is_dir() {
+        return Err(format!("{} is not a log store directory", src.display()));
+    }
+    // Refuse a store that a running program holds (its lock is taken for
+    // the salvage's duration; the store itself is only read).
+    let lock = RealFs
+        .try_lock(&src.join(logstore::LOCK_FILE))
+        .map_err(err)?;
+    if lock.is_none() {
+        return Err(logstore::Error::Locked {
+            path: src.to_path_buf(),
+        }
+        .to_string());
+    }
+    let target: PathBuf = match (out, in_place) {
+        (Some(out), _) => out.to_path_buf(),
+        (None, true) => sibling(src, "repairing"),
+        (None, false) => sibling(src, "repaired"),
+    };
+    if target.exists() {
+        return Err(format!(
+            "{} already exists; name another with --out",
+            target.display()
+        ));
+    }
+    let dst = match store::open(&target, None, true)? {
+        Opened::Log(s) => s,
+        Opened::Sqlite(_) => {
+            return Err("repair writes a log store; --out must be a directory".into())
+        }
+    };
+    let report = logstore::salvage(src, &dst).map_err(err)?;
+    dst.close().map_err(err)?;
+    let mut stdout = format!(
+        "kept {} records from {} segments into {}\n",
+        report.records_kept,
+        report.segments,
+        target.display()
+    );
+    for lost in &report.lost {
+        stdout += &format!("lost: {lost}\n");
+    }
+    drop(lock);
+    if in_place {
+        let kept = sibling(src, "damaged");
+        std::fs::rename(src, &kept).map_err(err)?;
+        std::fs::rename(&target, src).map_err(err)?;
+        stdout += &format!(
+            "the repaired store replaced {}; the original is kept at {}\n",
+            src.display(),
+            kept.display()
+        );
+    }
+    Ok(Outcome {
+        stdout,
+        problem: !report.lost.is_empty(),
+    })
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!("{name}.{suffix}"))
+}
+
+pub fn get(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome, String> {
+    match s.docs().get(collection, id).map_err(err)? {
+        Some(doc) => serde_json::to_string(&doc)
+            .map(|t| Outcome::ok(t + "\n"))
+            .map_err(err),
+        None => Ok(Outcome {
+            stdout: String::new(),
+            problem: true,
+        }),
+    }
+}
+
+pub fn put(
+    s: &dyn Store,
+    collection: &str,
+    id: &str,
+    data: &str,
+    expected: Option<u64>,
+) -> Result<Outcome, String> {
+    let value: Value =
+        serde_json::from_str(data).map_err(|e| format!("the document is not JSON: {e}"))?;
+    match s.docs().put(collection, id, value, expected).map_err(err)? {
+        Some(doc) => serde_json::to_string(&doc)
+            .map(|t| Outcome::ok(t + "\n"))
+            .map_err(err),
+        None => Ok(Outcome {
+            stdout: "null\n".into(),
+            problem: true,
+        }),
+    }
+}
+
+pub fn delete(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome, String> {
+    let existed = s.docs().delete(collection, id).map_err(err)?;
+    Ok(Outcome {
+        stdout: format!("{existed}\n"),
+        problem: !existed,
+    })
+}
+
+/// Builds a query from `field=value` conditions (values are strings).
+pub fn query_of(
+    collection: &str,
+    conditions: &[String],
+    order_by: Option<&str>,
+    desc: bool,
+    limit: usize,
+    offset: usize,
+) -> Result<Query, String> {
+    let mut q = Query::new(collection).limit(limit).offset(offset);
+    for condition in conditions {
+        let (field, value) = condition
+            .split_once('=')
+            .ok_or_else(|| format!("--where takes field=value, got {condition:?}"))?;
+        q = q.filter(field, value);
+    }
+    if let Some(order) = order_by {
+        q = q.order_by(order);
+    }
+    if desc {
+        q = q.desc();
+    }
+    Ok(q)
+}
+
+pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome, String> {
+    let rows = s.docs().query(q).map_err(err)?;
+    let mut out = String::new();
+    for row in rows {
+        out += &serde_json::to_string(&row).map_err(err)?;
+        out.push('\n');
+    }
+    Ok(Outcome::ok(out))
+}
+
+pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome, String> {
+    Ok(Outcome::ok(format!(
+        "{}\n",
+        s.docs().count(q).map_err(err)?
+    )))
+}

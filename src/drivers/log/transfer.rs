@@ -1,0 +1,147 @@
+//! Export and exact import for the log engine.
+
+use std::io::Read;
+
+use super::{values_of, LogStore};
+use crate::blobs;
+use crate::contract::{BlobMeta, Document, LeaseRow};
+use crate::engine::PutMeta;
+use crate::log::record::Record;
+use crate::transfer::Transfer;
+use crate::validate;
+use crate::{Error, Result};
+
+impl Transfer for LogStore {
+    fn unensured_collections(&self) -> Result<Vec<String>> {
+        self.inner.check_open()?;
+        Ok(self
+            .inner
+            .state
+            .read()
+            .collections()
+            .filter(|(_, c)| !c.ensured && !c.docs.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect())
+    }
+
+    fn collection_created_at(&self, name: &str) -> Result<Option<i64>> {
+        self.inner.check_open()?;
+        let state = self.inner.state.read();
+        Ok(state
+            .collection(name)
+            .filter(|c| c.ensured)
+            .map(|c| c.created_at))
+    }
+
+    fn import_collection(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
+        self.ensure(name, indexes, created_at)
+    }
+
+    fn all_leases(&self) -> Result<Vec<LeaseRow>> {
+        self.inner.check_open()?;
+        let mut rows: Vec<LeaseRow> = self
+            .inner
+            .state
+            .read()
+            .leases
+            .rows()
+            .map(|(r, _)| r.clone())
+            .collect();
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(rows)
+    }
+
+    fn import_document(&self, doc: &Document) -> Result<()> {
+        validate::collection_and_id(&doc.collection, &doc.id)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = validate::document_body(value, self.inner.opts.max_document_bytes)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let record = Record::DocPut {
+            collection: &doc.collection,
+            id: &doc.id,
+            version: doc.version,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+            body: &body,
+        };
+        let (loc, seq) = inner.append(&mut writer, &record)?;
+        let put = PutMeta {
+            version: doc.version,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+            loc,
+        };
+        inner
+            .state
+            .write()
+            .apply_put(&doc.collection, &doc.id, put, |fields| {
+                Ok(values_of(&data, fields))
+            })?;
+        drop(writer);
+        inner.wait_durable(seq)
+    }
+
+    fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
+        validate::blob_id(&meta.id)?;
+        let request = crate::BlobPut {
+            mime: Some(meta.mime.clone()),
+            owner_id: meta.owner_id.clone(),
+        };
+        let (mime, owner_id) = validate::blob_put(&request)?;
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let fs = inner.fs.as_ref();
+        let tmp = blobs::tmp_path(fs, &inner.dir, &meta.id)?;
+        let staged = blobs::stage(fs, tmp.clone(), bytes, inner.opts.max_blob_bytes)?;
+        if staged.size != meta.size {
+            let _ = fs.remove(&tmp);
+            return Err(Error::invalid(format!(
+                "blob {} should be {} bytes, the stream had {}",
+                meta.id, meta.size, staged.size
+            )));
+        }
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        if inner.state.read().blobs.get(&meta.id).is_some() {
+            let _ = fs.remove(&tmp);
+            return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
+        }
+        blobs::install(fs, &inner.dir, &staged)?;
+        let record = Record::BlobPut {
+            id: &meta.id,
+            mime: &mime,
+            size: staged.size,
+            owner: owner_id.as_deref(),
+            created_at: meta.created_at,
+            hash: staged.hash,
+        };
+        let seq = inner.append_and_apply(&mut writer, &record)?;
+        drop(writer);
+        inner.wait_durable(seq)?;
+        Ok(BlobMeta {
+            content_hash: Some(blobs::hex(&staged.hash)),
+            ..meta.clone()
+        })
+    }
+
+    fn import_lease(&self, row: &LeaseRow) -> Result<()> {
+        validate::lease_key(&row.key)?;
+        validate::lease_owner(&row.owner)?;
+        let inner = &self.inner;
+        let mut writer = inner.writer.lock();
+        inner.check_writable()?;
+        let record = Record::LeaseSet {
+            key: &row.key,
+            owner: &row.owner,
+            expires_at: row.expires_at,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        };
+        let seq = inner.append_and_apply(&mut writer, &record)?;
+        drop(writer);
+        inner.wait_durable(seq)
+    }
+}

@@ -1,0 +1,138 @@
+//! Export and exact import for the SQLite driver.
+
+use std::io::Read;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{write_index_rows, SqliteStore};
+use crate::blobs;
+use crate::contract::{BlobMeta, Document, LeaseRow, LeaseStore};
+use crate::io::{RealFs, Vfs};
+use crate::transfer::Transfer;
+use crate::validate;
+use crate::{Error, Result};
+
+impl Transfer for SqliteStore {
+    fn unensured_collections(&self) -> Result<Vec<String>> {
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare(
+                    "SELECT DISTINCT collection FROM store_docs
+                     WHERE collection NOT IN (SELECT name FROM store_collections) ORDER BY collection",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn collection_created_at(&self, name: &str) -> Result<Option<i64>> {
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT created_at FROM store_collections WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn import_collection(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
+        let fresh = self.collection_created_at(name)?.is_none();
+        crate::contract::DocumentStore::ensure_collection(self, name, indexes)?;
+        if fresh {
+            self.with_conn(|conn| {
+                conn.execute(
+                    "UPDATE store_collections SET created_at = ?2 WHERE name = ?1",
+                    params![name, created_at],
+                )?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn all_leases(&self) -> Result<Vec<LeaseRow>> {
+        let keys: Vec<String> = self.with_conn(|conn| {
+            Ok(conn
+                .prepare("SELECT key FROM store_leases ORDER BY key")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })?;
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(row) = LeaseStore::get(self, &key)? {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn import_document(&self, doc: &Document) -> Result<()> {
+        validate::collection_and_id(&doc.collection, &doc.id)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
+        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let version = i64::try_from(doc.version)
+            .map_err(|_| Error::invalid("version too large for SQLite"))?;
+        self.with_conn(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO store_docs (collection, id, data, version, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![doc.collection, doc.id, text, version, doc.created_at, doc.updated_at],
+            )?;
+            write_index_rows(&tx, &doc.collection, &doc.id, &data)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
+        validate::blob_id(&meta.id)?;
+        let request = crate::BlobPut {
+            mime: Some(meta.mime.clone()),
+            owner_id: meta.owner_id.clone(),
+        };
+        validate::blob_put(&request)?;
+        if crate::contract::BlobStore::get_meta(self, &meta.id)?.is_some() {
+            return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
+        }
+        let fs = RealFs;
+        let tmp = self.blob_dir.join(format!(".{}.tmp", meta.id));
+        let staged = blobs::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        if staged.size != meta.size {
+            let _ = fs.remove(&tmp);
+            return Err(Error::invalid(format!(
+                "blob {} should be {} bytes, the stream had {}",
+                meta.id, meta.size, staged.size
+            )));
+        }
+        let path = self.blob_dir.join(&meta.id);
+        fs.rename(&tmp, &path)
+            .map_err(|e| Error::io(format!("renaming a staged blob to {}", path.display()), e))?;
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO store_blobs (id, mime, size, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![meta.id, meta.mime, meta.size as i64, meta.owner_id, meta.created_at],
+            )?;
+            Ok(())
+        })?;
+        Ok(BlobMeta {
+            content_hash: None,
+            ..meta.clone()
+        })
+    }
+
+    fn import_lease(&self, row: &LeaseRow) -> Result<()> {
+        validate::lease_key(&row.key)?;
+        validate::lease_owner(&row.owner)?;
+        let version = i64::try_from(row.version)
+            .map_err(|_| Error::invalid("version too large for SQLite"))?;
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.key, row.owner, row.expires_at, version, row.created_at, row.updated_at],
+            )?;
+            Ok(())
+        })
+    }
+}

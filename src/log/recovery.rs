@@ -8,6 +8,8 @@
 //!   back to the last whole record, and the cut is reported.
 //! - An invalid frame followed by a valid one is damage, not a torn write:
 //!   `Error::Corruption` with the file and offset, and nothing is changed.
+//! - Zero bytes from some offset to the end of the newest segment are space
+//!   the writer reserved, not a torn record: appends resume at that offset.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -188,6 +190,12 @@ pub fn recover(
                             pos as u64,
                             format!("{reason} in a sealed segment"),
                         ));
+                    }
+                    if image[pos..].iter().all(|&b| b == 0) {
+                        // The zeroed space the writer reserves ahead of the
+                        // tail (or a file a crash extended with zeros):
+                        // nothing was written there, so nothing is cut.
+                        break;
                     }
                     if let Some(later) = next_valid_frame(&image, pos + 1) {
                         return Err(Error::corruption(

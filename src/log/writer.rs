@@ -13,6 +13,9 @@ use crate::log::recovery::{Position, Tail};
 use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
+/// How far ahead of the tail the active segment is zero-filled at a time.
+const ZERO_AHEAD: u64 = 1024 * 1024;
+
 /// Every segment file by id, shared between the writer (which adds new ones)
 /// and readers (which fetch document bodies).
 pub type SegmentFiles = RwLock<BTreeMap<u32, Arc<dyn VFile>>>;
@@ -31,6 +34,10 @@ pub struct LogWriter {
     order: Vec<u32>,
     /// The next unused segment id (shared with compaction's outputs).
     next_id: u32,
+    /// The active segment is zero-filled up to here: appends below it do
+    /// not change the file's size, so their `fdatasync` flushes data alone
+    /// and no file-system metadata.
+    zeroed_to: u64,
     /// Records appended since open; group commit tracks durability in it.
     seq: u64,
     /// Bytes of sealed segments, for the dead-byte share.
@@ -49,6 +56,8 @@ impl LogWriter {
         tail: Tail,
         manifest: Manifest,
     ) -> Self {
+        // Recovery stops at the first zero byte of a reserved tail.
+        let zeroed_to = tail.file.size().unwrap_or(tail.end).max(tail.end);
         LogWriter {
             fs,
             dir,
@@ -56,6 +65,7 @@ impl LogWriter {
             segment: tail.segment,
             file: tail.file,
             end: tail.end,
+            zeroed_to,
             next_id: tail.max_id.max(tail.segment).saturating_add(1),
             order: tail.order,
             seq: 0,
@@ -75,6 +85,7 @@ impl LogWriter {
         if self.end > SEGMENT_HEADER_LEN as u64 && self.end + frame_len > self.segment_bytes {
             self.roll(files)?;
         }
+        self.reserve(frame_len)?;
         let loc = Loc {
             segment: self.segment,
             offset: u32::try_from(self.end)
@@ -90,12 +101,29 @@ impl LogWriter {
         Ok((loc, self.seq))
     }
 
-    /// Seals the active segment (synced, so group commit only ever has to
-    /// sync the newest file) and starts the next one.
+    /// Zero-fills the active segment ahead of the tail (a window at a time,
+    /// never past `segment_bytes`) so the next `len` bytes fit below it.
+    fn reserve(&mut self, len: u64) -> Result<()> {
+        let needed = self.end + len;
+        if needed <= self.zeroed_to {
+            return Ok(());
+        }
+        let target = needed.max((self.zeroed_to + ZERO_AHEAD).min(self.segment_bytes));
+        let zeros = vec![0u8; (target - self.zeroed_to) as usize];
+        self.file
+            .write_all_at(&zeros, self.zeroed_to)
+            .map_err(|e| Error::io(format!("reserving space in segment {}", self.segment), e))?;
+        self.zeroed_to = target;
+        Ok(())
+    }
+
+    /// Seals the active segment (its reserved zeros cut off, synced, so group
+    /// commit only ever has to sync the newest file) and starts the next.
     pub fn roll(&mut self, files: &SegmentFiles) -> Result<()> {
         self.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("syncing sealed segment {}", self.segment), e))?;
+            .set_len(self.end)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::io(format!("sealing segment {}", self.segment), e))?;
         let next = self.allocate_id()?;
         let file = segment::create(self.fs.as_ref(), &self.dir, next)?;
         files.write().insert(next, file.clone());
@@ -103,6 +131,7 @@ impl LogWriter {
         self.segment = next;
         self.file = file;
         self.end = SEGMENT_HEADER_LEN as u64;
+        self.zeroed_to = self.end;
         self.order.push(next);
         Ok(())
     }
@@ -114,11 +143,6 @@ impl LogWriter {
             .checked_add(1)
             .ok_or_else(|| Error::invalid("segment ids are exhausted"))?;
         Ok(id)
-    }
-
-    /// True when the active segment holds no record yet.
-    pub fn active_is_empty(&self) -> bool {
-        self.end <= SEGMENT_HEADER_LEN as u64
     }
 
     /// The file a sync must cover and the sequence number it makes durable.

@@ -3,9 +3,10 @@
 //! atomically through the manifest.
 //!
 //! Step by step (also in FORMAT.md):
-//! 1. Under the writer lock, the active segment is sealed (if it holds a
-//!    record) so everything written so far can be compacted. Its successor
-//!    is the horizon: it and everything after stay as they are.
+//! 1. Under the writer lock, the active segment is sealed (even when empty)
+//!    so everything written so far can be compacted. Its successor, whose id
+//!    is above every existing segment's, is the horizon: it and everything
+//!    after stay as they are.
 //! 2. Without the writer lock, each input segment is read in order. A record
 //!    is live if the in-memory state still points at it (the current version
 //!    of a document, lease row or blob). Live records are copied unchanged,
@@ -269,11 +270,12 @@ impl Inner {
         let inputs: Vec<u32> = {
             let mut writer = self.writer.lock();
             self.check_writable()?;
-            if !writer.active_is_empty() {
-                writer
-                    .roll(&self.files)
-                    .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
-            }
+            // Always roll, even an empty segment: the new segment's id is
+            // then above every input's, which is what lets open tell the
+            // inputs (below the horizon) from the writer's segments.
+            writer
+                .roll(&self.files)
+                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
             let order = writer.order();
             order[..order.len() - 1].to_vec()
         };

@@ -96,7 +96,41 @@ pub enum Record<'a> {
     BlobDelete { id: &'a str },
 }
 
-impl Record<'_> {
+impl<'a> Record<'a> {
+    /// The record that writes a lease row.
+    pub fn lease_set(row: &'a crate::contract::LeaseRow) -> Self {
+        Record::LeaseSet {
+            key: &row.key,
+            owner: &row.owner,
+            expires_at: row.expires_at,
+            version: row.version,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+
+    /// The lease row a `LeaseSet` record writes.
+    pub fn lease_row(&self) -> Option<crate::contract::LeaseRow> {
+        match *self {
+            Record::LeaseSet {
+                key,
+                owner,
+                expires_at,
+                version,
+                created_at,
+                updated_at,
+            } => Some(crate::contract::LeaseRow {
+                key: key.to_string(),
+                owner: owner.to_string(),
+                expires_at,
+                version,
+                created_at,
+                updated_at,
+            }),
+            _ => None,
+        }
+    }
+
     /// Appends the framed record (header and payload) to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) {
         let start = out.len();

@@ -23,14 +23,7 @@ impl LogStore {
         let Acquire::Acquired(row) = &outcome else {
             return Ok(outcome);
         };
-        let record = Record::LeaseSet {
-            key: &row.key,
-            owner: &row.owner,
-            expires_at: row.expires_at,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        };
+        let record = Record::lease_set(row);
         let seq = inner.append_and_apply(&mut writer, &record)?;
         drop(writer);
         inner.wait_durable(seq)?;

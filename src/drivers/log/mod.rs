@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
 use crate::blobs;
-use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow, LeaseStore, Store};
+use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseStore, Store};
 use crate::engine::snapshot::Covers;
 use crate::engine::{IndexValues, PutMeta, State};
 use crate::io::{LockGuard, MemFs, RealFs, VFile, Vfs};
@@ -240,25 +240,10 @@ fn apply_record(
             state.apply_delete(collection, id);
             Ok(())
         }
-        Record::LeaseSet {
-            key,
-            owner,
-            expires_at,
-            version,
-            created_at,
-            updated_at,
-        } => {
-            state.leases.set(
-                LeaseRow {
-                    key: key.to_string(),
-                    owner: owner.to_string(),
-                    expires_at,
-                    version,
-                    created_at,
-                    updated_at,
-                },
-                loc,
-            );
+        Record::LeaseSet { .. } => {
+            if let Some(row) = record.lease_row() {
+                state.leases.set(row, loc);
+            }
             Ok(())
         }
         Record::LeaseDelete { key } => {

@@ -149,24 +149,10 @@ fn apply(src: &Path, dst: &dyn Transfer, record: Record<'_>) -> Result<()> {
             dst.import_document(&doc)
         }
         Record::DocDelete { collection, id } => dst.docs().delete(collection, id).map(drop),
-        Record::LeaseSet {
-            key,
-            owner,
-            expires_at,
-            version,
-            created_at,
-            updated_at,
-        } => {
-            let row = crate::LeaseRow {
-                key: key.into(),
-                owner: owner.into(),
-                expires_at,
-                version,
-                created_at,
-                updated_at,
-            };
-            dst.import_lease(&row)
-        }
+        Record::LeaseSet { .. } => match record.lease_row() {
+            Some(row) => dst.import_lease(&row),
+            None => Ok(()),
+        },
         Record::LeaseDelete { key } => match LeaseStore::get(dst.leases(), key)? {
             Some(row) => dst.leases().release(key, &row.owner),
             None => Ok(()),

@@ -1,0 +1,23 @@
+//! Gets and one-filter queries on a 10k-document store, for profiling the
+//! read path (`valgrind --tool=callgrind target/release/examples/get_profile`).
+
+use logstore::workload::{self, Op, Rng};
+use logstore::{Durability, LogStore, Options};
+
+fn main() -> logstore::Result<()> {
+    let dir = std::env::temp_dir().join(format!("logstore-get-profile-{}", std::process::id()));
+    let opts = Options { durability: Durability::Flush, auto_compact: false, ..Options::default() };
+    let store = LogStore::open(&dir, opts)?;
+    workload::load(&store, 10_000)?;
+    let mut rng = Rng::new(1);
+    let op = match std::env::args().nth(1).as_deref() {
+        Some("query") => Op::QueryOneFilter,
+        _ => Op::Get,
+    };
+    for i in 0..20_000 {
+        op.run(&store, &mut rng, i, 10_000)?;
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

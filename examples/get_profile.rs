@@ -1,17 +1,22 @@
-//! Gets and one-filter queries on a 10k-document store, for profiling the
-//! read path (`valgrind --tool=callgrind target/release/examples/get_profile`).
+//! Gets, one-filter queries or puts (argument `get`, `query`, `put`) on a
+//! 10k-document store with Flush durability, for profiling the hot paths (`valgrind --tool=callgrind target/release/examples/get_profile`).
 
 use logstore::workload::{self, Op, Rng};
 use logstore::{Durability, LogStore, Options};
 
 fn main() -> logstore::Result<()> {
     let dir = std::env::temp_dir().join(format!("logstore-get-profile-{}", std::process::id()));
-    let opts = Options { durability: Durability::Flush, auto_compact: false, ..Options::default() };
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
     let store = LogStore::open(&dir, opts)?;
     workload::load(&store, 10_000)?;
     let mut rng = Rng::new(1);
     let op = match std::env::args().nth(1).as_deref() {
         Some("query") => Op::QueryOneFilter,
+        Some("put") => Op::PutNew,
         _ => Op::Get,
     };
     for i in 0..20_000 {

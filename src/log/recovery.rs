@@ -138,7 +138,15 @@ pub fn recover(
                 0u8;
                 usize::try_from(len).map_err(|_| Error::corruption(&path, 0, "file too large"))?
             ];
-        file.read_exact_at(&mut image, 0)
+        // Only the header and what follows the start position are read: the
+        // records before it are covered by the snapshot. (The zeroed
+        // allocation costs nothing for pages never touched.)
+        let from = first.min(image.len());
+        let header = SEGMENT_HEADER_LEN.min(image.len());
+        file.read_exact_at(&mut image[..header], 0)
+            .and_then(|()| {
+                file.read_exact_at(&mut image[from.max(header)..], from.max(header) as u64)
+            })
             .map_err(|e| Error::io(context(), e))?;
         files.write().insert(id, file.clone());
         report.segments += 1;
@@ -147,7 +155,10 @@ pub fn recover(
         if let Err(reason) = segment::check_header(&image, id) {
             // A crash while the newest segment was being created leaves a
             // short or zeroed header and no records: start it again.
-            if is_newest && (image.len() < SEGMENT_HEADER_LEN || image.iter().all(|&b| b == 0)) {
+            if is_newest
+                && from <= SEGMENT_HEADER_LEN
+                && (image.len() < SEGMENT_HEADER_LEN || image.iter().all(|&b| b == 0))
+            {
                 segment::write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
                 report.truncated = Some(TruncatedTail {
                     file: path.clone(),

@@ -203,7 +203,8 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report
         progress.step(&format!("puts from {threads} threads"));
         let l = concurrent_puts(&log, threads, budget)?;
         let s = concurrent_puts(&sqlite, threads, budget)?;
-        row(format!("put (new), {threads} threads"), l, s);
+        let plural = if threads == 1 { "" } else { "s" };
+        row(format!("put (new), {threads} thread{plural}"), l, s);
     }
     progress.step("reopening");
     log.close()?;
@@ -243,9 +244,14 @@ pub fn table(report: &Report) -> String {
     out += "| operation | log engine ops/s | SQLite ops/s | log / SQLite |\n";
     out += "| --- | ---: | ---: | ---: |\n";
     for row in &report.rows {
+        let ratio = if row.ratio < 1.0 {
+            format!("{:.2}x", row.ratio)
+        } else {
+            format!("{:.1}x", row.ratio)
+        };
         out += &format!(
-            "| {} | {:.0} | {:.0} | {:.1}x |\n",
-            row.operation, row.log_ops_per_sec, row.sqlite_ops_per_sec, row.ratio
+            "| {} | {:.0} | {:.0} | {ratio} |\n",
+            row.operation, row.log_ops_per_sec, row.sqlite_ops_per_sec
         );
     }
     out

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use logstore::workload::{self, Rng};
+use logstore::workload;
 use logstore::{Durability, LogStore, Options, Store};
 
 fn opts() -> Options {
@@ -20,18 +20,7 @@ fn opts() -> Options {
 
 fn build(dir: &Path, n: u64) {
     let store = LogStore::open(dir, opts()).expect("open");
-    store
-        .docs()
-        .ensure_collection(workload::COLLECTION, &workload::INDEXES)
-        .expect("ensure");
-    let mut rng = Rng::new(42);
-    for i in 0..n {
-        let doc = workload::turn(&mut rng, i);
-        store
-            .docs()
-            .put(workload::COLLECTION, &workload::id(i), doc, None)
-            .expect("put");
-    }
+    workload::load(&store, n).expect("load");
     store.close().expect("close");
 }
 

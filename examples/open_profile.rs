@@ -11,7 +11,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use logstore::workload::{self, Rng};
+use logstore::workload;
 use logstore::{Durability, LogStore, Options, Store};
 
 struct Counting;
@@ -42,18 +42,7 @@ fn opts() -> Options {
 
 fn build(dir: &std::path::Path, n: u64) -> std::io::Result<()> {
     let store = LogStore::open(dir, opts()).map_err(std::io::Error::other)?;
-    store
-        .docs()
-        .ensure_collection(workload::COLLECTION, &workload::INDEXES)
-        .map_err(std::io::Error::other)?;
-    let mut rng = Rng::new(42);
-    for i in 0..n {
-        let doc = workload::turn(&mut rng, i);
-        store
-            .docs()
-            .put(workload::COLLECTION, &workload::id(i), doc, None)
-            .map_err(std::io::Error::other)?;
-    }
+    workload::load(&store, n).map_err(std::io::Error::other)?;
     store.close().map_err(std::io::Error::other)
 }
 

@@ -12,17 +12,21 @@ use serde_json::json;
 
 const T0: i64 = 1_700_000_000_000;
 
+/// The reference package's first migration (documents), as plain SQL.
+const REFERENCE_DOCUMENT_TABLES: &str = "
+    CREATE TABLE _store_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+    CREATE TABLE store_collections (name TEXT PRIMARY KEY, indexes TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL);
+    CREATE TABLE store_docs (collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (collection, id));
+    CREATE TABLE store_index (collection TEXT NOT NULL, doc_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (collection, doc_id, field));
+    CREATE INDEX idx_store_index_lookup ON store_index (collection, field, value);";
+
 /// The reference schema and rows, written with plain SQL.
 fn build_reference_db(db: &Path, blobs: &Path) {
     let conn = Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL;").unwrap();
+    conn.execute_batch(REFERENCE_DOCUMENT_TABLES).unwrap();
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         CREATE TABLE _store_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
-         CREATE TABLE store_collections (name TEXT PRIMARY KEY, indexes TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL);
-         CREATE TABLE store_docs (collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (collection, id));
-         CREATE TABLE store_index (collection TEXT NOT NULL, doc_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (collection, doc_id, field));
-         CREATE INDEX idx_store_index_lookup ON store_index (collection, field, value);
-         CREATE TABLE store_blobs (id TEXT PRIMARY KEY, mime TEXT NOT NULL DEFAULT 'application/octet-stream', size INTEGER NOT NULL, owner_id TEXT, created_at INTEGER NOT NULL);
+        "CREATE TABLE store_blobs (id TEXT PRIMARY KEY, mime TEXT NOT NULL DEFAULT 'application/octet-stream', size INTEGER NOT NULL, owner_id TEXT, created_at INTEGER NOT NULL);
          CREATE INDEX idx_store_blobs_owner ON store_blobs (owner_id);
          CREATE TABLE store_leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
          CREATE INDEX idx_store_leases_owner ON store_leases (owner);
@@ -305,13 +309,9 @@ fn only_migrations_past_the_recorded_version_are_applied() {
     let db = tmp.path().join("store.db");
     {
         let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(REFERENCE_DOCUMENT_TABLES).unwrap();
         conn.execute_batch(
-            "CREATE TABLE _store_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
-             CREATE TABLE store_collections (name TEXT PRIMARY KEY, indexes TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL);
-             CREATE TABLE store_docs (collection TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 1, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (collection, id));
-             CREATE TABLE store_index (collection TEXT NOT NULL, doc_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (collection, doc_id, field));
-             CREATE INDEX idx_store_index_lookup ON store_index (collection, field, value);
-             INSERT INTO _store_migrations VALUES (1, 5);
+            "INSERT INTO _store_migrations VALUES (1, 5);
              INSERT INTO store_docs VALUES ('c', 'x', '{}', 1, 5, 5);",
         )
         .unwrap();

@@ -203,13 +203,28 @@ fn run(cli: Cli) -> Result<Outcome, String> {
             }
         }
         Command::Stats { store, json } => commands::stats(&open(&store)?, json),
-        Command::Verify { store } => commands::verify(&open(&store)?),
+        Command::Verify { store } => {
+            let spinner = Progress::spinner("verifying");
+            let outcome = commands::verify(&open(&store)?);
+            spinner.finish();
+            outcome
+        }
         Command::Repair {
             store,
             out,
             in_place,
-        } => commands::repair(&store, out.as_deref(), in_place),
-        Command::Compact { store } => commands::compact(&open(&store)?),
+        } => {
+            let spinner = Progress::spinner("salvaging");
+            let outcome = commands::repair(&store, out.as_deref(), in_place);
+            spinner.finish();
+            outcome
+        }
+        Command::Compact { store } => {
+            let spinner = Progress::spinner("compacting");
+            let outcome = commands::compact(&open(&store)?);
+            spinner.finish();
+            outcome
+        }
         Command::Dump { store } => {
             let src = open(&store)?;
             let stdout = std::io::stdout();

@@ -25,6 +25,20 @@ impl Progress {
         Progress { bar }
     }
 
+    /// A spinner for work whose length is unknown (verify, repair,
+    /// compact): it ticks on its own until `finish`.
+    pub fn spinner(message: &str) -> Self {
+        let progress = Progress::new();
+        if let Some(bar) = &progress.bar {
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}") {
+                bar.set_style(style);
+            }
+            bar.set_message(message.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        }
+        progress
+    }
+
     /// Sets the number of steps.
     pub fn start(&self, steps: u64) {
         if let Some(bar) = &self.bar {

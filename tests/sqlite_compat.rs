@@ -20,6 +20,16 @@ const REFERENCE_DOCUMENT_TABLES: &str = "
     CREATE TABLE store_index (collection TEXT NOT NULL, doc_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (collection, doc_id, field));
     CREATE INDEX idx_store_index_lookup ON store_index (collection, field, value);";
 
+/// (version, applied_at) of every recorded migration.
+fn applied_migrations(conn: &Connection) -> Vec<(i64, i64)> {
+    conn.prepare("SELECT version, applied_at FROM _store_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// The reference schema and rows, written with plain SQL.
 fn build_reference_db(db: &Path, blobs: &Path) {
     let conn = Connection::open(db).unwrap();
@@ -121,13 +131,7 @@ fn a_reference_database_opens_and_reads() {
 
     // Opening did not re-run or re-record migrations, and left the blob alone.
     let conn = Connection::open(&db).unwrap();
-    let applied: Vec<(i64, i64)> = conn
-        .prepare("SELECT version, applied_at FROM _store_migrations ORDER BY version")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let applied = applied_migrations(&conn);
     assert_eq!(
         applied,
         vec![
@@ -321,12 +325,6 @@ fn only_migrations_past_the_recorded_version_are_applied() {
     assert_eq!(store.docs().get("c", "x").unwrap().unwrap().created_at, 5);
     store.close().unwrap();
     let conn = Connection::open(&db).unwrap();
-    let applied: Vec<(i64, i64)> = conn
-        .prepare("SELECT version, applied_at FROM _store_migrations ORDER BY version")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let applied = applied_migrations(&conn);
     assert_eq!(applied, vec![(1, 5), (2, T0), (3, T0)]);
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::*;
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
@@ -129,14 +129,7 @@ impl DocumentStore for SqliteStore {
             };
             write_index_rows(&tx, collection, id, &data)?;
             tx.commit()?;
-            Ok(Some(Document {
-                id: id.to_string(),
-                collection: collection.to_string(),
-                data,
-                version: version as u64,
-                created_at,
-                updated_at,
-            }))
+            Ok(Some(written_row(collection, id, data, (version, created_at, updated_at))))
         })
     }
 
@@ -181,14 +174,7 @@ impl DocumentStore for SqliteStore {
                 )?;
             write_index_rows(&tx, collection, id, &data)?;
             tx.commit()?;
-            Ok(Some(Document {
-                id: id.to_string(),
-                collection: collection.to_string(),
-                data,
-                version: version as u64,
-                created_at,
-                updated_at,
-            }))
+            Ok(Some(written_row(collection, id, data, (version, created_at, updated_at))))
         })
     }
 
@@ -248,5 +234,24 @@ impl DocumentStore for SqliteStore {
                 .query_row(params_from_iter(args), |r| r.get(0))?;
             Ok(n as u64)
         })
+    }
+}
+
+/// The row a successful write returns, from the (version, created_at,
+/// updated_at) its statement returned.
+fn written_row(
+    collection: &str,
+    id: &str,
+    data: Map<String, Value>,
+    written: (i64, i64, i64),
+) -> Document {
+    let (version, created_at, updated_at) = written;
+    Document {
+        id: id.to_string(),
+        collection: collection.to_string(),
+        data,
+        version: version as u64,
+        created_at,
+        updated_at,
     }
 }

@@ -15,7 +15,15 @@ struct CommitState {
     durable: u64,
     syncing: bool,
     failed: bool,
+    /// Records the last sync covered: more than one means writers are
+    /// arriving concurrently, and the next leader waits a moment for them.
+    last_batch: u64,
 }
+
+/// How long a leader waits before its sync while writers are busy, so that
+/// writers already on their way share this sync instead of waiting for the
+/// next one.
+const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// Shared durability progress of the log.
 #[derive(Debug, Default)]
@@ -42,11 +50,20 @@ impl GroupCommit {
                 continue;
             }
             state.syncing = true;
-            let outcome = parking_lot::MutexGuard::unlocked(&mut state, &sync);
+            let gather = state.last_batch > 1;
+            let outcome = parking_lot::MutexGuard::unlocked(&mut state, || {
+                if gather {
+                    std::thread::sleep(GATHER_WAIT);
+                }
+                sync()
+            });
             state.syncing = false;
             self.synced.notify_all();
             match outcome {
-                Ok(covered) => state.durable = state.durable.max(covered),
+                Ok(covered) => {
+                    state.last_batch = covered.saturating_sub(state.durable);
+                    state.durable = state.durable.max(covered);
+                }
                 Err(e) => {
                     state.failed = true;
                     return Err(e);

@@ -249,9 +249,7 @@ fn crashed_store(fs: &FaultFs, clock: &Arc<ManualClock>) {
         .clone();
     let file = mem.file(&Path::new("db").join(&newest)).unwrap();
     // Cut into the last record (the writer keeps zeros reserved after it).
-    let contents = file.contents();
-    let end = contents.iter().rposition(|&b| b != 0).unwrap() + 1;
-    file.set_len(end as u64 - 5).unwrap();
+    file.set_len(common::log_end(&file.contents()) - 5).unwrap();
     let stray = mem.open(Path::new("db/blobs/tmp/x.tmp"), true).unwrap();
     stray.write_all_at(b"half a blob", 0).unwrap();
 }

@@ -6,7 +6,7 @@ mod common;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use common::{all_docs, copy_store, flush_opts, segments};
+use common::{all_docs, copy_store, flush_opts, log_end, segments};
 use logstore::{Error, LogStore, Options, Query, Store};
 use serde_json::json;
 
@@ -25,13 +25,7 @@ fn build(dir: &Path, n: usize, opts: Options) -> Vec<u64> {
         // Where the log ends in its newest segment (the file itself runs on
         // with the zeros the writer reserves ahead).
         let newest = segments(dir).pop().unwrap();
-        let contents = std::fs::read(newest).unwrap();
-        ends.push(
-            contents
-                .iter()
-                .rposition(|&b| b != 0)
-                .map_or(0, |p| p as u64 + 1),
-        );
+        ends.push(log_end(&std::fs::read(newest).unwrap()));
     }
     store.close().unwrap();
     // Trim the reserved zeros, so the file ends with its last record.
@@ -277,11 +271,7 @@ fn a_torn_segment_header_is_rebuilt_when_nothing_follows() {
     // A roll trims the sealed segment's reserved zeros before it creates
     // the next one; do the same here.
     let next = segments(&dir).pop().unwrap();
-    let contents = std::fs::read(&next).unwrap();
-    truncate(
-        &next,
-        contents.iter().rposition(|&b| b != 0).unwrap() as u64 + 1,
-    );
+    truncate(&next, log_end(&std::fs::read(&next).unwrap()));
     let stem: u64 = next.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let torn = dir.join(format!("{:020}.seg", stem + 1));
     std::fs::write(&torn, b"LOGST").unwrap();

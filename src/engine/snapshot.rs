@@ -161,14 +161,9 @@ fn loc(r: &mut Reader<'_>) -> Result<Loc, String> {
     })
 }
 
-/// Decodes a snapshot. `accept` checks what it covers against the log before
-/// the body is decoded; `segment_ok` says whether a segment id is part of
-/// the log (a location in any other segment makes the snapshot stale).
-pub fn decode(
-    bytes: &[u8],
-    mut accept: impl FnMut(&Covers) -> Result<(), String>,
-    segment_ok: impl Fn(u32) -> bool,
-) -> Result<(State, Covers), String> {
+/// Checks a snapshot's checksum and reads what it covers; returns that and
+/// a reader at the start of its body.
+fn open_snapshot(bytes: &[u8]) -> Result<(Covers, Reader<'_>), String> {
     let Some(body_len) = bytes.len().checked_sub(4) else {
         return Err("the snapshot is shorter than its checksum".into());
     };
@@ -198,6 +193,23 @@ pub fn decode(
         horizon,
         base,
     };
+    Ok((covers, r))
+}
+
+/// What a snapshot covers, without decoding its state.
+pub fn covers(bytes: &[u8]) -> Result<Covers, String> {
+    open_snapshot(bytes).map(|(covers, _)| covers)
+}
+
+/// Decodes a snapshot. `accept` checks what it covers against the log before
+/// the body is decoded; `segment_ok` says whether a segment id is part of
+/// the log (a location in any other segment makes the snapshot stale).
+pub fn decode(
+    bytes: &[u8],
+    accept: impl Fn(&Covers) -> Result<(), String>,
+    segment_ok: impl Fn(u32) -> bool,
+) -> Result<(State, Covers), String> {
+    let (covers, mut r) = open_snapshot(bytes)?;
     accept(&covers)?;
     let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, String> {
         let l = loc(r)?;

@@ -53,6 +53,7 @@ fn constants_table_matches_the_code() {
         ("FRAME_HEADER_LEN", FRAME_HEADER_LEN.to_string()),
         ("MAX_PAYLOAD_LEN", MAX_PAYLOAD_LEN.to_string()),
         ("CRC_MASK_DELTA", format!("{CRC_MASK_DELTA:#x}")),
+        ("ZERO_AHEAD", super::writer::ZERO_AHEAD.to_string()),
         ("KIND_COLLECTION", KIND_COLLECTION.to_string()),
         ("KIND_DOC_PUT", KIND_DOC_PUT.to_string()),
         ("KIND_DOC_DELETE", KIND_DOC_DELETE.to_string()),

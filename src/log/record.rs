@@ -131,6 +131,32 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The document a `DocPut` record writes, its body parsed; otherwise
+    /// why it is not one.
+    pub fn document(&self) -> Result<crate::contract::Document, String> {
+        let Record::DocPut {
+            collection,
+            id,
+            version,
+            created_at,
+            updated_at,
+            body,
+        } = *self
+        else {
+            return Err("expected a document record".into());
+        };
+        let data = serde_json::from_slice(body)
+            .map_err(|e| format!("document body is not a JSON object: {e}"))?;
+        Ok(crate::contract::Document {
+            id: id.to_string(),
+            collection: collection.to_string(),
+            data,
+            version,
+            created_at,
+            updated_at,
+        })
+    }
+
     /// Appends the framed record (header and payload) to `out`.
     pub fn encode_frame(&self, out: &mut Vec<u8>) {
         let start = out.len();

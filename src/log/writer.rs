@@ -14,7 +14,7 @@ use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
-const ZERO_AHEAD: u64 = 1024 * 1024;
+pub const ZERO_AHEAD: u64 = 1024 * 1024;
 
 /// Every segment file by id, shared between the writer (which adds new ones)
 /// and readers (which fetch document bodies).

@@ -16,6 +16,15 @@ pub fn flush_opts() -> Options {
     }
 }
 
+/// Where the log ends in a segment's bytes: after the last non-zero byte
+/// (the newest segment runs on with zeros the writer reserves ahead).
+pub fn log_end(segment_bytes: &[u8]) -> u64 {
+    segment_bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |p| p as u64 + 1)
+}
+
 /// The segment files of a store directory, oldest first.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -320,24 +320,9 @@ fn read_document_in(file: &dyn VFile, dir: &Path, loc: Loc) -> Result<Document> 
     let Frame::Valid { payload, .. } = read_frame(&frame, 0) else {
         return Err(corrupt(dir, loc, "the document record no longer verifies"));
     };
-    match Record::decode(payload).map_err(|reason| corrupt(dir, loc, reason))? {
-        Record::DocPut {
-            collection,
-            id,
-            version,
-            created_at,
-            updated_at,
-            body,
-        } => Ok(Document {
-            id: id.to_string(),
-            collection: collection.to_string(),
-            data: parse_body(body, dir, loc)?,
-            version,
-            created_at,
-            updated_at,
-        }),
-        _ => Err(corrupt(dir, loc, "expected a document record")),
-    }
+    Record::decode(payload)
+        .and_then(|record| record.document())
+        .map_err(|reason| corrupt(dir, loc, reason))
 }
 
 /// The identity and version of a row about to be written.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::verify::Problem;
 use crate::blobs;
-use crate::contract::{BlobMeta, Document, LeaseStore};
+use crate::contract::{BlobMeta, LeaseStore};
 use crate::io::{RealFs, Vfs};
 use crate::log::manifest::MANIFEST_FILE;
 use crate::log::record::{read_frame, Frame, Record};
@@ -128,24 +128,8 @@ fn apply(src: &Path, dst: &dyn Transfer, record: Record<'_>) -> Result<()> {
             created_at,
             indexes,
         } => dst.import_collection(name, &indexes, created_at.unwrap_or(0)),
-        Record::DocPut {
-            collection,
-            id,
-            version,
-            created_at,
-            updated_at,
-            body,
-        } => {
-            let data = serde_json::from_slice(body)
-                .map_err(|e| Error::invalid(format!("body of {id}: {e}")))?;
-            let doc = Document {
-                id: id.into(),
-                collection: collection.into(),
-                data,
-                version,
-                created_at,
-                updated_at,
-            };
+        Record::DocPut { .. } => {
+            let doc = record.document().map_err(Error::invalid)?;
             dst.import_document(&doc)
         }
         Record::DocDelete { collection, id } => dst.docs().delete(collection, id).map(drop),

@@ -135,17 +135,7 @@ impl Inner {
         let file = self.fs.open(&path, false).ok()?;
         let mut bytes = vec![0u8; file.size().ok()? as usize];
         file.read_exact_at(&mut bytes, 0).ok()?;
-        let mut seen = None;
-        // Only the header matters here; decoding stops right after it.
-        let _ = snapshot::decode(
-            &bytes,
-            |c| {
-                seen = Some(c.clone());
-                Err(String::new())
-            },
-            |_| true,
-        );
-        let covers = seen?;
+        let covers = snapshot::covers(&bytes).ok()?;
         (covers.horizon == current.horizon && covers.base == current.base)
             .then_some((bytes, covers))
     }

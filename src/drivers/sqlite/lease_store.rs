@@ -37,24 +37,36 @@ fn checked(key: &str, owner: &str) -> Result<()> {
     validate::lease_owner(owner)
 }
 
-impl LeaseStore for SqliteStore {
-    fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
+/// Acquire: one upsert that only takes the row when it is free, expired, or
+/// already the caller's.
+const ACQUIRE_SQL: &str =
+    "INSERT INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
+     VALUES (?1, ?2, ?3, 1, ?4, ?4)
+     ON CONFLICT (key) DO UPDATE SET
+        owner = excluded.owner,
+        expires_at = excluded.expires_at,
+        version = store_leases.version + 1,
+        updated_at = excluded.updated_at
+     WHERE store_leases.owner = excluded.owner
+        OR store_leases.expires_at < excluded.updated_at
+     RETURNING key, owner, expires_at, version, created_at, updated_at";
+
+/// Renew: one update of the caller's unexpired row.
+const RENEW_SQL: &str =
+    "UPDATE store_leases SET expires_at = ?3, version = version + 1, updated_at = ?4
+     WHERE key = ?1 AND owner = ?2 AND expires_at >= ?4
+     RETURNING key, owner, expires_at, version, created_at, updated_at";
+
+impl SqliteStore {
+    /// Runs a conditional claim (`?1` key, `?2` owner, `?3` new expiry,
+    /// `?4` now) and answers with the row it returned, or who holds the key.
+    fn claim(&self, sql: &str, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
         checked(key, owner)?;
         let now = self.opts.clock.now_ms();
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
             let row = tx
-                .prepare_cached(&format!(
-                    "INSERT INTO store_leases ({LEASE_COLUMNS}) VALUES (?1, ?2, ?3, 1, ?4, ?4)
-                     ON CONFLICT (key) DO UPDATE SET
-                        owner = excluded.owner,
-                        expires_at = excluded.expires_at,
-                        version = store_leases.version + 1,
-                        updated_at = excluded.updated_at
-                     WHERE store_leases.owner = excluded.owner
-                        OR store_leases.expires_at < excluded.updated_at
-                     RETURNING {LEASE_COLUMNS}"
-                ))?
+                .prepare_cached(sql)?
                 .query_row(params![key, owner, expiry(now, ttl_ms), now], read_row)
                 .optional()?;
             let outcome = match row {
@@ -65,27 +77,15 @@ impl LeaseStore for SqliteStore {
             Ok(outcome)
         })
     }
+}
+
+impl LeaseStore for SqliteStore {
+    fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
+        self.claim(ACQUIRE_SQL, key, owner, ttl_ms)
+    }
 
     fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        checked(key, owner)?;
-        let now = self.opts.clock.now_ms();
-        self.with_conn(|conn| {
-            let tx = conn.transaction()?;
-            let row = tx
-                .prepare_cached(&format!(
-                    "UPDATE store_leases SET expires_at = ?3, version = version + 1, updated_at = ?4
-                     WHERE key = ?1 AND owner = ?2 AND expires_at >= ?4
-                     RETURNING {LEASE_COLUMNS}"
-                ))?
-                .query_row(params![key, owner, expiry(now, ttl_ms), now], read_row)
-                .optional()?;
-            let outcome = match row {
-                Some(row) => Acquire::Acquired(row),
-                None => held(&tx, key)?,
-            };
-            tx.commit()?;
-            Ok(outcome)
-        })
+        self.claim(RENEW_SQL, key, owner, ttl_ms)
     }
 
     fn release(&self, key: &str, owner: &str) -> Result<()> {

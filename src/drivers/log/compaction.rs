@@ -275,7 +275,7 @@ impl Inner {
             // inputs (below the horizon) from the writer's segments.
             writer
                 .roll(&self.files)
-                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+                .inspect_err(|_| self.poison())?;
             let order = writer.order();
             order[..order.len() - 1].to_vec()
         };
@@ -328,9 +328,9 @@ impl Inner {
             // not; the next open settles it either way, and until then no
             // write may be acknowledged.
             manifest::commit(self.fs.as_ref(), &self.dir)
-                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+                .inspect_err(|_| self.poison())?;
             self.install(&outputs, &inputs, &moves)
-                .inspect_err(|_| self.poisoned.store(true, Ordering::Release))?;
+                .inspect_err(|_| self.poison())?;
             writer.replace_sealed(&inputs, report.bytes_before, &base, report.bytes_after);
             writer.manifest = manifest;
         }

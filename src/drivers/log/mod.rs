@@ -341,6 +341,12 @@ impl Inner {
         Ok(())
     }
 
+    /// Marks the store poisoned: the engine no longer knows which bytes
+    /// reached the disk, so no later write may be acknowledged.
+    pub(super) fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if self.poisoned.load(Ordering::Acquire) {
@@ -396,7 +402,7 @@ impl Inner {
     /// the tail of the log is then unknown.
     fn append(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<(Loc, u64)> {
         writer.append(record, &self.files).inspect_err(|_| {
-            self.poisoned.store(true, Ordering::Release);
+            self.poison();
         })
     }
 
@@ -419,7 +425,7 @@ impl Inner {
                     .map_err(|e| Error::io("syncing the log", e))?;
                 Ok(covered)
             })
-            .inspect_err(|_| self.poisoned.store(true, Ordering::Release))
+            .inspect_err(|_| self.poison())
     }
 
     /// Appends a document write with the writer lock held, applies it, and

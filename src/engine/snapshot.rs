@@ -19,6 +19,8 @@ use crate::log::segment::Loc;
 
 /// The first eight bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LOGSTSNP";
+/// The snapshot's own format version (unchanged since format 1).
+pub const SNAPSHOT_VERSION: u32 = 1;
 /// Marks a document with no value for a field.
 pub const NO_VALUE: u32 = u32::MAX;
 
@@ -48,7 +50,7 @@ fn put_loc(out: &mut Vec<u8>, loc: Loc) {
 pub fn encode(state: &State, covers: &Covers) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&SNAPSHOT_MAGIC);
-    put_u32(&mut out, crate::log::segment::FORMAT_VERSION);
+    put_u32(&mut out, SNAPSHOT_VERSION);
     put_u32(&mut out, covers.segment);
     put_u64(&mut out, covers.offset);
     put_u32(&mut out, covers.horizon);
@@ -176,7 +178,7 @@ fn open_snapshot(bytes: &[u8]) -> Result<(Covers, Reader<'_>), String> {
         return Err("the snapshot does not start with its magic".into());
     }
     let version = r.u32()?;
-    if version != crate::log::segment::FORMAT_VERSION {
+    if version != SNAPSHOT_VERSION {
         return Err(format!(
             "snapshot format version {version} is not supported"
         ));

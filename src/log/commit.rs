@@ -5,6 +5,16 @@
 //! becomes the leader and syncs the active segment; everyone whose record the
 //! sync covered returns together. Sealed segments are synced when they are
 //! sealed, so syncing the newest file covers every earlier record.
+//!
+//! Every sync of the log (group commit, sealing a segment, creating one,
+//! close, the sync before a snapshot) runs through [`GroupCommit::sync`],
+//! one at a time. The first that fails marks the log failed before any
+//! other sync can start, and from then on no sync runs and no waiter is
+//! acknowledged: after a failed `fsync` the kernel may have dropped the
+//! dirty pages and report the next `fsync` as a success, so a later
+//! success proves nothing about records written before the failure.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -14,7 +24,6 @@ use crate::{Error, Result};
 struct CommitState {
     durable: u64,
     syncing: bool,
-    failed: bool,
     /// Records the last sync covered: more than one means writers are
     /// arriving concurrently, and the next leader waits a moment for them.
     last_batch: u64,
@@ -30,6 +39,12 @@ const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(100);
 pub struct GroupCommit {
     state: Mutex<CommitState>,
     synced: Condvar,
+    /// Held for the whole of every sync of the log.
+    gate: Mutex<()>,
+    /// Set, inside the gate, by the first failed sync (or by [`fail`]).
+    ///
+    /// [`fail`]: GroupCommit::fail
+    failed: AtomicBool,
 }
 
 impl GroupCommit {
@@ -39,11 +54,11 @@ impl GroupCommit {
     pub fn wait(&self, seq: u64, sync: impl Fn() -> Result<u64>) -> Result<()> {
         let mut state = self.state.lock();
         loop {
-            if state.failed {
-                return Err(Error::Poisoned);
-            }
             if state.durable >= seq {
                 return Ok(());
+            }
+            if self.failed() {
+                return Err(Error::Poisoned);
             }
             if state.syncing {
                 self.synced.wait(&mut state);
@@ -55,7 +70,7 @@ impl GroupCommit {
                 if gather {
                     std::thread::sleep(GATHER_WAIT);
                 }
-                sync()
+                self.sync(&sync)
             });
             state.syncing = false;
             self.synced.notify_all();
@@ -64,12 +79,40 @@ impl GroupCommit {
                     state.last_batch = covered.saturating_sub(state.durable);
                     state.durable = state.durable.max(covered);
                 }
-                Err(e) => {
-                    state.failed = true;
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Runs one sync of the log through the gate. If the log has failed
+    /// already, `f` does not run (`Poisoned`); if `f` fails, the log is
+    /// failed before the gate opens for the next sync.
+    pub fn sync<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let _gate = self.gate.lock();
+        if self.failed() {
+            return Err(Error::Poisoned);
+        }
+        f().inspect_err(|_| self.fail())
+    }
+
+    /// Records that a sync covering record `seq` succeeded outside
+    /// [`wait`](GroupCommit::wait) (a segment seal or a pre-snapshot sync).
+    pub fn advance(&self, seq: u64) {
+        let mut state = self.state.lock();
+        state.durable = state.durable.max(seq);
+    }
+
+    /// Marks the log failed and wakes every waiter: none whose record is
+    /// not durable yet will be acknowledged.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+        let _state = self.state.lock();
+        self.synced.notify_all();
+    }
+
+    /// Whether a sync has failed (or the store was poisoned).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
     }
 }
 

@@ -51,6 +51,7 @@ fn constants_table_matches_the_code() {
         ("FORMAT_VERSION", FORMAT_VERSION.to_string()),
         ("SEGMENT_HEADER_LEN", SEGMENT_HEADER_LEN.to_string()),
         ("FRAME_HEADER_LEN", FRAME_HEADER_LEN.to_string()),
+        ("FRAME_HEADER_LEN_V1", FRAME_HEADER_LEN_V1.to_string()),
         ("MAX_PAYLOAD_LEN", MAX_PAYLOAD_LEN.to_string()),
         ("CRC_MASK_DELTA", format!("{CRC_MASK_DELTA:#x}")),
         ("ZERO_AHEAD", super::writer::ZERO_AHEAD.to_string()),
@@ -77,6 +78,11 @@ fn constants_table_matches_the_code() {
         ),
         ("SNAPSHOT_FILE", SNAPSHOT_FILE.to_string()),
         ("NO_VALUE", format!("{NO_VALUE:#x}")),
+        (
+            "QUARANTINE_DIR",
+            super::recovery::QUARANTINE_DIR.to_string(),
+        ),
+        ("WINDOW", super::scan::WINDOW.to_string()),
     ];
     let documented = documented_constants();
     assert_eq!(
@@ -95,7 +101,8 @@ fn constants_table_matches_the_code() {
 
 #[test]
 fn worked_examples_match_the_encoder() {
-    assert_eq!(hex_block("hex-header"), encode_header(1).to_vec());
+    let salt = 0x0102_0304;
+    assert_eq!(hex_block("hex-header"), encode_header(1, salt).to_vec());
     let mut frame = Vec::new();
     Record::DocPut {
         collection: "c",
@@ -105,6 +112,6 @@ fn worked_examples_match_the_encoder() {
         updated_at: 1_700_000_000_000,
         body: br#"{"a":1}"#,
     }
-    .encode_frame(&mut frame);
+    .encode_frame(Framing::V2 { salt }, SEGMENT_HEADER_LEN as u64, &mut frame);
     assert_eq!(hex_block("hex-frame"), frame);
 }

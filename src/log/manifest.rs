@@ -20,6 +20,8 @@ use crate::{Error, Result};
 pub const MANIFEST_FILE: &str = "MANIFEST";
 /// The first eight bytes of the manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"LOGSTMAN";
+/// The manifest's own format version (unchanged since format 1).
+pub const MANIFEST_VERSION: u32 = 1;
 /// The suffix of a compaction output not yet committed.
 pub const TMP_SUFFIX: &str = ".tmp";
 
@@ -38,7 +40,7 @@ impl Manifest {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + 4 * self.base.len());
         out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&super::segment::FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
         out.extend_from_slice(&self.horizon.to_le_bytes());
         out.extend_from_slice(&(self.base.len() as u32).to_le_bytes());
         for id in &self.base {
@@ -72,7 +74,7 @@ impl Manifest {
             return Err("the manifest checksum does not match".into());
         }
         let version = word(8)?;
-        if version != super::segment::FORMAT_VERSION {
+        if version != MANIFEST_VERSION {
             return Err(format!(
                 "manifest format version {version} is not supported"
             ));

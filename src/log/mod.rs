@@ -6,6 +6,7 @@ pub mod commit;
 pub mod manifest;
 pub mod record;
 pub mod recovery;
+pub mod scan;
 pub mod segment;
 pub mod writer;
 

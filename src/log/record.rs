@@ -4,8 +4,9 @@
 use crate::log::codec::Reader;
 use crate::options::MAX_DOCUMENT_BYTES_LIMIT;
 
-/// Bytes of a frame header: payload length (u32 LE) then checksum (u32 LE).
-pub const FRAME_HEADER_LEN: usize = 8;
+/// Bytes of a frame header in the format this code writes (2): payload
+/// length, header checksum and frame checksum, each a u32 LE.
+pub const FRAME_HEADER_LEN: usize = 12;
 /// The largest payload a frame may declare: the largest document plus room
 /// for its collection, id and fixed fields.
 pub const MAX_PAYLOAD_LEN: u32 = (MAX_DOCUMENT_BYTES_LIMIT as u32) + 64 * 1024;
@@ -157,22 +158,19 @@ impl<'a> Record<'a> {
         })
     }
 
-    /// Appends the framed record (header and payload) to `out`.
-    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+    /// Appends the framed record to `out`, as the frame at file offset
+    /// `offset` of a segment checked by `framing`.
+    #[cfg(test)]
+    pub fn encode_frame(&self, framing: Framing, offset: u64, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        let header_len = framing.header_len();
+        out.resize(start + header_len, 0);
         self.encode_payload(out);
-        // Callers check documents against MAX_DOCUMENT_BYTES_LIMIT, so the
-        // payload always fits the length field.
-        debug_assert!(out.len() - start - FRAME_HEADER_LEN <= MAX_PAYLOAD_LEN as usize);
-        let payload_len = (out.len() - start - FRAME_HEADER_LEN) as u32;
-        let len_field = payload_len.to_le_bytes();
-        let crc = frame_crc(len_field, &out[start + FRAME_HEADER_LEN..]);
-        out[start..start + 4].copy_from_slice(&len_field);
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+        framing.seal(&mut out[start..], offset);
     }
 
-    fn encode_payload(&self, out: &mut Vec<u8>) {
+    /// Appends the payload alone (the record kind and its fields).
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
             Record::Collection {
                 name,
@@ -352,138 +350,144 @@ pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
 /// What a frame at some offset turned out to be.
 #[derive(Debug, PartialEq)]
 pub enum Frame<'a> {
-    /// A frame whose checksum verifies; the next frame starts at `next`.
+    /// A frame whose checksums verify; the next frame starts at `next` (an
+    /// index into the same buffer).
     Valid { payload: &'a [u8], next: usize },
     /// No valid frame starts here.
     Invalid(String),
 }
 
-/// Checks the frame that starts at `pos` in `buf` (a whole segment image).
-/// The declared length is checked against the bytes present before anything
-/// is read, so a damaged length never leads to a large allocation.
-pub fn read_frame(buf: &[u8], pos: usize) -> Frame<'_> {
-    let Some(header) = buf.get(pos..pos + FRAME_HEADER_LEN) else {
-        return Frame::Invalid(format!(
-            "{} bytes left, fewer than a frame header",
-            buf.len().saturating_sub(pos)
-        ));
-    };
-    let len_field: [u8; 4] = [header[0], header[1], header[2], header[3]];
-    let len = u32::from_le_bytes(len_field);
-    let stored_crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if len == 0 || len > MAX_PAYLOAD_LEN {
-        return Frame::Invalid(format!("frame length {len} is out of range"));
-    }
-    let start = pos + FRAME_HEADER_LEN;
-    let Some(payload) = buf.get(start..start + len as usize) else {
-        return Frame::Invalid(format!("frame length {len} runs past the end of the file"));
-    };
-    if frame_crc(len_field, payload) != stored_crc {
-        return Frame::Invalid("frame checksum does not match".to_string());
-    }
-    Frame::Valid {
-        payload,
-        next: start + len as usize,
-    }
+/// How the frames of one segment are laid out and checked; the segment
+/// header says which (FORMAT.md, "Frames").
+///
+/// Format 1 frames carry the payload length and one checksum of length and
+/// payload. Format 2 frames bind both of their checksums to the segment's
+/// secret salt and to the frame's own file offset, and check the header on
+/// its own: a user-chosen payload byte can then never verify as a frame (it
+/// would have to guess the salt), a frame copied to another place never
+/// verifies there, and finding the next frame after damage costs one small
+/// checksum per byte instead of one per byte per possible length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Format 1: `len u32, crc u32`, no salt.
+    V1,
+    /// Format 2: `len u32, header crc u32, crc u32`, salted.
+    V2 {
+        /// The segment's random salt, from its header.
+        salt: u32,
+    },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Bytes of a format-1 frame header.
+pub const FRAME_HEADER_LEN_V1: usize = 8;
 
-    fn sample() -> Record<'static> {
-        Record::DocPut {
-            collection: "msgs",
-            id: "m1",
-            version: 3,
-            created_at: 1_700_000_000_000,
-            updated_at: -5,
-            body: br#"{"a":1}"#,
+impl Framing {
+    /// Bytes of a frame header under this framing.
+    pub fn header_len(self) -> usize {
+        match self {
+            Framing::V1 => FRAME_HEADER_LEN_V1,
+            Framing::V2 { .. } => FRAME_HEADER_LEN,
         }
     }
 
-    #[test]
-    fn records_round_trip() {
-        let records = [
-            Record::Collection {
-                name: "c",
-                created_at: None,
-                indexes: vec!["a", "b.c"],
-            },
-            Record::Collection {
-                name: "c",
-                created_at: Some(-7),
-                indexes: vec![],
-            },
-            sample(),
-            Record::DocDelete {
-                collection: "c",
-                id: "x",
-            },
-            Record::LeaseSet {
-                key: "k",
-                owner: "o",
-                expires_at: -3,
-                version: 2,
-                created_at: 5,
-                updated_at: 6,
-            },
-            Record::LeaseDelete { key: "k" },
-            Record::LeaseReleaseAll { owner: "o" },
-            Record::BlobPut {
-                id: "b",
-                mime: "text/plain",
-                size: 5,
-                owner: Some("u"),
-                created_at: 9,
-                hash: [7; BLOB_HASH_LEN],
-            },
-            Record::BlobPut {
-                id: "b",
-                mime: "text/plain",
-                size: 5,
-                owner: None,
-                created_at: 9,
-                hash: [7; BLOB_HASH_LEN],
-            },
-            Record::BlobDelete { id: "b" },
-        ];
-        for record in records {
-            let mut buf = Vec::new();
-            record.encode_frame(&mut buf);
-            let Frame::Valid { payload, next } = read_frame(&buf, 0) else {
-                panic!("frame did not verify")
-            };
-            assert_eq!(next, buf.len());
-            assert_eq!(Record::decode(payload), Ok(record));
-        }
-    }
-
-    #[test]
-    fn zeros_never_verify() {
-        let zeros = vec![0u8; 64];
-        assert!(matches!(read_frame(&zeros, 0), Frame::Invalid(_)));
-    }
-
-    #[test]
-    fn every_flipped_bit_is_caught() {
-        let mut buf = Vec::new();
-        sample().encode_frame(&mut buf);
-        for byte in 0..buf.len() {
-            for bit in 0..8 {
-                let mut damaged = buf.clone();
-                damaged[byte] ^= 1 << bit;
-                if let Frame::Valid { payload, .. } = read_frame(&damaged, 0) {
-                    panic!("flip of bit {bit} in byte {byte} verified: {payload:?}");
-                }
+    /// Fills in the header of `frame` (header bytes then payload) for a frame
+    /// at file offset `offset`.
+    pub fn seal(self, frame: &mut [u8], offset: u64) {
+        let header_len = self.header_len();
+        let payload_len = frame.len() - header_len;
+        // Callers check documents against MAX_DOCUMENT_BYTES_LIMIT, so the
+        // payload always fits the length field.
+        debug_assert!(payload_len <= MAX_PAYLOAD_LEN as usize);
+        let len_field = (payload_len as u32).to_le_bytes();
+        frame[0..4].copy_from_slice(&len_field);
+        match self {
+            Framing::V1 => {
+                let crc = frame_crc(len_field, &frame[header_len..]);
+                frame[4..8].copy_from_slice(&crc.to_le_bytes());
+            }
+            Framing::V2 { salt } => {
+                let head = header_crc(salt, offset, len_field);
+                let crc = payload_crc(salt, offset, len_field, &frame[header_len..]);
+                frame[4..8].copy_from_slice(&head.to_le_bytes());
+                frame[8..12].copy_from_slice(&crc.to_le_bytes());
             }
         }
     }
 
-    #[test]
-    fn huge_lengths_are_rejected_without_reading() {
-        let mut buf = vec![0xff, 0xff, 0xff, 0x7f, 0, 0, 0, 0];
-        buf.extend_from_slice(&[1; 16]);
-        assert!(matches!(read_frame(&buf, 0), Frame::Invalid(_)));
+    /// The payload length a frame header declares, if the header verifies
+    /// (format 2) and the length is in range. Cheap: no payload is read.
+    pub fn check_header(self, header: &[u8], offset: u64) -> Result<u32, String> {
+        let len_field: [u8; 4] = [header[0], header[1], header[2], header[3]];
+        let len = u32::from_le_bytes(len_field);
+        if let Framing::V2 { salt } = self {
+            let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+            if header_crc(salt, offset, len_field) != stored {
+                return Err("frame header checksum does not match".to_string());
+            }
+        }
+        if len == 0 || len > MAX_PAYLOAD_LEN {
+            return Err(format!("frame length {len} is out of range"));
+        }
+        Ok(len)
     }
+
+    /// Checks the frame that starts at index `at` of `buf`, whose first byte
+    /// is at file offset `offset`. The declared length is checked against
+    /// the bytes present before anything is read, so a damaged length never
+    /// leads to a large allocation.
+    pub fn read(self, buf: &[u8], at: usize, offset: u64) -> Frame<'_> {
+        let header_len = self.header_len();
+        let Some(header) = buf.get(at..at + header_len) else {
+            return Frame::Invalid(format!(
+                "{} bytes left, fewer than a frame header",
+                buf.len().saturating_sub(at)
+            ));
+        };
+        let len = match self.check_header(header, offset) {
+            Ok(len) => len,
+            Err(reason) => return Frame::Invalid(reason),
+        };
+        let start = at + header_len;
+        let Some(payload) = buf.get(start..start + len as usize) else {
+            return Frame::Invalid(format!("frame length {len} runs past the end of the file"));
+        };
+        let len_field = len.to_le_bytes();
+        let ok = match self {
+            Framing::V1 => {
+                frame_crc(len_field, payload)
+                    == u32::from_le_bytes([header[4], header[5], header[6], header[7]])
+            }
+            Framing::V2 { salt } => {
+                payload_crc(salt, offset, len_field, payload)
+                    == u32::from_le_bytes([header[8], header[9], header[10], header[11]])
+            }
+        };
+        if !ok {
+            return Frame::Invalid("frame checksum does not match".to_string());
+        }
+        Frame::Valid {
+            payload,
+            next: start + len as usize,
+        }
+    }
+}
+
+fn salted(salt: u32, offset: u64, len_field: [u8; 4]) -> crc32fast::Hasher {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&salt.to_le_bytes());
+    hasher.update(&offset.to_le_bytes());
+    hasher.update(&len_field);
+    hasher
+}
+
+/// Format 2's header checksum: salt, offset and length field.
+fn header_crc(salt: u32, offset: u64, len_field: [u8; 4]) -> u32 {
+    mask(salted(salt, offset, len_field).finalize())
+}
+
+/// Format 2's frame checksum: salt, offset, length field and payload.
+fn payload_crc(salt: u32, offset: u64, len_field: [u8; 4], payload: &[u8]) -> u32 {
+    let mut hasher = salted(salt, offset, len_field);
+    hasher.update(payload);
+    mask(hasher.finalize())
 }

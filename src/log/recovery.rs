@@ -1,25 +1,40 @@
 //! Opening the log: scan every segment in order, feed each record to the
-//! caller's apply function, and cut a torn tail off the newest segment.
+//! caller's apply function, and settle the newest segment's tail.
 //!
-//! The rules, also in FORMAT.md:
-//! - A sealed segment (any but the newest) must verify to its last byte.
-//! - In the newest segment, an invalid frame with no valid frame anywhere
-//!   after it is a torn tail (a crash during an append): the file is cut
-//!   back to the last whole record, and the cut is reported.
-//! - An invalid frame followed by a valid one is damage, not a torn write:
-//!   `Error::Corruption` with the file and offset, and nothing is changed.
-//! - Zero bytes from some offset to the end of the newest segment are space
-//!   the writer reserved, not a torn record: appends resume at that offset.
+//! The rules, also in FORMAT.md ("Recovery"):
+//! - A sealed segment (any but the newest) was synced when it was sealed:
+//!   it must verify to its last byte, or open fails with `Corruption`
+//!   naming the file and offset.
+//! - In the newest segment, the log ends at the first frame that does not
+//!   verify. Zeros from there to the end are reserved space. Anything else
+//!   there is either debris of writes after the last sync (pages persist
+//!   in any order, so valid frames may follow a hole) or damage: the file's
+//!   bytes up to the last non-zero one are copied into `quarantine/` first,
+//!   then the file is cut there, and the report names the copy. No byte a
+//!   user chose can move that decision: frames are checked in order from
+//!   the header, and a format-2 frame verifies only under its segment's
+//!   secret salt and at its own offset.
+//! - A newest segment whose header does not verify and after which only
+//!   zeros follow never held a record (its header is synced before any
+//!   append): it gets a fresh header.
+//! - What is replayed from the newest segment is written again and synced
+//!   before open returns, so bytes that only the page cache held (after a
+//!   failed sync whose pages the kernel dropped) are durable before the
+//!   store acts on them.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::Layout;
-use crate::log::record::{read_frame, Frame, Record};
-use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
+use crate::log::record::{Framing, Record};
+use crate::log::scan::{Scan, Step, WINDOW};
+use crate::log::segment::{self, Loc, SegmentFile, SEGMENT_HEADER_LEN};
 use crate::log::writer::SegmentFiles;
 use crate::{Error, Result};
+
+/// The folder, inside the store directory, where recovery keeps the bytes
+/// it cut off a segment.
+pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// What open found and did to the log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,13 +78,17 @@ pub struct TruncatedTail {
     pub bytes_cut: u64,
     /// Why the first removed byte did not start a valid record.
     pub reason: String,
+    /// Where the removed bytes were kept (a copy of the segment up to its
+    /// last non-zero byte, which `logstore repair` reads), unless they were
+    /// only a torn header.
+    pub quarantined: Option<PathBuf>,
 }
 
 /// Where appends continue after recovery.
 #[derive(Debug)]
 pub struct Tail {
     pub segment: u32,
-    pub file: Arc<dyn VFile>,
+    pub file: SegmentFile,
     pub end: u64,
     /// Every live segment in replay order (the tail's is last).
     pub order: Vec<u32>,
@@ -101,11 +120,11 @@ pub fn recover(
     let mut report = RecoveryReport::default();
     let Some(&newest) = layout.order.last() else {
         let id = layout.max_id + 1;
-        let file = segment::create(fs, dir, id)?;
-        files.write().insert(id, file.clone());
+        let segment = segment::create(fs, dir, id)?;
+        files.write().insert(id, segment.clone());
         let tail = Tail {
             segment: id,
-            file,
+            file: segment,
             end: SEGMENT_HEADER_LEN as u64,
             order: vec![id],
             max_id: id,
@@ -113,145 +132,215 @@ pub fn recover(
         };
         return Ok((tail, report));
     };
-    let mut tail = None;
-    let mut skipping = start.is_some();
     let mut sealed_bytes = 0;
+    let mut skipping = start.is_some();
+    let mut end = SEGMENT_HEADER_LEN as u64;
     for &id in &layout.order {
-        let path = dir.join(segment::segment_name(id));
-        let context = || format!("reading segment {}", path.display());
-        let file = fs.open(&path, false).map_err(|e| Error::io(context(), e))?;
-        if id != newest {
-            sealed_bytes += file.size().map_err(|e| Error::io(context(), e))?;
-        }
-        let mut first = SEGMENT_HEADER_LEN;
-        if let Some(start) = start.filter(|_| skipping) {
-            if start.segment != id {
-                files.write().insert(id, file);
-                continue;
-            }
-            skipping = false;
-            first = usize::try_from(start.offset).unwrap_or(usize::MAX);
-        }
-        let len = file.size().map_err(|e| Error::io(context(), e))?;
-        let mut image =
-            vec![
-                0u8;
-                usize::try_from(len).map_err(|_| Error::corruption(&path, 0, "file too large"))?
-            ];
-        // Only the header and what follows the start position are read: the
-        // records before it are covered by the snapshot. (The zeroed
-        // allocation costs nothing for pages never touched.)
-        let from = first.min(image.len());
-        let header = SEGMENT_HEADER_LEN.min(image.len());
-        file.read_exact_at(&mut image[..header], 0)
-            .and_then(|()| {
-                file.read_exact_at(&mut image[from.max(header)..], from.max(header) as u64)
-            })
-            .map_err(|e| Error::io(context(), e))?;
-        files.write().insert(id, file.clone());
-        report.segments += 1;
         let is_newest = id == newest;
-
-        if let Err(reason) = segment::check_header(&image, id) {
-            // A crash while the newest segment was being created leaves a
-            // short or zeroed header and no records: start it again.
-            if is_newest
-                && from <= SEGMENT_HEADER_LEN
-                && (image.len() < SEGMENT_HEADER_LEN || image.iter().all(|&b| b == 0))
-            {
-                segment::write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
-                report.truncated = Some(TruncatedTail {
-                    file: path.clone(),
-                    offset: SEGMENT_HEADER_LEN as u64,
-                    bytes_cut: len,
-                    reason,
-                });
-                tail = Some(Tail {
-                    segment: id,
-                    file,
-                    end: SEGMENT_HEADER_LEN as u64,
-                    order: layout.order.clone(),
-                    max_id: layout.max_id,
-                    sealed_bytes,
-                });
+        let path = dir.join(segment::segment_name(id));
+        let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
+        let file = fs.open(&path, false).map_err(io_err)?;
+        let len = file.size().map_err(io_err)?;
+        let mut first = SEGMENT_HEADER_LEN as u64;
+        if let Some(start) = start.filter(|p| skipping && p.segment == id) {
+            skipping = false;
+            first = start.offset;
+        }
+        if !is_newest {
+            sealed_bytes += len;
+        }
+        let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+        file.read_exact_at(&mut header, 0).map_err(io_err)?;
+        let framing = match segment::check_header(&header, id) {
+            Ok(framing) => framing,
+            Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
+                let (framing, cut) = restart_segment(file.as_ref(), &path, id, len, reason)?;
+                files.write().insert(id, SegmentFile { file, framing });
+                report.segments += 1;
+                report.truncated = Some(cut);
                 continue;
             }
-            return Err(Error::corruption(&path, 0, reason));
+            Err(reason) => return Err(Error::corruption(&path, 0, reason)),
+        };
+        let segment = SegmentFile {
+            file: file.clone(),
+            framing,
+        };
+        files.write().insert(id, segment);
+        if skipping {
+            continue;
         }
-
-        let mut pos = first.max(SEGMENT_HEADER_LEN);
-        while pos < image.len() {
-            match read_frame(&image, pos) {
-                Frame::Valid { payload, next } => {
-                    let record = Record::decode(payload)
-                        .map_err(|reason| Error::corruption(&path, pos as u64, reason))?;
-                    let loc = Loc {
-                        segment: id,
-                        offset: pos as u32,
-                        len: (next - pos) as u32,
-                    };
+        report.segments += 1;
+        let mut scan = Scan::new(file.as_ref(), framing, id, len, first);
+        loop {
+            match scan.next().map_err(io_err)? {
+                Step::Frame { loc, payload } => {
+                    let record = Record::decode(payload).map_err(|reason| {
+                        Error::corruption(&path, u64::from(loc.offset), reason)
+                    })?;
                     apply(record, loc)?;
                     report.records += 1;
-                    pos = next;
                 }
-                Frame::Invalid(reason) => {
-                    if !is_newest {
-                        return Err(Error::corruption(
-                            &path,
-                            pos as u64,
-                            format!("{reason} in a sealed segment"),
-                        ));
+                Step::End => break,
+                Step::Invalid { offset, reason } if !is_newest => {
+                    return Err(Error::corruption(
+                        &path,
+                        offset,
+                        format!("{reason} in a sealed segment"),
+                    ));
+                }
+                Step::Invalid { offset, reason } => {
+                    let last = scan.nonzero_end(offset).map_err(io_err)?;
+                    if last > offset {
+                        let tail = Tail::cut(fs, dir, &path, file.as_ref(), offset, last, reason)?;
+                        report.truncated = Some(tail);
                     }
-                    if image[pos..].iter().all(|&b| b == 0) {
-                        // The zeroed space the writer reserves ahead of the
-                        // tail (or a file a crash extended with zeros):
-                        // nothing was written there, so nothing is cut.
-                        break;
-                    }
-                    if let Some(later) = next_valid_frame(&image, pos + 1) {
-                        return Err(Error::corruption(
-                            &path,
-                            pos as u64,
-                            format!("{reason}, yet a valid record follows at offset {later}, so this is damage rather than a torn write"),
-                        ));
-                    }
-                    file.set_len(pos as u64)
-                        .and_then(|()| file.sync_data())
-                        .map_err(|e| {
-                            Error::io(format!("cutting the torn tail of {}", path.display()), e)
-                        })?;
-                    report.truncated = Some(TruncatedTail {
-                        file: path.clone(),
-                        offset: pos as u64,
-                        bytes_cut: len - pos as u64,
-                        reason,
-                    });
+                    scan.seek(offset);
                     break;
                 }
             }
         }
         if is_newest {
-            let end = (pos as u64).min(len);
-            tail = Some(Tail {
-                segment: id,
-                file,
-                end,
-                order: layout.order.clone(),
-                max_id: layout.max_id,
-                sealed_bytes,
-            });
+            end = scan.position().min(len);
         }
     }
-    let tail = tail.ok_or_else(|| Error::corruption(dir, 0, "no newest segment after the scan"))?;
+    let segment = files
+        .read()
+        .get(&newest)
+        .cloned()
+        .ok_or_else(|| Error::corruption(dir, 0, "no newest segment after the scan"))?;
+    let from = match start {
+        Some(p) if p.segment == newest => p.offset,
+        _ => SEGMENT_HEADER_LEN as u64,
+    };
+    rewrite(segment.file.as_ref(), from, end)
+        .map_err(|e| Error::io(format!("re-syncing the tail of segment {newest}"), e))?;
+    let tail = Tail {
+        segment: newest,
+        file: segment,
+        end,
+        order: layout.order.clone(),
+        max_id: layout.max_id,
+        sealed_bytes,
+    };
     Ok((tail, report))
 }
 
-/// The offset of the first frame at or after `from` that verifies and
-/// decodes. Most offsets fail on the length check before any checksum is
-/// computed, so this stays cheap on zeros and random bytes.
-pub(crate) fn next_valid_frame(image: &[u8], from: usize) -> Option<usize> {
-    (from..image.len()).find(|&pos| match read_frame(image, pos) {
-        Frame::Valid { payload, .. } => Record::decode(payload).is_ok(),
-        Frame::Invalid(_) => false,
-    })
+/// A newest segment whose header does not verify: if only zeros follow it,
+/// a crash came while it was created (its header is synced before any
+/// record goes in), and it is started again; otherwise the synced header
+/// was damaged, which is corruption.
+fn restart_segment(
+    file: &dyn VFile,
+    path: &Path,
+    id: u32,
+    len: u64,
+    reason: String,
+) -> Result<(Framing, TruncatedTail)> {
+    let io_err = |e| Error::io(format!("restarting segment {}", path.display()), e);
+    let mut scan = Scan::new(file, Framing::V1, id, len, 0);
+    let header = SEGMENT_HEADER_LEN as u64;
+    if scan.nonzero_end(header).map_err(io_err)? > header {
+        return Err(Error::corruption(
+            path,
+            0,
+            format!("{reason}, and records follow it"),
+        ));
+    }
+    let framing = segment::write_header(file, id).map_err(io_err)?;
+    let cut = TruncatedTail {
+        file: path.to_path_buf(),
+        offset: header,
+        bytes_cut: len.saturating_sub(header),
+        reason,
+        quarantined: None,
+    };
+    Ok((framing, cut))
+}
+
+impl Tail {
+    /// Ends the newest segment at `offset`: its bytes up to `last` (the end
+    /// of its last non-zero byte) are first copied into the quarantine
+    /// folder and synced, then the file is cut and synced.
+    fn cut(
+        fs: &dyn Vfs,
+        dir: &Path,
+        path: &Path,
+        file: &dyn VFile,
+        offset: u64,
+        last: u64,
+        reason: String,
+    ) -> Result<TruncatedTail> {
+        let copy = quarantine(fs, dir, path, file, offset, last)?;
+        file.set_len(offset)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Error::io(format!("cutting the tail of {}", path.display()), e))?;
+        Ok(TruncatedTail {
+            file: path.to_path_buf(),
+            offset,
+            bytes_cut: last - offset,
+            reason,
+            quarantined: Some(copy),
+        })
+    }
+}
+
+/// Copies bytes `0..last` of the segment at `path` to a new file in the
+/// quarantine folder, named by the segment and the cut offset, and makes
+/// the copy durable.
+fn quarantine(
+    fs: &dyn Vfs,
+    dir: &Path,
+    path: &Path,
+    file: &dyn VFile,
+    offset: u64,
+    last: u64,
+) -> Result<PathBuf> {
+    let qdir = dir.join(QUARANTINE_DIR);
+    let io_err = |e| Error::io(format!("quarantining the tail of {}", path.display()), e);
+    fs.create_dir_all(&qdir)
+        .and_then(|()| fs.sync_dir(dir))
+        .map_err(io_err)?;
+    let stem = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("segment");
+    let taken = fs.list(&qdir).map_err(io_err)?;
+    let name = (0u32..)
+        .map(|n| format!("{stem}.at-{offset:020}.{n}"))
+        .find(|name| !taken.contains(name))
+        .unwrap_or_default();
+    let target = qdir.join(name);
+    let copy = fs.open(&target, true).map_err(io_err)?;
+    let mut buf = vec![0u8; WINDOW];
+    let mut at = 0;
+    while at < last {
+        let n = (last - at).min(WINDOW as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)
+            .and_then(|()| copy.write_all_at(&buf[..n], at))
+            .map_err(io_err)?;
+        at += n as u64;
+    }
+    copy.sync_data()
+        .and_then(|()| fs.sync_dir(&qdir))
+        .map_err(io_err)?;
+    Ok(target)
+}
+
+/// Writes bytes `from..to` of `file` again, as they read now, and syncs:
+/// pages the kernel kept after a failed writeback are dirtied anew, so the
+/// sync really puts them on disk.
+fn rewrite(file: &dyn VFile, from: u64, to: u64) -> std::io::Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; WINDOW.min((to - from) as usize)];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        file.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_data()
 }

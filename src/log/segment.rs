@@ -4,13 +4,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::io::{VFile, Vfs};
-use crate::log::record::mask;
+use crate::log::record::{mask, Framing};
 use crate::{Error, Result};
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"LOGSTSEG";
-/// The on-disk format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The segment format version this code writes. It also reads version 1
+/// (unsalted frames, see [`Framing`]).
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes of the segment header: magic, format version, segment id, checksum.
 pub const SEGMENT_HEADER_LEN: usize = 24;
 /// Segment file names are the id in 20 decimal digits plus this suffix.
@@ -45,19 +46,29 @@ pub fn parse_segment_name(name: &str) -> Option<u32> {
         .and_then(|id| u32::try_from(id).ok())
 }
 
-/// The header bytes of segment `id`.
-pub fn encode_header(id: u32) -> [u8; SEGMENT_HEADER_LEN] {
+/// The header bytes of segment `id` in the current format, with the salt
+/// its frames' checksums are bound to.
+pub fn encode_header(id: u32, salt: u32) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-    h[12..20].copy_from_slice(&u64::from(id).to_le_bytes());
+    h[12..16].copy_from_slice(&id.to_le_bytes());
+    h[16..20].copy_from_slice(&salt.to_le_bytes());
     let crc = mask(crc32fast::hash(&h[0..20]));
     h[20..24].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a segment header against the id its file name gives.
-pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<(), String> {
+/// A fresh random salt for a new segment. It is never derived from stored
+/// bytes, so nothing a user writes can predict it.
+pub fn new_salt() -> u32 {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+}
+
+/// Checks a segment header against the id its file name gives and returns
+/// how its frames are checked.
+pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<Framing, String> {
     let Some(h) = bytes.get(..SEGMENT_HEADER_LEN) else {
         return Err(format!(
             "the file is {} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte header",
@@ -71,39 +82,56 @@ pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<(), String> {
     if mask(crc32fast::hash(&h[0..20])) != crc {
         return Err("the segment header checksum does not match".to_string());
     }
-    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
-    if version != FORMAT_VERSION {
-        return Err(format!(
-            "format version {version} is not supported (this build reads version {FORMAT_VERSION})"
-        ));
-    }
-    let mut raw_id = [0u8; 8];
-    raw_id.copy_from_slice(&h[12..20]);
-    let stored = u64::from_le_bytes(raw_id);
+    let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let (stored, framing) = match word(8) {
+        1 => {
+            let mut raw_id = [0u8; 8];
+            raw_id.copy_from_slice(&h[12..20]);
+            (u64::from_le_bytes(raw_id), Framing::V1)
+        }
+        2 => (u64::from(word(12)), Framing::V2 { salt: word(16) }),
+        version => {
+            return Err(format!(
+                "format version {version} is not supported (this build reads versions 1 and {FORMAT_VERSION})"
+            ))
+        }
+    };
     if stored != u64::from(id) {
         return Err(format!(
             "the header names segment {stored} but the file name says {id}"
         ));
     }
-    Ok(())
+    Ok(framing)
 }
 
 /// Creates segment `id` durably: the header is written and synced, then the
 /// directory entry is synced, before any record goes in.
-pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<Arc<dyn VFile>> {
+pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<SegmentFile> {
     let path = dir.join(segment_name(id));
     let context = || format!("creating segment {}", path.display());
     let file = fs.open(&path, true).map_err(|e| Error::io(context(), e))?;
-    write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
+    let framing = write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(context(), e))?;
-    Ok(file)
+    Ok(SegmentFile { file, framing })
 }
 
-/// Replaces the file's contents with a bare header and syncs it.
-pub fn write_header(file: &dyn VFile, id: u32) -> std::io::Result<()> {
+/// Replaces the file's contents with a bare header (a new salt) and syncs
+/// it.
+pub fn write_header(file: &dyn VFile, id: u32) -> std::io::Result<Framing> {
+    let salt = new_salt();
     file.set_len(0)?;
-    file.write_all_at(&encode_header(id), 0)?;
-    file.sync_data()
+    file.write_all_at(&encode_header(id, salt), 0)?;
+    file.sync_data()?;
+    Ok(Framing::V2 { salt })
+}
+
+/// An open segment file and how its frames are checked.
+#[derive(Debug, Clone)]
+pub struct SegmentFile {
+    /// The file.
+    pub file: Arc<dyn VFile>,
+    /// Its framing, from its header.
+    pub framing: Framing,
 }
 
 #[cfg(test)]
@@ -120,8 +148,8 @@ mod tests {
 
     #[test]
     fn header_checks_id_and_checksum() {
-        let h = encode_header(3);
-        assert_eq!(check_header(&h, 3), Ok(()));
+        let h = encode_header(3, 0xfeed);
+        assert_eq!(check_header(&h, 3), Ok(Framing::V2 { salt: 0xfeed }));
         assert!(check_header(&h, 4).is_err());
         let mut bad = h;
         bad[13] ^= 1;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::io::{VFile, Vfs};
+use crate::io::Vfs;
+use crate::log::commit::GroupCommit;
 use crate::log::manifest::Manifest;
 use crate::log::record::Record;
 use crate::log::recovery::{Position, Tail};
-use crate::log::segment::{self, Loc, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, Loc, SegmentFile, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
@@ -18,7 +19,7 @@ pub const ZERO_AHEAD: u64 = 1024 * 1024;
 
 /// Every segment file by id, shared between the writer (which adds new ones)
 /// and readers (which fetch document bodies).
-pub type SegmentFiles = RwLock<BTreeMap<u32, Arc<dyn VFile>>>;
+pub type SegmentFiles = RwLock<BTreeMap<u32, SegmentFile>>;
 
 /// The single appender of the log. The store keeps it behind a mutex, so
 /// records get their order, and CAS checks their truth, under that lock.
@@ -28,8 +29,10 @@ pub struct LogWriter {
     dir: PathBuf,
     segment_bytes: u64,
     segment: u32,
-    file: Arc<dyn VFile>,
+    file: SegmentFile,
     end: u64,
+    /// Every sync of the log goes through its gate.
+    commit: Arc<GroupCommit>,
     /// Every live segment in replay order; the active one is last.
     order: Vec<u32>,
     /// The next unused segment id (shared with compaction's outputs).
@@ -55,9 +58,10 @@ impl LogWriter {
         segment_bytes: u64,
         tail: Tail,
         manifest: Manifest,
+        commit: Arc<GroupCommit>,
     ) -> Self {
         // Recovery stops at the first zero byte of a reserved tail.
-        let zeroed_to = tail.file.size().unwrap_or(tail.end).max(tail.end);
+        let zeroed_to = tail.file.file.size().unwrap_or(tail.end).max(tail.end);
         LogWriter {
             fs,
             dir,
@@ -65,6 +69,7 @@ impl LogWriter {
             segment: tail.segment,
             file: tail.file,
             end: tail.end,
+            commit,
             zeroed_to,
             next_id: tail.max_id.max(tail.segment).saturating_add(1),
             order: tail.order,
@@ -79,12 +84,15 @@ impl LogWriter {
     /// and its sequence number. Any error leaves the tail in an unknown
     /// state: the caller must poison the store.
     pub fn append(&mut self, record: &Record<'_>, files: &SegmentFiles) -> Result<(Loc, u64)> {
-        self.scratch.clear();
-        record.encode_frame(&mut self.scratch);
+        self.encode(record);
         let frame_len = self.scratch.len() as u64;
         if self.end > SEGMENT_HEADER_LEN as u64 && self.end + frame_len > self.segment_bytes {
             self.roll(files)?;
+            // A new segment may frame differently than an old-format one.
+            self.encode(record);
         }
+        let frame_len = self.scratch.len() as u64;
+        self.file.framing.seal(&mut self.scratch, self.end);
         self.reserve(frame_len)?;
         let loc = Loc {
             segment: self.segment,
@@ -94,11 +102,20 @@ impl LogWriter {
                 .map_err(|_| Error::invalid("record does not fit 32 bits"))?,
         };
         self.file
+            .file
             .write_all_at(&self.scratch, self.end)
             .map_err(|e| Error::io(format!("appending to segment {}", self.segment), e))?;
         self.end += frame_len;
         self.seq += 1;
         Ok((loc, self.seq))
+    }
+
+    /// Encodes `record` into the scratch buffer behind room for the active
+    /// segment's frame header (filled in once the offset is known).
+    fn encode(&mut self, record: &Record<'_>) {
+        self.scratch.clear();
+        self.scratch.resize(self.file.framing.header_len(), 0);
+        record.encode_payload(&mut self.scratch);
     }
 
     /// Zero-fills the active segment ahead of the tail (a window at a time,
@@ -111,6 +128,7 @@ impl LogWriter {
         let target = needed.max((self.zeroed_to + ZERO_AHEAD).min(self.segment_bytes));
         let zeros = vec![0u8; (target - self.zeroed_to) as usize];
         self.file
+            .file
             .write_all_at(&zeros, self.zeroed_to)
             .map_err(|e| Error::io(format!("reserving space in segment {}", self.segment), e))?;
         self.zeroed_to = target;
@@ -119,17 +137,24 @@ impl LogWriter {
 
     /// Seals the active segment (its reserved zeros cut off, synced, so group
     /// commit only ever has to sync the newest file) and starts the next.
+    /// Both syncs run through the commit gate: if either fails, no waiting
+    /// writer is acknowledged afterwards.
     pub fn roll(&mut self, files: &SegmentFiles) -> Result<()> {
-        self.file
-            .set_len(self.end)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io(format!("sealing segment {}", self.segment), e))?;
+        let (file, end, id, seq) = (&self.file.file, self.end, self.segment, self.seq);
+        self.commit.sync(|| {
+            file.set_len(end)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| Error::io(format!("sealing segment {id}"), e))
+        })?;
+        self.commit.advance(seq);
         let next = self.allocate_id()?;
-        let file = segment::create(self.fs.as_ref(), &self.dir, next)?;
-        files.write().insert(next, file.clone());
+        let segment = self
+            .commit
+            .sync(|| segment::create(self.fs.as_ref(), &self.dir, next))?;
+        files.write().insert(next, segment.clone());
         self.sealed_bytes += self.end;
         self.segment = next;
-        self.file = file;
+        self.file = segment;
         self.end = SEGMENT_HEADER_LEN as u64;
         self.zeroed_to = self.end;
         self.order.push(next);
@@ -146,8 +171,26 @@ impl LogWriter {
     }
 
     /// The file a sync must cover and the sequence number it makes durable.
-    pub fn sync_point(&self) -> (Arc<dyn VFile>, u64) {
-        (self.file.clone(), self.seq)
+    pub fn sync_point(&self) -> (Arc<dyn crate::io::VFile>, u64) {
+        (self.file.file.clone(), self.seq)
+    }
+
+    /// Syncs the active segment through the commit gate, with the writer
+    /// lock held: every record appended so far is then durable.
+    pub fn sync_all(&self) -> Result<()> {
+        let file = &self.file.file;
+        self.commit.sync(|| {
+            file.sync_data()
+                .map_err(|e| Error::io(format!("syncing segment {}", self.segment), e))
+        })?;
+        self.commit.advance(self.seq);
+        Ok(())
+    }
+
+    /// Whether the active segment is of an older format than this build
+    /// writes (open then seals it and starts a new one).
+    pub fn active_is_old_format(&self) -> bool {
+        self.file.framing == crate::log::record::Framing::V1
     }
 
     /// The end of the log: where the next record will go.

@@ -32,10 +32,12 @@ use parking_lot::{Condvar, Mutex};
 use super::Inner;
 use crate::blobs;
 use crate::engine::State;
-use crate::io::VFile;
 use crate::log::manifest::{self, Manifest, TMP_SUFFIX};
-use crate::log::record::{read_frame, Frame, Record};
-use crate::log::segment::{encode_header, segment_name, Loc, SEGMENT_HEADER_LEN};
+use crate::log::record::{Framing, Record};
+use crate::log::scan::{Scan, Step};
+use crate::log::segment::{
+    encode_header, new_salt, segment_name, Loc, SegmentFile, SEGMENT_HEADER_LEN,
+};
 use crate::{Error, Result};
 
 /// What a compaction did.
@@ -159,7 +161,7 @@ fn live_row(state: &State, record: &Record<'_>, loc: Loc) -> Option<Row> {
 }
 
 /// One output segment: id, file and length.
-type Segment = (u32, Arc<dyn VFile>, u64);
+type Segment = (u32, SegmentFile, u64);
 
 /// Compaction output: `<id>.seg.tmp` files, each at most `segment_bytes`.
 struct Output<'a> {
@@ -183,7 +185,11 @@ impl<'a> Output<'a> {
             .join(format!("{}{TMP_SUFFIX}", segment_name(id)))
     }
 
-    fn push(&mut self, frame: &[u8]) -> Result<Loc> {
+    /// Appends `payload` as a frame of the current output (a new one when
+    /// it is full), framed for its place there.
+    fn push(&mut self, payload: &[u8]) -> Result<Loc> {
+        let mut frame = vec![0u8; crate::log::record::FRAME_HEADER_LEN];
+        frame.extend_from_slice(payload);
         let len = frame.len() as u64;
         let full = self.current.as_ref().is_some_and(|(_, _, end)| {
             *end > SEGMENT_HEADER_LEN as u64 && end + len > self.inner.opts.segment_bytes
@@ -198,12 +204,17 @@ impl<'a> Output<'a> {
                 .fs
                 .open(&path, true)
                 .map_err(|e| Error::io(context(), e))?;
-            file.write_all_at(&encode_header(id), 0)
+            let salt = new_salt();
+            file.write_all_at(&encode_header(id, salt), 0)
                 .map_err(|e| Error::io(context(), e))?;
-            self.current = Some((id, file, SEGMENT_HEADER_LEN as u64));
+            let framing = Framing::V2 { salt };
+            self.current = Some((id, SegmentFile { file, framing }, SEGMENT_HEADER_LEN as u64));
         }
-        let (id, file, end) = self.current.as_mut().ok_or(Error::Closed)?;
-        file.write_all_at(frame, *end)
+        let (id, segment, end) = self.current.as_mut().ok_or(Error::Closed)?;
+        segment.framing.seal(&mut frame, *end);
+        segment
+            .file
+            .write_all_at(&frame, *end)
             .map_err(|e| Error::io(format!("writing compaction output {id}"), e))?;
         let loc = Loc {
             segment: *id,
@@ -215,10 +226,12 @@ impl<'a> Output<'a> {
     }
 
     fn seal(&mut self) -> Result<()> {
-        if let Some((id, file, end)) = self.current.take() {
-            file.sync_data()
+        if let Some((id, segment, end)) = self.current.take() {
+            segment
+                .file
+                .sync_data()
                 .map_err(|e| Error::io(format!("syncing compaction output {id}"), e))?;
-            self.done.push((id, file, end));
+            self.done.push((id, segment, end));
         }
         Ok(())
     }
@@ -237,7 +250,13 @@ impl<'a> Output<'a> {
     /// Removes the outputs after a failure before the commit.
     fn abandon(&mut self) {
         let _ = self.seal();
-        for (id, _, _) in &self.done {
+        let done = std::mem::take(&mut self.done);
+        self.abandon_outputs(&done);
+    }
+
+    /// Removes finished outputs that will not be committed.
+    fn abandon_outputs(&self, outputs: &[Segment]) {
+        for (id, _, _) in outputs {
             let _ = self.inner.fs.remove(&self.tmp_path(*id));
         }
     }
@@ -273,9 +292,7 @@ impl Inner {
             // Always roll, even an empty segment: the new segment's id is
             // then above every input's, which is what lets open tell the
             // inputs (below the horizon) from the writer's segments.
-            writer
-                .roll(&self.files)
-                .inspect_err(|_| self.poison())?;
+            writer.roll(&self.files).inspect_err(|_| self.poison())?;
             let order = writer.order();
             order[..order.len() - 1].to_vec()
         };
@@ -285,7 +302,7 @@ impl Inner {
             return Ok(report);
         }
         let horizon = *self.writer.lock().order().last().ok_or(Error::Closed)?;
-        let input_files: Vec<(u32, Arc<dyn VFile>)> = {
+        let input_files: Vec<(u32, SegmentFile)> = {
             let files = self.files.read();
             inputs
                 .iter()
@@ -312,23 +329,25 @@ impl Inner {
         report.bytes_after = outputs.iter().map(|(_, _, len)| len).sum();
         {
             let mut writer = self.writer.lock();
+            // A store closed (or poisoned) meanwhile must not change: its
+            // directory may already belong to another handle.
+            if let Err(e) = self.check_writable() {
+                output.abandon_outputs(&outputs);
+                return Err(e);
+            }
             let manifest = Manifest {
                 horizon,
                 base: base.clone(),
             };
             if let Err(e) = manifest::prepare(self.fs.as_ref(), &self.dir, &manifest) {
                 // Nothing is committed: the outputs can go.
-                for (id, _, _) in &outputs {
-                    let tmp = self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id)));
-                    let _ = self.fs.remove(&tmp);
-                }
+                output.abandon_outputs(&outputs);
                 return Err(e);
             }
             // From here on a failure may leave the new manifest in force or
             // not; the next open settles it either way, and until then no
             // write may be acknowledged.
-            manifest::commit(self.fs.as_ref(), &self.dir)
-                .inspect_err(|_| self.poison())?;
+            manifest::commit(self.fs.as_ref(), &self.dir).inspect_err(|_| self.poison())?;
             self.install(&outputs, &inputs, &moves)
                 .inspect_err(|_| self.poison())?;
             writer.replace_sealed(&inputs, report.bytes_before, &base, report.bytes_after);
@@ -346,6 +365,9 @@ impl Inner {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
         let writer = self.writer.lock();
+        // A blob file may go only once the delete that orphaned it is
+        // durable: sync the log first.
+        writer.sync_all().inspect_err(|_| self.poison())?;
         report.blob_files_removed =
             blobs::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
         self.write_snapshot(&writer)?;
@@ -358,7 +380,7 @@ impl Inner {
     /// and returns which rows moved where.
     fn copy_live(
         &self,
-        inputs: &[(u32, Arc<dyn VFile>)],
+        inputs: &[(u32, SegmentFile)],
         output: &mut Output<'_>,
         report: &mut CompactionReport,
     ) -> Result<Vec<(Row, Loc, Loc)>> {
@@ -369,9 +391,9 @@ impl Inner {
             .filter(|(_, c)| c.ensured)
             .map(|(name, c)| (name.clone(), c.created_at, c.indexes.clone()))
             .collect();
-        let mut frame = Vec::new();
+        let mut payload = Vec::new();
         for (name, created_at, indexes) in &collections {
-            frame.clear();
+            payload.clear();
             let indexes = indexes.iter().map(String::as_str).collect();
             let created_at = Some(*created_at);
             Record::Collection {
@@ -379,45 +401,39 @@ impl Inner {
                 created_at,
                 indexes,
             }
-            .encode_frame(&mut frame);
-            output.push(&frame)?;
+            .encode_payload(&mut payload);
+            output.push(&payload)?;
         }
         let mut moves = Vec::new();
-        for (id, file) in inputs {
+        for (id, segment) in inputs {
             let path = self.dir.join(segment_name(*id));
-            let len = file
-                .size()
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            let io_err = |e| Error::io(format!("reading {}", path.display()), e);
+            let len = segment.file.size().map_err(io_err)?;
             report.bytes_before += len;
-            let mut image = vec![0u8; len as usize];
-            file.read_exact_at(&mut image, 0)
-                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            let mut pos = SEGMENT_HEADER_LEN;
-            while pos < image.len() {
-                let Frame::Valid { payload, next } = read_frame(&image, pos) else {
-                    return Err(Error::corruption(
-                        &path,
-                        pos as u64,
-                        "a record of a sealed segment no longer verifies",
-                    ));
+            let mut scan = Scan::new(segment.file.as_ref(), segment.framing, *id, len, 0);
+            loop {
+                let (loc, payload) = match scan.next().map_err(io_err)? {
+                    Step::Frame { loc, payload } => (loc, payload),
+                    Step::End => break,
+                    Step::Invalid { offset, reason } => {
+                        return Err(Error::corruption(
+                            &path,
+                            offset,
+                            format!("{reason}: a record of a sealed segment no longer verifies"),
+                        ))
+                    }
                 };
-                let record =
-                    Record::decode(payload).map_err(|r| Error::corruption(&path, pos as u64, r))?;
-                let loc = Loc {
-                    segment: *id,
-                    offset: pos as u32,
-                    len: (next - pos) as u32,
-                };
+                let record = Record::decode(payload)
+                    .map_err(|r| Error::corruption(&path, u64::from(loc.offset), r))?;
                 let row = live_row(&self.state.read(), &record, loc);
                 match row {
                     Some(row) => {
-                        let to = output.push(&image[pos..next])?;
+                        let to = output.push(payload)?;
                         moves.push((row, loc, to));
                         report.records_kept += 1;
                     }
                     None => report.records_dropped += 1,
                 }
-                pos = next;
             }
         }
         Ok(moves)

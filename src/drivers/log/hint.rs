@@ -11,6 +11,8 @@ use crate::engine::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
 use crate::log::recovery::{Position, SnapshotUse};
+use crate::log::record::mask;
+use crate::log::scan::WINDOW;
 use crate::log::segment::SEGMENT_HEADER_LEN;
 use crate::log::writer::LogWriter;
 use crate::{Error, Result};
@@ -38,6 +40,12 @@ fn try_load(
         return Ok(None);
     };
     let len = file.size().map_err(|e| format!("cannot read it: {e}"))?;
+    // The checksum is checked a window at a time before the file is read
+    // whole, so a damaged file (a huge sparse one, say) is rejected without
+    // ever being held in memory.
+    if !checksum_verifies(file.as_ref(), len).map_err(|e| format!("cannot read it: {e}"))? {
+        return Err("its checksum does not match".into());
+    }
     let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| format!("cannot read it: {e}"))?;
@@ -73,11 +81,38 @@ fn try_load(
     Ok(Some((state, position)))
 }
 
+/// Whether the snapshot's last four bytes are the masked CRC of the rest,
+/// computed a window at a time.
+fn checksum_verifies(file: &dyn crate::io::VFile, len: u64) -> std::io::Result<bool> {
+    if len < 4 {
+        return Ok(false);
+    }
+    let body = len - 4;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; (body as usize).min(WINDOW)];
+    let mut at = 0;
+    while at < body {
+        let n = (body - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+    let mut stored = [0u8; 4];
+    file.read_exact_at(&mut stored, body)?;
+    Ok(mask(hasher.finalize()) == u32::from_le_bytes(stored))
+}
+
 impl Inner {
     /// Writes a snapshot of the state as of the writer's position, unless
     /// the one on disk already covers it. Call with the writer lock held, so
-    /// no record lands between the state and the position.
+    /// no record lands between the state and the position. The log is
+    /// synced first (through the commit gate), so a snapshot never covers a
+    /// record that is not durable, and a poisoned store writes none.
     pub(super) fn write_snapshot(&self, writer: &LogWriter) -> Result<()> {
+        if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        writer.sync_all().inspect_err(|_| self.poison())?;
         let position = writer.position();
         let covers = Covers {
             segment: position.segment,

@@ -13,12 +13,12 @@ use crate::blobs;
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseStore, Store};
 use crate::engine::snapshot::Covers;
 use crate::engine::{IndexValues, PutMeta, State};
-use crate::io::{LockGuard, MemFs, RealFs, VFile, Vfs};
+use crate::io::{LockGuard, MemFs, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
 use crate::log::manifest;
-use crate::log::record::{read_frame, Frame, Record};
+use crate::log::record::{Frame, Record};
 use crate::log::recovery::{recover, RecoveryReport};
-use crate::log::segment::{segment_name, Loc};
+use crate::log::segment::{segment_name, Loc, SegmentFile};
 use crate::log::writer::{LogWriter, SegmentFiles};
 use crate::options::{Durability, Options};
 use crate::validate;
@@ -48,7 +48,7 @@ struct Inner {
     state: RwLock<State>,
     files: SegmentFiles,
     writer: Mutex<LogWriter>,
-    commit: GroupCommit,
+    commit: Arc<GroupCommit>,
     poisoned: AtomicBool,
     closed: AtomicBool,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
@@ -115,13 +115,19 @@ impl LogStore {
             horizon: layout.manifest.horizon,
             base: layout.manifest.base.clone(),
         });
-        let writer = LogWriter::new(
+        let commit = Arc::new(GroupCommit::default());
+        let mut writer = LogWriter::new(
             fs.clone(),
             dir.clone(),
             opts.segment_bytes,
             tail,
             layout.manifest,
+            commit.clone(),
         );
+        if writer.active_is_old_format() {
+            // New records are always written in the current format.
+            writer.roll(&files)?;
+        }
         let auto_compact = opts.auto_compact;
         let inner = Arc::new(Inner {
             dir,
@@ -129,7 +135,7 @@ impl LogStore {
             state: RwLock::new(state),
             files,
             writer: Mutex::new(writer),
-            commit: GroupCommit::default(),
+            commit,
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
@@ -214,8 +220,8 @@ fn apply_record(
             created_at,
             indexes,
         } => state.apply_collection(name, created_at, &indexes, |meta, fields| {
-            let doc = read_document(files, dir, meta.loc)?;
-            Ok(values_of(&doc.data, fields))
+            let body = read_body(files, dir, meta.loc)?;
+            Ok(stored_values(&body, fields))
         }),
         Record::DocPut {
             collection,
@@ -232,8 +238,7 @@ fn apply_record(
                 loc,
             };
             state.apply_put(collection, id, put, |fields| {
-                let data = parse_body(body, dir, loc)?;
-                Ok(values_of(&data, fields))
+                Ok(stored_values(body, fields))
             })
         }
         Record::DocDelete { collection, id } => {
@@ -297,9 +302,44 @@ fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
     )
 }
 
-fn parse_body(body: &[u8], dir: &Path, loc: Loc) -> Result<Map<String, Value>> {
-    serde_json::from_slice(body)
-        .map_err(|e| corrupt(dir, loc, format!("document body is not a JSON object: {e}")))
+/// The index values of a stored body. A body that verified but does not
+/// parse (one written before the nesting limit existed, say) must never stop
+/// open: it gets no index values, and reading it reports `Corruption` with
+/// its place in the log, which the integrity check lists too.
+fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
+    match serde_json::from_slice::<Map<String, Value>>(body) {
+        Ok(data) => values_of(&data, fields),
+        Err(_) => vec![None; fields.len()],
+    }
+}
+
+/// The body of the document record at `loc`, its frame verified.
+fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
+    let segment = files
+        .read()
+        .get(&loc.segment)
+        .cloned()
+        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
+    let frame = read_frame_at(&segment, dir, loc)?;
+    let header = segment.framing.header_len();
+    match Record::decode(&frame[header..]) {
+        Ok(Record::DocPut { body, .. }) => Ok(body.to_vec()),
+        Ok(_) => Err(corrupt(dir, loc, "expected a document record")),
+        Err(reason) => Err(corrupt(dir, loc, reason)),
+    }
+}
+
+/// The verified frame at `loc` of `segment`.
+fn read_frame_at(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
+    let mut frame = vec![0u8; loc.len as usize];
+    segment
+        .file
+        .read_exact_at(&mut frame, u64::from(loc.offset))
+        .map_err(|e| Error::io(format!("reading segment {}", loc.segment), e))?;
+    match segment.framing.read(&frame, 0, u64::from(loc.offset)) {
+        Frame::Valid { .. } => Ok(frame),
+        Frame::Invalid(_) => Err(corrupt(dir, loc, "the document record no longer verifies")),
+    }
 }
 
 /// Reads and verifies the document record at `loc`.
@@ -309,18 +349,13 @@ fn read_document(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Document>
         .get(&loc.segment)
         .cloned()
         .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
-    read_document_in(file.as_ref(), dir, loc)
+    read_document_in(&file, dir, loc)
 }
 
-/// Reads and verifies the document record at `loc` of `file`.
-fn read_document_in(file: &dyn VFile, dir: &Path, loc: Loc) -> Result<Document> {
-    let mut frame = vec![0u8; loc.len as usize];
-    file.read_exact_at(&mut frame, u64::from(loc.offset))
-        .map_err(|e| Error::io(format!("reading segment {}", loc.segment), e))?;
-    let Frame::Valid { payload, .. } = read_frame(&frame, 0) else {
-        return Err(corrupt(dir, loc, "the document record no longer verifies"));
-    };
-    Record::decode(payload)
+/// Reads and verifies the document record at `loc` of `segment`.
+fn read_document_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Document> {
+    let frame = read_frame_at(segment, dir, loc)?;
+    Record::decode(&frame[segment.framing.header_len()..])
         .and_then(|record| record.document())
         .map_err(|reason| corrupt(dir, loc, reason))
 }
@@ -345,6 +380,7 @@ impl Inner {
     /// reached the disk, so no later write may be acknowledged.
     pub(super) fn poison(&self) {
         self.poisoned.store(true, Ordering::Release);
+        self.commit.fail();
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -366,7 +402,7 @@ impl Inner {
     /// switch cannot remove a file between the two; reading happens after
     /// the lock is released.
     fn read_found(&self, find: impl FnOnce(&State) -> Result<Vec<Loc>>) -> Result<Vec<Document>> {
-        let found: Vec<(Loc, Option<Arc<dyn VFile>>)> = {
+        let found: Vec<(Loc, Option<SegmentFile>)> = {
             let state = self.state.read();
             let locs = find(&state)?;
             let files = self.files.read();
@@ -379,7 +415,7 @@ impl Inner {
             .map(|(loc, file)| {
                 let file =
                     file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
-                read_document_in(file.as_ref(), &self.dir, loc)
+                read_document_in(&file, &self.dir, loc)
             })
             .collect()
     }
@@ -473,18 +509,19 @@ impl Inner {
         Ok((doc, seq))
     }
 
-    /// Syncs the log, writes the index snapshot (so the next open is fast)
-    /// and releases the directory.
+    /// Waits for a running compaction, syncs the log, writes the index
+    /// snapshot (so the next open is fast) and releases the directory.
     fn close(&self) -> Result<()> {
+        // A compaction holds this for its whole run: close waits for it, and
+        // one that starts later finds the store closed before it changes
+        // anything.
+        let _no_compaction = self.compaction.lock();
         let writer = self.writer.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (file, _) = writer.sync_point();
-        let mut result = file
-            .sync_data()
-            .map_err(|e| Error::io("syncing the log at close", e));
-        if result.is_ok() && !self.poisoned.load(Ordering::Acquire) {
+        let mut result = writer.sync_all().inspect_err(|_| self.poison());
+        if result.is_ok() {
             result = self.write_snapshot(&writer);
         }
         self.lock.lock().take();

@@ -9,8 +9,9 @@ use crate::blobs;
 use crate::contract::{BlobMeta, LeaseStore};
 use crate::io::{RealFs, Vfs};
 use crate::log::manifest::MANIFEST_FILE;
-use crate::log::record::{read_frame, Frame, Record};
-use crate::log::recovery::next_valid_frame;
+use crate::log::record::{Framing, Record};
+use crate::log::recovery::QUARANTINE_DIR;
+use crate::log::scan::{Scan, Step};
 use crate::log::segment::{self, parse_segment_name, segment_name, SEGMENT_HEADER_LEN};
 use crate::transfer::Transfer;
 use crate::{Error, Result};
@@ -66,55 +67,145 @@ fn segment_order(fs: &dyn Vfs, dir: &Path) -> Result<Vec<u32>> {
     })
 }
 
-/// Replays every verifying record of the log store in `src` into `dst`.
+/// Replays every verifying record of the log store in `src` into `dst`,
+/// with the records recovery quarantined (FORMAT.md, "Recovery"): those of
+/// a segment still in the log go right after the records that preceded the
+/// cut, in the order they were written; those of a segment compacted away
+/// go first, so the log's later records win over them.
 ///
 /// # Errors
 /// `Io` when `src` cannot be listed or read, or `dst` fails.
 pub fn salvage(src: &Path, dst: &dyn Transfer) -> Result<SalvageReport> {
     let fs = RealFs;
     let mut report = SalvageReport::default();
-    for id in segment_order(&fs, src)? {
-        report.segments += 1;
+    let order = segment_order(&fs, src)?;
+    let mut quarantined = quarantined(&fs, src)?;
+    let orphans: Vec<Quarantined> = {
+        let (kept, orphans) = quarantined
+            .drain(..)
+            .partition(|q: &Quarantined| order.contains(&q.segment));
+        quarantined = kept;
+        orphans
+    };
+    for q in &orphans {
+        salvage_file(
+            src,
+            dst,
+            &q.path,
+            q.segment,
+            q.offset,
+            None,
+            &[],
+            &mut report,
+        )?;
+    }
+    for id in order {
         let path = src.join(segment_name(id));
-        let image = std::fs::read(&path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        if let Err(reason) = segment::check_header(&image, id) {
-            report.lost.push(Problem {
-                file: path.clone(),
-                offset: 0,
-                description: format!("{reason}; the header was skipped"),
-            });
+        let mine: Vec<&Quarantined> = quarantined.iter().filter(|q| q.segment == id).collect();
+        salvage_file(src, dst, &path, id, 0, None, &mine, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// A copy recovery made of a segment before cutting it.
+#[derive(Debug)]
+struct Quarantined {
+    path: PathBuf,
+    segment: u32,
+    /// Where the segment was cut: the copy's records from here on were
+    /// removed from the log.
+    offset: u64,
+}
+
+/// The quarantine folder's copies, by segment, cut offset and name.
+fn quarantined(fs: &dyn Vfs, src: &Path) -> Result<Vec<Quarantined>> {
+    let qdir = src.join(QUARANTINE_DIR);
+    let Ok(names) = fs.list(&qdir) else {
+        return Ok(Vec::new());
+    };
+    let mut found: Vec<Quarantined> = names
+        .iter()
+        .filter_map(|name| {
+            let (segment, rest) = name.split_once(".at-")?;
+            let (offset, _) = rest.split_once('.')?;
+            Some(Quarantined {
+                path: qdir.join(name),
+                segment: parse_segment_name(segment)?,
+                offset: offset.parse().ok()?,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (a.segment, a.offset, &a.path).cmp(&(b.segment, b.offset, &b.path)));
+    Ok(found)
+}
+
+/// Replays the verifying records of one segment file from offset `from`
+/// (to `until`, when given); before the first record at or past a
+/// quarantined copy's cut, that copy's records from the cut are replayed.
+#[allow(clippy::too_many_arguments)]
+fn salvage_file(
+    src: &Path,
+    dst: &dyn Transfer,
+    path: &Path,
+    id: u32,
+    from: u64,
+    until: Option<u64>,
+    quarantined: &[&Quarantined],
+    report: &mut SalvageReport,
+) -> Result<()> {
+    let fs = RealFs;
+    let io_err = |e| Error::io(format!("reading {}", path.display()), e);
+    let file = fs.open(path, false).map_err(io_err)?;
+    let size = file.size().map_err(io_err)?;
+    let len = until.map_or(size, |u| u.min(size));
+    report.segments += usize::from(from == 0);
+    let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+    file.read_exact_at(&mut header, 0).map_err(io_err)?;
+    let framing = segment::check_header(&header, id).unwrap_or_else(|reason| {
+        report.lost.push(Problem {
+            file: path.to_path_buf(),
+            offset: 0,
+            description: format!("{reason}; the header was skipped, frames read as format 1"),
+        });
+        Framing::V1
+    });
+    let mut pending = quarantined.iter().peekable();
+    let mut scan = Scan::new(file.as_ref(), framing, id, len, from);
+    loop {
+        while let Some(q) = pending.next_if(|q| q.offset <= scan.position()) {
+            salvage_file(src, dst, &q.path, id, q.offset, None, &[], report)?;
         }
-        let mut pos = SEGMENT_HEADER_LEN;
-        while pos < image.len() {
-            match read_frame(&image, pos) {
-                Frame::Valid { payload, next } => {
-                    match Record::decode(payload)
-                        .map_err(Error::invalid)
-                        .and_then(|r| apply(src, dst, r))
-                    {
-                        Ok(()) => report.records_kept += 1,
-                        Err(e) => report.lost.push(Problem {
-                            file: path.clone(),
-                            offset: pos as u64,
-                            description: e.to_string(),
-                        }),
-                    }
-                    pos = next;
+        match scan.next().map_err(io_err)? {
+            Step::End => break,
+            Step::Frame { loc, payload } => {
+                match Record::decode(payload)
+                    .map_err(Error::invalid)
+                    .and_then(|r| apply(src, dst, r))
+                {
+                    Ok(()) => report.records_kept += 1,
+                    Err(e) => report.lost.push(Problem {
+                        file: path.to_path_buf(),
+                        offset: u64::from(loc.offset),
+                        description: e.to_string(),
+                    }),
                 }
-                Frame::Invalid(reason) => {
-                    let resume = next_valid_frame(&image, pos + 1).unwrap_or(image.len());
-                    report.lost.push(Problem {
-                        file: path.clone(),
-                        offset: pos as u64,
-                        description: format!("{reason}; {} bytes skipped", resume - pos),
-                    });
-                    pos = resume;
-                }
+            }
+            Step::Invalid { offset, reason } => {
+                let resume = scan.next_valid_from(offset + 1).map_err(io_err)?;
+                let resume_at = resume.unwrap_or(len);
+                report.lost.push(Problem {
+                    file: path.to_path_buf(),
+                    offset,
+                    description: format!("{reason}; {} bytes skipped", resume_at - offset),
+                });
+                scan.seek(resume_at);
             }
         }
     }
-    Ok(report)
+    for q in pending {
+        salvage_file(src, dst, &q.path, id, q.offset, None, &[], report)?;
+    }
+    Ok(())
 }
 
 fn content_file(src: &Path, hash: &str) -> PathBuf {

@@ -11,10 +11,9 @@ use super::{apply_record, Inner};
 use crate::blobs;
 use crate::engine::snapshot::{self, Covers};
 use crate::engine::State;
-use crate::io::VFile;
-use crate::log::record::{read_frame, Frame, Record};
-use crate::log::recovery::next_valid_frame;
-use crate::log::segment::{self, segment_name, Loc, SEGMENT_HEADER_LEN};
+use crate::log::record::Record;
+use crate::log::scan::{Scan, Step};
+use crate::log::segment::{self, segment_name, SEGMENT_HEADER_LEN};
 use crate::log::writer::SegmentFiles;
 use crate::{Error, Result};
 
@@ -179,73 +178,74 @@ impl Inner {
                 });
                 continue;
             };
-            let image = read_until(
-                file.as_ref(),
-                if id == end.segment {
-                    Some(end.offset)
-                } else {
-                    None
-                },
-            )
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-            if let Err(reason) = segment::check_header(&image, id) {
-                report.problems.push(Problem {
-                    file: path,
-                    offset: 0,
-                    description: reason,
-                });
-                continue;
-            }
-            let mut pos = SEGMENT_HEADER_LEN;
-            while pos < image.len() {
-                check_saved(&state, id, pos, report);
-                match read_frame(&image, pos) {
-                    Frame::Valid { payload, next } => {
+            let io_err = |e| Error::io(format!("reading {}", path.display()), e);
+            let size = file.file.size().map_err(io_err)?;
+            let len = if id == end.segment {
+                end.offset.min(size)
+            } else {
+                size
+            };
+            let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+            file.file.read_exact_at(&mut header, 0).map_err(io_err)?;
+            let framing = match segment::check_header(&header, id) {
+                Ok(framing) => framing,
+                Err(reason) => {
+                    report.problems.push(Problem {
+                        file: path,
+                        offset: 0,
+                        description: reason,
+                    });
+                    continue;
+                }
+            };
+            let mut scan = Scan::new(file.file.as_ref(), framing, id, len, 0);
+            loop {
+                check_saved(&state, id, scan.position() as usize, report);
+                match scan.next().map_err(io_err)? {
+                    Step::End => break,
+                    Step::Frame { loc, payload } => {
                         report.records += 1;
-                        let loc = Loc {
-                            segment: id,
-                            offset: pos as u32,
-                            len: (next - pos) as u32,
-                        };
+                        let offset = u64::from(loc.offset);
                         let applied = Record::decode(payload)
-                            .map_err(|r| Error::corruption(&path, pos as u64, r))
+                            .map_err(|r| Error::corruption(&path, offset, r))
                             .and_then(|record| {
+                                if let (Record::DocPut { .. }, Err(reason)) =
+                                    (&record, record.document())
+                                {
+                                    // Replay indexes an unreadable body
+                                    // without its values; a read fails.
+                                    report.problems.push(Problem {
+                                        file: path.clone(),
+                                        offset,
+                                        description: reason,
+                                    });
+                                }
                                 apply_record(&mut state, files, &self.dir, record, loc)
                             });
                         if let Err(e) = applied {
                             report.problems.push(Problem {
                                 file: path.clone(),
-                                offset: pos as u64,
+                                offset: u64::from(loc.offset),
                                 description: e.to_string(),
                             });
                         }
-                        pos = next;
                     }
-                    Frame::Invalid(reason) => {
+                    Step::Invalid { offset, reason } => {
                         report.problems.push(Problem {
                             file: path.clone(),
-                            offset: pos as u64,
+                            offset,
                             description: reason,
                         });
-                        match next_valid_frame(&image, pos + 1) {
-                            Some(next) => pos = next,
+                        match scan.next_valid_from(offset + 1).map_err(io_err)? {
+                            Some(next) => scan.seek(next),
                             None => break,
                         }
                     }
                 }
             }
+            let pos = scan.position().min(len) as usize;
             check_saved(&state, id, pos, report);
         }
         Ok(state)
     }
-}
-
-/// A segment's bytes, up to `end` when given (the active segment, whose
-/// later bytes belong to writes after the check began).
-fn read_until(file: &dyn VFile, end: Option<u64>) -> std::io::Result<Vec<u8>> {
-    let len = file.size()?;
-    let len = end.map_or(len, |end| end.min(len));
-    let mut image = vec![0u8; len as usize];
-    file.read_exact_at(&mut image, 0)?;
-    Ok(image)
 }

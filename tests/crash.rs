@@ -2,7 +2,10 @@
 //! - power loss at every sync point (the images `PowerFs` records): every
 //!   acknowledged write survives and the state equals the model after some
 //!   prefix of the history, for documents, segment rolls, blobs, leases and
-//!   compaction;
+//!   compaction; once over the prefix model's images (a prefix of each
+//!   file's writes), then over the page model's (every unsynced page old,
+//!   new, zero or torn at a sector, every unsynced directory operation kept
+//!   or lost), with `Durability::Sync` and with `Durability::Flush`;
 //! - an I/O error at the Nth call, for N = 1, 2, ... until the operation
 //!   completes, for every kind of operation and for open: an error, never a
 //!   panic, and after reopening a clean integrity check and the state before
@@ -72,7 +75,7 @@ fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
 
 #[test]
 fn power_loss_at_every_sync_point_keeps_every_acknowledged_write() {
-    let fs = PowerFs::new();
+    let fs = PowerFs::prefix_model();
     let clock = Arc::new(ManualClock::new(1_000));
     let dir = Path::new("db");
     let store = LogStore::open_with_fs(fs.as_vfs(), dir, opts(&clock)).unwrap();
@@ -100,6 +103,110 @@ fn power_loss_at_every_sync_point_keeps_every_acknowledged_write() {
         let report = store.verify().unwrap();
         assert!(report.is_clean(), "image {n}: {:?}", report.problems);
     }
+}
+
+/// Opens one crash image and checks it against the history: it must open,
+/// verify clean, and equal the model after one of the operations `allowed`
+/// names (indexes into `history`).
+fn check_image(
+    image: &common::power_fs::Image,
+    options: &Options,
+    history: &[String],
+    allowed: std::ops::RangeInclusive<usize>,
+) -> Result<(), String> {
+    let crashed = Arc::new(image_fs(image));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let store = LogStore::open_with_fs(crashed, Path::new("db"), options.clone())
+            .map_err(|e| format!("does not open: {e}"))?;
+        let state = dump(&store);
+        if !history[allowed.clone()].contains(&state) {
+            let nearest = history.iter().position(|h| h == &state);
+            let head: String = state.chars().take(160).collect();
+            return Err(format!(
+                "the state is not the model after operations {allowed:?} (it is the model after {nearest:?}): {head:?}"
+            ));
+        }
+        let report = store.verify().map_err(|e| format!("verify: {e}"))?;
+        if !report.is_clean() {
+            return Err(format!("verify: {:?}", report.problems));
+        }
+        Ok(())
+    }));
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(format!("panicked: {what}"))
+    })
+}
+
+/// The workload over the page model's crash images. With `Sync`, every
+/// image must be the model after every acknowledged operation (and perhaps
+/// the one in flight); with `Flush`, which promises survival of a process
+/// crash only, the model after any prefix of the history.
+fn page_model_power_loss(durability: Durability) {
+    let started = std::time::Instant::now();
+    let fs = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let options = Options {
+        durability,
+        ..opts(&clock)
+    };
+    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), options.clone()).unwrap();
+    let mut history = vec![dump(&store)];
+    for i in 0..40 {
+        clock.advance(1);
+        step(&store, i).unwrap();
+        history.push(dump(&store));
+        fs.acked.fetch_add(1, Ordering::SeqCst);
+    }
+    // A power loss after the last operation, before and after the close.
+    fs.capture_now();
+    drop(store);
+    fs.capture_now();
+    let stats = fs.stats();
+    let images = fs.take_labelled_images();
+    let last = history.len() - 1;
+    let mut failures = Vec::new();
+    for (n, (image, acked, label)) in images.iter().enumerate() {
+        let newest = (acked + 1).min(last);
+        let allowed = match durability {
+            Durability::Sync => *acked..=newest,
+            _ => 0..=newest,
+        };
+        if let Err(why) = check_image(image, &options, &history, allowed) {
+            failures.push(format!(
+                "image {n} (after {acked} acknowledged; {label}): {why}"
+            ));
+        }
+    }
+    eprintln!(
+        "{durability:?}: {} sync points, {} images generated, {} distinct checked, in {:.1?}",
+        stats.sync_points,
+        stats.generated,
+        images.len(),
+        started.elapsed()
+    );
+    assert!(images.len() > 400, "{} crash images", images.len());
+    assert!(
+        failures.is_empty(),
+        "{durability:?}: {} of {} crash images fail; the first:\n{}",
+        failures.len(),
+        images.len(),
+        failures[..failures.len().min(8)].join("\n")
+    );
+}
+
+#[test]
+fn page_model_power_loss_with_sync_keeps_every_acknowledged_write() {
+    page_model_power_loss(Durability::Sync);
+}
+
+#[test]
+fn page_model_power_loss_with_flush_opens_at_a_prefix() {
+    page_model_power_loss(Durability::Flush);
 }
 
 /// Runs operation `op` on a store whose Nth mutating I/O call fails, for

@@ -3,6 +3,8 @@
 //! states the same rules as conditional SQL.
 
 use crate::contract::{Acquire, LeaseRow};
+use crate::validate;
+use crate::Result;
 
 /// The expiry of a lease taken at `now` for `ttl_ms` (negative allowed: the
 /// lease is born expired); saturates instead of overflowing.
@@ -10,15 +12,23 @@ pub(crate) fn expiry(now: i64, ttl_ms: i64) -> i64 {
     now.saturating_add(ttl_ms)
 }
 
-fn granted(current: Option<&LeaseRow>, key: &str, owner: &str, now: i64, ttl_ms: i64) -> Acquire {
-    Acquire::Acquired(LeaseRow {
+/// The row a grant writes; `InvalidInput` when the current row's version
+/// has no successor (versions never wrap).
+fn granted(
+    current: Option<&LeaseRow>,
+    key: &str,
+    owner: &str,
+    now: i64,
+    ttl_ms: i64,
+) -> Result<Acquire> {
+    Ok(Acquire::Acquired(LeaseRow {
         key: key.to_string(),
         owner: owner.to_string(),
         expires_at: expiry(now, ttl_ms),
-        version: current.map_or(1, |row| row.version + 1),
+        version: current.map_or(Ok(1), |row| validate::next_version(row.version))?,
         created_at: current.map_or(now, |row| row.created_at),
         updated_at: now,
-    })
+    }))
 }
 
 fn held(row: &LeaseRow) -> Acquire {
@@ -36,9 +46,9 @@ pub(crate) fn acquire(
     owner: &str,
     now: i64,
     ttl_ms: i64,
-) -> Acquire {
+) -> Result<Acquire> {
     match current {
-        Some(row) if row.owner != owner && row.expires_at >= now => held(row),
+        Some(row) if row.owner != owner && row.expires_at >= now => Ok(held(row)),
         _ => granted(current, key, owner, now, ttl_ms),
     }
 }
@@ -50,15 +60,15 @@ pub(crate) fn renew(
     owner: &str,
     now: i64,
     ttl_ms: i64,
-) -> Acquire {
+) -> Result<Acquire> {
     match current {
         Some(row) if row.owner == owner && row.expires_at >= now => {
             granted(current, key, owner, now, ttl_ms)
         }
-        Some(row) => held(row),
-        None => Acquire::Held {
+        Some(row) => Ok(held(row)),
+        None => Ok(Acquire::Held {
             owner: String::new(),
             expires_at: 0,
-        },
+        }),
     }
 }

@@ -16,6 +16,13 @@ pub const MAX_ID_BYTES: usize = 1024;
 pub const MAX_INDEX_PATH_BYTES: usize = 256;
 /// The most index fields one collection may declare.
 pub const MAX_INDEXES: usize = 64;
+/// The deepest nesting of objects and arrays a document body may have,
+/// counting the body's own object as 1 (`{"a": [1]}` is 2 deep). Scalars
+/// add nothing. A put, compare-and-swap put or import of a deeper body, or
+/// a patch that is (or makes the document) deeper, is `InvalidInput` and
+/// writes nothing. The limit sits well under the 128 levels serde_json's
+/// parser accepts, so every stored body can be read back and replayed.
+pub const MAX_DOCUMENT_DEPTH: usize = 64;
 
 /// The longest blob id, in bytes. Ids are UUIDs; any id of ASCII letters,
 /// digits, `-` and `_` is accepted so ids from other writers still read.
@@ -159,8 +166,9 @@ pub(crate) fn merge_indexes(existing: &[String], requested: &[&str]) -> Vec<Stri
     merged
 }
 
-/// Takes a document body: a JSON object whose JSON text fits the limit.
-/// Returns the object and its JSON text.
+/// Takes a document body: a JSON object no deeper than
+/// [`MAX_DOCUMENT_DEPTH`] whose JSON text fits the limit. Returns the object
+/// and its JSON text.
 pub(crate) fn document_body(data: Value, max_bytes: u64) -> Result<(Map<String, Value>, Vec<u8>)> {
     let Value::Object(map) = data else {
         return Err(Error::invalid(format!(
@@ -168,6 +176,11 @@ pub(crate) fn document_body(data: Value, max_bytes: u64) -> Result<(Map<String, 
             json_kind(&data)
         )));
     };
+    // Before encoding: serde_json's serializer recurses once per level.
+    if let Err(e) = document_depth("the document", &map) {
+        drop_flat(Value::Object(map));
+        return Err(e);
+    }
     let text = encode_body(&map)?;
     if text.len() as u64 > max_bytes {
         return Err(Error::invalid(format!(
@@ -183,15 +196,78 @@ pub(crate) fn encode_body(map: &Map<String, Value>) -> Result<Vec<u8>> {
     serde_json::to_vec(map).map_err(|e| Error::invalid(format!("document is not valid JSON: {e}")))
 }
 
-/// Takes a patch: it must be a JSON object.
+/// Takes a patch: it must be a JSON object no deeper than
+/// [`MAX_DOCUMENT_DEPTH`] (the patched document is checked again as a body).
 pub(crate) fn patch_body(patch: Value) -> Result<Map<String, Value>> {
     match patch {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => match document_depth("the patch", &map) {
+            Ok(()) => Ok(map),
+            Err(e) => {
+                drop_flat(Value::Object(map));
+                Err(e)
+            }
+        },
         other => Err(Error::invalid(format!(
             "a patch must be a JSON object, got {}",
             json_kind(&other)
         ))),
     }
+}
+
+/// Checks that a body (`what` names it in the message) nests objects and
+/// arrays at most [`MAX_DOCUMENT_DEPTH`] levels deep, its own object being
+/// the first. The walk keeps its own stack on the heap, so a hostile depth
+/// cannot overflow the call stack.
+pub(crate) fn document_depth(what: &str, data: &Map<String, Value>) -> Result<()> {
+    fn nests(v: &&Value) -> bool {
+        matches!(v, Value::Array(_) | Value::Object(_))
+    }
+    // Containers still to visit, with the level each sits at.
+    let mut stack: Vec<(&Value, usize)> = data.values().filter(nests).map(|v| (v, 2)).collect();
+    while let Some((value, level)) = stack.pop() {
+        if level > MAX_DOCUMENT_DEPTH {
+            return Err(Error::invalid(format!(
+                "{what} nests objects and arrays more than {MAX_DOCUMENT_DEPTH} levels deep \
+                 (MAX_DOCUMENT_DEPTH)"
+            )));
+        }
+        let next = level + 1;
+        match value {
+            Value::Array(items) => stack.extend(items.iter().filter(nests).map(|v| (v, next))),
+            Value::Object(map) => stack.extend(map.values().filter(nests).map(|v| (v, next))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Drops a value without recursing. serde_json's own drop recurses once per
+/// level, so a rejected hostile nesting is taken apart here instead.
+fn drop_flat(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// The version after `version`. Versions never wrap or go back: at
+/// `u64::MAX` (which only an import can set) the next write is refused.
+pub(crate) fn next_version(version: u64) -> Result<u64> {
+    version
+        .checked_add(1)
+        .ok_or_else(|| version_overflow(version))
+}
+
+/// The error for a write past the highest version a driver stores.
+pub(crate) fn version_overflow(version: u64) -> Error {
+    Error::invalid(format!(
+        "version would overflow: the row is at version {version}, the highest there is; \
+         delete it (or release the lease) to start over at 1"
+    ))
 }
 
 /// Shallow merge: top-level keys of `patch` replace those of `data`.
@@ -357,6 +433,56 @@ mod tests {
         assert_eq!(index_value(&map, "a.b"), None);
         assert_eq!(index_value(&map, "n"), None);
         assert_eq!(index_value(&map, "missing"), None);
+    }
+
+    /// A value `levels` deep, arrays and objects alternating, built in a loop.
+    fn nested(levels: usize) -> Value {
+        let mut value = json!(1);
+        for level in 0..levels {
+            value = if level % 2 == 0 {
+                Value::Array(vec![value])
+            } else {
+                Value::Object(Map::from_iter([("n".to_string(), value)]))
+            };
+        }
+        value
+    }
+
+    fn body(inner: Value) -> Map<String, Value> {
+        Map::from_iter([("s".to_string(), json!("flat")), ("a".to_string(), inner)])
+    }
+
+    #[test]
+    fn depth_counts_objects_and_arrays_from_the_body() {
+        assert!(document_depth("d", &Map::new()).is_ok());
+        assert!(document_depth("d", &body(json!(1))).is_ok());
+        assert!(document_depth("d", &body(nested(MAX_DOCUMENT_DEPTH - 1))).is_ok());
+        assert!(document_depth("d", &body(nested(MAX_DOCUMENT_DEPTH))).is_err());
+        let wide = body(Value::Array(vec![
+            nested(3),
+            nested(MAX_DOCUMENT_DEPTH),
+            json!(2),
+        ]));
+        assert!(document_depth("d", &wide).is_err(), "any branch counts");
+    }
+
+    #[test]
+    fn a_hostile_depth_is_refused_without_recursing() {
+        // A recursive walk, serializer or drop would overflow the test
+        // thread's stack at this depth.
+        let deep = || Value::Object(body(nested(1_000_000)));
+        let refused = |r: Result<()>| matches!(r, Err(Error::InvalidInput(m)) if m.contains("MAX_DOCUMENT_DEPTH"));
+        assert!(refused(document_body(deep(), u64::MAX).map(|_| ())));
+        assert!(refused(patch_body(deep()).map(|_| ())));
+    }
+
+    #[test]
+    fn versions_do_not_wrap() {
+        assert_eq!(next_version(1).ok(), Some(2));
+        assert!(matches!(
+            next_version(u64::MAX),
+            Err(Error::InvalidInput(m)) if m.contains("version would overflow")
+        ));
     }
 
     #[test]

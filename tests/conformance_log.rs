@@ -2,15 +2,15 @@
 
 mod conformance;
 
-use logstore::{LogStore, Options, Store};
+use logstore::{LogStore, Options};
 
-fn on_disk(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+fn on_disk(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = LogStore::open(dir.path().join("store"), opts).expect("open");
     (Box::new(store), Some(dir))
 }
 
-fn in_memory(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+fn in_memory(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
     (Box::new(LogStore::in_memory(opts).expect("open")), None)
 }
 

@@ -3,16 +3,16 @@
 
 mod conformance;
 
-use logstore::{Options, SqliteStore, Store};
+use logstore::{Options, SqliteStore};
 
-fn on_file(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+fn on_file(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("store.db");
     let store = SqliteStore::open(&db, dir.path().join("blobs"), opts).expect("open");
     (Box::new(store), Some(dir))
 }
 
-fn in_memory(opts: Options) -> (Box<dyn Store>, Option<tempfile::TempDir>) {
+fn in_memory(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open(":memory:", dir.path().join("blobs"), opts).expect("open");
     (Box::new(store), Some(dir))

@@ -2,10 +2,11 @@
 
 use std::sync::Barrier;
 
-use logstore::{Error, Query};
-use serde_json::{json, Value};
+use logstore::validate::MAX_DOCUMENT_DEPTH;
+use logstore::{Document, Error, Query};
+use serde_json::{json, Map, Value};
 
-use super::{Harness, START_MS, SUITE_MAX_DOCUMENT_BYTES};
+use super::{import_at_top_version, Harness, START_MS, SUITE_MAX_DOCUMENT_BYTES};
 
 fn ids(rows: &[logstore::Document]) -> Vec<&str> {
     rows.iter().map(|d| d.id.as_str()).collect()
@@ -551,6 +552,153 @@ pub fn oversized_document_is_rejected(h: &Harness) {
     assert_invalid(d.patch("c", "x", json!({ "s": big }), 1), "over the limit");
     let row = d.get("c", "x").unwrap().unwrap();
     assert_eq!((row.version, row.data["s"].clone()), (1, json!("small")));
+}
+
+/// A value `levels` deep, arrays and objects alternating around a string,
+/// built in a loop (the `json!` macro would recurse).
+fn nested(levels: usize) -> Value {
+    let mut value = json!("leaf");
+    for level in 0..levels {
+        value = if level % 2 == 0 {
+            Value::Array(vec![value])
+        } else {
+            let mut map = Map::new();
+            map.insert("n".into(), value);
+            Value::Object(map)
+        };
+    }
+    value
+}
+
+/// Drops a value in a loop: serde_json's own drop recurses once per level.
+fn take_apart(value: Value) {
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Array(items) => stack.extend(items),
+            Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+}
+
+/// A document body `depth` deep (its own object is the first level), with
+/// the nesting under `key`.
+fn deep_body(key: &str, depth: usize) -> Value {
+    let mut map = Map::new();
+    map.insert("k".into(), json!("v"));
+    map.insert(key.into(), nested(depth - 1));
+    Value::Object(map)
+}
+
+pub fn documents_at_the_depth_limit_round_trip(h: &Harness) {
+    let d = h.s().docs();
+    d.ensure_collection("c", &["k"]).unwrap();
+    let body = deep_body("deep", MAX_DOCUMENT_DEPTH);
+    let row = d.put("c", "x", body.clone(), None).unwrap().unwrap();
+    assert_eq!(Value::Object(row.data.clone()), body);
+    assert_eq!(d.get("c", "x").unwrap(), Some(row));
+    let row = d.put("c", "x", body.clone(), Some(1)).unwrap().unwrap();
+    assert_eq!(row.version, 2);
+    let patch = deep_body("other", MAX_DOCUMENT_DEPTH);
+    let row = d.patch("c", "x", patch, 2).unwrap().unwrap();
+    assert_eq!(row.version, 3);
+    assert_eq!(row.data["deep"], body["deep"]);
+    assert_eq!(d.get("c", "x").unwrap(), Some(row));
+    assert_eq!(query_ids(h, &Query::new("c").filter("k", "v")), vec!["x"]);
+}
+
+pub fn documents_deeper_than_the_limit_are_rejected(h: &Harness) {
+    let d = h.s().docs();
+    d.ensure_collection("c", &["k"]).unwrap();
+    let too_deep = MAX_DOCUMENT_DEPTH + 1;
+    for depth in [too_deep, 129, 200, 10_000] {
+        assert_invalid(
+            d.put("c", "x", deep_body("deep", depth), None),
+            "MAX_DOCUMENT_DEPTH",
+        );
+        assert_eq!(d.get("c", "x").unwrap(), None, "depth {depth}");
+    }
+    assert_eq!(d.count(&Query::new("c")).unwrap(), 0);
+
+    let row = d.put("c", "x", json!({"k": "v"}), None).unwrap().unwrap();
+    for depth in [too_deep, 129, 200, 10_000] {
+        assert_invalid(
+            d.put("c", "x", deep_body("deep", depth), Some(1)),
+            "MAX_DOCUMENT_DEPTH",
+        );
+        assert_invalid(
+            d.put("c", "x", deep_body("deep", depth), None),
+            "MAX_DOCUMENT_DEPTH",
+        );
+        assert_invalid(
+            d.patch("c", "x", deep_body("deep", depth), 1),
+            "MAX_DOCUMENT_DEPTH",
+        );
+    }
+    assert_eq!(d.get("c", "x").unwrap(), Some(row), "nothing was written");
+    assert_eq!(query_ids(h, &Query::new("c").filter("k", "v")), vec!["x"]);
+}
+
+pub fn imported_documents_deeper_than_the_limit_are_rejected(h: &Harness) {
+    let doc = |depth: usize| {
+        let Value::Object(data) = deep_body("deep", depth) else {
+            unreachable!()
+        };
+        Document {
+            id: "x".into(),
+            collection: "c".into(),
+            data,
+            version: 7,
+            created_at: START_MS,
+            updated_at: START_MS,
+        }
+    };
+    h.s().docs().ensure_collection("c", &["k"]).unwrap();
+    for depth in [MAX_DOCUMENT_DEPTH + 1, 129, 200, 10_000] {
+        let deep = doc(depth);
+        assert_invalid(h.t().import_document(&deep), "MAX_DOCUMENT_DEPTH");
+        take_apart(Value::Object(deep.data));
+        assert_eq!(h.s().docs().get("c", "x").unwrap(), None, "depth {depth}");
+    }
+    let at_limit = doc(MAX_DOCUMENT_DEPTH);
+    h.t().import_document(&at_limit).unwrap();
+    assert_eq!(h.s().docs().get("c", "x").unwrap(), Some(at_limit));
+}
+
+pub fn document_writes_past_the_highest_version_are_refused(h: &Harness) {
+    let d = h.s().docs();
+    d.ensure_collection("c", &["k"]).unwrap();
+    let row = |version: u64| Document {
+        id: "x".into(),
+        collection: "c".into(),
+        data: json!({"k": "v"}).as_object().unwrap().clone(),
+        version,
+        created_at: START_MS,
+        updated_at: START_MS,
+    };
+    let top = import_at_top_version(|v| h.t().import_document(&row(v)));
+    let stored = d.get("c", "x").unwrap().unwrap();
+    assert_eq!(stored, row(top));
+    h.clock.advance(10);
+    let overflow = "version would overflow";
+    assert_invalid(d.put("c", "x", json!({"k": "w"}), None), overflow);
+    assert_invalid(d.put("c", "x", json!({"k": "w"}), Some(top)), overflow);
+    assert_invalid(d.patch("c", "x", json!({"k": "w"}), top), overflow);
+    // A stale CAS is still just stale.
+    assert_eq!(d.put("c", "x", json!({"k": "w"}), Some(1)).unwrap(), None);
+    assert_eq!(d.patch("c", "x", json!({"k": "w"}), 1).unwrap(), None);
+    assert_eq!(
+        d.get("c", "x").unwrap(),
+        Some(stored),
+        "nothing was written"
+    );
+    assert_eq!(query_ids(h, &Query::new("c").filter("k", "v")), vec!["x"]);
+    assert!(query_ids(h, &Query::new("c").filter("k", "w")).is_empty());
+    // Deleting the row starts it over.
+    assert!(d.delete("c", "x").unwrap());
+    let fresh = d.put("c", "x", json!({"k": "w"}), None).unwrap().unwrap();
+    assert_eq!(fresh.version, 1);
 }
 
 pub fn index_path_with_an_empty_segment_is_rejected(h: &Harness) {

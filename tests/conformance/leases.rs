@@ -4,7 +4,7 @@ use std::sync::Barrier;
 
 use logstore::{Acquire, Error, LeaseRow};
 
-use super::{Harness, START_MS};
+use super::{import_at_top_version, Harness, START_MS};
 
 fn acquired(outcome: Acquire) -> LeaseRow {
     match outcome {
@@ -182,6 +182,49 @@ pub fn bad_lease_input_is_rejected(h: &Harness) {
     assert!(matches!(l.release_all(""), Err(Error::InvalidInput(_))));
     assert!(matches!(l.get(""), Err(Error::InvalidInput(_))));
     assert_eq!(l.get("k").unwrap(), None);
+}
+
+pub fn lease_writes_past_the_highest_version_are_refused(h: &Harness) {
+    let l = h.s().leases();
+    let row = |version: u64| LeaseRow {
+        key: "k".into(),
+        owner: "run-a".into(),
+        expires_at: START_MS + 1_000,
+        version,
+        created_at: START_MS,
+        updated_at: START_MS,
+    };
+    let top = import_at_top_version(|v| h.t().import_lease(&row(v)));
+    assert_eq!(l.get("k").unwrap(), Some(row(top)));
+    let overflow = |result: logstore::Result<Acquire>| match result {
+        Err(Error::InvalidInput(message)) => assert!(
+            message.contains("version would overflow"),
+            "message {message:?}"
+        ),
+        other => panic!("expected InvalidInput, got {other:?}"),
+    };
+    h.clock.advance(10);
+    overflow(l.acquire("k", "run-a", 60_000));
+    overflow(l.renew("k", "run-a", 60_000));
+    // Refusals that bump nothing are unchanged.
+    assert_eq!(
+        l.acquire("k", "run-b", 60_000).unwrap(),
+        Acquire::Held {
+            owner: "run-a".into(),
+            expires_at: START_MS + 1_000
+        }
+    );
+    assert_eq!(l.get("k").unwrap(), Some(row(top)), "nothing was written");
+    // Once expired, a steal would bump the version too.
+    h.clock.advance(1_000);
+    overflow(l.acquire("k", "run-b", 60_000));
+    assert_eq!(l.get("k").unwrap(), Some(row(top)), "nothing was written");
+    // Releasing the row starts it over.
+    l.release("k", "run-a").unwrap();
+    assert_eq!(
+        acquired(l.acquire("k", "run-b", 60_000).unwrap()).version,
+        1
+    );
 }
 
 pub fn closed_store_refuses_lease_calls(h: &Harness) {

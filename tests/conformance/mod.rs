@@ -2,8 +2,10 @@
 //! `&dyn Store` and run for every driver configuration.
 //!
 //! A driver test file declares `mod conformance;` and calls
-//! `document_suite!(module_name, factory)`, where the factory turns
-//! `Options` into a store (and the temporary directory it lives in).
+//! `conformance_suite!(module_name, factory)`, where the factory turns
+//! `Options` into a store (and the temporary directory it lives in). The
+//! few rules that need rows the contract cannot write (a version at the top
+//! of its range) set them up through the driver's `Transfer` import.
 
 #![allow(dead_code)]
 
@@ -13,7 +15,7 @@ pub mod leases;
 
 use std::sync::Arc;
 
-use logstore::{ManualClock, Options, Store};
+use logstore::{ManualClock, Options, Store, Transfer};
 use tempfile::TempDir;
 
 /// The clock every suite store starts at (2023-11-14T22:13:20Z).
@@ -23,15 +25,32 @@ pub const SUITE_MAX_DOCUMENT_BYTES: u64 = 64 * 1024;
 /// The blob limit of suite stores.
 pub const SUITE_MAX_BLOB_BYTES: u64 = 256 * 1024;
 
+/// A driver under test: the contract, and the exact import that sets up
+/// rows the contract cannot write.
+pub trait Driver: Transfer {
+    fn as_store(&self) -> &dyn Store;
+    fn as_transfer(&self) -> &dyn Transfer;
+}
+
+impl<T: Transfer + 'static> Driver for T {
+    fn as_store(&self) -> &dyn Store {
+        self
+    }
+
+    fn as_transfer(&self) -> &dyn Transfer {
+        self
+    }
+}
+
 /// A store under test with the clock that drives it.
 pub struct Harness {
-    pub store: Box<dyn Store>,
+    pub store: Box<dyn Driver>,
     pub clock: Arc<ManualClock>,
     _dir: Option<TempDir>,
 }
 
 /// Builds a store from options; returns it with the directory it lives in.
-pub type Factory = fn(Options) -> (Box<dyn Store>, Option<TempDir>);
+pub type Factory = fn(Options) -> (Box<dyn Driver>, Option<TempDir>);
 
 impl Harness {
     pub fn new(factory: Factory) -> Harness {
@@ -51,7 +70,28 @@ impl Harness {
     }
 
     pub fn s(&self) -> &dyn Store {
-        self.store.as_ref()
+        self.store.as_store()
+    }
+
+    /// The driver's exact import, for setting up rows.
+    pub fn t(&self) -> &dyn Transfer {
+        self.store.as_transfer()
+    }
+}
+
+/// Imports a row through `import` at the highest version the driver stores:
+/// `u64::MAX`, or `i64::MAX` for a driver whose column is a signed 64-bit
+/// integer (it refuses the larger one as `InvalidInput`). Returns that
+/// version.
+pub fn import_at_top_version(import: impl Fn(u64) -> logstore::Result<()>) -> u64 {
+    match import(u64::MAX) {
+        Ok(()) => u64::MAX,
+        Err(logstore::Error::InvalidInput(_)) => {
+            let top = i64::MAX as u64;
+            import(top).expect("import at i64::MAX");
+            top
+        }
+        Err(e) => panic!("import at u64::MAX failed: {e}"),
     }
 }
 
@@ -90,6 +130,10 @@ macro_rules! conformance_suite {
                 nested_and_array_paths_are_indexed,
                 bad_names_and_ids_are_rejected,
                 oversized_document_is_rejected,
+                documents_at_the_depth_limit_round_trip,
+                documents_deeper_than_the_limit_are_rejected,
+                imported_documents_deeper_than_the_limit_are_rejected,
+                document_writes_past_the_highest_version_are_refused,
                 index_path_with_an_empty_segment_is_rejected,
                 concurrent_cas_puts_have_one_winner,
                 closed_store_refuses_calls
@@ -118,6 +162,7 @@ macro_rules! conformance_suite {
                 an_expired_row_is_still_returned,
                 concurrent_acquires_have_one_winner,
                 bad_lease_input_is_rejected,
+                lease_writes_past_the_highest_version_are_refused,
                 closed_store_refuses_lease_calls
             );
         }

@@ -105,7 +105,7 @@ impl DocumentStore for LogStore {
             (None, Some(_)) => return Ok(None),
             (Some((version, _)), Some(expected)) if version != expected => return Ok(None),
             (None, None) => (1, inner.opts.clock.now_ms()),
-            (Some((version, created_at)), _) => (version + 1, created_at),
+            (Some((version, created_at)), _) => (validate::next_version(version)?, created_at),
         };
         let row = NewRow {
             collection,
@@ -142,6 +142,7 @@ impl DocumentStore for LogStore {
         if version != expected_version {
             return Ok(None);
         }
+        let next = validate::next_version(version)?;
         let mut doc = inner.read_document(loc)?;
         validate::apply_patch(&mut doc.data, patch);
         let (data, body) =
@@ -149,7 +150,7 @@ impl DocumentStore for LogStore {
         let row = NewRow {
             collection,
             id,
-            version: version + 1,
+            version: next,
             created_at: doc.created_at,
         };
         let (doc, seq) = inner.write_doc(&mut writer, row, data, &body)?;

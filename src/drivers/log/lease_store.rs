@@ -9,7 +9,7 @@ use crate::log::record::Record;
 use crate::validate;
 use crate::Result;
 
-type Rule = fn(Option<&LeaseRow>, &str, &str, i64, i64) -> Acquire;
+type Rule = fn(Option<&LeaseRow>, &str, &str, i64, i64) -> Result<Acquire>;
 
 impl LogStore {
     fn claim(&self, key: &str, owner: &str, ttl_ms: i64, rule: Rule) -> Result<Acquire> {
@@ -19,7 +19,7 @@ impl LogStore {
         let mut writer = inner.writer.lock();
         inner.check_writable()?;
         let now = inner.opts.clock.now_ms();
-        let outcome = rule(inner.state.read().leases.get(key), key, owner, now, ttl_ms);
+        let outcome = rule(inner.state.read().leases.get(key), key, owner, now, ttl_ms)?;
         let Acquire::Acquired(row) = &outcome else {
             return Ok(outcome);
         };

@@ -53,6 +53,7 @@ impl Transfer for LogStore {
 
     fn import_document(&self, doc: &Document) -> Result<()> {
         validate::collection_and_id(&doc.collection, &doc.id)?;
+        validate::document_depth("the document", &doc.data)?;
         let value = serde_json::Value::Object(doc.data.clone());
         let (data, body) = validate::document_body(value, self.inner.opts.max_document_bytes)?;
         let inner = &self.inner;

@@ -98,6 +98,13 @@ impl DocumentStore for SqliteStore {
             // CAS is one conditional UPDATE: a row comes back only if the
             // version matched and the row changed.
             let row: Option<(i64, i64, i64)> = match expected_version {
+                // The UPDATE below could only match a row at the top version.
+                Some(MAX_VERSION) => {
+                    return match doc_version(&tx, collection, id)? {
+                        Some(MAX_VERSION) => Err(validate::version_overflow(MAX_VERSION)),
+                        _ => Ok(None),
+                    };
+                }
                 Some(expected) => tx
                     .prepare_cached(
                         "UPDATE store_docs SET data = ?1, version = version + 1, updated_at = ?2
@@ -109,6 +116,8 @@ impl DocumentStore for SqliteStore {
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?,
+                // The upsert skips a row at the top version (i64::MAX) and
+                // then returns nothing.
                 None => Some(
                     tx.prepare_cached(
                         "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
@@ -117,11 +126,14 @@ impl DocumentStore for SqliteStore {
                             data = excluded.data,
                             version = store_docs.version + 1,
                             updated_at = excluded.updated_at
+                         WHERE store_docs.version < 9223372036854775807
                          RETURNING version, created_at, updated_at",
                     )?
                     .query_row(params![collection, id, text, now], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?,
+                    })
+                    .optional()?
+                    .ok_or_else(|| validate::version_overflow(MAX_VERSION))?,
                 ),
             };
             let Some((version, created_at, updated_at)) = row else {
@@ -158,6 +170,9 @@ impl DocumentStore for SqliteStore {
             let Some(text) = current else {
                 return Ok(None);
             };
+            if expected_version >= MAX_VERSION {
+                return Err(validate::version_overflow(expected_version));
+            }
             let mut data = parse_data(collection, id, &text)?;
             validate::apply_patch(&mut data, patch);
             let (data, body) = validate::document_body(Value::Object(data), max)?;
@@ -235,6 +250,15 @@ impl DocumentStore for SqliteStore {
             Ok(n as u64)
         })
     }
+}
+
+/// The version of a row, if it exists.
+fn doc_version(conn: &rusqlite::Connection, collection: &str, id: &str) -> Result<Option<u64>> {
+    Ok(conn
+        .prepare_cached("SELECT version FROM store_docs WHERE collection = ?1 AND id = ?2")?
+        .query_row(params![collection, id], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|v| v as u64))
 }
 
 /// The row a successful write returns, from the (version, created_at,

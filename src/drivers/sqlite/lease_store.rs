@@ -3,11 +3,15 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::SqliteStore;
+use super::{SqliteStore, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
-use crate::leases::expiry;
+use crate::leases::{self, expiry};
 use crate::validate;
 use crate::Result;
+
+/// A lease rule as the log engine applies it; here it only tells why a
+/// claim took nothing.
+type Rule = fn(Option<&LeaseRow>, &str, &str, i64, i64) -> Result<Acquire>;
 
 const LEASE_COLUMNS: &str = "key, owner, expires_at, version, created_at, updated_at";
 
@@ -22,14 +26,33 @@ fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
     })
 }
 
-/// The "held" answer for a key that was not granted.
-fn held(conn: &Connection, key: &str) -> Result<Acquire> {
-    let current: Option<(String, i64)> = conn
-        .prepare_cached("SELECT owner, expires_at FROM store_leases WHERE key = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+/// The answer for a claim that took nothing: who holds the key, or, when
+/// the rule grants the claim but the row is at the top version (which the
+/// statements skip), an overflow error.
+fn refused(conn: &Connection, claim: &Claim<'_>) -> Result<Acquire> {
+    let current: Option<LeaseRow> = conn
+        .prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM store_leases WHERE key = ?1"
+        ))?
+        .query_row([claim.key], read_row)
         .optional()?;
-    let (owner, expires_at) = current.unwrap_or_default();
+    if let Some(row) = current.as_ref().filter(|row| row.version >= MAX_VERSION) {
+        let outcome = (claim.rule)(Some(row), claim.key, claim.owner, claim.now, claim.ttl_ms)?;
+        if matches!(outcome, Acquire::Acquired(_)) {
+            return Err(validate::version_overflow(row.version));
+        }
+    }
+    let (owner, expires_at) = current.map_or_else(Default::default, |r| (r.owner, r.expires_at));
     Ok(Acquire::Held { owner, expires_at })
+}
+
+/// The arguments of one acquire or renew.
+struct Claim<'a> {
+    key: &'a str,
+    owner: &'a str,
+    now: i64,
+    ttl_ms: i64,
+    rule: Rule,
 }
 
 fn checked(key: &str, owner: &str) -> Result<()> {
@@ -38,7 +61,7 @@ fn checked(key: &str, owner: &str) -> Result<()> {
 }
 
 /// Acquire: one upsert that only takes the row when it is free, expired, or
-/// already the caller's.
+/// already the caller's, and its version (`i64::MAX` at most) can grow.
 const ACQUIRE_SQL: &str =
     "INSERT INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
      VALUES (?1, ?2, ?3, 1, ?4, ?4)
@@ -47,22 +70,31 @@ const ACQUIRE_SQL: &str =
         expires_at = excluded.expires_at,
         version = store_leases.version + 1,
         updated_at = excluded.updated_at
-     WHERE store_leases.owner = excluded.owner
-        OR store_leases.expires_at < excluded.updated_at
+     WHERE (store_leases.owner = excluded.owner
+        OR store_leases.expires_at < excluded.updated_at)
+        AND store_leases.version < 9223372036854775807
      RETURNING key, owner, expires_at, version, created_at, updated_at";
 
-/// Renew: one update of the caller's unexpired row.
+/// Renew: one update of the caller's unexpired row whose version can grow.
 const RENEW_SQL: &str =
     "UPDATE store_leases SET expires_at = ?3, version = version + 1, updated_at = ?4
-     WHERE key = ?1 AND owner = ?2 AND expires_at >= ?4
+     WHERE key = ?1 AND owner = ?2 AND expires_at >= ?4 AND version < 9223372036854775807
      RETURNING key, owner, expires_at, version, created_at, updated_at";
 
 impl SqliteStore {
     /// Runs a conditional claim (`?1` key, `?2` owner, `?3` new expiry,
-    /// `?4` now) and answers with the row it returned, or who holds the key.
-    fn claim(&self, sql: &str, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
+    /// `?4` now) that states `rule`, and answers with the row it returned,
+    /// or why it took nothing.
+    fn claim(&self, sql: &str, rule: Rule, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
         checked(key, owner)?;
         let now = self.opts.clock.now_ms();
+        let claim = Claim {
+            key,
+            owner,
+            now,
+            ttl_ms,
+            rule,
+        };
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
             let row = tx
@@ -71,7 +103,7 @@ impl SqliteStore {
                 .optional()?;
             let outcome = match row {
                 Some(row) => Acquire::Acquired(row),
-                None => held(&tx, key)?,
+                None => refused(&tx, &claim)?,
             };
             tx.commit()?;
             Ok(outcome)
@@ -81,11 +113,11 @@ impl SqliteStore {
 
 impl LeaseStore for SqliteStore {
     fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(ACQUIRE_SQL, key, owner, ttl_ms)
+        self.claim(ACQUIRE_SQL, leases::acquire, key, owner, ttl_ms)
     }
 
     fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(RENEW_SQL, key, owner, ttl_ms)
+        self.claim(RENEW_SQL, leases::renew, key, owner, ttl_ms)
     }
 
     fn release(&self, key: &str, owner: &str) -> Result<()> {

@@ -263,6 +263,11 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The highest version an SQLite row holds: its column is a signed 64-bit
+/// integer. A write past it is refused (SQLite would turn the sum into a
+/// float).
+const MAX_VERSION: u64 = i64::MAX as u64;
+
 // A version past i64::MAX cannot be stored, so it matches no row.
 fn version_arg(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(-1)

@@ -67,6 +67,7 @@ impl Transfer for SqliteStore {
 
     fn import_document(&self, doc: &Document) -> Result<()> {
         validate::collection_and_id(&doc.collection, &doc.id)?;
+        validate::document_depth("the document", &doc.data)?;
         let value = serde_json::Value::Object(doc.data.clone());
         let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
         let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;

@@ -1,11 +1,21 @@
 //! Content-addressed blob files of the log engine.
 //!
-//! A put streams the bytes into `blobs/tmp/<id>.tmp` while hashing (BLAKE3)
-//! and counting them, syncs the file, then renames it to its content address
-//! `blobs/<first two hex digits>/<64 hex digits>` and syncs the directory.
-//! Only after that is the metadata record appended to the log, so metadata
-//! never points at a missing file. Identical bytes are one file; open
-//! removes files no blob refers to and leftover temporary files.
+//! A put streams the bytes into a staging file `blobs/tmp/<uuid>.tmp` (a
+//! fresh name per put, so concurrent puts never share one) while hashing
+//! (BLAKE3) and counting them, syncs the file, then renames it to its
+//! content address `blobs/<first two hex digits>/<64 hex digits>` and syncs
+//! that directory. The rename replaces a file already at the address: the
+//! bytes are the same unless that file rotted, and then the put repairs it
+//! (readers with the old file open keep reading the old file). Only after
+//! that is the metadata record appended to the log, so metadata never points
+//! at a missing file. Identical bytes are one file; open removes files no
+//! blob refers to and leftover staging files.
+//!
+//! A directory created here is synced into its parent before anything in it
+//! is relied on, and open syncs the blob directories again in case a crash
+//! came in between. A failed directory sync leaves an entry the engine
+//! cannot vouch for, so it poisons the store (through the `poison` callback
+//! the engine passes in).
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -49,13 +59,82 @@ pub struct Staged {
     pub hash: [u8; BLOB_HASH_LEN],
 }
 
-/// The staging path of blob `id` in the log engine's layout (its folder is
-/// created).
-pub fn tmp_path(fs: &dyn Vfs, dir: &Path, id: &str) -> Result<PathBuf> {
-    let tmp_dir = dir.join(BLOB_DIR).join(TMP_DIR);
-    fs.create_dir_all(&tmp_dir)
-        .map_err(io_err(&tmp_dir, "creating"))?;
-    Ok(tmp_dir.join(format!("{id}.tmp")))
+/// Creates `dir` (and missing parents) and syncs its parent, so the new
+/// entry survives a power loss. A failed sync calls `poison`: the directory
+/// now exists, and later puts would rely on an entry that may not be on
+/// disk.
+pub fn create_dir_durable(fs: &dyn Vfs, dir: &Path, poison: &dyn Fn()) -> Result<()> {
+    fs.create_dir_all(dir).map_err(io_err(dir, "creating"))?;
+    let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    fs.sync_dir(parent).map_err(|e| {
+        poison();
+        io_err(parent, "syncing")(e)
+    })
+}
+
+/// Staged bytes of a log-engine put: the staging file is removed when this
+/// is dropped before [`install`] moved it, so no error path leaves it
+/// behind until the next open.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    fs: &'a dyn Vfs,
+    staged: Staged,
+    moved: bool,
+}
+
+impl Pending<'_> {
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.staged.size
+    }
+
+    /// BLAKE3 of the bytes.
+    pub fn hash(&self) -> [u8; BLOB_HASH_LEN] {
+        self.staged.hash
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.moved {
+            // Best effort: open removes whatever is left in blobs/tmp/.
+            let _ = self.fs.remove(&self.staged.tmp);
+        }
+    }
+}
+
+/// Streams `reader` into a new staging file under `blobs/tmp/` of store
+/// `dir` (named by a fresh UUID, never by the blob id, so two puts or
+/// imports never write one file), hashing, counting and syncing as
+/// [`stage`] does. Creates `blobs/` and `blobs/tmp/` durably when missing;
+/// `poison` as in [`create_dir_durable`].
+pub fn stage_new<'a>(
+    fs: &'a dyn Vfs,
+    dir: &Path,
+    reader: &mut dyn Read,
+    max: u64,
+    poison: &dyn Fn(),
+) -> Result<Pending<'a>> {
+    let root = dir.join(BLOB_DIR);
+    let tmp_dir = root.join(TMP_DIR);
+    let tmp = tmp_dir.join(format!("{}.tmp", uuid::Uuid::new_v4()));
+    let file = match fs.open(&tmp, true) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dir_durable(fs, &root, poison)?;
+            create_dir_durable(fs, &tmp_dir, poison)?;
+            fs.open(&tmp, true)
+        }
+        opened => opened,
+    }
+    .map_err(io_err(&tmp, "creating"))?;
+    let staged = stage_into(fs, file, tmp, reader, max)?;
+    Ok(Pending {
+        fs,
+        staged,
+        moved: false,
+    })
 }
 
 /// Streams `reader` into the file `tmp`, hashing and counting, and syncs
@@ -63,6 +142,16 @@ pub fn tmp_path(fs: &dyn Vfs, dir: &Path, id: &str) -> Result<PathBuf> {
 /// use is one 64 KiB buffer whatever the blob's size.
 pub fn stage(fs: &dyn Vfs, tmp: PathBuf, reader: &mut dyn Read, max: u64) -> Result<Staged> {
     let file = fs.open(&tmp, true).map_err(io_err(&tmp, "creating"))?;
+    stage_into(fs, file, tmp, reader, max)
+}
+
+fn stage_into(
+    fs: &dyn Vfs,
+    file: Arc<dyn VFile>,
+    tmp: PathBuf,
+    reader: &mut dyn Read,
+    max: u64,
+) -> Result<Staged> {
     match fill(file.as_ref(), &tmp, reader, max) {
         Ok((size, hash)) => Ok(Staged { tmp, size, hash }),
         Err(e) => {
@@ -103,23 +192,40 @@ fn fill(
     Ok((size, *hasher.finalize().as_bytes()))
 }
 
-/// Moves staged bytes to their content address, or drops them when the same
-/// content is already there. Call with the writer lock held, so a delete
-/// cannot remove the content file between this check and the record.
-pub fn install(fs: &dyn Vfs, dir: &Path, staged: &Staged) -> Result<()> {
-    let (folder, path) = content_path(dir, &hex(&staged.hash));
-    if fs.open(&path, false).is_ok() {
-        fs.remove(&staged.tmp)
-            .map_err(io_err(&staged.tmp, "removing"))?;
-        return Ok(());
-    }
-    fs.create_dir_all(&folder)
-        .map_err(io_err(&folder, "creating"))?;
-    fs.rename(&staged.tmp, &path)
-        .map_err(io_err(&path, "renaming a staged blob to"))?;
-    fs.sync_dir(&folder).map_err(io_err(&folder, "syncing"))?;
-    let root = dir.join(BLOB_DIR);
-    fs.sync_dir(&root).map_err(io_err(&root, "syncing"))
+/// Moves staged bytes to their content address `blobs/HH/<hash>` and syncs
+/// `blobs/HH/`. Call with the writer lock held, so a delete cannot remove
+/// the content file between this and the record.
+///
+/// The staged file always replaces a file already at the address (an
+/// atomic rename) rather than being dropped in its favour: the bytes are
+/// the same unless the old file rotted, and then this put repairs it, with
+/// no extra read. Readers that already opened the old file keep it.
+///
+/// A failure before the rename leaves `pending` to remove the staging file.
+/// Any failure after it (the directory syncs) calls `poison` first: the
+/// file is at its address, but whether its entry is on disk is unknown, so
+/// nothing may be acknowledged on the strength of it.
+pub fn install(
+    fs: &dyn Vfs,
+    dir: &Path,
+    mut pending: Pending<'_>,
+    poison: &dyn Fn(),
+) -> Result<()> {
+    let (folder, path) = content_path(dir, &hex(&pending.staged.hash));
+    let tmp = &pending.staged.tmp;
+    let renamed = match fs.rename(tmp, &path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dir_durable(fs, &folder, poison)?;
+            fs.rename(tmp, &path)
+        }
+        renamed => renamed,
+    };
+    renamed.map_err(io_err(&path, "renaming a staged blob to"))?;
+    pending.moved = true;
+    fs.sync_dir(&folder).map_err(|e| {
+        poison();
+        io_err(&folder, "syncing")(e)
+    })
 }
 
 /// Opens a blob's content file after checking its size and hash, so a
@@ -181,9 +287,22 @@ pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
 /// Removes content files no blob refers to and leftover temporary files;
 /// returns how many of each. Only at open: staged files of puts in flight
 /// live in the same folder.
+///
+/// First syncs the store directory and `blobs/` when `blobs/` exists, so
+/// the blob directories are durable in their parents even if a crash came
+/// between creating one and syncing its parent.
 pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
+    let root = dir.join(BLOB_DIR);
+    match fs.list(&root) {
+        Ok(_) => {
+            fs.sync_dir(dir).map_err(io_err(dir, "syncing"))?;
+            fs.sync_dir(&root).map_err(io_err(&root, "syncing"))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&root, "listing")(e)),
+    }
     let orphans = sweep_orphans(fs, dir, blobs)?;
-    let tmp_dir = dir.join(BLOB_DIR).join(TMP_DIR);
+    let tmp_dir = root.join(TMP_DIR);
     let mut temps = 0;
     match fs.list(&tmp_dir) {
         Ok(names) => {

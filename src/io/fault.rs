@@ -1,12 +1,15 @@
 //! A file system for fault injection (for tests and fuzzing): an in-memory file system whose
 //! mutating calls (create, write, sync, set length, rename, remove, sync
 //! directory) are counted, and the Nth of them (or every one from the Nth
-//! on) fails, as SQLite's I/O-error tests do.
+//! on) fails, as SQLite's I/O-error tests do; or the next call of one kind
+//! fails.
 
 use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::{LockGuard, MemFs, VFile, Vfs};
 
@@ -16,6 +19,8 @@ struct Faults {
     fail_at: AtomicU64,
     persistent: AtomicBool,
     injected: AtomicU64,
+    /// The kind of call (`"sync_dir"`, ...) whose next occurrence fails.
+    next_kind: Mutex<Option<&'static str>>,
 }
 
 impl Faults {
@@ -23,7 +28,16 @@ impl Faults {
     fn check(&self, what: &str) -> io::Result<()> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let at = self.fail_at.load(Ordering::SeqCst);
-        let hit = at != 0 && (n == at || (self.persistent.load(Ordering::SeqCst) && n > at));
+        let by_kind = {
+            let mut next = self.next_kind.lock();
+            let hit = *next == Some(what);
+            if hit {
+                *next = None;
+            }
+            hit
+        };
+        let hit =
+            by_kind || (at != 0 && (n == at || (self.persistent.load(Ordering::SeqCst) && n > at)));
         if hit {
             self.injected.fetch_add(1, Ordering::SeqCst);
             return Err(io::Error::other(format!(
@@ -56,9 +70,17 @@ impl FaultFs {
         self.faults.fail_at.store(n, Ordering::SeqCst);
     }
 
+    /// Fails the next mutating call of kind `what` once: `"create"`,
+    /// `"write"`, `"sync"`, `"set_len"`, `"rename"`, `"remove"` or
+    /// `"sync_dir"`. Counts towards [`FaultFs::injected`].
+    pub fn fail_next(&self, what: &'static str) {
+        *self.faults.next_kind.lock() = Some(what);
+    }
+
     /// Stops injecting faults.
     pub fn heal(&self) {
         self.faults.fail_at.store(0, Ordering::SeqCst);
+        *self.faults.next_kind.lock() = None;
     }
 
     /// How many faults were injected since the last `fail_at`.

@@ -17,19 +17,21 @@ impl BlobStore for LogStore {
         inner.check_writable()?;
         let id = uuid::Uuid::new_v4().to_string();
         let fs = inner.fs.as_ref();
-        let tmp = blobs::tmp_path(fs, &inner.dir, &id)?;
-        let staged = blobs::stage(fs, tmp, bytes, inner.opts.max_blob_bytes)?;
+        let poison = || inner.poison();
+        // Dropped on any error before install, `staged` removes its file.
+        let staged = blobs::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
+        let (size, hash) = (staged.size(), staged.hash());
         let mut writer = inner.writer.lock();
         inner.check_writable()?;
-        blobs::install(fs, &inner.dir, &staged)?;
+        blobs::install(fs, &inner.dir, staged, &poison)?;
         let created_at = inner.opts.clock.now_ms();
         let record = Record::BlobPut {
             id: &id,
             mime: &mime,
-            size: staged.size,
+            size,
             owner: owner_id.as_deref(),
             created_at,
-            hash: staged.hash,
+            hash,
         };
         let seq = inner.append_and_apply(&mut writer, &record)?;
         drop(writer);
@@ -37,10 +39,10 @@ impl BlobStore for LogStore {
         Ok(BlobMeta {
             id,
             mime,
-            size: staged.size,
+            size,
             owner_id,
             created_at,
-            content_hash: Some(blobs::hex(&staged.hash)),
+            content_hash: Some(blobs::hex(&hash)),
         })
     }
 

@@ -94,35 +94,37 @@ impl Transfer for LogStore {
         let inner = &self.inner;
         inner.check_writable()?;
         let fs = inner.fs.as_ref();
-        let tmp = blobs::tmp_path(fs, &inner.dir, &meta.id)?;
-        let staged = blobs::stage(fs, tmp.clone(), bytes, inner.opts.max_blob_bytes)?;
-        if staged.size != meta.size {
-            let _ = fs.remove(&tmp);
+        let poison = || inner.poison();
+        // Staged under a fresh name, not the blob id: two imports of one id
+        // must not write one file. Dropped on any error before install,
+        // `staged` removes its file.
+        let staged = blobs::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
+        let (size, hash) = (staged.size(), staged.hash());
+        if size != meta.size {
             return Err(Error::invalid(format!(
-                "blob {} should be {} bytes, the stream had {}",
-                meta.id, meta.size, staged.size
+                "blob {} should be {} bytes, the stream had {size}",
+                meta.id, meta.size
             )));
         }
         let mut writer = inner.writer.lock();
         inner.check_writable()?;
         if inner.state.read().blobs.get(&meta.id).is_some() {
-            let _ = fs.remove(&tmp);
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }
-        blobs::install(fs, &inner.dir, &staged)?;
+        blobs::install(fs, &inner.dir, staged, &poison)?;
         let record = Record::BlobPut {
             id: &meta.id,
             mime: &mime,
-            size: staged.size,
+            size,
             owner: owner_id.as_deref(),
             created_at: meta.created_at,
-            hash: staged.hash,
+            hash,
         };
         let seq = inner.append_and_apply(&mut writer, &record)?;
         drop(writer);
         inner.wait_durable(seq)?;
         Ok(BlobMeta {
-            content_hash: Some(blobs::hex(&staged.hash)),
+            content_hash: Some(blobs::hex(&hash)),
             ..meta.clone()
         })
     }

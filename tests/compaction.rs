@@ -376,3 +376,94 @@ fn a_snapshot_open_equals_a_full_replay_and_bad_snapshots_fall_back() {
     }
     assert_eq!(dump(&store, &lease_keys()), replayed);
 }
+
+/// `close` while a manual compaction runs on another thread: close waits
+/// for it (or the compaction finds the store closed before its switch), so
+/// a compaction never commits after its handle gave up the directory. Then
+/// another handle opens the directory and the store still opens after it.
+#[test]
+fn close_during_a_compaction_never_lets_it_commit_after_the_lock_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    for round in 0..6 {
+        let dir = tmp.path().join(format!("round{round}"));
+        let store = Arc::new(LogStore::open(&dir, small_opts()).unwrap());
+        churn(&store, 3);
+        let expected = dump(store.as_ref(), &lease_keys());
+        let started = Arc::new(std::sync::Barrier::new(2));
+        let compactor = {
+            let (store, started) = (store.clone(), started.clone());
+            std::thread::spawn(move || {
+                started.wait();
+                store.compact()
+            })
+        };
+        started.wait();
+        // Vary where the close lands in the compaction.
+        std::thread::sleep(std::time::Duration::from_micros(200 * round));
+        store.close().unwrap();
+        // The directory is free now: another handle takes it (removing any
+        // temporary outputs) while the first handle's thread finishes.
+        let other = LogStore::open(&dir, small_opts()).unwrap();
+        match compactor.join().unwrap() {
+            Ok(_) | Err(logstore::Error::Closed) => {}
+            Err(e) => panic!("round {round}: compaction failed with {e}"),
+        }
+        assert_eq!(dump(&other, &lease_keys()), expected, "round {round}");
+        other.close().unwrap();
+        drop(store);
+        let again = LogStore::open(&dir, small_opts()).unwrap();
+        assert_eq!(dump(&again, &lease_keys()), expected, "round {round}");
+        assert!(again.verify().unwrap().problems.is_empty());
+    }
+}
+
+/// Writers roll segments while a compaction starts: the horizon is the
+/// segment the compaction's own roll created, read under the same lock, so
+/// no segment a writer rolled to meanwhile lies below it (open would remove
+/// it as a finished compaction's input). Syncs are slowed to widen the race.
+#[test]
+fn segments_rolled_while_a_compaction_starts_survive_the_next_open() {
+    use common::wrap_fs::WrapFs;
+    use std::sync::atomic::AtomicU64;
+    for attempt in 0..6 {
+        let fs = WrapFs::new(Arc::new(logstore::io::MemFs::new()));
+        fs.sync_sleep_us.store(2000, Ordering::SeqCst);
+        let opts = Options {
+            segment_bytes: 4096,
+            auto_compact: false,
+            ..flush_opts()
+        };
+        let dir = Path::new("db");
+        let store =
+            Arc::new(LogStore::open_with_fs(Arc::new(fs.clone()), dir, opts.clone()).unwrap());
+        let stop = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..6)
+            .map(|t| {
+                let (store, stop, written) = (store.clone(), stop.clone(), written.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0;
+                    while !stop.load(Ordering::SeqCst) {
+                        let id = format!("t{t}-{i}");
+                        store.docs().put("c", &id, json!({"i": i}), None).unwrap();
+                        written.fetch_add(1, Ordering::SeqCst);
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            store.compact().unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let acknowledged = written.load(Ordering::SeqCst) as usize;
+        Arc::try_unwrap(store).unwrap().close().unwrap();
+        fs.sync_sleep_us.store(0, Ordering::SeqCst);
+        let reopened = LogStore::open_with_fs(Arc::new(fs.clone()), dir, opts).unwrap();
+        let count = reopened.docs().count(&Query::new("c")).unwrap() as usize;
+        assert_eq!(count, acknowledged, "attempt {attempt}");
+    }
+}

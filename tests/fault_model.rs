@@ -742,3 +742,155 @@ fn crafted_ids_survive_every_power_loss_image() {
     assert!(images.len() > 50, "{} images", images.len());
     fail_report("crafted ids over power-loss images", &failures);
 }
+
+// ---------------------------------------------------------------------
+// A snapshot never covers a record that is not durable
+// ---------------------------------------------------------------------
+
+/// A file system that runs a hook once, when the first compaction output
+/// (`*.seg.tmp`) is created: the moment between compaction's roll and its
+/// snapshot.
+struct HookFs {
+    inner: Arc<dyn Vfs>,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl std::fmt::Debug for HookFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookFs")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl Vfs for HookFs {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
+        if path.to_string_lossy().ends_with(".seg.tmp") {
+            let hook = self.hook.lock().unwrap().take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        self.inner.open(path, create)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn logstore::io::LockGuard>>> {
+        self.inner.try_lock(path)
+    }
+}
+
+/// With `Durability::Flush`, a write that lands while a compaction copies
+/// is not synced by the compaction's roll; the snapshot the compaction then
+/// writes must not cover it unless the log was synced first. Every power
+/// loss image must open with a clean integrity check (a snapshot covering
+/// lost bytes reads as corruption).
+#[test]
+fn a_snapshot_written_by_compaction_covers_only_durable_records() {
+    let power = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = opts(&clock, Durability::Flush, 1 << 20);
+    let cell: Arc<std::sync::OnceLock<Arc<LogStore>>> = Arc::new(std::sync::OnceLock::new());
+    let hook_cell = cell.clone();
+    let fs = HookFs {
+        inner: power.as_vfs(),
+        hook: std::sync::Mutex::new(Some(Box::new(move || {
+            let store = hook_cell.get().expect("store is set");
+            store
+                .docs()
+                .put("c", "during", json!({"owner": "late"}), None)
+                .expect("put during compaction");
+        }))),
+    };
+    let store = Arc::new(LogStore::open_with_fs(Arc::new(fs), dir(), options.clone()).unwrap());
+    let _ = cell.set(store.clone());
+    store.docs().ensure_collection("c", &["owner"]).unwrap();
+    for i in 0..5 {
+        store
+            .docs()
+            .put(
+                "c",
+                &format!("d{i}"),
+                json!({"owner": "o", "pad": "x".repeat(200)}),
+                None,
+            )
+            .unwrap();
+    }
+    store.compact().unwrap();
+    assert!(
+        store.docs().get("c", "during").unwrap().is_some(),
+        "the hook ran"
+    );
+    let images = power.take_labelled_images();
+    assert!(!images.is_empty());
+    let mut failures = Vec::new();
+    for (image, _, label) in &images {
+        if let Err(why) = open_image(image, &options, &keys()) {
+            failures.push(format!("{label}: {why}"));
+        }
+    }
+    fail_report("snapshot after a write during compaction", &failures);
+}
+
+// ---------------------------------------------------------------------
+// Open leaves the log on a page boundary
+// ---------------------------------------------------------------------
+
+/// A blob delete is written but its pad before the sync fails (no space),
+/// and the process ends. The restarted store replays the delete, makes it
+/// durable and removes the orphaned content file. Open pads the log to a
+/// page boundary first, so the next session's appends never write into the
+/// page holding that delete: no power loss afterwards can bring back the
+/// blob's metadata without its file.
+#[test]
+fn what_open_made_durable_is_never_in_a_page_written_again() {
+    use common::wrap_fs::WrapFs;
+    let power = PowerFs::new();
+    power.set_capture(false);
+    let fs = WrapFs::new(power.as_vfs());
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = opts(&clock, Durability::Sync, 1 << 20);
+    let first = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    let meta = first
+        .blobs()
+        .put(&mut Cursor::new(b"hello blob".to_vec()), BlobPut::default())
+        .unwrap();
+    // The delete's record is written; the padding before its sync is not.
+    fs.fail_writes_after(1);
+    assert!(first.blobs().delete(&meta.id).is_err());
+    drop(first);
+    fs.heal();
+    let second = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    assert!(second.blobs().get_meta(&meta.id).unwrap().is_none());
+    power.set_capture(true);
+    second.docs().put("c", "x", json!({"a": 1}), None).unwrap();
+    drop(second);
+    let mut failures = Vec::new();
+    for (image, _, label) in power.take_labelled_images() {
+        let store = match LogStore::open_with_fs(Arc::new(image_fs(&image)), dir(), options.clone())
+        {
+            Ok(store) => store,
+            Err(e) => {
+                failures.push(format!("{label}: does not open: {e}"));
+                continue;
+            }
+        };
+        if store.blobs().get_meta(&meta.id).unwrap().is_some() {
+            failures.push(format!("{label}: the deleted blob is back"));
+        }
+    }
+    fail_report("after open acted on a replayed delete", &failures);
+}

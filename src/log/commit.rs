@@ -48,8 +48,9 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Returns once record `seq` is durable. `sync` performs one sync and
-    /// returns the highest sequence number it covered. A failed sync fails
+    /// Returns once record `seq` is durable. `sync` performs one sync (its
+    /// file sync through [`GroupCommit::sync`]) and returns the highest
+    /// sequence number it covered. A failed sync fails
     /// every waiter with `Poisoned` (the leader gets the I/O error itself).
     pub fn wait(&self, seq: u64, sync: impl Fn() -> Result<u64>) -> Result<()> {
         let mut state = self.state.lock();
@@ -70,16 +71,33 @@ impl GroupCommit {
                 if gather {
                     std::thread::sleep(GATHER_WAIT);
                 }
-                self.sync(&sync)
+                // A panicking sync (a file system seam that panics) must not
+                // leave `syncing` set, or every later writer would wait
+                // forever: it fails the log, then the panic goes on.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(&sync))
             });
             state.syncing = false;
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    self.failed.store(true, Ordering::SeqCst);
+                    self.synced.notify_all();
+                    drop(state);
+                    std::panic::resume_unwind(panic);
+                }
+            };
             self.synced.notify_all();
             match outcome {
                 Ok(covered) => {
                     state.last_batch = covered.saturating_sub(state.durable);
                     state.durable = state.durable.max(covered);
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // The state lock is held: mark and wake directly.
+                    self.failed.store(true, Ordering::SeqCst);
+                    self.synced.notify_all();
+                    return Err(e);
+                }
             }
         }
     }
@@ -143,6 +161,70 @@ mod tests {
             Err(Error::io("test", std::io::Error::other("disk gone")))
         });
         assert!(matches!(err, Err(Error::Io { .. })));
+        assert!(matches!(commit.wait(1, || Ok(1)), Err(Error::Poisoned)));
+    }
+
+    /// A sync that fails elsewhere (sealing a segment) while a writer waits:
+    /// the writer is not acknowledged, and no later sync runs at all, so
+    /// the kernel's "success" after a failed fsync can never acknowledge
+    /// it.
+    #[test]
+    fn a_failed_sync_elsewhere_fails_waiters_and_stops_every_later_sync() {
+        let commit = Arc::new(GroupCommit::default());
+        let entered = Arc::new(std::sync::Barrier::new(2));
+        let release = Arc::new(std::sync::Barrier::new(2));
+        // Writer A's leader is inside its sync when the seal fails.
+        let leader = {
+            let (commit, entered, release) = (commit.clone(), entered.clone(), release.clone());
+            std::thread::spawn(move || {
+                commit.wait(1, || {
+                    entered.wait();
+                    release.wait();
+                    Ok(1)
+                })
+            })
+        };
+        entered.wait();
+        // The seal waits for the gate, so it runs after A's sync: A's
+        // sync covered record 1 before any failure and may succeed.
+        let sealer = {
+            let commit = commit.clone();
+            std::thread::spawn(move || {
+                commit.sync(|| -> Result<()> {
+                    Err(Error::io("sealing", std::io::Error::other("disk gone")))
+                })
+            })
+        };
+        release.wait();
+        assert!(leader.join().unwrap().is_ok());
+        assert!(matches!(sealer.join().unwrap(), Err(Error::Io { .. })));
+        // Record 2 was written before the failure; nothing may acknowledge
+        // it now, and the sync closure must not even run.
+        let ran = AtomicU64::new(0);
+        let outcome = commit.wait(2, || {
+            ran.fetch_add(1, Ordering::SeqCst);
+            Ok(2)
+        });
+        assert!(matches!(outcome, Err(Error::Poisoned)));
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert!(matches!(commit.sync(|| Ok(())), Err(Error::Poisoned)));
+    }
+
+    #[test]
+    fn fail_wakes_a_waiter_blocked_behind_a_leader() {
+        let commit = Arc::new(GroupCommit::default());
+        let entered = Arc::new(std::sync::Barrier::new(2));
+        let leader = {
+            let (commit, entered) = (commit.clone(), entered.clone());
+            std::thread::spawn(move || {
+                commit.wait(1, || {
+                    entered.wait();
+                    Err(Error::io("syncing", std::io::Error::other("disk gone")))
+                })
+            })
+        };
+        entered.wait();
+        assert!(leader.join().unwrap().is_err());
         assert!(matches!(commit.wait(1, || Ok(1)), Err(Error::Poisoned)));
     }
 }

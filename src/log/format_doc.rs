@@ -64,6 +64,8 @@ fn constants_table_matches_the_code() {
         ("KIND_LEASE_RELEASE_ALL", KIND_LEASE_RELEASE_ALL.to_string()),
         ("KIND_BLOB_PUT", KIND_BLOB_PUT.to_string()),
         ("KIND_BLOB_DELETE", KIND_BLOB_DELETE.to_string()),
+        ("KIND_PAD", KIND_PAD.to_string()),
+        ("PAGE", PAGE.to_string()),
         ("BLOB_HASH_LEN", BLOB_HASH_LEN.to_string()),
         ("BLOB_DIR", BLOB_DIR.to_string()),
         ("TMP_DIR", TMP_DIR.to_string()),

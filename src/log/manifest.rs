@@ -89,6 +89,22 @@ impl Manifest {
     }
 }
 
+/// The suffix a file wears for a moment while [`relink`] renames it.
+pub const RELINK_SUFFIX: &str = ".relink";
+
+/// Makes the directory entry of `name` durable even if an earlier sync of
+/// the directory failed and the kernel dropped it: the entry is removed
+/// and made anew by two renames, then the directory is synced. A crash in
+/// between leaves `name.relink`, which [`layout`] renames back.
+pub fn relink(fs: &dyn Vfs, dir: &Path, name: &str) -> Result<()> {
+    let path = dir.join(name);
+    let aside = dir.join(format!("{name}{RELINK_SUFFIX}"));
+    fs.rename(&path, &aside)
+        .and_then(|()| fs.rename(&aside, &path))
+        .and_then(|()| fs.sync_dir(dir))
+        .map_err(|e| Error::io(format!("relinking {}", path.display()), e))
+}
+
 /// Writes and syncs `MANIFEST.tmp`; the manifest in force is untouched.
 pub fn prepare(fs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
     let tmp = dir.join(format!("{MANIFEST_FILE}{TMP_SUFFIX}"));
@@ -113,7 +129,8 @@ pub fn commit(fs: &dyn Vfs, dir: &Path) -> Result<()> {
     fs.sync_dir(dir).map_err(|e| Error::io(context(), e))
 }
 
-fn read(fs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
+/// The manifest in force (an empty one when there is none), checked.
+pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     let file = match fs.open(&path, false) {
         Ok(file) => file,
@@ -169,8 +186,32 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         .unwrap_or(0)
         .max(manifest.horizon);
     let mut changed = false;
-    let names = listing(fs)?;
+    let mut names = listing(fs)?;
+    // A crash inside `relink` leaves the file under its `.relink` name.
+    for name in &names {
+        if let Some(original) = name.strip_suffix(RELINK_SUFFIX) {
+            fs.rename(&dir.join(name), &dir.join(original))
+                .map_err(|e| Error::io(format!("restoring {name}"), e))?;
+            changed = true;
+        }
+    }
+    if changed {
+        names = listing(fs)?;
+    }
     let present: BTreeSet<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    let settles = names.iter().any(|n| n.ends_with(TMP_SUFFIX))
+        || present
+            .iter()
+            .any(|id| *id < manifest.horizon && !base.contains(id));
+    if settles && manifest != Manifest::default() {
+        // Open is about to act on the manifest (rename outputs, remove
+        // inputs). Its own directory entry may never have reached the disk
+        // (the sync after its rename may have failed, and the kernel still
+        // shows it), so it is committed again first.
+        prepare(fs, dir, &manifest)?;
+        commit(fs, dir)?;
+        names = listing(fs)?;
+    }
     for name in &names {
         if name == &format!("{MANIFEST_FILE}{TMP_SUFFIX}") {
             // A compaction that failed before its commit.

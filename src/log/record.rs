@@ -33,6 +33,11 @@ pub const KIND_LEASE_RELEASE_ALL: u8 = 6;
 pub const KIND_BLOB_PUT: u8 = 7;
 /// Record kind: a blob was deleted.
 pub const KIND_BLOB_DELETE: u8 = 8;
+/// Record kind: padding to the next page boundary, written before a sync so
+/// that no later write touches a page holding synced bytes. Carries nothing.
+pub const KIND_PAD: u8 = 10;
+/// The page size the log pads to before each sync.
+pub const PAGE: u64 = 4096;
 /// Bytes of a blob's content hash (BLAKE3).
 pub const BLOB_HASH_LEN: usize = 32;
 
@@ -95,6 +100,8 @@ pub enum Record<'a> {
     },
     /// A blob removed.
     BlobDelete { id: &'a str },
+    /// Padding of `len` payload bytes (the kind byte and zeros).
+    Pad { len: usize },
 }
 
 impl<'a> Record<'a> {
@@ -264,6 +271,10 @@ impl<'a> Record<'a> {
                 out.push(KIND_BLOB_DELETE);
                 put_str(out, id);
             }
+            Record::Pad { len } => {
+                out.push(KIND_PAD);
+                out.resize(out.len() + len.saturating_sub(1), 0);
+            }
         }
     }
 
@@ -326,6 +337,13 @@ impl<'a> Record<'a> {
                 hash: r.array()?,
             },
             KIND_BLOB_DELETE => Record::BlobDelete { id: r.str()? },
+            KIND_PAD => {
+                let len = payload.len();
+                if r.take(r.remaining())?.iter().any(|&b| b != 0) {
+                    return Err("padding holds non-zero bytes".into());
+                }
+                Record::Pad { len }
+            }
             kind => return Err(format!("unknown record kind {kind}")),
         };
         if r.remaining() != 0 {
@@ -469,6 +487,30 @@ impl Framing {
             payload,
             next: start + len as usize,
         }
+    }
+}
+
+/// A padding frame of `total` bytes (header included, more than a header)
+/// at file offset `offset`.
+pub fn pad_frame(framing: Framing, offset: u64, total: u64) -> Vec<u8> {
+    let mut frame = vec![0u8; framing.header_len()];
+    Record::Pad {
+        len: total as usize - framing.header_len(),
+    }
+    .encode_payload(&mut frame);
+    framing.seal(&mut frame, offset);
+    frame
+}
+
+/// The bytes of padding from `offset` to the next page boundary: none when
+/// it is on one, else the gap, or the gap and one page more when the gap is
+/// too small for a frame.
+pub fn pad_len(framing: Framing, offset: u64) -> u64 {
+    let gap = (PAGE - offset % PAGE) % PAGE;
+    match gap {
+        0 => 0,
+        gap if gap > framing.header_len() as u64 => gap,
+        gap => gap + PAGE,
     }
 }
 

@@ -25,10 +25,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::io::{VFile, Vfs};
-use crate::log::manifest::Layout;
-use crate::log::record::{Framing, Record};
+use crate::log::manifest::{self, Layout};
+use crate::log::record::{pad_frame, pad_len, Framing, Record};
 use crate::log::scan::{Scan, Step, WINDOW};
-use crate::log::segment::{self, Loc, SegmentFile, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, Loc, SegmentFile, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::log::writer::SegmentFiles;
 use crate::{Error, Result};
 
@@ -125,7 +125,7 @@ pub fn recover(
         let tail = Tail {
             segment: id,
             file: segment,
-            end: SEGMENT_HEADER_LEN as u64,
+            end: FIRST_APPEND,
             order: vec![id],
             max_id: id,
             sealed_bytes: 0,
@@ -156,6 +156,7 @@ pub fn recover(
             Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
                 let (framing, cut) = restart_segment(file.as_ref(), &path, id, len, reason)?;
                 files.write().insert(id, SegmentFile { file, framing });
+                end = FIRST_APPEND;
                 report.segments += 1;
                 report.truncated = Some(cut);
                 continue;
@@ -211,10 +212,27 @@ pub fn recover(
         .ok_or_else(|| Error::corruption(dir, 0, "no newest segment after the scan"))?;
     let from = match start {
         Some(p) if p.segment == newest => p.offset,
-        _ => SEGMENT_HEADER_LEN as u64,
+        _ => 0,
     };
-    rewrite(segment.file.as_ref(), from, end)
-        .map_err(|e| Error::io(format!("re-syncing the tail of segment {newest}"), e))?;
+    if from < end {
+        // The snapshot does not cover the newest segment whole: the last
+        // session may have ended on a failed sync. Its bytes and its
+        // directory entry are made durable again before anything rests on
+        // them, up to a page boundary, so no later append writes into a
+        // page that open made durable.
+        let pad = pad_len(segment.framing, end);
+        if pad > 0 {
+            let frame = pad_frame(segment.framing, end, pad);
+            segment
+                .file
+                .write_all_at(&frame, end)
+                .map_err(|e| Error::io(format!("padding segment {newest}"), e))?;
+            end += pad;
+        }
+        rewrite(segment.file.as_ref(), from, end)
+            .map_err(|e| Error::io(format!("re-syncing the tail of segment {newest}"), e))?;
+        manifest::relink(fs, dir, &segment::segment_name(newest))?;
+    }
     let tail = Tail {
         segment: newest,
         file: segment,

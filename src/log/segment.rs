@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::io::{VFile, Vfs};
-use crate::log::record::{mask, Framing};
+use crate::log::record::{mask, pad_frame, Framing};
 use crate::{Error, Result};
 
 /// The first eight bytes of every segment file.
@@ -119,11 +119,21 @@ pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<SegmentFile> {
 /// it.
 pub fn write_header(file: &dyn VFile, id: u32) -> std::io::Result<Framing> {
     let salt = new_salt();
+    let framing = Framing::V2 { salt };
+    // The header's page is written whole (a padding frame after the
+    // header) and synced once: no append ever writes into it again.
+    let mut page = encode_header(id, salt).to_vec();
+    let header = SEGMENT_HEADER_LEN as u64;
+    page.extend(pad_frame(framing, header, FIRST_APPEND - header));
     file.set_len(0)?;
-    file.write_all_at(&encode_header(id, salt), 0)?;
+    file.write_all_at(&page, 0)?;
     file.sync_data()?;
-    Ok(Framing::V2 { salt })
+    Ok(framing)
 }
+
+/// Where the first record of a segment this build creates goes: the first
+/// page holds the header and a padding frame.
+pub const FIRST_APPEND: u64 = crate::log::record::PAGE;
 
 /// An open segment file and how its frames are checked.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use parking_lot::RwLock;
 use crate::io::Vfs;
 use crate::log::commit::GroupCommit;
 use crate::log::manifest::Manifest;
-use crate::log::record::Record;
+use crate::log::record::{pad_frame, pad_len, Record};
 use crate::log::recovery::{Position, Tail};
-use crate::log::segment::{self, Loc, SegmentFile, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, Loc, SegmentFile, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
@@ -86,7 +86,8 @@ impl LogWriter {
     pub fn append(&mut self, record: &Record<'_>, files: &SegmentFiles) -> Result<(Loc, u64)> {
         self.encode(record);
         let frame_len = self.scratch.len() as u64;
-        if self.end > SEGMENT_HEADER_LEN as u64 && self.end + frame_len > self.segment_bytes {
+        let has_records = self.end > FIRST_APPEND.max(SEGMENT_HEADER_LEN as u64);
+        if has_records && self.end + frame_len > self.segment_bytes {
             self.roll(files)?;
             // A new segment may frame differently than an old-format one.
             self.encode(record);
@@ -140,6 +141,7 @@ impl LogWriter {
     /// Both syncs run through the commit gate: if either fails, no waiting
     /// writer is acknowledged afterwards.
     pub fn roll(&mut self, files: &SegmentFiles) -> Result<()> {
+        self.pad()?;
         let (file, end, id, seq) = (&self.file.file, self.end, self.segment, self.seq);
         self.commit.sync(|| {
             file.set_len(end)
@@ -155,7 +157,7 @@ impl LogWriter {
         self.sealed_bytes += self.end;
         self.segment = next;
         self.file = segment;
-        self.end = SEGMENT_HEADER_LEN as u64;
+        self.end = FIRST_APPEND;
         self.zeroed_to = self.end;
         self.order.push(next);
         Ok(())
@@ -170,14 +172,38 @@ impl LogWriter {
         Ok(id)
     }
 
-    /// The file a sync must cover and the sequence number it makes durable.
-    pub fn sync_point(&self) -> (Arc<dyn crate::io::VFile>, u64) {
-        (self.file.file.clone(), self.seq)
+    /// Pads the log to the next page boundary with one padding frame, so the
+    /// sync that follows leaves every page it covers whole: no later append
+    /// writes into a page that holds synced bytes (which a power loss during
+    /// that page's writeback could tear or zero).
+    fn pad(&mut self) -> Result<()> {
+        let total = pad_len(self.file.framing, self.end);
+        if total == 0 {
+            return Ok(());
+        }
+        let frame = pad_frame(self.file.framing, self.end, total);
+        // No zeros are reserved ahead for padding alone.
+        self.file
+            .file
+            .write_all_at(&frame, self.end)
+            .map_err(|e| Error::io(format!("padding segment {}", self.segment), e))?;
+        self.end += total;
+        self.zeroed_to = self.zeroed_to.max(self.end);
+        Ok(())
     }
 
-    /// Syncs the active segment through the commit gate, with the writer
-    /// lock held: every record appended so far is then durable.
-    pub fn sync_all(&self) -> Result<()> {
+    /// Pads the log to a page boundary and returns the file a sync must
+    /// cover and the sequence number it makes durable. Any error leaves the
+    /// tail unknown: the caller must poison the store.
+    pub fn sync_point(&mut self) -> Result<(Arc<dyn crate::io::VFile>, u64)> {
+        self.pad()?;
+        Ok((self.file.file.clone(), self.seq))
+    }
+
+    /// Pads and syncs the active segment through the commit gate, with the
+    /// writer lock held: every record appended so far is then durable.
+    pub fn sync_all(&mut self) -> Result<()> {
+        self.pad()?;
         let file = &self.file.file;
         self.commit.sync(|| {
             file.sync_data()

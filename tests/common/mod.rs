@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod power_fs;
+pub mod wrap_fs;
 
 use std::path::{Path, PathBuf};
 

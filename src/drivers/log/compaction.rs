@@ -286,22 +286,25 @@ impl Inner {
         let _one_at_a_time = self.compaction.lock();
         let started = Instant::now();
         // 1. Seal what has been written so far.
-        let inputs: Vec<u32> = {
+        let (inputs, horizon): (Vec<u32>, u32) = {
             let mut writer = self.writer.lock();
             self.check_writable()?;
             // Always roll, even an empty segment: the new segment's id is
             // then above every input's, which is what lets open tell the
-            // inputs (below the horizon) from the writer's segments.
+            // inputs (below the horizon) from the writer's segments. The
+            // horizon is that segment, read under the same lock: writers
+            // may roll again before the next lock, and a later segment as
+            // horizon would make open remove the ones between.
             writer.roll(&self.files).inspect_err(|_| self.poison())?;
             let order = writer.order();
-            order[..order.len() - 1].to_vec()
+            let (&horizon, inputs) = order.split_last().ok_or(Error::Closed)?;
+            (inputs.to_vec(), horizon)
         };
         let mut report = CompactionReport::default();
         if inputs.is_empty() {
             report.duration = started.elapsed();
             return Ok(report);
         }
-        let horizon = *self.writer.lock().order().last().ok_or(Error::Closed)?;
         let input_files: Vec<(u32, SegmentFile)> = {
             let files = self.files.read();
             inputs
@@ -364,13 +367,13 @@ impl Inner {
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
-        let writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         // A blob file may go only once the delete that orphaned it is
         // durable: sync the log first.
         writer.sync_all().inspect_err(|_| self.poison())?;
         report.blob_files_removed =
             blobs::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
-        self.write_snapshot(&writer)?;
+        self.write_snapshot(&mut writer)?;
         drop(writer);
         report.duration = started.elapsed();
         Ok(report)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{values_of, LogStore, NewRow};
+use super::{LogStore, NewRow};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
 use crate::log::record::Record;
 use crate::log::segment::Loc;
@@ -40,8 +40,10 @@ impl LogStore {
         // writer lock keeps every location stable meanwhile.
         let mut backfill = HashMap::with_capacity(locs.len());
         for loc in locs {
-            let doc = inner.read_document(loc)?;
-            backfill.insert(loc, values_of(&doc.data, &new_fields));
+            // As replay does: a body that verifies but does not parse gets
+            // no values (reading it reports the corruption).
+            let body = super::read_body(&inner.files, &inner.dir, loc)?;
+            backfill.insert(loc, super::stored_values(&body, &new_fields));
         }
         let field_refs: Vec<&str> = merged.iter().map(String::as_str).collect();
         let record = Record::Collection {

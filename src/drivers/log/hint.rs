@@ -6,12 +6,12 @@
 use std::path::Path;
 
 use super::Inner;
-use crate::engine::snapshot::{self, Covers};
+use crate::engine::snapshot::{self, Covers, SNAPSHOT_MAGIC};
 use crate::engine::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
-use crate::log::recovery::{Position, SnapshotUse};
 use crate::log::record::mask;
+use crate::log::recovery::{Position, SnapshotUse};
 use crate::log::scan::WINDOW;
 use crate::log::segment::SEGMENT_HEADER_LEN;
 use crate::log::writer::LogWriter;
@@ -40,12 +40,16 @@ fn try_load(
         return Ok(None);
     };
     let len = file.size().map_err(|e| format!("cannot read it: {e}"))?;
-    // The checksum is checked a window at a time before the file is read
-    // whole, so a damaged file (a huge sparse one, say) is rejected without
-    // ever being held in memory.
-    if !checksum_verifies(file.as_ref(), len).map_err(|e| format!("cannot read it: {e}"))? {
-        return Err("its checksum does not match".into());
-    }
+    let log_bytes = layout
+        .order
+        .iter()
+        .filter_map(|id| {
+            fs.open(&dir.join(crate::log::segment::segment_name(*id)), false)
+                .and_then(|f| f.size())
+                .ok()
+        })
+        .sum();
+    check_before_reading(file.as_ref(), len, log_bytes)?;
     let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| format!("cannot read it: {e}"))?;
@@ -81,6 +85,35 @@ fn try_load(
     Ok(Some((state, position)))
 }
 
+/// Checks a snapshot file of `len` bytes before it is read whole, so a
+/// damaged one (a huge sparse file, say) is never held in memory: it must
+/// start with the magic, be no larger than a snapshot of `log_bytes` of
+/// log can be (a snapshot holds less per record than the record: ids,
+/// fixed fields, a u32 per index field, each distinct value once; four
+/// times the log plus 1 MiB is a generous bound), and its checksum,
+/// computed a window at a time, must verify.
+pub(super) fn check_before_reading(
+    file: &dyn crate::io::VFile,
+    len: u64,
+    log_bytes: u64,
+) -> std::result::Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot read it: {e}");
+    let mut magic = [0u8; 8];
+    if len < 8 || file.read_exact_at(&mut magic, 0).is_err() || magic != SNAPSHOT_MAGIC {
+        return Err("it does not start with the snapshot magic".into());
+    }
+    let limit = log_bytes.saturating_mul(4).saturating_add(1 << 20);
+    if len > limit {
+        return Err(format!(
+            "it is {len} bytes, more than a snapshot of this log can be ({limit})"
+        ));
+    }
+    if !checksum_verifies(file, len).map_err(io)? {
+        return Err("its checksum does not match".into());
+    }
+    Ok(())
+}
+
 /// Whether the snapshot's last four bytes are the masked CRC of the rest,
 /// computed a window at a time.
 fn checksum_verifies(file: &dyn crate::io::VFile, len: u64) -> std::io::Result<bool> {
@@ -108,7 +141,7 @@ impl Inner {
     /// no record lands between the state and the position. The log is
     /// synced first (through the commit gate), so a snapshot never covers a
     /// record that is not durable, and a poisoned store writes none.
-    pub(super) fn write_snapshot(&self, writer: &LogWriter) -> Result<()> {
+    pub(super) fn write_snapshot(&self, writer: &mut LogWriter) -> Result<()> {
         if self.poisoned.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Poisoned);
         }

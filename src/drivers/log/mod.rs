@@ -91,7 +91,13 @@ impl LogStore {
     pub fn open_with_fs(fs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<LogStore> {
         opts.validate()?;
         let dir = dir.to_path_buf();
+        // The directory's own entry is made durable in its parent too: a
+        // store whose first writes were acknowledged must not vanish whole.
         fs.create_dir_all(&dir)
+            .and_then(|()| match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent),
+                _ => Ok(()),
+            })
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = fs
             .try_lock(&dir.join(LOCK_FILE))
@@ -284,6 +290,7 @@ fn apply_record(
             state.blobs.remove(id);
             Ok(())
         }
+        Record::Pad { .. } => Ok(()),
     }
 }
 
@@ -306,7 +313,7 @@ fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
 /// parse (one written before the nesting limit existed, say) must never stop
 /// open: it gets no index values, and reading it reports `Corruption` with
 /// its place in the log, which the integrity check lists too.
-fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
+pub(super) fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
     match serde_json::from_slice::<Map<String, Value>>(body) {
         Ok(data) => values_of(&data, fields),
         Err(_) => vec![None; fields.len()],
@@ -314,7 +321,7 @@ fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
 }
 
 /// The body of the document record at `loc`, its frame verified.
-fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
+pub(super) fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
     let segment = files
         .read()
         .get(&loc.segment)
@@ -456,9 +463,13 @@ impl Inner {
     fn wait_synced(&self, seq: u64) -> Result<()> {
         self.commit
             .wait(seq, || {
-                let (file, covered) = self.writer.lock().sync_point();
-                file.sync_data()
-                    .map_err(|e| Error::io("syncing the log", e))?;
+                // The writer lock is taken outside the gate: a roll holds
+                // the writer lock while it waits for the gate.
+                let (file, covered) = self.writer.lock().sync_point()?;
+                self.commit.sync(|| {
+                    file.sync_data()
+                        .map_err(|e| Error::io("syncing the log", e))
+                })?;
                 Ok(covered)
             })
             .inspect_err(|_| self.poison())
@@ -516,13 +527,13 @@ impl Inner {
         // one that starts later finds the store closed before it changes
         // anything.
         let _no_compaction = self.compaction.lock();
-        let writer = self.writer.lock();
+        let mut writer = self.writer.lock();
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         let mut result = writer.sync_all().inspect_err(|_| self.poison());
         if result.is_ok() {
-            result = self.write_snapshot(&writer);
+            result = self.write_snapshot(&mut writer);
         }
         self.lock.lock().take();
         result

@@ -2,17 +2,18 @@
 //! record that still verifies into another store, reporting what was lost.
 //! The command-line tool's `repair` is built on it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::verify::Problem;
 use crate::blobs;
 use crate::contract::{BlobMeta, LeaseStore};
 use crate::io::{RealFs, Vfs};
-use crate::log::manifest::MANIFEST_FILE;
+use crate::log::manifest::{self, Manifest, MANIFEST_FILE, RELINK_SUFFIX, TMP_SUFFIX};
 use crate::log::record::{Framing, Record};
 use crate::log::recovery::QUARANTINE_DIR;
 use crate::log::scan::{Scan, Step};
-use crate::log::segment::{self, parse_segment_name, segment_name, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, parse_segment_name, SEGMENT_HEADER_LEN};
 use crate::transfer::Transfer;
 use crate::{Error, Result};
 
@@ -28,43 +29,61 @@ pub struct SalvageReport {
     pub lost: Vec<Problem>,
 }
 
-/// The segments of `dir` in replay order, read without changing anything
-/// (a damaged manifest falls back to id order).
-fn segment_order(fs: &dyn Vfs, dir: &Path) -> Result<Vec<u32>> {
+/// The segments of `dir` in replay order with the file each is read from,
+/// without changing anything. A segment still named `.relink` (a crash
+/// while open re-linked it) or a committed compaction output still named
+/// `.seg.tmp` is read under that name. A manifest that does not verify is
+/// reported, and every segment then replays in id order.
+fn segment_order(
+    fs: &dyn Vfs,
+    dir: &Path,
+    report: &mut SalvageReport,
+) -> Result<Vec<(u32, PathBuf)>> {
     let names = fs
         .list(dir)
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-    let mut ids: Vec<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
-    ids.sort_unstable();
-    let manifest = fs
-        .open(&dir.join(MANIFEST_FILE), false)
-        .ok()
-        .and_then(|file| {
-            let mut bytes = vec![0u8; file.size().ok()? as usize];
-            file.read_exact_at(&mut bytes, 0).ok()?;
-            let word = |at: usize| {
-                bytes
-                    .get(at..at + 4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            };
-            let horizon = word(12)?;
-            let count = word(16)? as usize;
-            let base: Option<Vec<u32>> = (0..count.min(ids.len()))
-                .map(|i| word(20 + 4 * i))
-                .collect();
-            Some((horizon, base?))
+    let manifest = manifest::read(fs, dir).unwrap_or_else(|e| {
+        report.lost.push(Problem {
+            file: dir.join(MANIFEST_FILE),
+            offset: 0,
+            description: format!("{e}; segments were read in id order"),
         });
-    Ok(match manifest {
-        Some((horizon, base)) if base.iter().all(|id| ids.contains(id)) => {
-            let mut order = base.clone();
-            order.extend(
-                ids.iter()
-                    .filter(|id| **id >= horizon && !base.contains(id)),
-            );
-            order
+        Manifest::default()
+    });
+    let mut files: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    for name in &names {
+        if let Some(id) = parse_segment_name(name) {
+            files.insert(id, dir.join(name));
         }
-        _ => ids,
-    })
+    }
+    for name in &names {
+        let stem = name
+            .strip_suffix(RELINK_SUFFIX)
+            .or_else(|| name.strip_suffix(TMP_SUFFIX));
+        let Some(id) = stem.and_then(parse_segment_name) else {
+            continue;
+        };
+        let committed_output = name.ends_with(TMP_SUFFIX) && manifest.base.contains(&id);
+        if name.ends_with(RELINK_SUFFIX) || committed_output {
+            files.entry(id).or_insert_with(|| dir.join(name));
+        }
+    }
+    let listed = |id: &u32| manifest.base.contains(id);
+    let order: Vec<u32> = if manifest.base.iter().all(|id| files.contains_key(id)) {
+        let mut order = manifest.base.clone();
+        order.extend(
+            files
+                .keys()
+                .filter(|id| **id >= manifest.horizon && !listed(id)),
+        );
+        order
+    } else {
+        files.keys().copied().collect()
+    };
+    Ok(order
+        .into_iter()
+        .filter_map(|id| Some((id, files.get(&id)?.clone())))
+        .collect())
 }
 
 /// Replays every verifying record of the log store in `src` into `dst`,
@@ -78,12 +97,12 @@ fn segment_order(fs: &dyn Vfs, dir: &Path) -> Result<Vec<u32>> {
 pub fn salvage(src: &Path, dst: &dyn Transfer) -> Result<SalvageReport> {
     let fs = RealFs;
     let mut report = SalvageReport::default();
-    let order = segment_order(&fs, src)?;
+    let order = segment_order(&fs, src, &mut report)?;
     let mut quarantined = quarantined(&fs, src)?;
     let orphans: Vec<Quarantined> = {
         let (kept, orphans) = quarantined
             .drain(..)
-            .partition(|q: &Quarantined| order.contains(&q.segment));
+            .partition(|q: &Quarantined| order.iter().any(|(id, _)| *id == q.segment));
         quarantined = kept;
         orphans
     };
@@ -99,8 +118,7 @@ pub fn salvage(src: &Path, dst: &dyn Transfer) -> Result<SalvageReport> {
             &mut report,
         )?;
     }
-    for id in order {
-        let path = src.join(segment_name(id));
+    for (id, path) in order {
         let mine: Vec<&Quarantined> = quarantined.iter().filter(|q| q.segment == id).collect();
         salvage_file(src, dst, &path, id, 0, None, &mine, &mut report)?;
     }
@@ -162,12 +180,22 @@ fn salvage_file(
     let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
     file.read_exact_at(&mut header, 0).map_err(io_err)?;
     let framing = segment::check_header(&header, id).unwrap_or_else(|reason| {
+        // A damaged header may still hold the version and salt: try them.
+        let word = |at: usize| {
+            header
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let (framing, how) = match (word(8), word(16)) {
+            (Some(2), Some(salt)) => (Framing::V2 { salt }, "with the salt it names"),
+            _ => (Framing::V1, "as format 1"),
+        };
         report.lost.push(Problem {
             file: path.to_path_buf(),
             offset: 0,
-            description: format!("{reason}; the header was skipped, frames read as format 1"),
+            description: format!("{reason}; the header was skipped, frames read {how}"),
         });
-        Framing::V1
+        framing
     });
     let mut pending = quarantined.iter().peekable();
     let mut scan = Scan::new(file.as_ref(), framing, id, len, from);
@@ -266,5 +294,6 @@ fn apply(src: &Path, dst: &dyn Transfer, record: Record<'_>) -> Result<()> {
             Ok(())
         }
         Record::BlobDelete { id } => dst.blobs().delete(id).map(drop),
+        Record::Pad { .. } => Ok(()),
     }
 }

@@ -132,7 +132,17 @@ impl Inner {
     fn saved_snapshot(&self, current: &Covers) -> Option<(Vec<u8>, Covers)> {
         let path = self.dir.join(SNAPSHOT_FILE);
         let file = self.fs.open(&path, false).ok()?;
-        let mut bytes = vec![0u8; file.size().ok()? as usize];
+        let len = file.size().ok()?;
+        // Checked a window at a time first: a damaged (say huge, sparse)
+        // file is never read into memory.
+        let log_bytes = self
+            .files
+            .read()
+            .values()
+            .filter_map(|s| s.file.size().ok())
+            .sum();
+        super::hint::check_before_reading(file.as_ref(), len, log_bytes).ok()?;
+        let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0).ok()?;
         let covers = snapshot::covers(&bytes).ok()?;
         (covers.horizon == current.horizon && covers.base == current.base)

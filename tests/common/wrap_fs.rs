@@ -1,0 +1,103 @@
+//! A file system wrapper for timing and space faults: syncs that take a
+//! while (to widen races) and writes that fail once a budget runs out (as
+//! ENOSPC does), over any other `Vfs`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use logstore::io::{LockGuard, VFile, Vfs};
+
+/// The wrapper; clones share their settings.
+#[derive(Debug, Clone)]
+pub struct WrapFs {
+    inner: Arc<dyn Vfs>,
+    /// While set, each file write spends one of `writes_left`, and fails
+    /// when none is left.
+    pub fail_writes: Arc<AtomicBool>,
+    pub writes_left: Arc<AtomicI64>,
+    /// Every file sync first sleeps this many microseconds.
+    pub sync_sleep_us: Arc<AtomicU64>,
+}
+
+impl WrapFs {
+    pub fn new(inner: Arc<dyn Vfs>) -> Self {
+        WrapFs {
+            inner,
+            fail_writes: Arc::default(),
+            writes_left: Arc::default(),
+            sync_sleep_us: Arc::default(),
+        }
+    }
+
+    /// Fails every file write after the next `n`, until `heal`.
+    pub fn fail_writes_after(&self, n: i64) {
+        self.writes_left.store(n, Ordering::SeqCst);
+        self.fail_writes.store(true, Ordering::SeqCst);
+    }
+
+    pub fn heal(&self) {
+        self.fail_writes.store(false, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug)]
+struct WrapFile {
+    inner: Arc<dyn VFile>,
+    fs: WrapFs,
+}
+
+impl VFile for WrapFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if self.fs.fail_writes.load(Ordering::SeqCst)
+            && self.fs.writes_left.fetch_sub(1, Ordering::SeqCst) <= 0
+        {
+            return Err(std::io::Error::other("injected: no space left"));
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        let us = self.fs.sync_sleep_us.load(Ordering::SeqCst);
+        if us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us));
+        }
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+}
+
+impl Vfs for WrapFs {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
+        let inner = self.inner.open(path, create)?;
+        Ok(Arc::new(WrapFile {
+            inner,
+            fs: self.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
+        self.inner.try_lock(path)
+    }
+}

@@ -1,7 +1,8 @@
-//! Old-format stores must keep opening. `tests/fixtures/v1-store` was written
-//! by format version 1; every later version must read it to the same rows.
-//! (Regenerate only for a new format version, into a new directory:
-//! `cargo test --test fixtures -- --ignored write_v1_fixture`.)
+//! Old-format stores must keep opening. `tests/fixtures/v1-*` were written by
+//! format version 1 and `tests/fixtures/v2-*` by version 2; every later
+//! version must read them to the same rows. (Write a fixture only for a new
+//! format version, into a new directory:
+//! `cargo test --test fixtures -- --ignored write_v2_fixture`.)
 
 mod common;
 
@@ -12,8 +13,20 @@ use common::{all_docs, copy_store, flush_opts};
 use logstore::{LogStore, ManualClock, Options, Query, Store};
 use serde_json::json;
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store")
+fn fixture_dir(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/v{version}-store"))
+}
+
+/// The format version in the header of every segment of a fixture, so a
+/// fixture is known to hold what its name says.
+fn segment_versions(dir: &Path) -> Vec<u32> {
+    common::segments(dir)
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).unwrap();
+            u32::from_le_bytes(bytes[8..12].try_into().unwrap())
+        })
+        .collect()
 }
 
 fn write_contents(store: &LogStore, clock: &ManualClock) {
@@ -48,8 +61,8 @@ fn write_contents(store: &LogStore, clock: &ManualClock) {
 
 #[test]
 #[ignore = "writes the committed fixture; run only to create a new format's fixture"]
-fn write_v1_fixture() {
-    let dir = fixture_dir();
+fn write_v2_fixture() {
+    let dir = fixture_dir(2);
     assert!(
         !dir.exists(),
         "fixtures are never rewritten; remove it by hand if you mean it"
@@ -70,9 +83,20 @@ fn write_v1_fixture() {
 
 #[test]
 fn v1_fixture_opens_with_every_row() {
+    assert_eq!(segment_versions(&fixture_dir(1)), [1]);
+    check_store_fixture(&fixture_dir(1));
+}
+
+#[test]
+fn v2_fixture_opens_with_every_row() {
+    assert!(segment_versions(&fixture_dir(2)).iter().all(|&v| v == 2));
+    check_store_fixture(&fixture_dir(2));
+}
+
+fn check_store_fixture(fixture: &Path) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    copy_store(&fixture_dir(), &dir);
+    copy_store(fixture, &dir);
     let store = LogStore::open(&dir, flush_opts()).unwrap();
     assert!(store.recovery_report().truncated.is_none());
     let d = store.docs();
@@ -124,17 +148,23 @@ fn v1_fixture_opens_with_every_row() {
     );
 }
 
-fn blobs_and_leases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-blobs-leases")
+fn blobs_and_leases_dir(version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/v{version}-blobs-leases"))
 }
 
-const FIXTURE_BLOB_ID: &str = "67112d51-f218-4681-ad72-efbae9a39172";
+/// The id of the blob each version's fixture keeps.
+fn fixture_blob_id(version: u32) -> &'static str {
+    match version {
+        1 => "67112d51-f218-4681-ad72-efbae9a39172",
+        _ => include_str!("fixtures/v2-blobs-leases.blob-id").trim(),
+    }
+}
 
 #[test]
 #[ignore = "writes the committed fixture; run only to create a new format's fixture"]
-fn write_v1_blobs_and_leases_fixture() {
+fn write_v2_blobs_and_leases_fixture() {
     use std::io::Cursor;
-    let dir = blobs_and_leases_dir();
+    let dir = blobs_and_leases_dir(2);
     assert!(
         !dir.exists(),
         "fixtures are never rewritten; remove it by hand if you mean it"
@@ -172,21 +202,34 @@ fn write_v1_blobs_and_leases_fixture() {
     store.leases().release_all("run-c").unwrap();
     store.close().unwrap();
     std::fs::remove_file(dir.join(logstore::LOCK_FILE)).unwrap();
-    println!("kept blob id: {}", kept.id);
+    std::fs::write(dir.with_extension("blob-id"), format!("{}\n", kept.id)).unwrap();
 }
 
 #[test]
 fn v1_blobs_and_leases_fixture_opens() {
+    assert_eq!(segment_versions(&blobs_and_leases_dir(1)), [1]);
+    check_blobs_and_leases_fixture(1);
+}
+
+#[test]
+fn v2_blobs_and_leases_fixture_opens() {
+    assert!(segment_versions(&blobs_and_leases_dir(2))
+        .iter()
+        .all(|&v| v == 2));
+    check_blobs_and_leases_fixture(2);
+}
+
+fn check_blobs_and_leases_fixture(version: u32) {
     use std::io::Read;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    copy_tree(&blobs_and_leases_dir(), &dir);
+    copy_tree(&blobs_and_leases_dir(version), &dir);
     let store = LogStore::open(&dir, flush_opts()).unwrap();
     assert_eq!(store.recovery_report().orphan_blobs_removed, 0);
     let all = store.blobs().list(&logstore::BlobList::default()).unwrap();
     assert_eq!(all.len(), 1);
     let meta = &all[0];
-    assert_eq!(meta.id, FIXTURE_BLOB_ID);
+    assert_eq!(meta.id, fixture_blob_id(version));
     assert_eq!(
         (meta.mime.as_str(), meta.size, meta.owner_id.as_deref()),
         ("text/plain", 13, Some("u1"))

@@ -130,6 +130,15 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
     if !src.is_dir() {
         return Err(format!("{} is not a log store directory", src.display()));
     }
+    if in_place && !cfg!(target_os = "linux") {
+        return Err(
+            "repair --in-place needs an atomic directory exchange (Linux); use --out".into(),
+        );
+    }
+    // The exchange and the names beside the store need its real path
+    // (`.` has no sibling).
+    let src_buf = src.canonicalize().map_err(err)?;
+    let src = src_buf.as_path();
     // Refuse a store that a running program holds (its lock is taken for
     // the salvage's duration; the store itself is only read).
     let lock = RealFs
@@ -152,6 +161,13 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
             target.display()
         ));
     }
+    let kept = sibling(src, "damaged");
+    if in_place && kept.exists() {
+        return Err(format!(
+            "{} already exists; move it away to repair in place",
+            kept.display()
+        ));
+    }
     let dst = match store::open(&target, None, true)? {
         Opened::Log(s) => s,
         Opened::Sqlite(_) => {
@@ -169,17 +185,22 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
     for lost in &report.lost {
         stdout += &format!("lost: {lost}\n");
     }
-    drop(lock);
     if in_place {
+        // Still holding the original's lock: swap the two directories in
+        // one step, so the path always names a whole store, then move the
+        // original aside and make both names durable.
         let kept = sibling(src, "damaged");
-        std::fs::rename(src, &kept).map_err(err)?;
-        std::fs::rename(&target, src).map_err(err)?;
+        exchange(&target, src).map_err(err)?;
+        sync_parent(src).map_err(err)?;
+        std::fs::rename(&target, &kept).map_err(err)?;
+        sync_parent(src).map_err(err)?;
         stdout += &format!(
             "the repaired store replaced {}; the original is kept at {}\n",
             src.display(),
             kept.display()
         );
     }
+    drop(lock);
     Ok(Outcome {
         stdout,
         problem: !report.lost.is_empty(),
@@ -273,4 +294,49 @@ pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome, String> {
         "{}\n",
         s.docs().count(q).map_err(err)?
     )))
+}
+
+/// Swaps two directories atomically (`renameat2` with `RENAME_EXCHANGE`).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let path = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::other("a path holds a NUL byte"))
+    };
+    let (a, b) = (path(a)?, path(b)?);
+    // SAFETY: both pointers are valid NUL-terminated strings for the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Without an atomic exchange there is no crash-safe way to replace the
+/// directory: repair into another directory with `--out` instead.
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "repair --in-place needs an atomic directory exchange (Linux); use --out",
+    ))
+}
+
+/// Makes renames in `path`'s parent directory durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)?.sync_all()
 }

@@ -22,7 +22,13 @@ fn text(bytes: &[u8]) -> String {
 /// A log store with documents, a blob and a lease; returns the offsets of
 /// each document record in its one segment.
 fn build_log_store(dir: &Path) -> Vec<u64> {
-    let store = LogStore::open(dir, Options::default()).unwrap();
+    // Flush: no page padding between the records (only at close), so each
+    // record starts where the last non-zero byte before it ends.
+    let opts = Options {
+        durability: logstore::Durability::Flush,
+        ..Options::default()
+    };
+    let store = LogStore::open(dir, opts).unwrap();
     store.docs().ensure_collection("msgs", &["owner"]).unwrap();
     let segment = dir.join("00000000000000000001.seg");
     let mut offsets = Vec::new();
@@ -430,4 +436,40 @@ fn stats_compact_a_locked_store_and_usage_errors() {
     assert_eq!(logstore(&["frobnicate"]).status.code(), Some(2));
     let help = logstore(&["verify", "--help"]);
     assert!(text(&help.stdout).contains("Example"));
+}
+
+/// `repair --in-place` swaps the repaired store in with one atomic exchange
+/// (no moment without a store at the path) and keeps the original beside it.
+#[test]
+fn repair_in_place_swaps_the_directories_and_keeps_the_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let offsets = build_log_store(&dir);
+    let segment = dir.join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[offsets[2] as usize + 20] ^= 0x04;
+    std::fs::write(&segment, &bytes).unwrap();
+    let repaired = logstore(&["repair", dir.to_str().unwrap(), "--in-place"]);
+    assert_eq!(
+        repaired.status.code(),
+        Some(1),
+        "{}",
+        text(&repaired.stderr)
+    );
+    let kept = tmp.path().join("log.damaged");
+    assert_eq!(
+        std::fs::read(kept.join("00000000000000000001.seg")).unwrap(),
+        bytes,
+        "the original is kept as it was"
+    );
+    assert!(!tmp.path().join("log.repairing").exists());
+    let store = LogStore::open(&dir, Options::default()).unwrap();
+    assert!(store.verify().unwrap().is_clean());
+    assert!(store.docs().get("msgs", "m4").unwrap().is_some());
+    assert!(store.docs().get("msgs", "m2").unwrap().is_none());
+    drop(store);
+    // A second in-place repair refuses to overwrite the kept original.
+    let again = logstore(&["repair", dir.to_str().unwrap(), "--in-place"]);
+    assert!(!again.status.success());
+    assert!(kept.exists());
 }

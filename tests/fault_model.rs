@@ -747,52 +747,6 @@ fn crafted_ids_survive_every_power_loss_image() {
 // A snapshot never covers a record that is not durable
 // ---------------------------------------------------------------------
 
-/// A file system that runs a hook once, when the first compaction output
-/// (`*.seg.tmp`) is created: the moment between compaction's roll and its
-/// snapshot.
-struct HookFs {
-    inner: Arc<dyn Vfs>,
-    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
-}
-
-impl std::fmt::Debug for HookFs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HookFs")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
-impl Vfs for HookFs {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
-        if path.to_string_lossy().ends_with(".seg.tmp") {
-            let hook = self.hook.lock().unwrap().take();
-            if let Some(hook) = hook {
-                hook();
-            }
-        }
-        self.inner.open(path, create)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn logstore::io::LockGuard>>> {
-        self.inner.try_lock(path)
-    }
-}
-
 /// With `Durability::Flush`, a write that lands while a compaction copies
 /// is not synced by the compaction's roll; the snapshot the compaction then
 /// writes must not cover it unless the log was synced first. Every power
@@ -805,16 +759,16 @@ fn a_snapshot_written_by_compaction_covers_only_durable_records() {
     let options = opts(&clock, Durability::Flush, 1 << 20);
     let cell: Arc<std::sync::OnceLock<Arc<LogStore>>> = Arc::new(std::sync::OnceLock::new());
     let hook_cell = cell.clone();
-    let fs = HookFs {
-        inner: power.as_vfs(),
-        hook: std::sync::Mutex::new(Some(Box::new(move || {
-            let store = hook_cell.get().expect("store is set");
-            store
-                .docs()
-                .put("c", "during", json!({"owner": "late"}), None)
-                .expect("put during compaction");
-        }))),
-    };
+    let fs = common::wrap_fs::WrapFs::new(power.as_vfs());
+    // The first compaction output is created between the compaction's roll
+    // and its snapshot: a write lands there.
+    fs.on_open(".seg.tmp", move || {
+        let store = hook_cell.get().expect("store is set");
+        store
+            .docs()
+            .put("c", "during", json!({"owner": "late"}), None)
+            .expect("put during compaction");
+    });
     let store = Arc::new(LogStore::open_with_fs(Arc::new(fs), dir(), options.clone()).unwrap());
     let _ = cell.set(store.clone());
     store.docs().ensure_collection("c", &["owner"]).unwrap();

@@ -24,6 +24,13 @@ fn put_docs(store: &LogStore, prefix: &str, n: usize) {
     }
 }
 
+/// A closed store at `src` holding documents `a0..a{n}` of collection `c`.
+fn closed_store(src: &Path, n: usize) {
+    let store = LogStore::open(src, opts()).unwrap();
+    put_docs(&store, "a", n);
+    store.close().unwrap();
+}
+
 fn salvaged(src: &Path, dst: &Path) -> (LogStore, logstore::SalvageReport) {
     let store = LogStore::open(dst, opts()).unwrap();
     let report = logstore::salvage(src, &store).unwrap();
@@ -57,9 +64,7 @@ fn a_damaged_manifest_is_reported_and_every_segment_is_read() {
 fn a_segment_with_a_damaged_header_is_still_read() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let store = LogStore::open(&src, opts()).unwrap();
-    put_docs(&store, "a", 10);
-    store.close().unwrap();
+    closed_store(&src, 10);
     let seg = segments(&src).remove(0);
     let mut bytes = std::fs::read(&seg).unwrap();
     bytes[21] ^= 0x01; // the header checksum
@@ -75,9 +80,7 @@ fn a_segment_with_a_damaged_header_is_still_read() {
 fn a_segment_left_under_its_relink_name_is_read() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let store = LogStore::open(&src, opts()).unwrap();
-    put_docs(&store, "a", 10);
-    store.close().unwrap();
+    closed_store(&src, 10);
     let seg = segments(&src).remove(0);
     let mut aside = seg.clone().into_os_string();
     aside.push(".relink");

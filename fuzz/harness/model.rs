@@ -56,18 +56,9 @@ fn open(fs: &FaultFs, clock: &Arc<ManualClock>) -> LogStore {
 /// `masked_crc` as FORMAT.md ("Conventions") defines it: CRC-32 (IEEE),
 /// rotated right by 15 bits, plus `CRC_MASK_DELTA`.
 fn masked_crc(parts: &[&[u8]]) -> u32 {
-    let mut crc = !0u32;
-    for byte in parts.iter().flat_map(|p| p.iter()) {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    (!crc).rotate_right(15).wrapping_add(0xa282_ead8)
+    let mut hasher = crc32fast::Hasher::new();
+    parts.iter().for_each(|p| hasher.update(p));
+    hasher.finalize().rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// A `KIND_DOC_PUT` record writing `{"owner":"injected","n":n}` as version

@@ -1,15 +1,18 @@
-//! A file system wrapper for timing and space faults: syncs that take a
-//! while (to widen races) and writes that fail once a budget runs out (as
-//! ENOSPC does), over any other `Vfs`.
+//! A file system wrapper for timing and space faults over any other `Vfs`:
+//! syncs that take a while (to widen races), writes that fail once a budget
+//! runs out (as ENOSPC does), and a hook run once when a file whose name
+//! ends a certain way is first opened (to act at a chosen moment).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use logstore::io::{LockGuard, VFile, Vfs};
 
+type Hook = (String, Box<dyn FnOnce() + Send>);
+
 /// The wrapper; clones share their settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WrapFs {
     inner: Arc<dyn Vfs>,
     /// While set, each file write spends one of `writes_left`, and fails
@@ -18,6 +21,15 @@ pub struct WrapFs {
     pub writes_left: Arc<AtomicI64>,
     /// Every file sync first sleeps this many microseconds.
     pub sync_sleep_us: Arc<AtomicU64>,
+    on_open: Arc<Mutex<Option<Hook>>>,
+}
+
+impl std::fmt::Debug for WrapFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapFs")
+            .field("inner", &self.inner)
+            .finish()
+    }
 }
 
 impl WrapFs {
@@ -27,7 +39,14 @@ impl WrapFs {
             fail_writes: Arc::default(),
             writes_left: Arc::default(),
             sync_sleep_us: Arc::default(),
+            on_open: Arc::default(),
         }
+    }
+
+    /// Runs `hook` once, the first time a file whose path ends with
+    /// `suffix` is opened (before it is).
+    pub fn on_open(&self, suffix: &str, hook: impl FnOnce() + Send + 'static) {
+        *self.on_open.lock().unwrap() = Some((suffix.to_string(), Box::new(hook)));
     }
 
     /// Fails every file write after the next `n`, until `heal`.
@@ -82,6 +101,20 @@ impl Vfs for WrapFs {
         self.inner.list(dir)
     }
     fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
+        let hook = {
+            let mut slot = self.on_open.lock().unwrap();
+            let hit = slot
+                .as_ref()
+                .is_some_and(|(suffix, _)| path.to_string_lossy().ends_with(suffix.as_str()));
+            if hit {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some((_, hook)) = hook {
+            hook();
+        }
         let inner = self.inner.open(path, create)?;
         Ok(Arc::new(WrapFile {
             inner,

@@ -28,8 +28,7 @@ use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
 use crate::log::record::{pad_frame, pad_len, Framing, Record};
 use crate::log::scan::{Scan, Step, WINDOW};
-use crate::log::segment::{self, Loc, SegmentFile, FIRST_APPEND, SEGMENT_HEADER_LEN};
-use crate::log::writer::SegmentFiles;
+use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
 /// The folder, inside the store directory, where recovery keeps the bytes

@@ -135,6 +135,10 @@ pub fn write_header(file: &dyn VFile, id: u32) -> std::io::Result<Framing> {
 /// page holds the header and a padding frame.
 pub const FIRST_APPEND: u64 = crate::log::record::PAGE;
 
+/// Every segment file by id, shared between the writer (which adds new ones)
+/// and readers (which fetch document bodies).
+pub type SegmentFiles = parking_lot::RwLock<std::collections::BTreeMap<u32, SegmentFile>>;
+
 /// An open segment file and how its frames are checked.
 #[derive(Debug, Clone)]
 pub struct SegmentFile {

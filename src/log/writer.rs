@@ -1,25 +1,18 @@
 //! Appending records to the active segment, and rolling to a new one.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-use parking_lot::RwLock;
 
 use crate::io::Vfs;
 use crate::log::commit::GroupCommit;
 use crate::log::manifest::Manifest;
 use crate::log::record::{pad_frame, pad_len, Record};
 use crate::log::recovery::{Position, Tail};
-use crate::log::segment::{self, Loc, SegmentFile, FIRST_APPEND, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
 pub const ZERO_AHEAD: u64 = 1024 * 1024;
-
-/// Every segment file by id, shared between the writer (which adds new ones)
-/// and readers (which fetch document bodies).
-pub type SegmentFiles = RwLock<BTreeMap<u32, SegmentFile>>;
 
 /// The single appender of the log. The store keeps it behind a mutex, so
 /// records get their order, and CAS checks their truth, under that lock.

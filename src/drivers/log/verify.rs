@@ -13,8 +13,8 @@ use crate::engine::snapshot::{self, Covers};
 use crate::engine::State;
 use crate::log::record::Record;
 use crate::log::scan::{Scan, Step};
+use crate::log::segment::SegmentFiles;
 use crate::log::segment::{self, segment_name, SEGMENT_HEADER_LEN};
-use crate::log::writer::SegmentFiles;
 use crate::{Error, Result};
 
 /// One thing the integrity check found wrong.

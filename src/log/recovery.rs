@@ -171,37 +171,16 @@ pub fn recover(
             continue;
         }
         report.segments += 1;
-        let mut scan = Scan::new(file.as_ref(), framing, id, len, first);
-        loop {
-            match scan.next().map_err(io_err)? {
-                Step::Frame { loc, payload } => {
-                    let record = Record::decode(payload).map_err(|reason| {
-                        Error::corruption(&path, u64::from(loc.offset), reason)
-                    })?;
-                    apply(record, loc)?;
-                    report.records += 1;
-                }
-                Step::End => break,
-                Step::Invalid { offset, reason } if !is_newest => {
-                    return Err(Error::corruption(
-                        &path,
-                        offset,
-                        format!("{reason} in a sealed segment"),
-                    ));
-                }
-                Step::Invalid { offset, reason } => {
-                    let last = scan.nonzero_end(offset).map_err(io_err)?;
-                    if last > offset {
-                        let tail = Tail::cut(fs, dir, &path, file.as_ref(), offset, last, reason)?;
-                        report.truncated = Some(tail);
-                    }
-                    scan.seek(offset);
-                    break;
-                }
-            }
-        }
+        let scanned = Scanned {
+            path: &path,
+            file: file.as_ref(),
+            framing,
+            id,
+            len,
+        };
+        let replayed_to = scanned.replay(fs, dir, first, is_newest, &mut apply, &mut report)?;
         if is_newest {
-            end = scan.position().min(len);
+            end = replayed_to;
         }
     }
     let segment = files
@@ -214,23 +193,7 @@ pub fn recover(
         _ => 0,
     };
     if from < end {
-        // The snapshot does not cover the newest segment whole: the last
-        // session may have ended on a failed sync. Its bytes and its
-        // directory entry are made durable again before anything rests on
-        // them, up to a page boundary, so no later append writes into a
-        // page that open made durable.
-        let pad = pad_len(segment.framing, end);
-        if pad > 0 {
-            let frame = pad_frame(segment.framing, end, pad);
-            segment
-                .file
-                .write_all_at(&frame, end)
-                .map_err(|e| Error::io(format!("padding segment {newest}"), e))?;
-            end += pad;
-        }
-        rewrite(segment.file.as_ref(), from, end)
-            .map_err(|e| Error::io(format!("re-syncing the tail of segment {newest}"), e))?;
-        manifest::relink(fs, dir, &segment::segment_name(newest))?;
+        end = settle_newest(fs, dir, &segment, newest, from, end)?;
     }
     let tail = Tail {
         segment: newest,
@@ -241,6 +204,87 @@ pub fn recover(
         sealed_bytes,
     };
     Ok((tail, report))
+}
+
+/// One segment file being replayed.
+struct Scanned<'a> {
+    path: &'a Path,
+    file: &'a dyn VFile,
+    framing: Framing,
+    id: u32,
+    len: u64,
+}
+
+impl Scanned<'_> {
+    /// Replays the frames from offset `first` and returns where the log
+    /// ends. A sealed segment must verify to its end; the newest one ends
+    /// at its first invalid frame, cut there (after a quarantine copy) when
+    /// anything but zeros follows.
+    fn replay(
+        &self,
+        fs: &dyn Vfs,
+        dir: &Path,
+        first: u64,
+        is_newest: bool,
+        apply: &mut impl FnMut(Record<'_>, Loc) -> Result<()>,
+        report: &mut RecoveryReport,
+    ) -> Result<u64> {
+        let path = self.path;
+        let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
+        let mut scan = Scan::new(self.file, self.framing, self.id, self.len, first);
+        loop {
+            match scan.next().map_err(io_err)? {
+                Step::Frame { loc, payload } => {
+                    let record = Record::decode(payload)
+                        .map_err(|reason| Error::corruption(path, u64::from(loc.offset), reason))?;
+                    apply(record, loc)?;
+                    report.records += 1;
+                }
+                Step::End => break,
+                Step::Invalid { offset, reason } if !is_newest => {
+                    let reason = format!("{reason} in a sealed segment");
+                    return Err(Error::corruption(path, offset, reason));
+                }
+                Step::Invalid { offset, reason } => {
+                    let last = scan.nonzero_end(offset).map_err(io_err)?;
+                    if last > offset {
+                        let tail = Tail::cut(fs, dir, path, self.file, offset, last, reason)?;
+                        report.truncated = Some(tail);
+                    }
+                    scan.seek(offset);
+                    break;
+                }
+            }
+        }
+        Ok(scan.position().min(self.len))
+    }
+}
+
+/// The snapshot does not cover the newest segment whole, so the last
+/// session may have ended on a failed sync: the segment is padded to a page
+/// boundary (no later append writes into a page open made durable), its
+/// bytes `from..` are written again and synced, and its directory entry is
+/// made anew, before anything rests on them. Returns the new end.
+fn settle_newest(
+    fs: &dyn Vfs,
+    dir: &Path,
+    segment: &SegmentFile,
+    id: u32,
+    from: u64,
+    end: u64,
+) -> Result<u64> {
+    let pad = pad_len(segment.framing, end);
+    if pad > 0 {
+        let frame = pad_frame(segment.framing, end, pad);
+        segment
+            .file
+            .write_all_at(&frame, end)
+            .map_err(|e| Error::io(format!("padding segment {id}"), e))?;
+    }
+    rewrite(segment.file.as_ref(), from, end + pad)
+        .map_err(|e| Error::io(format!("re-syncing the tail of segment {id}"), e))?;
+    manifest::relink(fs, dir, &segment::segment_name(id))?;
+    Ok(end + pad)
 }
 
 /// A newest segment whose header does not verify: if only zeros follow it,

@@ -64,13 +64,9 @@ pub struct Staged {
 /// now exists, and later puts would rely on an entry that may not be on
 /// disk.
 pub fn create_dir_durable(fs: &dyn Vfs, dir: &Path, poison: &dyn Fn()) -> Result<()> {
-    fs.create_dir_all(dir).map_err(io_err(dir, "creating"))?;
-    let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    fs.sync_dir(parent).map_err(|e| {
+    crate::io::create_dir_durable(fs, dir).map_err(|e| {
         poison();
-        io_err(parent, "syncing")(e)
+        io_err(dir, "creating")(e)
     })
 }
 

@@ -53,6 +53,17 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
 }
 
+/// Creates `dir` (and missing parents) and syncs its parent, so that the
+/// new entry survives a power loss. The one way the engine makes a
+/// directory: the store's own, `blobs/` and its folders, `quarantine/`.
+pub fn create_dir_durable(fs: &dyn Vfs, dir: &Path) -> io::Result<()> {
+    fs.create_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;

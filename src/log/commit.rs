@@ -80,8 +80,7 @@ impl GroupCommit {
             let outcome = match outcome {
                 Ok(outcome) => outcome,
                 Err(panic) => {
-                    self.failed.store(true, Ordering::SeqCst);
-                    self.synced.notify_all();
+                    self.mark_failed();
                     drop(state);
                     std::panic::resume_unwind(panic);
                 }
@@ -93,9 +92,7 @@ impl GroupCommit {
                     state.durable = state.durable.max(covered);
                 }
                 Err(e) => {
-                    // The state lock is held: mark and wake directly.
-                    self.failed.store(true, Ordering::SeqCst);
-                    self.synced.notify_all();
+                    self.mark_failed();
                     return Err(e);
                 }
             }
@@ -123,8 +120,14 @@ impl GroupCommit {
     /// Marks the log failed and wakes every waiter: none whose record is
     /// not durable yet will be acknowledged.
     pub fn fail(&self) {
-        self.failed.store(true, Ordering::SeqCst);
         let _state = self.state.lock();
+        self.mark_failed();
+    }
+
+    /// Marks the log failed and wakes every waiter; the caller holds the
+    /// state lock, so no waiter can miss the wake-up.
+    fn mark_failed(&self) {
+        self.failed.store(true, Ordering::SeqCst);
         self.synced.notify_all();
     }
 
@@ -210,21 +213,34 @@ mod tests {
         assert!(matches!(commit.sync(|| Ok(())), Err(Error::Poisoned)));
     }
 
+    /// A writer waiting behind a leader whose sync fails is woken and told
+    /// the log failed: neither acknowledged nor left waiting.
     #[test]
-    fn fail_wakes_a_waiter_blocked_behind_a_leader() {
+    fn a_waiter_behind_a_failing_leader_is_woken_with_an_error() {
         let commit = Arc::new(GroupCommit::default());
         let entered = Arc::new(std::sync::Barrier::new(2));
+        let release = Arc::new(std::sync::Barrier::new(2));
         let leader = {
-            let (commit, entered) = (commit.clone(), entered.clone());
+            let (commit, entered, release) = (commit.clone(), entered.clone(), release.clone());
             std::thread::spawn(move || {
                 commit.wait(1, || {
                     entered.wait();
+                    release.wait();
                     Err(Error::io("syncing", std::io::Error::other("disk gone")))
                 })
             })
         };
         entered.wait();
+        // The leader is inside its sync: this waiter finds `syncing` set
+        // and sleeps on the condition variable (or, if it is late, finds
+        // the log failed); either way it must not be acknowledged.
+        let waiter = {
+            let commit = commit.clone();
+            std::thread::spawn(move || commit.wait(1, || Ok(1)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        release.wait();
         assert!(leader.join().unwrap().is_err());
-        assert!(matches!(commit.wait(1, || Ok(1)), Err(Error::Poisoned)));
+        assert!(matches!(waiter.join().unwrap(), Err(Error::Poisoned)));
     }
 }

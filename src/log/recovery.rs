@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
 use crate::log::record::{pad_frame, pad_len, Framing, Record};
-use crate::log::scan::{Scan, Step, WINDOW};
+use crate::log::scan::{for_each_window, Scan, Step};
 use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
@@ -359,9 +359,7 @@ fn quarantine(
 ) -> Result<PathBuf> {
     let qdir = dir.join(QUARANTINE_DIR);
     let io_err = |e| Error::io(format!("quarantining the tail of {}", path.display()), e);
-    fs.create_dir_all(&qdir)
-        .and_then(|()| fs.sync_dir(dir))
-        .map_err(io_err)?;
+    crate::io::create_dir_durable(fs, &qdir).map_err(io_err)?;
     let stem = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -373,15 +371,7 @@ fn quarantine(
         .unwrap_or_default();
     let target = qdir.join(name);
     let copy = fs.open(&target, true).map_err(io_err)?;
-    let mut buf = vec![0u8; WINDOW];
-    let mut at = 0;
-    while at < last {
-        let n = (last - at).min(WINDOW as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)
-            .and_then(|()| copy.write_all_at(&buf[..n], at))
-            .map_err(io_err)?;
-        at += n as u64;
-    }
+    for_each_window(file, 0, last, |at, bytes| copy.write_all_at(bytes, at)).map_err(io_err)?;
     copy.sync_data()
         .and_then(|()| fs.sync_dir(&qdir))
         .map_err(io_err)?;
@@ -392,16 +382,6 @@ fn quarantine(
 /// pages the kernel kept after a failed writeback are dirtied anew, so the
 /// sync really puts them on disk.
 fn rewrite(file: &dyn VFile, from: u64, to: u64) -> std::io::Result<()> {
-    if from >= to {
-        return Ok(());
-    }
-    let mut buf = vec![0u8; WINDOW.min((to - from) as usize)];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
-        file.write_all_at(&buf[..n], at)?;
-        at += n as u64;
-    }
+    for_each_window(file, from, to, |at, bytes| file.write_all_at(bytes, at))?;
     file.sync_data()
 }

@@ -14,6 +14,26 @@ pub const WINDOW: usize = 1 << 20;
 
 static ZEROS: [u8; WINDOW] = [0; WINDOW];
 
+/// Reads bytes `from..to` of `file` a window at a time, handing each window
+/// and its offset to `each`: the one bounded-memory loop behind the
+/// quarantine copy, open's rewrite and the snapshot's checksum.
+pub fn for_each_window(
+    file: &dyn VFile,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; (to.saturating_sub(from)).min(WINDOW as u64) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
+        each(at, &buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// What the scan found at its position.
 #[derive(Debug)]
 pub enum Step<'a> {

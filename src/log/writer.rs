@@ -8,7 +8,7 @@ use crate::log::commit::GroupCommit;
 use crate::log::manifest::Manifest;
 use crate::log::record::{pad_frame, pad_len, Record};
 use crate::log::recovery::{Position, Tail};
-use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
+use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND};
 use crate::{Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
@@ -79,7 +79,8 @@ impl LogWriter {
     pub fn append(&mut self, record: &Record<'_>, files: &SegmentFiles) -> Result<(Loc, u64)> {
         self.encode(record);
         let frame_len = self.scratch.len() as u64;
-        let has_records = self.end > FIRST_APPEND.max(SEGMENT_HEADER_LEN as u64);
+        // A segment takes at least one record, however large.
+        let has_records = self.end > FIRST_APPEND;
         if has_records && self.end + frame_len > self.segment_bytes {
             self.roll(files)?;
             // A new segment may frame differently than an old-format one.

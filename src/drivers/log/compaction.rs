@@ -15,8 +15,8 @@
 //! 3. The switch, under the writer lock: the manifest is replaced (the
 //!    commit point), outputs are renamed to `<id>.seg`, and the in-memory
 //!    state is pointed at the copies, unless a write moved a row meanwhile.
-//! 4. The inputs are removed, unreferenced blob files are removed, and an
-//!    index snapshot is written.
+//! 4. The inputs are removed, an index snapshot is written (after a sync of
+//!    the log), and then unreferenced blob files are removed.
 //!
 //! A crash before the commit leaves `.seg.tmp` files that open removes; a
 //! crash after it leaves a manifest that open finishes (renames and
@@ -368,12 +368,12 @@ impl Inner {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
         let mut writer = self.writer.lock();
-        // A blob file may go only once the delete that orphaned it is
-        // durable: sync the log first.
-        writer.sync_all().inspect_err(|_| self.poison())?;
+        // The snapshot syncs the log before it is written, so after it
+        // every delete that orphaned a blob file is durable and the file
+        // may go.
+        self.write_snapshot(&mut writer)?;
         report.blob_files_removed =
             blobs::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
-        self.write_snapshot(&mut writer)?;
         drop(writer);
         report.duration = started.elapsed();
         Ok(report)

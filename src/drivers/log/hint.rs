@@ -12,7 +12,7 @@ use crate::io::Vfs;
 use crate::log::manifest::Layout;
 use crate::log::record::mask;
 use crate::log::recovery::{Position, SnapshotUse};
-use crate::log::scan::WINDOW;
+use crate::log::scan::for_each_window;
 use crate::log::segment::SEGMENT_HEADER_LEN;
 use crate::log::writer::LogWriter;
 use crate::{Error, Result};
@@ -122,14 +122,10 @@ fn checksum_verifies(file: &dyn crate::io::VFile, len: u64) -> std::io::Result<b
     }
     let body = len - 4;
     let mut hasher = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; (body as usize).min(WINDOW)];
-    let mut at = 0;
-    while at < body {
-        let n = (body - at).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], at)?;
-        hasher.update(&buf[..n]);
-        at += n as u64;
-    }
+    for_each_window(file, 0, body, |_, bytes| {
+        hasher.update(bytes);
+        Ok(())
+    })?;
     let mut stored = [0u8; 4];
     file.read_exact_at(&mut stored, body)?;
     Ok(mask(hasher.finalize()) == u32::from_le_bytes(stored))

@@ -94,11 +94,7 @@ impl LogStore {
         let dir = dir.to_path_buf();
         // The directory's own entry is made durable in its parent too: a
         // store whose first writes were acknowledged must not vanish whole.
-        fs.create_dir_all(&dir)
-            .and_then(|()| match dir.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => fs.sync_dir(parent),
-                _ => Ok(()),
-            })
+        crate::io::create_dir_durable(fs.as_ref(), &dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock = fs
             .try_lock(&dir.join(LOCK_FILE))
@@ -323,11 +319,7 @@ pub(super) fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
 
 /// The body of the document record at `loc`, its frame verified.
 pub(super) fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
-    let segment = files
-        .read()
-        .get(&loc.segment)
-        .cloned()
-        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
+    let segment = segment_at(files, dir, loc)?;
     let frame = read_frame_at(&segment, dir, loc)?;
     let header = segment.framing.header_len();
     match Record::decode(&frame[header..]) {
@@ -352,12 +344,16 @@ fn read_frame_at(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Vec<u8>>
 
 /// Reads and verifies the document record at `loc`.
 fn read_document(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Document> {
-    let file = files
+    read_document_in(&segment_at(files, dir, loc)?, dir, loc)
+}
+
+/// The segment that holds `loc`.
+fn segment_at(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<SegmentFile> {
+    files
         .read()
         .get(&loc.segment)
         .cloned()
-        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))?;
-    read_document_in(&file, dir, loc)
+        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))
 }
 
 /// Reads and verifies the document record at `loc` of `segment`.
@@ -532,10 +528,8 @@ impl Inner {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut result = writer.sync_all().inspect_err(|_| self.poison());
-        if result.is_ok() {
-            result = self.write_snapshot(&mut writer);
-        }
+        // The snapshot syncs the log first, so this is the one sync.
+        let result = self.write_snapshot(&mut writer);
         self.lock.lock().take();
         result
     }

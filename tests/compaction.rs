@@ -472,3 +472,28 @@ fn segments_rolled_while_a_compaction_starts_survive_the_next_open() {
         assert_eq!(count, acknowledged, "attempt {attempt}");
     }
 }
+
+/// A failed sync of the store directory during compaction may have dropped
+/// every entry pending there, a segment a writer just rolled to among them:
+/// the store is poisoned, so no write is acknowledged into a segment whose
+/// entry may never reach the disk.
+#[test]
+fn a_failed_directory_sync_during_compaction_poisons_the_store() {
+    use common::wrap_fs::WrapFs;
+    let faults = FaultFs::new();
+    let fs = WrapFs::new(faults.as_vfs());
+    let store =
+        LogStore::open_with_fs(Arc::new(fs.clone()), Path::new("db"), small_opts()).unwrap();
+    churn(&store, 2);
+    // Once the first output exists, the next directory sync is the one
+    // that makes the outputs durable; it fails.
+    let injector = faults.clone();
+    fs.on_open(".seg.tmp", move || injector.fail_next("sync_dir"));
+    assert!(store.compact().is_err());
+    assert!(matches!(
+        store
+            .docs()
+            .put("msgs", "after", json!({"owner": "x"}), None),
+        Err(logstore::Error::Poisoned)
+    ));
+}

@@ -239,11 +239,7 @@ impl<'a> Output<'a> {
     /// Syncs everything written; returns the outputs.
     fn finish(&mut self) -> Result<Vec<Segment>> {
         self.seal()?;
-        let dir = &self.inner.dir;
-        self.inner
-            .fs
-            .sync_dir(dir)
-            .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;
+        self.inner.sync_store_dir()?;
         Ok(std::mem::take(&mut self.done))
     }
 
@@ -350,7 +346,9 @@ impl Inner {
             // From here on a failure may leave the new manifest in force or
             // not; the next open settles it either way, and until then no
             // write may be acknowledged.
-            manifest::commit(self.fs.as_ref(), &self.dir).inspect_err(|_| self.poison())?;
+            self.commit
+                .sync(|| manifest::commit(self.fs.as_ref(), &self.dir))
+                .inspect_err(|_| self.poison())?;
             self.install(&outputs, &inputs, &moves)
                 .inspect_err(|_| self.poison())?;
             writer.replace_sealed(&inputs, report.bytes_before, &base, report.bytes_after);
@@ -364,9 +362,7 @@ impl Inner {
                 .remove(&path)
                 .map_err(|e| Error::io(format!("removing compacted {}", path.display()), e))?;
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
+        self.sync_store_dir()?;
         let mut writer = self.writer.lock();
         // The snapshot syncs the log before it is written, so after it
         // every delete that orphaned a blob file is durable and the file
@@ -457,9 +453,7 @@ impl Inner {
                 .rename(&from, &to)
                 .map_err(|e| Error::io(format!("renaming {}", from.display()), e))?;
         }
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))?;
+        self.sync_store_dir()?;
         let mut state = self.state.write();
         let mut files = self.files.write();
         for (id, file, _) in outputs {

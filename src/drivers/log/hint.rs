@@ -165,8 +165,7 @@ impl Inner {
             .map_err(|e| Error::io(context(), e))?;
         fs.rename(&tmp, &path)
             .map_err(|e| Error::io(context(), e))?;
-        fs.sync_dir(&self.dir)
-            .map_err(|e| Error::io(context(), e))?;
+        self.sync_store_dir()?;
         *current = Some(covers);
         Ok(())
     }

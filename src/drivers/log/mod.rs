@@ -387,6 +387,20 @@ impl Inner {
         self.commit.fail();
     }
 
+    /// Syncs the store directory through the commit gate, poisoning the
+    /// store if it fails: a failed directory sync may have dropped every
+    /// entry pending in the directory, a segment another thread just
+    /// rolled to among them, so nothing may be acknowledged after it.
+    pub(super) fn sync_store_dir(&self) -> Result<()> {
+        self.commit
+            .sync(|| {
+                self.fs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| Error::io(format!("syncing {}", self.dir.display()), e))
+            })
+            .inspect_err(|_| self.poison())
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if self.poisoned.load(Ordering::Acquire) {

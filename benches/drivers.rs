@@ -1,4 +1,4 @@
-//! Every workload of `logstore::workload`, through `&dyn Store`, for the log
+//! Every workload of `logstore_workload`, through `&dyn Store`, for the log
 //! engine and the SQLite driver in the same run at equal durability
 //! (`Flush` against `synchronous=NORMAL` by default;
 //! `LOGSTORE_BENCH_DURABILITY=sync` for `Sync` against `FULL`).
@@ -8,8 +8,8 @@
 use std::io::Cursor;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use logstore::workload::{self, Op, Rng};
 use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
+use logstore_workload::{self as workload, Op, Rng};
 
 const DOCS: u64 = 10_000;
 

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
-use logstore::workload;
 use logstore::{Durability, LogStore, Options, Store};
+use logstore_workload as workload;
 
 fn opts() -> Options {
     Options {

@@ -1,8 +1,8 @@
 //! Gets, one-filter queries or puts (argument `get`, `query`, `put`) on a
 //! 10k-document store with Flush durability, for profiling the hot paths (`valgrind --tool=callgrind target/release/examples/get_profile`).
 
-use logstore::workload::{self, Op, Rng};
 use logstore::{Durability, LogStore, Options};
+use logstore_workload::{self as workload, Op, Rng};
 
 fn main() -> logstore::Result<()> {
     let dir = std::env::temp_dir().join(format!("logstore-get-profile-{}", std::process::id()));

@@ -11,8 +11,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use logstore::workload;
 use logstore::{Durability, LogStore, Options, Store};
+use logstore_workload as workload;
 
 struct Counting;
 

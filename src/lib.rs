@@ -27,29 +27,56 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
 
-mod blobs;
-pub mod contract;
-mod drivers;
-mod engine;
-pub mod error;
-pub mod io;
-mod leases;
+// Every module is private; the public API is the re-exports below, so each
+// type has one path. The layout, from the bottom up:
+// - `log`: the on-disk log (frames, segments, the manifest, appends with
+//   group commit, recovery);
+// - `index`: the in-memory state rebuilt from the log, and its snapshot
+//   encoding;
+// - `store`: the log engine as a `Store` (`LogStore`), tying the two
+//   together, with compaction, the snapshot file, verify and salvage;
+// - `sqlite`: the SQLite driver of the same contract;
+// - `blob_files`: the content-addressed blob-file protocol both drivers use;
+// - `contract`, `validate`, `limits`, `lease_rules`: the contract and the
+//   rules every driver shares.
+mod blob_files;
+mod contract;
+mod error;
+mod index;
+mod lease_rules;
+mod limits;
 mod log;
-pub mod options;
-pub mod transfer;
-pub mod validate;
-pub mod workload;
+mod options;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod store;
+mod transfer;
+mod validate;
+
+/// The file-system seam the engine does all its I/O through, with the
+/// in-memory and fault-injecting file systems the crash tests build on.
+/// Not a stable API: it exists for this project's own tests.
+#[doc(hidden)]
+pub mod io;
 
 pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
     DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
 };
-pub use drivers::log::repair::{salvage, SalvageReport};
-pub use drivers::log::{CompactionReport, Problem, Stats, VerifyReport};
-pub use drivers::log::{LogStore, LOCK_FILE};
-#[cfg(feature = "sqlite")]
-pub use drivers::sqlite::SqliteStore;
 pub use error::{Error, Result};
+pub use limits::{
+    DEFAULT_BLOB_LIMIT, MAX_BLOB_ID_BYTES, MAX_COLLECTION_NAME_BYTES, MAX_DOCUMENT_DEPTH,
+    MAX_ID_BYTES, MAX_INDEXES, MAX_INDEX_PATH_BYTES, MAX_KEY_BYTES, MAX_MIME_BYTES,
+    ORDER_CREATED_AT, ORDER_ID, ORDER_UPDATED_AT,
+};
 pub use log::recovery::{RecoveryReport, SnapshotUse, TruncatedTail};
-pub use options::{Clock, Durability, ManualClock, Options, SystemClock};
+pub use options::{
+    Clock, Durability, ManualClock, Options, SystemClock, MAX_DOCUMENT_BYTES_LIMIT,
+    MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+};
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
+pub use store::{
+    salvage, CompactionReport, LogStore, Problem, Salvage, SalvageReport, Stats, VerifyReport,
+};
 pub use transfer::Transfer;

@@ -78,7 +78,7 @@ fn write_v2_fixture() {
     .unwrap();
     write_contents(&store, &clock);
     store.close().unwrap();
-    std::fs::remove_file(dir.join(logstore::LOCK_FILE)).unwrap();
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn write_v2_blobs_and_leases_fixture() {
     store.leases().release("conv:2", "run-b").unwrap();
     store.leases().release_all("run-c").unwrap();
     store.close().unwrap();
-    std::fs::remove_file(dir.join(logstore::LOCK_FILE)).unwrap();
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
     std::fs::write(dir.with_extension("blob-id"), format!("{}\n", kept.id)).unwrap();
 }
 

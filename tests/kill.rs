@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use logstore::workload::Rng;
 use logstore::{Acquire, BlobPut, Durability, LogStore, Options, Query, Store};
+use logstore_workload::Rng;
 use serde_json::json;
 
 const DIR_VAR: &str = "LOGSTORE_KILL_DIR";

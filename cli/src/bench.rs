@@ -5,8 +5,8 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use logstore::workload::{self, Op, Rng};
 use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
+use logstore_workload::{self as workload, Op, Rng};
 use serde::Serialize;
 
 use crate::progress::Progress;

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use logstore::io::{RealFs, Vfs};
 use logstore::{Query, Store};
 use serde_json::{json, Value};
 
@@ -139,17 +138,9 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
     // (`.` has no sibling).
     let src_buf = src.canonicalize().map_err(err)?;
     let src = src_buf.as_path();
-    // Refuse a store that a running program holds (its lock is taken for
-    // the salvage's duration; the store itself is only read).
-    let lock = RealFs
-        .try_lock(&src.join(logstore::LOCK_FILE))
-        .map_err(err)?;
-    if lock.is_none() {
-        return Err(logstore::Error::Locked {
-            path: src.to_path_buf(),
-        }
-        .to_string());
-    }
+    // Refuse a store that a running program holds. The lock is held for the
+    // salvage and through the exchange; the store itself is only read.
+    let salvage = logstore::Salvage::lock(src).map_err(err)?;
     let target: PathBuf = match (out, in_place) {
         (Some(out), _) => out.to_path_buf(),
         (None, true) => sibling(src, "repairing"),
@@ -174,7 +165,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
             return Err("repair writes a log store; --out must be a directory".into())
         }
     };
-    let report = logstore::salvage(src, &dst).map_err(err)?;
+    let report = salvage.run(&dst).map_err(err)?;
     dst.close().map_err(err)?;
     let mut stdout = format!(
         "kept {} records from {} segments into {}\n",
@@ -200,7 +191,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
             kept.display()
         );
     }
-    drop(lock);
+    drop(salvage);
     Ok(Outcome {
         stdout,
         problem: !report.lost.is_empty(),

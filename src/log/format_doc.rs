@@ -4,9 +4,9 @@
 use super::manifest::{MANIFEST_FILE, MANIFEST_MAGIC};
 use super::record::*;
 use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
-use crate::blobs::{BLOB_DIR, TMP_DIR};
-use crate::drivers::log::SNAPSHOT_FILE;
-use crate::engine::snapshot::{NO_VALUE, SNAPSHOT_MAGIC};
+use crate::blob_files::{BLOB_DIR, TMP_DIR};
+use crate::index::snapshot::{NO_VALUE, SNAPSHOT_MAGIC};
+use crate::store::SNAPSHOT_FILE;
 
 const FORMAT_MD: &str = include_str!("../../FORMAT.md");
 

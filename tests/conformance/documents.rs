@@ -2,7 +2,7 @@
 
 use std::sync::Barrier;
 
-use logstore::validate::MAX_DOCUMENT_DEPTH;
+use logstore::MAX_DOCUMENT_DEPTH;
 use logstore::{Document, Error, Query};
 use serde_json::{json, Map, Value};
 
@@ -523,8 +523,8 @@ pub fn nested_and_array_paths_are_indexed(h: &Harness) {
 
 pub fn bad_names_and_ids_are_rejected(h: &Harness) {
     let d = h.s().docs();
-    let long_name = "n".repeat(logstore::validate::MAX_COLLECTION_NAME_BYTES + 1);
-    let long_id = "i".repeat(logstore::validate::MAX_ID_BYTES + 1);
+    let long_name = "n".repeat(logstore::MAX_COLLECTION_NAME_BYTES + 1);
+    let long_id = "i".repeat(logstore::MAX_ID_BYTES + 1);
     assert_invalid(d.put("", "x", json!({}), None), "collection name");
     assert_invalid(d.put(&long_name, "x", json!({}), None), "collection name");
     assert_invalid(d.put("c", "", json!({}), None), "document id");
@@ -535,8 +535,8 @@ pub fn bad_names_and_ids_are_rejected(h: &Harness) {
     assert_invalid(d.ensure_collection("", &[]), "collection name");
     assert_invalid(d.query(&Query::new("")), "collection name");
     // The limits themselves are accepted.
-    let name = "n".repeat(logstore::validate::MAX_COLLECTION_NAME_BYTES);
-    let id = "i".repeat(logstore::validate::MAX_ID_BYTES);
+    let name = "n".repeat(logstore::MAX_COLLECTION_NAME_BYTES);
+    let id = "i".repeat(logstore::MAX_ID_BYTES);
     d.put(&name, &id, json!({}), None).unwrap();
     assert!(d.get(&name, &id).unwrap().is_some());
     assert!(d.list_collections().unwrap().is_empty());

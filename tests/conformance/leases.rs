@@ -170,7 +170,7 @@ pub fn concurrent_acquires_have_one_winner(h: &Harness) {
 
 pub fn bad_lease_input_is_rejected(h: &Harness) {
     let l = h.s().leases();
-    let long = "k".repeat(logstore::validate::MAX_KEY_BYTES + 1);
+    let long = "k".repeat(logstore::MAX_KEY_BYTES + 1);
     assert!(matches!(l.acquire("", "o", 1), Err(Error::InvalidInput(_))));
     assert!(matches!(l.acquire("k", "", 1), Err(Error::InvalidInput(_))));
     assert!(matches!(

@@ -5,7 +5,7 @@ use std::io::Read;
 use rusqlite::{params, OptionalExtension};
 
 use super::{write_index_rows, SqliteStore};
-use crate::blobs;
+use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow, LeaseStore};
 use crate::io::{RealFs, Vfs};
 use crate::transfer::Transfer;
@@ -98,7 +98,7 @@ impl Transfer for SqliteStore {
         }
         let fs = RealFs;
         let tmp = self.blob_dir.join(format!(".{}.tmp", meta.id));
-        let staged = blobs::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        let staged = blob_files::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
         if staged.size != meta.size {
             let _ = fs.remove(&tmp);
             return Err(Error::invalid(format!(

@@ -1,6 +1,16 @@
 //! The log engine as a [`Store`]: validation, then one record appended (and
 //! synced), then the in-memory state applied.
 
+mod blobs;
+mod compaction;
+mod documents;
+mod leases;
+mod repair;
+mod snapshot_file;
+mod stats;
+mod transfer;
+mod verify;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,10 +19,10 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Map, Value};
 
-use crate::blobs;
+use crate::blob_files;
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseStore, Store};
-use crate::engine::snapshot::Covers;
-use crate::engine::{IndexValues, PutMeta, State};
+use crate::index::snapshot::Covers;
+use crate::index::{IndexValues, PutMeta, State};
 use crate::io::{LockGuard, MemFs, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
 use crate::log::manifest;
@@ -24,13 +34,15 @@ use crate::log::writer::LogWriter;
 use crate::options::{Durability, Options};
 use crate::validate;
 use crate::{Error, Result};
-pub use compaction::{CompactionReport, Stats};
+pub use compaction::CompactionReport;
+pub use repair::{salvage, Salvage, SalvageReport};
 #[cfg(test)]
-pub(crate) use hint::SNAPSHOT_FILE;
+pub(crate) use snapshot_file::SNAPSHOT_FILE;
+pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
 
 /// The name of the lock file in a store directory.
-pub const LOCK_FILE: &str = "LOCK";
+pub(crate) const LOCK_FILE: &str = "LOCK";
 
 /// The log-structured store: documents in append-only segment files,
 /// indexes in memory, one process owning the directory.
@@ -103,13 +115,13 @@ impl LogStore {
 
         let layout = manifest::layout(fs.as_ref(), &dir)?;
         let files = SegmentFiles::default();
-        let (mut state, start, snapshot_use) = hint::load(fs.as_ref(), &dir, &layout);
+        let (mut state, start, snapshot_use) = snapshot_file::load(fs.as_ref(), &dir, &layout);
         let (tail, mut recovery) =
             recover(fs.as_ref(), &dir, &layout, &files, start, |record, loc| {
                 apply_record(&mut state, &files, &dir, record, loc)
             })?;
         recovery.snapshot = snapshot_use;
-        let (orphans, temps) = blobs::sweep(fs.as_ref(), &dir, &state.blobs)?;
+        let (orphans, temps) = blob_files::sweep(fs.as_ref(), &dir, &state.blobs)?;
         recovery.orphan_blobs_removed = orphans;
         recovery.temp_files_removed = temps;
         let snapshot_covers = start.map(|p| Covers {
@@ -277,7 +289,7 @@ fn apply_record(
                     size,
                     owner_id: owner.map(str::to_string),
                     created_at,
-                    content_hash: Some(blobs::hex(&hash)),
+                    content_hash: Some(blob_files::hex(&hash)),
                 },
                 loc,
             );
@@ -584,12 +596,3 @@ impl Store for LogStore {
         self.shut_down()
     }
 }
-
-mod blob_store;
-mod compaction;
-mod docs;
-mod hint;
-mod lease_store;
-pub mod repair;
-mod transfer;
-mod verify;

@@ -1,10 +1,10 @@
 //! The lease facility of the log engine: each acquire, renew, release and
 //! release-all that changes something is one record; the rules are in
-//! `crate::leases` and run under the writer lock.
+//! `crate::lease_rules` and run under the writer lock.
 
 use super::LogStore;
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
-use crate::leases;
+use crate::lease_rules;
 use crate::log::record::Record;
 use crate::validate;
 use crate::Result;
@@ -33,11 +33,11 @@ impl LogStore {
 
 impl LeaseStore for LogStore {
     fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(key, owner, ttl_ms, leases::acquire)
+        self.claim(key, owner, ttl_ms, lease_rules::acquire)
     }
 
     fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(key, owner, ttl_ms, leases::renew)
+        self.claim(key, owner, ttl_ms, lease_rules::renew)
     }
 
     fn release(&self, key: &str, owner: &str) -> Result<()> {

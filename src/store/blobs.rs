@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use super::LogStore;
-use crate::blobs;
+use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::log::record::Record;
 use crate::validate;
@@ -19,11 +19,12 @@ impl BlobStore for LogStore {
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();
         // Dropped on any error before install, `staged` removes its file.
-        let staged = blobs::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
+        let staged =
+            blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
         let (size, hash) = (staged.size(), staged.hash());
         let mut writer = inner.writer.lock();
         inner.check_writable()?;
-        blobs::install(fs, &inner.dir, staged, &poison)?;
+        blob_files::install(fs, &inner.dir, staged, &poison)?;
         let created_at = inner.opts.clock.now_ms();
         let record = Record::BlobPut {
             id: &id,
@@ -42,7 +43,7 @@ impl BlobStore for LogStore {
             size,
             owner_id,
             created_at,
-            content_hash: Some(blobs::hex(&hash)),
+            content_hash: Some(blob_files::hex(&hash)),
         })
     }
 
@@ -50,7 +51,7 @@ impl BlobStore for LogStore {
         let Some(meta) = self.get_meta(id)? else {
             return Ok(None);
         };
-        let reader = blobs::open_verified(self.inner.fs.as_ref(), &self.inner.dir, &meta)?;
+        let reader = blob_files::open_verified(self.inner.fs.as_ref(), &self.inner.dir, &meta)?;
         Ok(Some((meta, reader)))
     }
 
@@ -87,7 +88,7 @@ impl BlobStore for LogStore {
         let _writer = inner.writer.lock();
         // A put of the same bytes may have claimed the file meanwhile.
         if inner.state.read().blobs.refs(&hash) == 0 {
-            blobs::remove_content(inner.fs.as_ref(), &inner.dir, &hash)?;
+            blob_files::remove_content(inner.fs.as_ref(), &inner.dir, &hash)?;
         }
         Ok(true)
     }

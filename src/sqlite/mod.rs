@@ -7,6 +7,11 @@
 //! driver) uses it. WAL journal mode; `Durability::Sync` maps to
 //! `synchronous=FULL`, `Durability::Flush` to `synchronous=NORMAL`.
 
+mod blobs;
+mod documents;
+mod leases;
+mod transfer;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -293,8 +298,3 @@ impl Store for SqliteStore {
         }
     }
 }
-
-mod blob_store;
-mod docs;
-mod lease_store;
-mod transfer;

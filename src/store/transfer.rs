@@ -3,9 +3,9 @@
 use std::io::Read;
 
 use super::{values_of, LogStore};
-use crate::blobs;
+use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
-use crate::engine::PutMeta;
+use crate::index::PutMeta;
 use crate::log::record::Record;
 use crate::transfer::Transfer;
 use crate::validate;
@@ -98,7 +98,8 @@ impl Transfer for LogStore {
         // Staged under a fresh name, not the blob id: two imports of one id
         // must not write one file. Dropped on any error before install,
         // `staged` removes its file.
-        let staged = blobs::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
+        let staged =
+            blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
         let (size, hash) = (staged.size(), staged.hash());
         if size != meta.size {
             return Err(Error::invalid(format!(
@@ -111,7 +112,7 @@ impl Transfer for LogStore {
         if inner.state.read().blobs.get(&meta.id).is_some() {
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }
-        blobs::install(fs, &inner.dir, staged, &poison)?;
+        blob_files::install(fs, &inner.dir, staged, &poison)?;
         let record = Record::BlobPut {
             id: &meta.id,
             mime: &mime,
@@ -124,7 +125,7 @@ impl Transfer for LogStore {
         drop(writer);
         inner.wait_durable(seq)?;
         Ok(BlobMeta {
-            content_hash: Some(blobs::hex(&hash)),
+            content_hash: Some(blob_files::hex(&hash)),
             ..meta.clone()
         })
     }

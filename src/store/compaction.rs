@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::Inner;
-use crate::blobs;
-use crate::engine::State;
+use crate::blob_files;
+use crate::index::State;
 use crate::log::manifest::{self, Manifest, TMP_SUFFIX};
 use crate::log::record::{Framing, Record};
 use crate::log::scan::{Scan, Step};
@@ -59,33 +59,6 @@ pub struct CompactionReport {
     pub blob_files_removed: u64,
     /// Wall time taken.
     pub duration: Duration,
-}
-
-/// Sizes and counts of a log store.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Stats {
-    /// Live segment files.
-    pub segments: usize,
-    /// Bytes in those files.
-    pub total_bytes: u64,
-    /// Bytes of the records that hold current rows: what compaction keeps.
-    pub live_bytes: u64,
-    /// `total_bytes - live_bytes`: what compaction would reclaim.
-    pub dead_bytes: u64,
-    /// `total_bytes / live_bytes` (1.0 for an empty store).
-    pub space_amplification: f64,
-    /// Documents in all collections.
-    pub documents: u64,
-    /// Blobs, and distinct content files behind them.
-    pub blobs: u64,
-    /// Distinct blob content files.
-    pub blob_files: u64,
-    /// Lease rows (expired ones included).
-    pub leases: u64,
-    /// Of those, rows whose expiry has passed (`expires_at < now`).
-    pub leases_expired: u64,
-    /// An estimate of the heap the in-memory index holds, in bytes.
-    pub index_bytes_estimate: u64,
 }
 
 /// The wake-up signal of the background compactor.
@@ -369,7 +342,7 @@ impl Inner {
         // may go.
         self.write_snapshot(&mut writer)?;
         report.blob_files_removed =
-            blobs::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
+            blob_files::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
         drop(writer);
         report.duration = started.elapsed();
         Ok(report)
@@ -470,35 +443,5 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    pub(super) fn stats(&self) -> Result<Stats> {
-        self.check_open()?;
-        let writer = self.writer.lock();
-        let state = self.state.read();
-        let total = writer.total_bytes();
-        let live = state.live_bytes();
-        let now = self.opts.clock.now_ms();
-        Ok(Stats {
-            segments: writer.order().len(),
-            total_bytes: total,
-            live_bytes: live,
-            dead_bytes: total.saturating_sub(live),
-            space_amplification: if live == 0 {
-                1.0
-            } else {
-                total as f64 / live as f64
-            },
-            documents: state.collections().map(|(_, c)| c.docs.len() as u64).sum(),
-            blobs: state.blobs.len() as u64,
-            blob_files: state.blobs.contents().count() as u64,
-            leases: state.leases.len() as u64,
-            leases_expired: state
-                .leases
-                .rows()
-                .filter(|(row, _)| row.expires_at < now)
-                .count() as u64,
-            index_bytes_estimate: state.index_bytes_estimate(),
-        })
     }
 }

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::Inner;
-use crate::engine::snapshot::{self, Covers, SNAPSHOT_MAGIC};
-use crate::engine::State;
+use crate::index::snapshot::{self, Covers, SNAPSHOT_MAGIC};
+use crate::index::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
 use crate::log::record::mask;

@@ -6,11 +6,11 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::hint::SNAPSHOT_FILE;
+use super::snapshot_file::SNAPSHOT_FILE;
 use super::{apply_record, Inner};
-use crate::blobs;
-use crate::engine::snapshot::{self, Covers};
-use crate::engine::State;
+use crate::blob_files;
+use crate::index::snapshot::{self, Covers};
+use crate::index::State;
 use crate::log::record::Record;
 use crate::log::scan::{Scan, Step};
 use crate::log::segment::SegmentFiles;
@@ -111,7 +111,7 @@ impl Inner {
             .collect();
         for meta in metas {
             report.blobs += 1;
-            match blobs::open_verified(self.fs.as_ref(), &self.dir, &meta) {
+            match blob_files::open_verified(self.fs.as_ref(), &self.dir, &meta) {
                 Ok(_) => {}
                 Err(Error::Corruption {
                     file,
@@ -141,7 +141,7 @@ impl Inner {
             .values()
             .filter_map(|s| s.file.size().ok())
             .sum();
-        super::hint::check_before_reading(file.as_ref(), len, log_bytes).ok()?;
+        super::snapshot_file::check_before_reading(file.as_ref(), len, log_bytes).ok()?;
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0).ok()?;
         let covers = snapshot::covers(&bytes).ok()?;

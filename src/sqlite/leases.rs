@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{SqliteStore, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
-use crate::leases::{self, expiry};
+use crate::lease_rules::{self, expiry};
 use crate::validate;
 use crate::Result;
 
@@ -113,11 +113,11 @@ impl SqliteStore {
 
 impl LeaseStore for SqliteStore {
     fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(ACQUIRE_SQL, leases::acquire, key, owner, ttl_ms)
+        self.claim(ACQUIRE_SQL, lease_rules::acquire, key, owner, ttl_ms)
     }
 
     fn renew(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
-        self.claim(RENEW_SQL, leases::renew, key, owner, ttl_ms)
+        self.claim(RENEW_SQL, lease_rules::renew, key, owner, ttl_ms)
     }
 
     fn release(&self, key: &str, owner: &str) -> Result<()> {

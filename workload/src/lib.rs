@@ -79,7 +79,7 @@ pub fn turn(rng: &mut Rng, i: u64) -> Value {
 ///
 /// # Errors
 /// Whatever the store returns.
-pub fn load(store: &dyn crate::Store, n: u64) -> crate::Result<()> {
+pub fn load(store: &dyn logstore::Store, n: u64) -> logstore::Result<()> {
     store.docs().ensure_collection(COLLECTION, &INDEXES)?;
     let mut rng = Rng::new(42);
     for i in 0..n {
@@ -167,11 +167,11 @@ impl Op {
     /// since a benchmark runs alone.
     pub fn run(
         self,
-        store: &dyn crate::Store,
+        store: &dyn logstore::Store,
         rng: &mut Rng,
         i: u64,
         loaded: u64,
-    ) -> crate::Result<()> {
+    ) -> logstore::Result<()> {
         let d = store.docs();
         match self {
             Op::PutNew => {
@@ -186,40 +186,41 @@ impl Op {
                 let target = id(rng.below(loaded.max(1)));
                 let row = d
                     .get(COLLECTION, &target)?
-                    .ok_or_else(|| crate::Error::invalid("missing"))?;
+                    .ok_or_else(|| logstore::Error::InvalidInput("missing".into()))?;
                 let won = d.put(
                     COLLECTION,
                     &target,
                     serde_json::Value::Object(row.data),
                     Some(row.version),
                 )?;
-                won.map(drop)
-                    .ok_or_else(|| crate::Error::invalid("lost a CAS race with itself"))
+                won.map(drop).ok_or_else(|| {
+                    logstore::Error::InvalidInput("lost a CAS race with itself".into())
+                })
             }
             Op::Patch => {
                 let target = id(rng.below(loaded.max(1)));
                 let row = d
                     .get(COLLECTION, &target)?
-                    .ok_or_else(|| crate::Error::invalid("missing"))?;
+                    .ok_or_else(|| logstore::Error::InvalidInput("missing".into()))?;
                 let patch = json!({ "role": if i % 2 == 0 { "user" } else { "assistant" } });
                 d.patch(COLLECTION, &target, patch, row.version).map(drop)
             }
             Op::Get => d.get(COLLECTION, &id(rng.below(loaded.max(1)))).map(drop),
             Op::QueryOneFilter => {
-                let q = crate::Query::new(COLLECTION)
+                let q = logstore::Query::new(COLLECTION)
                     .filter(INDEXES[0], conversation(rng.below(CONVERSATIONS)))
                     .limit(20);
                 d.query(&q).map(drop)
             }
             Op::QueryTwoFilters => {
-                let q = crate::Query::new(COLLECTION)
+                let q = logstore::Query::new(COLLECTION)
                     .filter(INDEXES[0], conversation(rng.below(CONVERSATIONS)))
                     .filter(INDEXES[1], author(rng.below(AUTHORS)))
                     .limit(20);
                 d.query(&q).map(drop)
             }
             Op::QueryOrdered => {
-                let q = crate::Query::new(COLLECTION)
+                let q = logstore::Query::new(COLLECTION)
                     .filter(INDEXES[1], author(rng.below(AUTHORS)))
                     .order_by(INDEXES[0])
                     .limit(20);
@@ -227,7 +228,7 @@ impl Op {
             }
             Op::Count => {
                 let q =
-                    crate::Query::new(COLLECTION).filter(INDEXES[1], author(rng.below(AUTHORS)));
+                    logstore::Query::new(COLLECTION).filter(INDEXES[1], author(rng.below(AUTHORS)));
                 d.count(&q).map(drop)
             }
             Op::Delete => {

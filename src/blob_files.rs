@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::contract::{BlobMeta, BlobReader};
-use crate::engine::blobs::Blobs;
+use crate::index::blobs::Blobs;
 use crate::io::{VFile, Vfs};
 use crate::log::record::BLOB_HASH_LEN;
 use crate::{Error, Result};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use rusqlite::{params, OptionalExtension};
 
 use super::SqliteStore;
-use crate::blobs;
+use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::io::{RealFs, Vfs};
 use crate::options::Durability;
@@ -41,7 +41,7 @@ impl BlobStore for SqliteStore {
         let id = uuid::Uuid::new_v4().to_string();
         let fs = RealFs;
         let tmp = self.blob_dir.join(format!(".{id}.tmp"));
-        let staged = blobs::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        let staged = blob_files::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
         let path = self.blob_path(&id);
         fs.rename(&tmp, &path)
             .map_err(|e| Error::io(format!("renaming a staged blob to {}", path.display()), e))?;

@@ -49,6 +49,18 @@ const READ_CHUNK = 256 * 1024;
 
 const capError = (max: number) => new Error(`store: blob exceeds the ${max}-byte cap`);
 
+/**
+ * napi-rs rejects with an Error that also carries `code`; the reference
+ * drivers throw plain Errors, so the message moves to one of those.
+ */
+function plain(e: unknown): never {
+  if (e instanceof Error && (e as { code?: unknown }).code === "GenericFailure") {
+    throw new Error(e.message);
+  }
+  throw e;
+}
+const call = <T>(p: Promise<T>): Promise<T> => p.catch(plain);
+
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
@@ -74,15 +86,15 @@ class LogDocumentStore implements DocumentStore {
   constructor(private readonly n: NativeStore) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
-    await this.n.ensureCollection(String(def.name), def.indexes.map(String));
+    await call(this.n.ensureCollection(String(def.name), def.indexes.map(String)));
   }
 
   async listCollections(): Promise<Array<CollectionDef & { docCount: number }>> {
-    return parse(await this.n.listCollections());
+    return parse(await call(this.n.listCollections()));
   }
 
   async get(collection: string, id: string): Promise<DocumentRow | null> {
-    return parseOrNull(await this.n.get(String(collection), String(id)));
+    return parseOrNull(await call(this.n.get(String(collection), String(id))));
   }
 
   async put(
@@ -98,7 +110,7 @@ class LogDocumentStore implements DocumentStore {
       throw new TypeError("store: document data must be a JSON object");
     }
     return parseOrNull(
-      await this.n.put(String(collection), String(id), body, numberOrUndefined(expectedVersion)),
+      await call(this.n.put(String(collection), String(id), body, numberOrUndefined(expectedVersion))),
     );
   }
 
@@ -118,7 +130,7 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        return parseOrNull(await this.n.patch(String(collection), String(id), body, expectedVersion));
+        return parseOrNull(await call(this.n.patch(String(collection), String(id), body, expectedVersion)));
       }
     }
     // What the reference SQLite driver does: read, merge in JavaScript, CAS
@@ -131,14 +143,14 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    return this.n.delete(String(collection), String(id));
+    return call(this.n.delete(String(collection), String(id)));
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
     const [fields, values] = whereArgs(opts.where ?? {});
     const orderBy = opts.orderBy ? String(opts.orderBy) : undefined;
     return parse(
-      await this.n.query(
+      await call(this.n.query(
         String(opts.collection),
         fields,
         values,
@@ -146,13 +158,13 @@ class LogDocumentStore implements DocumentStore {
         opts.orderDir === "desc",
         numberOrUndefined(opts.limit),
         numberOrUndefined(opts.offset),
-      ),
+      )),
     );
   }
 
   async count(collection: string, where: Record<string, unknown> = {}): Promise<number> {
     const [fields, values] = whereArgs(where);
-    return this.n.count(String(collection), fields, values);
+    return call(this.n.count(String(collection), fields, values));
   }
 }
 
@@ -171,7 +183,7 @@ class LogBlobStore implements BlobStore {
     if (data instanceof Uint8Array) {
       if (data.byteLength > this.maxBytes) throw capError(this.maxBytes);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      return parse(await this.n.blobPut(bytes, mime, ownerId));
+      return parse(await call(this.n.blobPut(bytes, mime, ownerId)));
     }
     return this.putStream(data, mime, ownerId);
   }
@@ -194,10 +206,10 @@ class LogBlobStore implements BlobStore {
           typeof value === "string" ? new TextEncoder().encode(value) : value;
         total += chunk.byteLength;
         if (total > this.maxBytes) throw capError(this.maxBytes);
-        await upload.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        await call(upload.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
       }
       ended = true;
-      return parse(await upload.end());
+      return parse(await call(upload.end()));
     } catch (err) {
       // Nothing is left behind: wait until the engine removed what it staged.
       if (!ended) await upload.abort().catch(() => undefined);
@@ -208,12 +220,12 @@ class LogBlobStore implements BlobStore {
   }
 
   async get(id: string): Promise<{ meta: BlobMeta; stream: ReadableStream<Uint8Array> } | null> {
-    const bytes = await this.n.blobGet(String(id));
+    const bytes = await call(this.n.blobGet(String(id)));
     if (!bytes) return null;
     const stream = new ReadableStream<Uint8Array>(
       {
         async pull(controller) {
-          const buf = await bytes.read(READ_CHUNK);
+          const buf = await call(bytes.read(READ_CHUNK));
           if (buf.byteLength === 0) controller.close();
           else controller.enqueue(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
         },
@@ -227,17 +239,17 @@ class LogBlobStore implements BlobStore {
   }
 
   async getMeta(id: string): Promise<BlobMeta | null> {
-    return parseOrNull(await this.n.blobMeta(String(id)));
+    return parseOrNull(await call(this.n.blobMeta(String(id))));
   }
 
   async delete(id: string): Promise<boolean> {
-    return this.n.blobDelete(String(id));
+    return call(this.n.blobDelete(String(id)));
   }
 
   async list(opts: { ownerId?: string; limit?: number; offset?: number } = {}): Promise<BlobMeta[]> {
     const ownerId = opts.ownerId != null ? String(opts.ownerId) : undefined;
     return parse(
-      await this.n.blobList(ownerId, numberOrUndefined(opts.limit), numberOrUndefined(opts.offset)),
+      await call(this.n.blobList(ownerId, numberOrUndefined(opts.limit), numberOrUndefined(opts.offset))),
     );
   }
 }
@@ -246,23 +258,23 @@ class LogLeaseStore implements LeaseStore {
   constructor(private readonly n: NativeStore) {}
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.n.leaseAcquire(String(key), String(owner), Number(ttlMs)));
+    return parse(await call(this.n.leaseAcquire(String(key), String(owner), Number(ttlMs))));
   }
 
   async renew(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.n.leaseRenew(String(key), String(owner), Number(ttlMs)));
+    return parse(await call(this.n.leaseRenew(String(key), String(owner), Number(ttlMs))));
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await this.n.leaseRelease(String(key), String(owner));
+    await call(this.n.leaseRelease(String(key), String(owner)));
   }
 
   async releaseAll(owner: string): Promise<number> {
-    return this.n.leaseReleaseAll(String(owner));
+    return call(this.n.leaseReleaseAll(String(owner)));
   }
 
   async get(key: string): Promise<LeaseRow | null> {
-    return parseOrNull(await this.n.leaseGet(String(key)));
+    return parseOrNull(await call(this.n.leaseGet(String(key))));
   }
 }
 
@@ -272,7 +284,7 @@ function storesOver(n: NativeStore, maxBlobBytes: number): PatternStores {
     blobs: new LogBlobStore(n, maxBlobBytes),
     leases: new LogLeaseStore(n),
     close: async () => {
-      await n.close();
+      await call(n.close());
     },
   };
 }
@@ -291,10 +303,10 @@ function openArgs(opts: LogstoreOptions): { dir: string; max: number } {
  */
 export async function logstorePatternStores(opts: LogstoreOptions): Promise<PatternStores> {
   const { dir, max } = openArgs(opts);
-  const n = await native.NativeStore.open(dir, {
+  const n = await call(native.NativeStore.open(dir, {
     maxBlobBytes: max,
     durability: opts.durability,
-  });
+  }));
   return storesOver(n, max);
 }
 
@@ -307,10 +319,10 @@ export async function logstorePatternStoresWithClock(
   opts: LogstoreOptions & { clockMs: number },
 ): Promise<PatternStores & { setClock(ms: number): void }> {
   const { dir, max } = openArgs(opts);
-  const n = await native.NativeStore.open(dir, {
+  const n = await call(native.NativeStore.open(dir, {
     maxBlobBytes: max,
     durability: opts.durability,
     manualClockMs: opts.clockMs,
-  });
+  }));
   return { ...storesOver(n, max), setClock: (ms: number) => n.setClock(ms) };
 }

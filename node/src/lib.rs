@@ -57,7 +57,7 @@ fn parse_body(json: &str) -> logstore::Result<Value> {
 /// A JavaScript number as a version to compare with: `None` when no row
 /// can be at that version (not a whole number, negative, or too large).
 fn version(v: f64) -> Option<u64> {
-    (v.fract() == 0.0 && v >= 1.0 && v <= 9_007_199_254_740_991.0).then_some(v as u64)
+    (v.fract() == 0.0 && (1.0..=9_007_199_254_740_991.0).contains(&v)).then_some(v as u64)
 }
 
 /// A JavaScript limit or offset as SQLite reads one: a negative limit means

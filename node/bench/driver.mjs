@@ -1,0 +1,164 @@
+// One driver's run of the benchmark workload; prints { operation: ops/s }.
+//   node driver.mjs <logstore-sync|logstore-flush|sqlite|memory> <dir> <docs> <seconds>
+// The workload is `logstore bench`'s (workload/src/lib.rs): chat turns of
+// about 400 bytes of JSON in one collection indexed on conversation and
+// author; writes run a fixed count (docs / 4) so every driver ends with a
+// store of the same size, reads run for the time budget.
+import { join } from "node:path";
+
+import { logstorePatternStores } from "../dist/index.js";
+import { referenceStore } from "../test/reference.mjs";
+
+const [driver, dir, docsArg, secondsArg] = process.argv.slice(2);
+const DOCS = Number(docsArg);
+const BUDGET_MS = Number(secondsArg) * 1000;
+const WRITES = Math.max(10, Math.floor(DOCS / 4));
+const COLLECTION = "turns";
+const CONVERSATIONS = 1000;
+const AUTHORS = 50;
+const WORDS = ["store", "log", "segment", "index", "query", "lease", "blob", "crash", "sync", "replay",
+  "compact", "snapshot", "version", "owner", "record", "checksum"];
+
+// xorshift, seeded, as in the Rust workload (the exact numbers differ).
+function rng(seed) {
+  let x = BigInt(seed) || 1n;
+  return (n) => {
+    x ^= (x << 13n) & 0xffffffffffffffffn;
+    x ^= x >> 7n;
+    x ^= (x << 17n) & 0xffffffffffffffffn;
+    return Number(x % BigInt(n));
+  };
+}
+const id = (i) => `turn-${String(i).padStart(8, "0")}`;
+const conversation = (c) => `conv-${String(c).padStart(5, "0")}`;
+const author = (a) => `user-${String(a).padStart(3, "0")}`;
+function turn(below, i) {
+  let text = "";
+  while (text.length < 300) text += WORDS[below(WORDS.length)] + " ";
+  return {
+    conversation: conversation(below(CONVERSATIONS)),
+    author: author(below(AUTHORS)),
+    role: i % 2 === 0 ? "user" : "assistant",
+    seq: i,
+    text,
+  };
+}
+
+async function open() {
+  if (driver === "logstore-sync") return logstorePatternStores({ dir: join(dir, "log"), durability: "sync" });
+  if (driver === "logstore-flush") return logstorePatternStores({ dir: join(dir, "log"), durability: "flush" });
+  const { memoryPatternStores, sqlitePatternStores } = await referenceStore();
+  if (driver === "sqlite") return sqlitePatternStores(join(dir, "store.db"), join(dir, "blobs"));
+  return memoryPatternStores();
+}
+
+/** ops/s of `fn(i)` run `count` times or for the budget, whichever ends first. */
+async function rate(fn, { count = Infinity, budget = Infinity } = {}) {
+  const start = performance.now();
+  let i = 0;
+  while (i < count) {
+    await fn(i);
+    i++;
+    if ((i & 15) === 0 && performance.now() - start > budget) break;
+  }
+  return (i * 1000) / (performance.now() - start);
+}
+
+const out = {};
+let s = await open();
+const d = () => s.docs;
+await d().ensureCollection({ name: COLLECTION, indexes: ["conversation", "author"] });
+{
+  const below = rng(42);
+  const start = performance.now();
+  for (let i = 0; i < DOCS; i++) await d().put(COLLECTION, id(i), turn(below, i));
+  out[`load ${DOCS} documents (puts)`] = (DOCS * 1000) / (performance.now() - start);
+}
+const below = rng(9);
+const writes = { count: WRITES };
+const reads = { budget: BUDGET_MS };
+out["put (new)"] = await rate((i) => d().put(COLLECTION, id(DOCS + 1e9 + i), turn(below, DOCS + 1e9 + i)), writes);
+out["upsert"] = await rate((i) => d().put(COLLECTION, id(below(DOCS)), turn(below, i)), writes);
+out["CAS put (get + put)"] = await rate(async () => {
+  const target = id(below(DOCS));
+  const row = await d().get(COLLECTION, target);
+  if (!(await d().put(COLLECTION, target, row.data, row.version))) throw new Error("lost a CAS race with itself");
+}, writes);
+out["patch"] = await rate(async (i) => {
+  const target = id(below(DOCS));
+  const row = await d().get(COLLECTION, target);
+  if (!(await d().patch(COLLECTION, target, { role: i % 2 ? "assistant" : "user" }, row.version))) {
+    throw new Error("lost a patch race with itself");
+  }
+}, writes);
+out["delete"] = await rate((i) => d().delete(COLLECTION, id(DOCS + 1e9 + i)), writes);
+out["get by id"] = await rate(() => d().get(COLLECTION, id(below(DOCS))), reads);
+out["query, 1 filter, limit 20"] = await rate(
+  () => d().query({ collection: COLLECTION, where: { conversation: conversation(below(CONVERSATIONS)) }, limit: 20 }),
+  reads,
+);
+out["query, 2 filters, limit 20"] = await rate(
+  () =>
+    d().query({
+      collection: COLLECTION,
+      where: { conversation: conversation(below(CONVERSATIONS)), author: author(below(AUTHORS)) },
+      limit: 20,
+    }),
+  reads,
+);
+out["query ordered by index field"] = await rate(
+  () =>
+    d().query({ collection: COLLECTION, where: { author: author(below(AUTHORS)) }, orderBy: "conversation", limit: 20 }),
+  reads,
+);
+out["count, 1 filter"] = await rate(() => d().count(COLLECTION, { conversation: conversation(below(CONVERSATIONS)) }), reads);
+out["lease acquire + release"] = await rate(async (i) => {
+  const key = `lease-${i % 100}`;
+  const r = await s.leases.acquire(key, "bench", 60_000);
+  if (!r.ok) throw new Error("lease held");
+  await s.leases.release(key, "bench");
+}, writes);
+
+for (const [size, label] of [[4096, "4 KiB"], [1024 * 1024, "1 MiB"]]) {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31) % 251;
+  const ids = [];
+  out[`blob put, ${label}`] = await rate(async (i) => {
+    bytes[0] = i & 255; // distinct content, so each put stores its bytes
+    bytes[1] = (i >> 8) & 255;
+    ids.push((await s.blobs.put(bytes)).id);
+  }, { budget: BUDGET_MS, count: 100_000 });
+  out[`blob get, ${label}`] = await rate(async (i) => {
+    const got = await s.blobs.get(ids[i % ids.length]);
+    const reader = got.stream.getReader();
+    for (;;) if ((await reader.read()).done) break;
+  }, reads);
+}
+
+for (const writers of [1, 4, 8]) {
+  const start = performance.now();
+  let n = 0;
+  let base = 2e9 + writers * 1e7;
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      while (performance.now() - start < BUDGET_MS) {
+        const k = base++;
+        await d().put(COLLECTION, id(k), turn(below, k));
+        n++;
+      }
+    }),
+  );
+  out[`put (new), ${writers} concurrent writer${writers === 1 ? "" : "s"}`] = (n * 1000) / (performance.now() - start);
+}
+
+await s.close();
+if (driver !== "memory") {
+  out["open (opens per second)"] = await rate(async () => {
+    s = await open();
+    await s.docs.get(COLLECTION, id(0)); // SQLite opens lazily: make it read
+    await s.close();
+  }, { budget: BUDGET_MS, count: 1000 });
+} else {
+  out["open (opens per second)"] = NaN;
+}
+process.stdout.write(JSON.stringify(out));

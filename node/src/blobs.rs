@@ -1,0 +1,296 @@
+//! Blob bytes in both directions, in chunks.
+//!
+//! A put hands the engine a `Read` whose bytes arrive from JavaScript one
+//! chunk at a time over a channel; the engine's `BlobStore::put` runs on a
+//! thread of its own (it waits on JavaScript, so it must not hold a pool
+//! thread that a chunk's delivery could be queued behind). Each chunk's
+//! promise settles when the engine takes the chunk, so the JavaScript side
+//! sends the next one only then: at most one chunk is in flight.
+//!
+//! A get hands JavaScript a reader it pulls chunks from.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use logstore::{BlobPut, BlobReader, LogStore, Store};
+use napi::bindgen_prelude::{Buffer, Object};
+use napi::{Env, JsDeferred};
+use napi_derive::napi;
+
+use crate::work::{self, spawn};
+use crate::{rows, NativeStore};
+
+type Deferred<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>;
+
+enum Msg {
+    Chunk(Vec<u8>, Deferred<()>),
+    End(Deferred<String>),
+    Abort(Deferred<()>),
+}
+
+fn ok<T: 'static>(value: T) -> Box<dyn FnOnce(Env) -> napi::Result<T>> {
+    Box::new(move |_| Ok(value))
+}
+
+/// The engine's side of the channel.
+struct ChannelReader {
+    rx: Receiver<Msg>,
+    chunk: Vec<u8>,
+    pos: usize,
+    end: Option<Deferred<String>>,
+    abort: Option<Deferred<()>>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.chunk.len() {
+                let n = out.len().min(self.chunk.len() - self.pos);
+                out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.end.is_some() {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Msg::Chunk(bytes, taken)) => {
+                    taken.resolve(ok(()));
+                    self.chunk = bytes;
+                    self.pos = 0;
+                }
+                Ok(Msg::End(done)) => {
+                    self.end = Some(done);
+                    return Ok(0);
+                }
+                Ok(Msg::Abort(done)) => {
+                    self.abort = Some(done);
+                    return Err(io::Error::other("the blob stream was aborted"));
+                }
+                Err(_) => return Err(io::Error::other("the blob stream was dropped")),
+            }
+        }
+    }
+}
+
+/// One streamed blob put in progress.
+#[napi]
+pub struct BlobUpload {
+    tx: Mutex<Option<Sender<Msg>>>,
+}
+
+impl BlobUpload {
+    fn send(&self, msg: Msg) -> napi::Result<()> {
+        let guard = self
+            .tx
+            .lock()
+            .map_err(|_| napi::Error::from_reason("store: the blob upload is broken"))?;
+        match guard.as_ref() {
+            Some(tx) => tx
+                .send(msg)
+                .map_err(|_| napi::Error::from_reason("store: the blob upload has ended")),
+            None => Err(napi::Error::from_reason("store: the blob upload has ended")),
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut guard) = self.tx.lock() {
+            guard.take();
+        }
+    }
+}
+
+#[napi]
+impl BlobUpload {
+    /// Hands one chunk to the engine; settles when the engine has taken it.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn write<'e>(&self, env: &'e Env, chunk: Buffer) -> napi::Result<Object<'e>> {
+        let (taken, promise) =
+            env.create_deferred::<(), Box<dyn FnOnce(Env) -> napi::Result<()>>>()?;
+        self.send(Msg::Chunk(chunk.to_vec(), taken))?;
+        Ok(promise)
+    }
+
+    /// Ends the stream; settles with the new blob's metadata (JSON text).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn end<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        let (done, promise) =
+            env.create_deferred::<String, Box<dyn FnOnce(Env) -> napi::Result<String>>>()?;
+        self.send(Msg::End(done))?;
+        self.finish();
+        Ok(promise)
+    }
+
+    /// Abandons the put; settles once the engine has removed what it staged.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn abort<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        let (done, promise) =
+            env.create_deferred::<(), Box<dyn FnOnce(Env) -> napi::Result<()>>>()?;
+        self.send(Msg::Abort(done))?;
+        self.finish();
+        Ok(promise)
+    }
+}
+
+/// Runs the engine's put on its own thread, settling whichever of `end` or
+/// `abort` the JavaScript side sent, and failing chunks sent after an error.
+fn run_upload(store: Arc<LogStore>, rx: Receiver<Msg>, opts: BlobPut) {
+    let mut reader = ChannelReader {
+        rx,
+        chunk: Vec::new(),
+        pos: 0,
+        end: None,
+        abort: None,
+    };
+    let result = store.blobs().put(&mut reader, opts);
+    let ChannelReader { rx, end, abort, .. } = reader;
+    let failure = match (result, end) {
+        (Ok(meta), Some(done)) => {
+            done.resolve(ok(rows::blob_meta(&meta)));
+            return;
+        }
+        (Ok(meta), None) => {
+            // The engine stopped reading before the end: it cannot, as a put
+            // reads to end of stream; undo rather than keep a blob the
+            // caller never finished.
+            let _ = store.blobs().delete(&meta.id);
+            "store: the blob put ended before its stream".to_string()
+        }
+        (Err(e), end) => {
+            let message = work::message(&e);
+            if let Some(done) = end {
+                done.reject(napi::Error::from_reason(message.clone()));
+            }
+            message
+        }
+    };
+    if let Some(done) = abort {
+        done.resolve(ok(()));
+    }
+    // Whatever JavaScript still sends learns of the failure.
+    for msg in rx {
+        match msg {
+            Msg::Chunk(_, d) => d.reject(napi::Error::from_reason(failure.clone())),
+            Msg::End(d) => d.reject(napi::Error::from_reason(failure.clone())),
+            Msg::Abort(d) => d.resolve(ok(())),
+        }
+    }
+}
+
+/// The bytes of one blob, pulled in chunks.
+#[napi]
+pub struct BlobBytes {
+    meta: String,
+    reader: Arc<Mutex<Option<BlobReader>>>,
+}
+
+#[napi]
+impl BlobBytes {
+    /// JSON text of the blob's metadata.
+    #[napi(getter)]
+    pub fn meta(&self) -> String {
+        self.meta.clone()
+    }
+
+    /// Up to `size` bytes; an empty buffer at the end.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn read<'e>(&self, env: &'e Env, size: u32) -> napi::Result<Object<'e>> {
+        let reader = self.reader.clone();
+        spawn(env, move || {
+            let mut guard = reader
+                .lock()
+                .map_err(|_| logstore::Error::InvalidInput("the blob reader is broken".into()))?;
+            let Some(r) = guard.as_mut() else {
+                return Ok(Buffer::from(Vec::new()));
+            };
+            let mut buf = vec![0u8; size.max(1) as usize];
+            let mut filled = 0;
+            // Fill the chunk: fewer, larger hops to JavaScript.
+            while filled < buf.len() {
+                let n = r
+                    .read(&mut buf[filled..])
+                    .map_err(|e| logstore::Error::Io {
+                        context: "reading a blob".into(),
+                        source: e,
+                    })?;
+                if n == 0 {
+                    guard.take();
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            Ok(Buffer::from(buf))
+        })
+    }
+
+    /// Stops reading and closes the file.
+    #[napi]
+    pub fn cancel(&self) {
+        if let Ok(mut guard) = self.reader.lock() {
+            guard.take();
+        }
+    }
+}
+
+fn blob_opts(mime: Option<String>, owner_id: Option<String>) -> BlobPut {
+    BlobPut { mime, owner_id }
+}
+
+#[napi]
+impl NativeStore {
+    /// Puts a blob held whole in one buffer; resolves to its metadata
+    /// (JSON text).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn blob_put<'e>(
+        &self,
+        env: &'e Env,
+        bytes: Buffer,
+        mime: Option<String>,
+        owner_id: Option<String>,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        let bytes = bytes.to_vec();
+        spawn(env, move || {
+            let meta = s
+                .blobs()
+                .put(&mut bytes.as_slice(), blob_opts(mime, owner_id))?;
+            Ok(rows::blob_meta(&meta))
+        })
+    }
+
+    /// Starts a streamed blob put: send chunks with `write`, then `end`.
+    #[napi]
+    pub fn blob_upload(
+        &self,
+        mime: Option<String>,
+        owner_id: Option<String>,
+    ) -> napi::Result<BlobUpload> {
+        let (tx, rx) = channel();
+        let s = self.store.clone();
+        let opts = blob_opts(mime, owner_id);
+        thread::Builder::new()
+            .name("logstore-blob-put".into())
+            .spawn(move || run_upload(s, rx, opts))
+            .map_err(|e| {
+                napi::Error::from_reason(format!("store: cannot start a blob put: {e}"))
+            })?;
+        Ok(BlobUpload {
+            tx: Mutex::new(Some(tx)),
+        })
+    }
+
+    /// The blob's metadata and a reader of its bytes, or null.
+    #[napi(ts_return_type = "Promise<BlobBytes | null>")]
+    pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(s.blobs().get(&id)?.map(|(meta, reader)| BlobBytes {
+                meta: rows::blob_meta(&meta),
+                reader: Arc::new(Mutex::new(Some(reader))),
+            }))
+        })
+    }
+}

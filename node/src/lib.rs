@@ -1,0 +1,431 @@
+//! The native half of `@logstore/pattern-stores`: a logstore `LogStore`
+//! behind a napi-rs class. The TypeScript layer (`ts/index.ts`) turns these
+//! calls into the reference package's `PatternStores` shape; this side
+//! moves JSON text and bytes and runs every call that may touch the disk on
+//! a worker pool (`work.rs`).
+//!
+//! Document bodies arrive as the text `JSON.stringify` produced. The
+//! engine's `put` takes a `serde_json::Value`, so the text is parsed here
+//! once; rows go back as JSON text that JavaScript parses.
+
+mod blobs;
+mod rows;
+mod work;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use logstore::{
+    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, Store, DEFAULT_LIMIT,
+};
+use napi::bindgen_prelude::Object;
+use napi::Env;
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::work::spawn;
+
+/// An open store. Every method returns a promise unless it says otherwise.
+#[napi]
+pub struct NativeStore {
+    store: Arc<LogStore>,
+    clock: Option<Arc<ManualClock>>,
+}
+
+/// How `NativeStore.open` opens a store.
+#[napi(object)]
+pub struct OpenOptions {
+    /// The blob cap in bytes (default 25 MiB).
+    pub max_blob_bytes: Option<f64>,
+    /// `"sync"` (default) or `"flush"`.
+    pub durability: Option<String>,
+    /// Tests only: a clock that stands still at this time (epoch ms) until
+    /// `setClock` moves it.
+    pub manual_clock_ms: Option<f64>,
+}
+
+fn invalid(message: impl Into<String>) -> logstore::Error {
+    // `Error::InvalidInput` has a public constructor only inside the crate;
+    // the variant itself is public.
+    logstore::Error::InvalidInput(message.into())
+}
+
+fn parse_body(json: &str) -> logstore::Result<Value> {
+    serde_json::from_str(json).map_err(|e| invalid(format!("the document is not valid JSON: {e}")))
+}
+
+/// A JavaScript number as a version to compare with: `None` when no row
+/// can be at that version (not a whole number, negative, or too large).
+fn version(v: f64) -> Option<u64> {
+    (v.fract() == 0.0 && (1.0..=9_007_199_254_740_991.0).contains(&v)).then_some(v as u64)
+}
+
+/// A JavaScript limit or offset as SQLite reads one: a negative limit means
+/// no limit, a negative offset is zero.
+fn count_arg(v: Option<f64>, default: usize, negative: usize) -> usize {
+    match v {
+        None => default,
+        Some(v) if v.is_nan() => 0,
+        Some(v) if v < 0.0 => negative,
+        Some(v) if v >= usize::MAX as f64 => usize::MAX,
+        Some(v) => v as usize,
+    }
+}
+
+#[napi]
+impl NativeStore {
+    /// Opens (or creates) the store in `dir`. Fails with a message naming
+    /// the directory when another handle holds it.
+    #[napi(ts_return_type = "Promise<NativeStore>")]
+    pub fn open(env: &Env, dir: String, opts: OpenOptions) -> napi::Result<Object<'_>> {
+        spawn(env, move || {
+            let mut options = Options::default();
+            if let Some(max) = opts.max_blob_bytes {
+                if !(max.is_finite() && max >= 0.0) {
+                    return Err(invalid(format!("maxBlobBytes {max} is not a byte count")));
+                }
+                options.max_blob_bytes = max as u64;
+            }
+            options.durability = match opts.durability.as_deref() {
+                None | Some("sync") => Durability::Sync,
+                Some("flush") => Durability::Flush,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "durability \"{other}\" is neither \"sync\" nor \"flush\""
+                    )))
+                }
+            };
+            let clock = opts
+                .manual_clock_ms
+                .map(|ms| Arc::new(ManualClock::new(ms as i64)));
+            if let Some(clock) = &clock {
+                options.clock = clock.clone();
+            }
+            let store = LogStore::open(PathBuf::from(dir), options)?;
+            Ok(NativeStore {
+                store: Arc::new(store),
+                clock,
+            })
+        })
+    }
+
+    /// Tests only: moves a manual clock (see `OpenOptions`). Synchronous.
+    #[napi]
+    pub fn set_clock(&self, ms: f64) -> napi::Result<()> {
+        match &self.clock {
+            Some(clock) => {
+                clock.set(ms as i64);
+                Ok(())
+            }
+            None => Err(napi::Error::from_reason(
+                "store: setClock needs a store opened with manualClockMs",
+            )),
+        }
+    }
+
+    /// Syncs, writes the index snapshot and releases the directory.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || s.close())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn ensure_collection<'e>(
+        &self,
+        env: &'e Env,
+        name: String,
+        indexes: Vec<String>,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
+            s.docs().ensure_collection(&name, &fields)
+        })
+    }
+
+    /// JSON text of `[{ name, indexes, docCount }]`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn list_collections<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(rows::collections(&s.docs().list_collections()?))
+        })
+    }
+
+    /// JSON text of the row, or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        id: String,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(s.docs().get(&collection, &id)?.as_ref().map(rows::document))
+        })
+    }
+
+    /// The same lookup as `get`, on the calling thread: a read that finds
+    /// its record in the page cache costs less than a trip to the pool.
+    #[napi]
+    pub fn get_sync(&self, collection: String, id: String) -> napi::Result<Option<String>> {
+        let doc = self
+            .store
+            .docs()
+            .get(&collection, &id)
+            .map_err(work::to_napi)?;
+        Ok(doc.as_ref().map(rows::document))
+    }
+
+    /// Upsert (`expected` undefined) or CAS put. `body` is JSON text of an
+    /// object. Resolves to the row's JSON text, or null on a lost race.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn put<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        id: String,
+        body: String,
+        expected: Option<f64>,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            let expected = match expected {
+                None => None,
+                Some(v) => match version(v) {
+                    Some(v) => Some(v),
+                    None => return Ok(None),
+                },
+            };
+            let data = parse_body(&body)?;
+            let row = s.docs().put(&collection, &id, data, expected)?;
+            Ok(row.as_ref().map(rows::document))
+        })
+    }
+
+    /// Shallow merge of the JSON object `patch` at version `expected`.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn patch<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        id: String,
+        patch: String,
+        expected: f64,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            let Some(expected) = version(expected) else {
+                return Ok(None);
+            };
+            let patch = parse_body(&patch)?;
+            let row = s.docs().patch(&collection, &id, patch, expected)?;
+            Ok(row.as_ref().map(rows::document))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn delete<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        id: String,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || s.docs().delete(&collection, &id))
+    }
+
+    /// JSON text of the matching rows. `values` are index strings (the
+    /// TypeScript layer turns each `where` value into one as the reference
+    /// package does).
+    #[allow(clippy::too_many_arguments)]
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn query<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        fields: Vec<String>,
+        values: Vec<String>,
+        order_by: Option<String>,
+        desc: bool,
+        limit: Option<f64>,
+        offset: Option<f64>,
+    ) -> napi::Result<Object<'e>> {
+        let q = build_query(collection, fields, values, order_by, desc, limit, offset);
+        let s = self.store.clone();
+        spawn(env, move || Ok(rows::documents(&s.docs().query(&q)?)))
+    }
+
+    /// `query` on the calling thread.
+    #[allow(clippy::too_many_arguments)]
+    #[napi]
+    pub fn query_sync(
+        &self,
+        collection: String,
+        fields: Vec<String>,
+        values: Vec<String>,
+        order_by: Option<String>,
+        desc: bool,
+        limit: Option<f64>,
+        offset: Option<f64>,
+    ) -> napi::Result<String> {
+        let q = build_query(collection, fields, values, order_by, desc, limit, offset);
+        let rows = self.store.docs().query(&q).map_err(work::to_napi)?;
+        Ok(rows::documents(&rows))
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn count<'e>(
+        &self,
+        env: &'e Env,
+        collection: String,
+        fields: Vec<String>,
+        values: Vec<String>,
+    ) -> napi::Result<Object<'e>> {
+        let q = build_query(collection, fields, values, None, false, None, None);
+        let s = self.store.clone();
+        spawn(env, move || Ok(s.docs().count(&q)? as f64))
+    }
+
+    /// `count` on the calling thread: it never reads a file.
+    #[napi]
+    pub fn count_sync(
+        &self,
+        collection: String,
+        fields: Vec<String>,
+        values: Vec<String>,
+    ) -> napi::Result<f64> {
+        let q = build_query(collection, fields, values, None, false, None, None);
+        let n = self.store.docs().count(&q).map_err(work::to_napi)?;
+        Ok(n as f64)
+    }
+
+    /// JSON text of the blob's metadata, or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn blob_meta<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(s.blobs().get_meta(&id)?.as_ref().map(rows::blob_meta))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn blob_delete<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || s.blobs().delete(&id))
+    }
+
+    /// JSON text of one page of blob metadata, newest first.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn blob_list<'e>(
+        &self,
+        env: &'e Env,
+        owner_id: Option<String>,
+        limit: Option<f64>,
+        offset: Option<f64>,
+    ) -> napi::Result<Object<'e>> {
+        let list = BlobList {
+            owner_id,
+            limit: Some(count_arg(limit, DEFAULT_LIMIT, usize::MAX)),
+            offset: Some(count_arg(offset, 0, 0)),
+        };
+        let s = self.store.clone();
+        spawn(env, move || Ok(rows::blob_metas(&s.blobs().list(&list)?)))
+    }
+
+    /// JSON text of `{ ok: true, lease }` or `{ ok: false, owner, expiresAt }`.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn lease_acquire<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(rows::acquire(&s.leases().acquire(
+                &key,
+                &owner,
+                ttl(ttl_ms)?,
+            )?))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn lease_renew<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(rows::acquire(&s.leases().renew(
+                &key,
+                &owner,
+                ttl(ttl_ms)?,
+            )?))
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn lease_release<'e>(
+        &self,
+        env: &'e Env,
+        key: String,
+        owner: String,
+    ) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || s.leases().release(&key, &owner))
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn lease_release_all<'e>(&self, env: &'e Env, owner: String) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || Ok(s.leases().release_all(&owner)? as f64))
+    }
+
+    /// JSON text of the lease row, or null.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn lease_get<'e>(&self, env: &'e Env, key: String) -> napi::Result<Object<'e>> {
+        let s = self.store.clone();
+        spawn(env, move || {
+            Ok(s.leases().get(&key)?.as_ref().map(rows::lease))
+        })
+    }
+}
+
+/// A TTL from JavaScript: whole milliseconds, as SQLite stores `now + ttl`.
+fn ttl(ms: f64) -> logstore::Result<i64> {
+    if !ms.is_finite() || ms.abs() > 9_007_199_254_740_991.0 {
+        return Err(invalid(format!(
+            "ttlMs {ms} is not a number of milliseconds"
+        )));
+    }
+    Ok(ms.trunc() as i64)
+}
+
+fn build_query(
+    collection: String,
+    fields: Vec<String>,
+    values: Vec<String>,
+    order_by: Option<String>,
+    desc: bool,
+    limit: Option<f64>,
+    offset: Option<f64>,
+) -> Query {
+    let mut q = Query::new(collection);
+    q.filter = fields
+        .into_iter()
+        .zip(values.into_iter().map(Value::String))
+        .collect();
+    q.order_by = order_by;
+    q.order_dir = if desc { OrderDir::Desc } else { OrderDir::Asc };
+    q.limit = count_arg(limit, DEFAULT_LIMIT, usize::MAX);
+    q.offset = count_arg(offset, 0, 0);
+    q
+}

@@ -1,0 +1,309 @@
+// The store contract, in this package's words, against logstorePatternStores.
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+
+import { logstorePatternStores, type PatternStores } from "../dist/index.js";
+import { bytesOf, tempDir } from "./helpers.js";
+
+let s: PatternStores;
+let dir: string;
+
+beforeEach(async () => {
+  dir = join(tempDir(), "log");
+  s = await logstorePatternStores({ dir, maxBlobBytes: 64 * 1024, durability: "flush" });
+});
+afterEach(async () => {
+  await s.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("documents", () => {
+  it("put creates at version 1 and upsert bumps the version, keeping createdAt", async () => {
+    const a = await s.docs.put("m", "1", { x: 1 });
+    expect(a).toMatchObject({ id: "1", collection: "m", data: { x: 1 }, version: 1 });
+    expect(a!.createdAt).toBe(a!.updatedAt);
+    await sleep(3);
+    const b = await s.docs.put("m", "1", { y: 2 });
+    expect(b).toMatchObject({ data: { y: 2 }, version: 2, createdAt: a!.createdAt });
+    expect(b!.updatedAt).toBeGreaterThan(a!.updatedAt);
+    expect(await s.docs.get("m", "1")).toEqual(b);
+    expect(await s.docs.get("m", "2")).toBeNull();
+  });
+
+  it("a CAS put wins only at the current version; a CAS put on a missing row is null", async () => {
+    await s.docs.put("m", "1", { v: 0 });
+    expect(await s.docs.put("m", "1", { v: 1 }, 2)).toBeNull();
+    expect(await s.docs.put("m", "1", { v: 1 }, 1)).toMatchObject({ version: 2, data: { v: 1 } });
+    expect(await s.docs.put("m", "missing", { v: 1 }, 1)).toBeNull();
+    expect(await s.docs.get("m", "missing")).toBeNull();
+  });
+
+  it("of 8 concurrent CAS puts on one version exactly one wins", async () => {
+    await s.docs.put("m", "race", { n: -1 });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => s.docs.put("m", "race", { n }, 1)),
+    );
+    const winners = results.filter((r) => r !== null);
+    expect(winners).toHaveLength(1);
+    expect(await s.docs.get("m", "race")).toMatchObject({ version: 2, data: winners[0]!.data });
+  });
+
+  it("patch merges shallowly, stores null, is CAS only", async () => {
+    await s.docs.put("m", "1", { a: 1, b: { c: 1 }, d: "keep" });
+    expect(await s.docs.patch("m", "1", { a: 2 }, 5)).toBeNull();
+    expect(await s.docs.patch("m", "nope", { a: 2 }, 1)).toBeNull();
+    const p = await s.docs.patch("m", "1", { b: { z: 1 }, d: null, e: true }, 1);
+    expect(p).toMatchObject({ version: 2, data: { a: 1, b: { z: 1 }, d: null, e: true } });
+    expect(Object.keys(p!.data)).toEqual(["a", "b", "d", "e"]);
+  });
+
+  it("a patch value JSON.stringify drops removes the key, as in the SQLite driver", async () => {
+    await s.docs.put("m", "1", { a: 1, b: 2 });
+    const p = await s.docs.patch("m", "1", { a: undefined, c: 3 }, 1);
+    expect(p!.data).toEqual({ b: 2, c: 3 });
+  });
+
+  it("values JSON.stringify rejects throw its TypeError and write nothing", async () => {
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    await expect(s.docs.put("m", "1", cyclic)).rejects.toThrow(TypeError);
+    await expect(s.docs.put("m", "1", { n: 10n })).rejects.toThrow(/BigInt/);
+    expect(await s.docs.get("m", "1")).toBeNull();
+    await s.docs.put("m", "1", { a: 1 });
+    // A patch that cannot win returns null without encoding; one that can throws.
+    expect(await s.docs.patch("m", "1", { n: 1n }, 9)).toBeNull();
+    await expect(s.docs.patch("m", "1", { n: 1n }, 1)).rejects.toThrow(/BigInt/);
+    // toJSON and dropped nested values come back as JSON.stringify made them.
+    const row = await s.docs.put("m", "2", { when: new Date(0), f: () => 1, arr: [undefined] });
+    expect(row!.data).toEqual({ when: "1970-01-01T00:00:00.000Z", arr: [null] });
+  });
+
+  it("values round-trip exactly, key order kept", async () => {
+    const data = { z: 1, a: [1.5, -2, 1e21, 1e-7, "é✓", null, true], n: { deep: { x: "" } }, big: 2 ** 53 + 2 };
+    const row = await s.docs.put("m", "1", data);
+    expect(row!.data).toEqual(data);
+    expect(JSON.stringify((await s.docs.get("m", "1"))!.data)).toBe(JSON.stringify(data));
+  });
+
+  it("delete removes the row and its index entries", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    await s.docs.put("m", "1", { o: "a" });
+    expect(await s.docs.delete("m", "1")).toBe(true);
+    expect(await s.docs.delete("m", "1")).toBe(false);
+    expect(await s.docs.query({ collection: "m", where: { o: "a" } })).toEqual([]);
+    expect(await s.docs.count("m", { o: "a" })).toBe(0);
+  });
+
+  it("ensureCollection is idempotent, appends new indexes and backfills", async () => {
+    await s.docs.put("m", "1", { o: "a", k: "x" });
+    await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    await s.docs.ensureCollection({ name: "m", indexes: ["k", "o"] });
+    await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    await s.docs.ensureCollection({ name: "b", indexes: [] });
+    await s.docs.put("loose", "1", { o: "a" });
+    expect(await s.docs.listCollections()).toEqual([
+      { name: "b", indexes: [], docCount: 0 },
+      { name: "m", indexes: ["o", "k"], docCount: 1 },
+    ]);
+    expect(await s.docs.count("m", { k: "x" })).toBe(1);
+  });
+
+  it("where compares index strings; unindexable where values match only the empty string", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["v", "p.q", "arr.1"] });
+    await s.docs.put("m", "num", { v: 10, p: { q: true }, arr: ["a", "b"] });
+    await s.docs.put("m", "str", { v: "10" });
+    await s.docs.put("m", "empty", { v: "" });
+    await s.docs.put("m", "obj", { v: { x: 1 } });
+    const ids = async (where: Record<string, unknown>) =>
+      (await s.docs.query({ collection: "m", where, orderBy: "id" })).map((d) => d.id);
+    expect(await ids({ v: 10 })).toEqual(["num", "str"]);
+    expect(await ids({ v: "10" })).toEqual(["num", "str"]);
+    expect(await ids({ "p.q": "true" })).toEqual(["num"]);
+    expect(await ids({ "arr.1": "b" })).toEqual(["num"]);
+    expect(await ids({ v: null })).toEqual(["empty"]);
+    expect(await ids({ v: { x: 1 } })).toEqual(["empty"]);
+    expect(await ids({ v: 10, "p.q": true })).toEqual(["num"]);
+    expect(await s.docs.count("m", { v: 10 })).toBe(2);
+    expect(await s.docs.count("m")).toBe(4);
+  });
+
+  it("unindexed fields and orders fail with the package's messages", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    await expect(s.docs.query({ collection: "m", where: { z: 1 } })).rejects.toThrow(
+      'store: field "z" is not indexed on collection "m" — declare it via ensureCollection',
+    );
+    await expect(s.docs.count("m", { z: 1 })).rejects.toThrow(
+      'store: field "z" is not indexed on collection "m" — declare it via ensureCollection',
+    );
+    await expect(s.docs.query({ collection: "m", orderBy: "z" })).rejects.toThrow(
+      new Error('store: orderBy "z" is not indexed on collection "m"'),
+    );
+    await expect(s.docs.query({ collection: "never", where: { o: 1 } })).rejects.toThrow(
+      'store: field "o" is not indexed on collection "never"',
+    );
+  });
+
+  it("orders by createdAt (default), updatedAt, id or an index field, ties on id, with limit and offset", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["r"] });
+    for (const [id, r] of [["c", "2"], ["a", "1"], ["d", undefined], ["b", "2"]] as const) {
+      await s.docs.put("m", id, r === undefined ? {} : { r });
+      await sleep(2);
+    }
+    await s.docs.put("m", "c", { r: "2" }); // c is now the latest update
+    const ids = async (q: Record<string, unknown>) =>
+      (await s.docs.query({ collection: "m", ...q })).map((d) => d.id);
+    expect(await ids({})).toEqual(["c", "a", "d", "b"]);
+    expect(await ids({ orderDir: "desc" })).toEqual(["b", "d", "a", "c"]);
+    expect(await ids({ orderBy: "updatedAt" })).toEqual(["a", "d", "b", "c"]);
+    expect(await ids({ orderBy: "id", orderDir: "desc" })).toEqual(["d", "c", "b", "a"]);
+    expect(await ids({ orderBy: "r" })).toEqual(["d", "a", "b", "c"]);
+    expect(await ids({ orderBy: "r", orderDir: "desc" })).toEqual(["c", "b", "a", "d"]);
+    expect(await ids({ orderBy: "id", limit: 2, offset: 1 })).toEqual(["b", "c"]);
+    expect(await ids({ orderBy: "id", limit: 0 })).toEqual([]);
+    expect(await ids({ orderBy: "id", offset: 10 })).toEqual([]);
+  });
+
+  it("limit defaults to 100", async () => {
+    await Promise.all(Array.from({ length: 120 }, (_, i) => s.docs.put("m", `d${i}`, { i })));
+    expect(await s.docs.query({ collection: "m" })).toHaveLength(100);
+    expect(await s.docs.count("m")).toBe(120);
+  });
+});
+
+describe("blobs", () => {
+  it("put, get, getMeta, delete with defaults", async () => {
+    const bytes = new Uint8Array([1, 2, 3, 250]);
+    const meta = await s.blobs.put(bytes);
+    expect(meta).toMatchObject({ mime: "application/octet-stream", size: 4, ownerId: null });
+    expect(meta.id).toMatch(/^[0-9a-f-]{36}$/);
+    const got = await s.blobs.get(meta.id);
+    expect(got!.meta).toEqual(meta);
+    expect(await bytesOf(got!.stream)).toEqual(bytes);
+    expect(await s.blobs.getMeta(meta.id)).toEqual(meta);
+    expect(await s.blobs.delete(meta.id)).toBe(true);
+    expect(await s.blobs.delete(meta.id)).toBe(false);
+    expect(await s.blobs.get(meta.id)).toBeNull();
+    expect(await s.blobs.getMeta(meta.id)).toBeNull();
+  });
+
+  it("streams in and out in chunks, string chunks encoded as UTF-8", async () => {
+    const total = 60_000;
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent >= total) return c.close();
+        c.enqueue(new Uint8Array(1000).fill(sent / 1000));
+        sent += 1000;
+      },
+    });
+    const meta = await s.blobs.put(stream, { mime: "image/png", ownerId: "u1" });
+    expect(meta).toMatchObject({ size: total, mime: "image/png", ownerId: "u1" });
+    const back = await bytesOf((await s.blobs.get(meta.id))!.stream);
+    expect(back.length).toBe(total);
+    expect(back[59_999]).toBe(59);
+    const text = new ReadableStream({ start(c) { c.enqueue("héllo"); c.close(); } });
+    const m2 = await s.blobs.put(text as unknown as ReadableStream<Uint8Array>);
+    expect(new TextDecoder().decode(await bytesOf((await s.blobs.get(m2.id))!.stream))).toBe("héllo");
+  });
+
+  it("the cap rejects with the package's message and leaves nothing behind", async () => {
+    const cap = 64 * 1024;
+    await expect(s.blobs.put(new Uint8Array(cap + 1))).rejects.toThrow(
+      new Error(`store: blob exceeds the ${cap}-byte cap`),
+    );
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) { c.enqueue(new Uint8Array(10_000)); },
+    });
+    await expect(s.blobs.put(stream)).rejects.toThrow(`store: blob exceeds the ${cap}-byte cap`);
+    expect(await s.blobs.list()).toEqual([]);
+    expect((await s.blobs.put(new Uint8Array(cap))).size).toBe(cap);
+  });
+
+  it("list is newest first, by owner, with limit and offset", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await s.blobs.put(new Uint8Array([i]), { ownerId: i % 2 ? "odd" : "even" })).id);
+      await sleep(2);
+    }
+    expect((await s.blobs.list()).map((m) => m.id)).toEqual([...ids].reverse());
+    expect((await s.blobs.list({ ownerId: "odd" })).map((m) => m.id)).toEqual([ids[3], ids[1]]);
+    expect((await s.blobs.list({ limit: 2, offset: 1 })).map((m) => m.id)).toEqual([ids[3], ids[2]]);
+  });
+});
+
+describe("leases", () => {
+  it("acquire is exclusive, re-entrant, stealable once expired", async () => {
+    const a = await s.leases.acquire("k", "A", 60_000);
+    expect(a).toMatchObject({ ok: true, lease: { key: "k", owner: "A", version: 1 } });
+    if (!a.ok) throw new Error("unreachable");
+    expect(a.lease.expiresAt - a.lease.createdAt).toBe(60_000);
+    expect(await s.leases.acquire("k", "B", 60_000)).toEqual({
+      ok: false,
+      owner: "A",
+      expiresAt: a.lease.expiresAt,
+    });
+    expect(await s.leases.acquire("k", "A", 60_000)).toMatchObject({ ok: true, lease: { version: 2 } });
+    const born = await s.leases.acquire("x", "A", -1);
+    expect(born.ok).toBe(true);
+    await sleep(2);
+    const stolen = await s.leases.acquire("x", "B", 1000);
+    expect(stolen).toMatchObject({ ok: true, lease: { owner: "B", version: 2 } });
+  });
+
+  it("renew extends only a live lease of its owner", async () => {
+    expect(await s.leases.renew("k", "A", 1000)).toEqual({ ok: false, owner: "", expiresAt: 0 });
+    const a = await s.leases.acquire("k", "A", 1000);
+    expect(await s.leases.renew("k", "B", 1000)).toMatchObject({ ok: false, owner: "A" });
+    expect(await s.leases.renew("k", "A", 5000)).toMatchObject({ ok: true, lease: { version: 2 } });
+    await s.leases.acquire("e", "A", -1);
+    await sleep(2);
+    expect(await s.leases.renew("e", "A", 1000)).toMatchObject({ ok: false, owner: "A" });
+    expect(a.ok).toBe(true);
+  });
+
+  it("release, releaseAll and get", async () => {
+    await s.leases.acquire("k1", "A", 60_000);
+    await s.leases.acquire("k2", "A", 60_000);
+    await s.leases.acquire("k3", "B", 60_000);
+    await s.leases.release("k3", "A");
+    expect(await s.leases.get("k3")).toMatchObject({ owner: "B" });
+    await s.leases.release("k3", "B");
+    expect(await s.leases.get("k3")).toBeNull();
+    expect(await s.leases.releaseAll("A")).toBe(2);
+    expect(await s.leases.releaseAll("A")).toBe(0);
+    expect(await s.leases.get("k1")).toBeNull();
+    await s.leases.acquire("old", "C", -10);
+    expect(await s.leases.get("old")).toMatchObject({ owner: "C" });
+  });
+
+  it("of 8 concurrent acquires of a free key exactly one wins", async () => {
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => s.leases.acquire("hot", `run-${i}`, 60_000)),
+    );
+    const winners = results.filter((r) => r.ok);
+    expect(winners).toHaveLength(1);
+    const owner = winners[0]!.ok ? winners[0]!.lease.owner : "";
+    for (const r of results.filter((r) => !r.ok)) expect(r).toMatchObject({ ok: false, owner });
+  });
+});
+
+describe("lifecycle", () => {
+  it("a held directory is a clear error naming it; close releases it; calls after close reject", async () => {
+    await expect(logstorePatternStores({ dir })).rejects.toThrow(dir);
+    await s.docs.put("m", "1", { a: 1 });
+    await s.close();
+    await expect(s.docs.get("m", "1")).rejects.toThrow(/closed/);
+    await expect(s.blobs.list()).rejects.toThrow(/closed/);
+    await expect(s.leases.get("k")).rejects.toThrow(/closed/);
+    s = await logstorePatternStores({ dir });
+    expect(await s.docs.get("m", "1")).toMatchObject({ data: { a: 1 } });
+  });
+
+  it("bad options are errors", async () => {
+    await expect(logstorePatternStores({ dir: "" })).rejects.toThrow(/dir/);
+    await expect(
+      logstorePatternStores({ dir: join(tempDir(), "x"), durability: "fast" as "sync" }),
+    ).rejects.toThrow(/durability/);
+  });
+});

@@ -3,12 +3,27 @@
 
 use std::io::Read;
 
-use super::LogStore;
+use super::{Inner, LogStore};
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::log::record::Record;
 use crate::validate;
 use crate::Result;
+
+impl Inner {
+    /// The metadata of blob `id` and its content file, opened under the
+    /// state lock that found the metadata: a delete of the blob's last
+    /// reference removes the file only after applying the delete, which
+    /// waits for this lock, so a blob that is found is never missing its
+    /// file. (Reading the file, and checking its hash, happens after the
+    /// lock is released; an open file outlives its removal.)
+    pub(super) fn open_blob(&self, id: &str) -> Option<(BlobMeta, Result<blob_files::Opened>)> {
+        let state = self.state.read();
+        let meta = state.blobs.get(id)?;
+        let opened = blob_files::open_content(self.fs.as_ref(), &self.dir, meta);
+        Some((meta.clone(), opened))
+    }
+}
 
 impl BlobStore for LogStore {
     fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
@@ -48,10 +63,12 @@ impl BlobStore for LogStore {
     }
 
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
-        let Some(meta) = self.get_meta(id)? else {
+        validate::blob_id(id)?;
+        self.inner.check_open()?;
+        let Some((meta, opened)) = self.inner.open_blob(id) else {
             return Ok(None);
         };
-        let reader = blob_files::open_verified(self.inner.fs.as_ref(), &self.inner.dir, &meta)?;
+        let reader = blob_files::verify(opened?, &meta)?;
         Ok(Some((meta, reader)))
     }
 

@@ -102,16 +102,21 @@ impl Inner {
                 description: "the in-memory index differs from a replay of the log".into(),
             });
         }
-        let metas: Vec<_> = self
+        let ids: Vec<String> = self
             .state
             .read()
             .blobs
             .entries()
-            .map(|(m, _)| m.clone())
+            .map(|(m, _)| m.id.clone())
             .collect();
-        for meta in metas {
+        for id in ids {
+            // Each file is opened under the lock that finds its metadata: a
+            // blob deleted meanwhile is skipped, never reported missing.
+            let Some((meta, opened)) = self.open_blob(&id) else {
+                continue;
+            };
             report.blobs += 1;
-            match blob_files::open_verified(self.fs.as_ref(), &self.dir, &meta) {
+            match opened.and_then(|opened| blob_files::verify(opened, &meta)) {
                 Ok(_) => {}
                 Err(Error::Corruption {
                     file,

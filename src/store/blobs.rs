@@ -3,12 +3,22 @@
 
 use std::io::Read;
 
-use super::{Inner, LogStore};
+use super::{Decision, Inner, LogStore};
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
-use crate::log::record::Record;
+use crate::index::apply::Change;
 use crate::validate;
 use crate::Result;
+
+/// What a blob delete found.
+enum Deleted {
+    /// No blob has the id.
+    Missing,
+    /// Deleted; other blobs still refer to its content file.
+    Kept,
+    /// Deleted, and its content file (by hash) lost its last reference.
+    Orphaned(String),
+}
 
 impl Inner {
     /// The metadata of blob `id` and its content file, opened under the
@@ -37,28 +47,25 @@ impl BlobStore for LogStore {
         let staged =
             blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
         let (size, hash) = (staged.size(), staged.hash());
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        blob_files::install(fs, &inner.dir, staged, &poison)?;
-        let created_at = inner.opts.clock.now_ms();
-        let record = Record::BlobPut {
-            id: &id,
-            mime: &mime,
-            size,
-            owner: owner_id.as_deref(),
-            created_at,
-            hash,
-        };
-        let seq = inner.append_and_apply(&mut writer, &record)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(BlobMeta {
-            id,
-            mime,
-            size,
-            owner_id,
-            created_at,
-            content_hash: Some(blob_files::hex(&hash)),
+        inner.commit(|_| {
+            // Installed under the writer lock, before the record: the
+            // metadata never points at a missing file.
+            blob_files::install(fs, &inner.dir, staged, &poison)?;
+            let meta = BlobMeta {
+                id,
+                mime,
+                size,
+                owner_id,
+                created_at: inner.opts.clock.now_ms(),
+                content_hash: Some(blob_files::hex(&hash)),
+            };
+            Ok(Decision::Write(
+                Change::BlobPut {
+                    meta: meta.clone(),
+                    hash,
+                },
+                meta,
+            ))
         })
     }
 
@@ -81,27 +88,29 @@ impl BlobStore for LogStore {
     fn delete(&self, id: &str) -> Result<bool> {
         validate::blob_id(id)?;
         let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let Some(hash) = inner
-            .state
-            .read()
-            .blobs
-            .get(id)
-            .map(|m| m.content_hash.clone())
-        else {
-            return Ok(false);
+        let deleted = inner.commit(|state| {
+            let Some(meta) = state.blobs.get(id) else {
+                return Ok(Decision::Unchanged(Deleted::Missing));
+            };
+            let change = Change::BlobDelete { id };
+            // The one blob that refers to its content file leaves the file
+            // unreferenced. It may only go once the delete is on disk: a
+            // crash before that would otherwise bring back metadata
+            // without its bytes.
+            let orphaned = meta
+                .content_hash
+                .as_ref()
+                .filter(|h| state.blobs.refs(h) == 1);
+            Ok(match orphaned {
+                Some(hash) => Decision::WriteSynced(change, Deleted::Orphaned(hash.clone())),
+                None => Decision::Write(change, Deleted::Kept),
+            })
+        })?;
+        let hash = match deleted {
+            Deleted::Missing => return Ok(false),
+            Deleted::Kept => return Ok(true),
+            Deleted::Orphaned(hash) => hash,
         };
-        let seq = inner.append_and_apply(&mut writer, &Record::BlobDelete { id })?;
-        let Some(hash) = hash.filter(|h| inner.state.read().blobs.refs(h) == 0) else {
-            drop(writer);
-            inner.wait_durable(seq)?;
-            return Ok(true);
-        };
-        drop(writer);
-        // The file may only go once the delete is on disk: a crash before
-        // that would otherwise bring back metadata without its bytes.
-        inner.wait_synced(seq)?;
         let _writer = inner.writer.lock();
         // A put of the same bytes may have claimed the file meanwhile.
         if inner.state.read().blobs.refs(&hash) == 0 {

@@ -7,8 +7,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::snapshot_file::SNAPSHOT_FILE;
-use super::{apply_record, Inner};
+use super::{read_body, Inner};
 use crate::blob_files;
+use crate::index::apply;
 use crate::index::snapshot::{self, Covers};
 use crate::index::State;
 use crate::log::record::Record;
@@ -225,7 +226,7 @@ impl Inner {
                             .map_err(|r| Error::corruption(&path, offset, r))
                             .and_then(|record| {
                                 if let (Record::DocPut { .. }, Err(reason)) =
-                                    (&record, record.document())
+                                    (&record, apply::document(&record))
                                 {
                                     // Replay indexes an unreadable body
                                     // without its values; a read fails.
@@ -235,7 +236,7 @@ impl Inner {
                                         description: reason,
                                     });
                                 }
-                                apply_record(&mut state, files, &self.dir, record, loc)
+                                state.replay(record, loc, &|at| read_body(files, &self.dir, at))
                             });
                         if let Err(e) = applied {
                             report.problems.push(Problem {

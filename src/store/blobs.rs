@@ -93,10 +93,11 @@ impl BlobStore for LogStore {
                 return Ok(Decision::Unchanged(Deleted::Missing));
             };
             let change = Change::BlobDelete { id };
-            // The one blob that refers to its content file leaves the file
-            // unreferenced. It may only go once the delete is on disk: a
-            // crash before that would otherwise bring back metadata
-            // without its bytes.
+            // When this is the only blob that refers to its content file,
+            // the delete leaves the file unreferenced (the writer lock keeps
+            // the count as read until the delete applies). The file may
+            // only go once the delete is on disk: a crash before that would
+            // otherwise bring back metadata without its bytes.
             let orphaned = meta
                 .content_hash
                 .as_ref()

@@ -224,22 +224,37 @@ pub fn install(
     })
 }
 
-/// Opens a blob's content file after checking its size and hash, so a
-/// damaged file is reported instead of read.
-pub fn open_verified(fs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> Result<BlobReader> {
+/// A blob's content file, opened but not yet checked against its metadata.
+#[derive(Debug)]
+pub struct Opened {
+    file: Arc<dyn VFile>,
+    path: PathBuf,
+}
+
+/// Opens the content file of `meta`; a missing one is `Corruption`. The
+/// engine calls this with the state lock held, so that a delete of the
+/// blob's last reference cannot remove the file between finding the
+/// metadata and opening it; [`verify`] then reads it without the lock.
+pub fn open_content(fs: &dyn Vfs, dir: &Path, meta: &BlobMeta) -> Result<Opened> {
     let hash = meta.content_hash.as_deref().unwrap_or_default();
     let (_, path) = content_path(dir, hash);
-    let file = match fs.open(&path, false) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(Error::corruption(
-                &path,
-                0,
-                format!("the content file of blob {} is missing", meta.id),
-            ))
-        }
-        Err(e) => return Err(io_err(&path, "opening")(e)),
-    };
+    match fs.open(&path, false) {
+        Ok(file) => Ok(Opened { file, path }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::corruption(
+            &path,
+            0,
+            format!("the content file of blob {} is missing", meta.id),
+        )),
+        Err(e) => Err(io_err(&path, "opening")(e)),
+    }
+}
+
+/// Checks an opened content file's size and hash against `meta` and
+/// returns a reader of it from its start, so a damaged file is reported
+/// instead of read.
+pub fn verify(opened: Opened, meta: &BlobMeta) -> Result<BlobReader> {
+    let Opened { file, path } = opened;
+    let hash = meta.content_hash.as_deref().unwrap_or_default();
     let len = file.size().map_err(io_err(&path, "reading"))?;
     if len != meta.size {
         return Err(Error::corruption(

@@ -585,3 +585,75 @@ fn open_syncs_the_blob_directories_into_their_parents() {
     }
     assert_eq!(read(&store, &meta.id), b"kept");
 }
+
+/// A store on the real file system whose hook, the first time the content
+/// file of `bytes` is opened, deletes that blob from another thread and
+/// waits (up to a second) for the delete to finish. Returns the store, the
+/// blob, and the delete's result once the hook ran.
+fn store_deleting_on_open(
+    dir: &Path,
+    bytes: &[u8],
+) -> (Arc<LogStore>, BlobMeta, mpsc::Receiver<bool>) {
+    use common::wrap_fs::WrapFs;
+    let fs = WrapFs::new(Arc::new(RealFs));
+    let store =
+        Arc::new(LogStore::open_with_fs(Arc::new(fs.clone()), dir, Options::default()).unwrap());
+    let meta = put(store.as_ref(), bytes);
+    let (done_tx, done_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let deleter = Arc::downgrade(&store);
+    let id = meta.id.clone();
+    fs.on_open(meta.content_hash.as_deref().unwrap(), move || {
+        std::thread::spawn(move || {
+            let deleted = deleter
+                .upgrade()
+                .is_some_and(|store| store.blobs().delete(&id).unwrap());
+            let _ = done_tx.send(());
+            let _ = result_tx.send(deleted);
+        });
+        // Without the file handle taken under the state lock, the delete
+        // finishes (and removes the file) here, before the open. With it,
+        // the delete waits for the reader, and this times out.
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(1));
+    });
+    (store, meta, result_rx)
+}
+
+#[test]
+fn a_get_racing_the_delete_of_its_blob_never_reports_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let (store, meta, deleted) = store_deleting_on_open(&dir, b"raced bytes");
+    match store.blobs().get(&meta.id) {
+        Ok(Some((got, mut reader))) => {
+            assert_eq!(got, meta);
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).unwrap();
+            assert_eq!(bytes, b"raced bytes", "a blob read is whole");
+        }
+        Ok(None) => {}
+        Err(e) => panic!("a blob deleted meanwhile is not damage: {e}"),
+    }
+    assert!(deleted.recv().unwrap(), "the delete went through");
+    assert!(store.blobs().get(&meta.id).unwrap().is_none());
+    assert!(
+        content_files(&dir).is_empty(),
+        "the delete removed the file"
+    );
+}
+
+#[test]
+fn verify_racing_the_delete_of_a_blob_finds_no_damage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let (store, _, deleted) = store_deleting_on_open(&dir, b"raced bytes");
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
+    assert!(report.blobs <= 1);
+    assert!(deleted.recv().unwrap(), "the delete went through");
+    assert!(store.verify().unwrap().is_clean());
+    assert!(
+        content_files(&dir).is_empty(),
+        "the delete removed the file"
+    );
+}

@@ -2,9 +2,11 @@
 //! and B-tree indexes. It knows nothing of files: bodies are reached through
 //! closures the caller passes, and records arrive already decoded.
 //!
-//! Live writes and recovery both change the state only through the `apply_*`
-//! methods, so there is one way state is built.
+//! Live writes and recovery both change the state only through
+//! [`State::apply`] (in `apply`), so there is one way state is built; the
+//! `apply_*` steps it uses are private to this module.
 
+pub mod apply;
 pub mod blobs;
 pub mod collection;
 pub mod leases;
@@ -65,11 +67,11 @@ impl State {
     /// # Errors
     /// Whatever `values_of` returns, and an error if `indexes` does not
     /// extend the current list (a log that disagrees with itself).
-    pub fn apply_collection(
+    fn apply_collection(
         &mut self,
         name: &str,
         created_at: Option<i64>,
-        indexes: &[&str],
+        indexes: &[String],
         mut values_of: impl FnMut(&DocMeta, &[String]) -> Result<IndexValues>,
     ) -> Result<()> {
         let current = self.indexes(name);
@@ -81,12 +83,7 @@ impl State {
         // Fields are only ever appended, so a shorter list is an older state
         // of the same collection (compaction may have copied the newer list
         // ahead of it): it adds nothing.
-        let new_fields: Vec<String> = indexes
-            .get(current.len()..)
-            .unwrap_or_default()
-            .iter()
-            .map(|f| (*f).to_string())
-            .collect();
+        let new_fields: Vec<String> = indexes.get(current.len()..).unwrap_or_default().to_vec();
         let collection = self.collections.entry(name.to_string()).or_default();
         if !collection.ensured {
             collection.created_at = created_at.unwrap_or(0);
@@ -103,7 +100,7 @@ impl State {
     ///
     /// # Errors
     /// Whatever `values_of` returns; the state is unchanged then.
-    pub fn apply_put(
+    fn apply_put(
         &mut self,
         collection: &str,
         id: &str,
@@ -131,7 +128,7 @@ impl State {
     }
 
     /// Applies a delete; true if the document existed.
-    pub fn apply_delete(&mut self, collection: &str, id: &str) -> bool {
+    fn apply_delete(&mut self, collection: &str, id: &str) -> bool {
         let Some(c) = self.collections.get_mut(collection) else {
             return false;
         };

@@ -3,12 +3,37 @@
 
 use std::io::Read;
 
-use super::LogStore;
+use super::{Decision, Inner, LogStore};
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
-use crate::log::record::Record;
+use crate::index::apply::Change;
 use crate::validate;
 use crate::Result;
+
+/// What a blob delete found.
+enum Deleted {
+    /// No blob has the id.
+    Missing,
+    /// Deleted; other blobs still refer to its content file.
+    Kept,
+    /// Deleted, and its content file (by hash) lost its last reference.
+    Orphaned(String),
+}
+
+impl Inner {
+    /// The metadata of blob `id` and its content file, opened under the
+    /// state lock that found the metadata: a delete of the blob's last
+    /// reference removes the file only after applying the delete, which
+    /// waits for this lock, so a blob that is found is never missing its
+    /// file. (Reading the file, and checking its hash, happens after the
+    /// lock is released; an open file outlives its removal.)
+    pub(super) fn open_blob(&self, id: &str) -> Option<(BlobMeta, Result<blob_files::Opened>)> {
+        let state = self.state.read();
+        let meta = state.blobs.get(id)?;
+        let opened = blob_files::open_content(self.fs.as_ref(), &self.dir, meta);
+        Some((meta.clone(), opened))
+    }
+}
 
 impl BlobStore for LogStore {
     fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
@@ -22,36 +47,35 @@ impl BlobStore for LogStore {
         let staged =
             blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
         let (size, hash) = (staged.size(), staged.hash());
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        blob_files::install(fs, &inner.dir, staged, &poison)?;
-        let created_at = inner.opts.clock.now_ms();
-        let record = Record::BlobPut {
-            id: &id,
-            mime: &mime,
-            size,
-            owner: owner_id.as_deref(),
-            created_at,
-            hash,
-        };
-        let seq = inner.append_and_apply(&mut writer, &record)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(BlobMeta {
-            id,
-            mime,
-            size,
-            owner_id,
-            created_at,
-            content_hash: Some(blob_files::hex(&hash)),
+        inner.commit(|_| {
+            // Installed under the writer lock, before the record: the
+            // metadata never points at a missing file.
+            blob_files::install(fs, &inner.dir, staged, &poison)?;
+            let meta = BlobMeta {
+                id,
+                mime,
+                size,
+                owner_id,
+                created_at: inner.opts.clock.now_ms(),
+                content_hash: Some(blob_files::hex(&hash)),
+            };
+            Ok(Decision::Write(
+                Change::BlobPut {
+                    meta: meta.clone(),
+                    hash,
+                },
+                meta,
+            ))
         })
     }
 
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
-        let Some(meta) = self.get_meta(id)? else {
+        validate::blob_id(id)?;
+        self.inner.check_open()?;
+        let Some((meta, opened)) = self.inner.open_blob(id) else {
             return Ok(None);
         };
-        let reader = blob_files::open_verified(self.inner.fs.as_ref(), &self.inner.dir, &meta)?;
+        let reader = blob_files::verify(opened?, &meta)?;
         Ok(Some((meta, reader)))
     }
 
@@ -64,27 +88,30 @@ impl BlobStore for LogStore {
     fn delete(&self, id: &str) -> Result<bool> {
         validate::blob_id(id)?;
         let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let Some(hash) = inner
-            .state
-            .read()
-            .blobs
-            .get(id)
-            .map(|m| m.content_hash.clone())
-        else {
-            return Ok(false);
+        let deleted = inner.commit(|state| {
+            let Some(meta) = state.blobs.get(id) else {
+                return Ok(Decision::Unchanged(Deleted::Missing));
+            };
+            let change = Change::BlobDelete { id };
+            // When this is the only blob that refers to its content file,
+            // the delete leaves the file unreferenced (the writer lock keeps
+            // the count as read until the delete applies). The file may
+            // only go once the delete is on disk: a crash before that would
+            // otherwise bring back metadata without its bytes.
+            let orphaned = meta
+                .content_hash
+                .as_ref()
+                .filter(|h| state.blobs.refs(h) == 1);
+            Ok(match orphaned {
+                Some(hash) => Decision::WriteSynced(change, Deleted::Orphaned(hash.clone())),
+                None => Decision::Write(change, Deleted::Kept),
+            })
+        })?;
+        let hash = match deleted {
+            Deleted::Missing => return Ok(false),
+            Deleted::Kept => return Ok(true),
+            Deleted::Orphaned(hash) => hash,
         };
-        let seq = inner.append_and_apply(&mut writer, &Record::BlobDelete { id })?;
-        let Some(hash) = hash.filter(|h| inner.state.read().blobs.refs(h) == 0) else {
-            drop(writer);
-            inner.wait_durable(seq)?;
-            return Ok(true);
-        };
-        drop(writer);
-        // The file may only go once the delete is on disk: a crash before
-        // that would otherwise bring back metadata without its bytes.
-        inner.wait_synced(seq)?;
         let _writer = inner.writer.lock();
         // A put of the same bytes may have claimed the file meanwhile.
         if inner.state.read().blobs.refs(&hash) == 0 {

@@ -1,15 +1,60 @@
 //! The document facility of the log engine.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{LogStore, NewRow};
+use super::{Decision, LogStore};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
-use crate::log::record::Record;
+use crate::index::apply::{self, Change};
+use crate::index::State;
 use crate::log::segment::Loc;
 use crate::validate;
 use crate::Result;
+
+/// A document about to be written: its identity, version and times.
+pub(super) struct DocWrite<'a> {
+    pub(super) collection: &'a str,
+    pub(super) id: &'a str,
+    pub(super) version: u64,
+    pub(super) created_at: i64,
+    pub(super) updated_at: i64,
+}
+
+impl<'a> DocWrite<'a> {
+    /// The change that writes `body`, with the index values of its parsed
+    /// form `data` for the collection's current fields, so applying it
+    /// parses nothing again.
+    pub(super) fn change(
+        &self,
+        state: &State,
+        data: &Map<String, Value>,
+        body: Vec<u8>,
+    ) -> Change<'a> {
+        Change::DocPut {
+            collection: self.collection,
+            id: self.id,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            body: Cow::Owned(body),
+            values: Some(apply::values_of(data, state.indexes(self.collection))),
+        }
+    }
+
+    /// The document as the write returns it.
+    fn document(self, data: Map<String, Value>) -> Document {
+        Document {
+            id: self.id.to_string(),
+            collection: self.collection.to_string(),
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
 
 impl LogStore {
     /// Ensures a collection; `created_at` is its creation time if it is new
@@ -17,49 +62,37 @@ impl LogStore {
     pub(super) fn ensure(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
         validate::index_paths(name, indexes)?;
         let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let (merged, new_fields, locs, created_at) = {
-            let state = inner.state.read();
+        inner.commit(|state| {
             let current = state.indexes(name);
             let merged = validate::merge_indexes(current, indexes);
             let existing = state.collection(name).filter(|c| c.ensured);
             if existing.is_some() && merged.len() == current.len() {
-                return Ok(());
+                return Ok(Decision::Unchanged(()));
             }
             let created_at = existing.map_or(created_at, |c| c.created_at);
-            let new_fields = merged[current.len()..].to_vec();
+            let new_fields = &merged[current.len()..];
             let locs: Vec<Loc> = match state.collection(name) {
                 Some(c) if !new_fields.is_empty() => c.docs.values().map(|m| m.loc).collect(),
                 _ => Vec::new(),
             };
-            (merged, new_fields, locs, created_at)
-        };
-        // Backfill values are computed before the record is appended, so a
-        // body that fails to read leaves both log and state unchanged. The
-        // writer lock keeps every location stable meanwhile.
-        let mut backfill = HashMap::with_capacity(locs.len());
-        for loc in locs {
-            // As replay does: a body that verifies but does not parse gets
-            // no values (reading it reports the corruption).
-            let body = super::read_body(&inner.files, &inner.dir, loc)?;
-            backfill.insert(loc, super::stored_values(&body, &new_fields));
-        }
-        let field_refs: Vec<&str> = merged.iter().map(String::as_str).collect();
-        let record = Record::Collection {
-            name,
-            created_at: Some(created_at),
-            indexes: field_refs.clone(),
-        };
-        let (_, seq) = inner.append(&mut writer, &record)?;
-        inner
-            .state
-            .write()
-            .apply_collection(name, Some(created_at), &field_refs, |meta, _| {
-                Ok(backfill.remove(&meta.loc).unwrap_or_default())
-            })?;
-        drop(writer);
-        inner.wait_durable(seq)
+            // Backfill values are computed before the record is appended,
+            // so a body that fails to read leaves both log and state
+            // unchanged. The writer lock keeps every location stable.
+            let mut backfill = HashMap::with_capacity(locs.len());
+            for loc in locs {
+                // As replay does: a body that verifies but does not parse
+                // gets no values (reading it reports the corruption).
+                let body = super::read_body(&inner.files, &inner.dir, loc)?;
+                backfill.insert(loc, apply::stored_values(&body, new_fields));
+            }
+            let change = Change::Collection {
+                name,
+                created_at: Some(created_at),
+                indexes: merged,
+                backfill: Some(backfill),
+            };
+            Ok(Decision::Write(change, ()))
+        })
     }
 }
 
@@ -95,30 +128,27 @@ impl DocumentStore for LogStore {
     ) -> Result<Option<Document>> {
         validate::collection_and_id(collection, id)?;
         let (data, body) = validate::document_body(data, self.inner.opts.max_document_bytes)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let current = inner
-            .state
-            .read()
-            .doc(collection, id)
-            .map(|m| (m.version, m.created_at));
-        let (version, created_at) = match (current, expected_version) {
-            (None, Some(_)) => return Ok(None),
-            (Some((version, _)), Some(expected)) if version != expected => return Ok(None),
-            (None, None) => (1, inner.opts.clock.now_ms()),
-            (Some((version, created_at)), _) => (validate::next_version(version)?, created_at),
-        };
-        let row = NewRow {
-            collection,
-            id,
-            version,
-            created_at,
-        };
-        let (doc, seq) = inner.write_doc(&mut writer, row, data, &body)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(Some(doc))
+        let clock = &self.inner.opts.clock;
+        self.inner.commit(|state| {
+            let current = state.doc(collection, id).map(|m| (m.version, m.created_at));
+            let (version, created_at) = match (current, expected_version) {
+                (None, Some(_)) => return Ok(Decision::Unchanged(None)),
+                (Some((version, _)), Some(expected)) if version != expected => {
+                    return Ok(Decision::Unchanged(None))
+                }
+                (None, None) => (1, clock.now_ms()),
+                (Some((version, created_at)), _) => (validate::next_version(version)?, created_at),
+            };
+            let write = DocWrite {
+                collection,
+                id,
+                version,
+                created_at,
+                updated_at: clock.now_ms(),
+            };
+            let change = write.change(state, &data, body);
+            Ok(Decision::Write(change, Some(write.document(data))))
+        })
     }
 
     fn patch(
@@ -131,49 +161,38 @@ impl DocumentStore for LogStore {
         validate::collection_and_id(collection, id)?;
         let patch = validate::patch_body(patch)?;
         let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let current = inner
-            .state
-            .read()
-            .doc(collection, id)
-            .map(|m| (m.version, m.loc));
-        let Some((version, loc)) = current else {
-            return Ok(None);
-        };
-        if version != expected_version {
-            return Ok(None);
-        }
-        let next = validate::next_version(version)?;
-        let mut doc = inner.read_document(loc)?;
-        validate::apply_patch(&mut doc.data, patch);
-        let (data, body) =
-            validate::document_body(Value::Object(doc.data), inner.opts.max_document_bytes)?;
-        let row = NewRow {
-            collection,
-            id,
-            version: next,
-            created_at: doc.created_at,
-        };
-        let (doc, seq) = inner.write_doc(&mut writer, row, data, &body)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(Some(doc))
+        inner.commit(|state| {
+            let Some(meta) = state.doc(collection, id) else {
+                return Ok(Decision::Unchanged(None));
+            };
+            if meta.version != expected_version {
+                return Ok(Decision::Unchanged(None));
+            }
+            let version = validate::next_version(meta.version)?;
+            let mut doc = inner.read_document(meta.loc)?;
+            validate::apply_patch(&mut doc.data, patch);
+            let (data, body) =
+                validate::document_body(Value::Object(doc.data), inner.opts.max_document_bytes)?;
+            let write = DocWrite {
+                collection,
+                id,
+                version,
+                created_at: doc.created_at,
+                updated_at: inner.opts.clock.now_ms(),
+            };
+            let change = write.change(state, &data, body);
+            Ok(Decision::Write(change, Some(write.document(data))))
+        })
     }
 
     fn delete(&self, collection: &str, id: &str) -> Result<bool> {
         validate::collection_and_id(collection, id)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        if inner.state.read().doc(collection, id).is_none() {
-            return Ok(false);
-        }
-        let (_, seq) = inner.append(&mut writer, &Record::DocDelete { collection, id })?;
-        inner.state.write().apply_delete(collection, id);
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(true)
+        self.inner.commit(|state| {
+            if state.doc(collection, id).is_none() {
+                return Ok(Decision::Unchanged(false));
+            }
+            Ok(Decision::Write(Change::DocDelete { collection, id }, true))
+        })
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {

@@ -2,10 +2,10 @@
 //! release-all that changes something is one record; the rules are in
 //! `crate::lease_rules` and run under the writer lock.
 
-use super::LogStore;
+use super::{Decision, LogStore};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
+use crate::index::apply::Change;
 use crate::lease_rules;
-use crate::log::record::Record;
 use crate::validate;
 use crate::Result;
 
@@ -15,19 +15,15 @@ impl LogStore {
     fn claim(&self, key: &str, owner: &str, ttl_ms: i64, rule: Rule) -> Result<Acquire> {
         validate::lease_key(key)?;
         validate::lease_owner(owner)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let now = inner.opts.clock.now_ms();
-        let outcome = rule(inner.state.read().leases.get(key), key, owner, now, ttl_ms)?;
-        let Acquire::Acquired(row) = &outcome else {
-            return Ok(outcome);
-        };
-        let record = Record::lease_set(row);
-        let seq = inner.append_and_apply(&mut writer, &record)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(outcome)
+        let clock = &self.inner.opts.clock;
+        self.inner.commit(|state| {
+            let outcome = rule(state.leases.get(key), key, owner, clock.now_ms(), ttl_ms)?;
+            Ok(match &outcome {
+                // The state keeps one copy of the row, the caller the other.
+                Acquire::Acquired(row) => Decision::Write(Change::LeaseSet(row.clone()), outcome),
+                _ => Decision::Unchanged(outcome),
+            })
+        })
     }
 }
 
@@ -43,36 +39,23 @@ impl LeaseStore for LogStore {
     fn release(&self, key: &str, owner: &str) -> Result<()> {
         validate::lease_key(key)?;
         validate::lease_owner(owner)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let held = inner
-            .state
-            .read()
-            .leases
-            .get(key)
-            .is_some_and(|row| row.owner == owner);
-        if !held {
-            return Ok(());
-        }
-        let seq = inner.append_and_apply(&mut writer, &Record::LeaseDelete { key })?;
-        drop(writer);
-        inner.wait_durable(seq)
+        self.inner.commit(|state| {
+            let held = state.leases.get(key).is_some_and(|row| row.owner == owner);
+            Ok(match held {
+                true => Decision::Write(Change::LeaseDelete { key }, ()),
+                false => Decision::Unchanged(()),
+            })
+        })
     }
 
     fn release_all(&self, owner: &str) -> Result<u64> {
         validate::lease_owner(owner)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let count = inner.state.read().leases.count_of(owner);
-        if count == 0 {
-            return Ok(0);
-        }
-        let seq = inner.append_and_apply(&mut writer, &Record::LeaseReleaseAll { owner })?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(count)
+        self.inner.commit(|state| {
+            Ok(match state.leases.count_of(owner) {
+                0 => Decision::Unchanged(0),
+                count => Decision::Write(Change::LeaseReleaseAll { owner }, count),
+            })
+        })
     }
 
     fn get(&self, key: &str) -> Result<Option<LeaseRow>> {

@@ -1,5 +1,7 @@
 //! The log engine as a [`Store`]: validation, then one record appended (and
-//! synced), then the in-memory state applied.
+//! synced), then the in-memory state applied. Every write goes through
+//! `Inner::commit`, which holds that sequence; a facility only decides,
+//! from the state, what (if anything) to write.
 
 mod blobs;
 mod compaction;
@@ -17,12 +19,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::{Mutex, RwLock};
-use serde_json::{Map, Value};
 
 use crate::blob_files;
-use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseStore, Store};
+use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, Store};
+use crate::index::apply::{self, Change};
 use crate::index::snapshot::Covers;
-use crate::index::{IndexValues, PutMeta, State};
+use crate::index::State;
 use crate::io::{LockGuard, MemFs, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
 use crate::log::manifest;
@@ -32,7 +34,6 @@ use crate::log::segment::SegmentFiles;
 use crate::log::segment::{segment_name, Loc, SegmentFile};
 use crate::log::writer::LogWriter;
 use crate::options::{Durability, Options};
-use crate::validate;
 use crate::{Error, Result};
 pub use compaction::CompactionReport;
 pub use repair::{salvage, Salvage, SalvageReport};
@@ -118,7 +119,7 @@ impl LogStore {
         let (mut state, start, snapshot_use) = snapshot_file::load(fs.as_ref(), &dir, &layout);
         let (tail, mut recovery) =
             recover(fs.as_ref(), &dir, &layout, &files, start, |record, loc| {
-                apply_record(&mut state, &files, &dir, record, loc)
+                state.replay(record, loc, &|at| read_body(&files, &dir, at))
             })?;
         recovery.snapshot = snapshot_use;
         let (orphans, temps) = blob_files::sweep(fs.as_ref(), &dir, &state.blobs)?;
@@ -219,114 +220,12 @@ impl LogStore {
     }
 }
 
-/// Applies one record to the state: the path of every replayed record, and
-/// of live lease and blob writes. (Live document writes apply the same
-/// `State` methods with the body they already parsed.)
-fn apply_record(
-    state: &mut State,
-    files: &SegmentFiles,
-    dir: &Path,
-    record: Record<'_>,
-    loc: Loc,
-) -> Result<()> {
-    match record {
-        Record::Collection {
-            name,
-            created_at,
-            indexes,
-        } => state.apply_collection(name, created_at, &indexes, |meta, fields| {
-            let body = read_body(files, dir, meta.loc)?;
-            Ok(stored_values(&body, fields))
-        }),
-        Record::DocPut {
-            collection,
-            id,
-            version,
-            created_at,
-            updated_at,
-            body,
-        } => {
-            let put = PutMeta {
-                version,
-                created_at,
-                updated_at,
-                loc,
-            };
-            state.apply_put(collection, id, put, |fields| {
-                Ok(stored_values(body, fields))
-            })
-        }
-        Record::DocDelete { collection, id } => {
-            state.apply_delete(collection, id);
-            Ok(())
-        }
-        Record::LeaseSet { .. } => {
-            if let Some(row) = record.lease_row() {
-                state.leases.set(row, loc);
-            }
-            Ok(())
-        }
-        Record::LeaseDelete { key } => {
-            state.leases.remove(key);
-            Ok(())
-        }
-        Record::LeaseReleaseAll { owner } => {
-            state.leases.release_all(owner);
-            Ok(())
-        }
-        Record::BlobPut {
-            id,
-            mime,
-            size,
-            owner,
-            created_at,
-            hash,
-        } => {
-            state.blobs.insert(
-                BlobMeta {
-                    id: id.to_string(),
-                    mime: mime.to_string(),
-                    size,
-                    owner_id: owner.map(str::to_string),
-                    created_at,
-                    content_hash: Some(blob_files::hex(&hash)),
-                },
-                loc,
-            );
-            Ok(())
-        }
-        Record::BlobDelete { id } => {
-            state.blobs.remove(id);
-            Ok(())
-        }
-        Record::Pad { .. } => Ok(()),
-    }
-}
-
-fn values_of(data: &Map<String, Value>, fields: &[String]) -> IndexValues {
-    fields
-        .iter()
-        .map(|f| validate::index_value(data, f))
-        .collect()
-}
-
 fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
     Error::corruption(
         dir.join(segment_name(loc.segment)),
         u64::from(loc.offset),
         reason,
     )
-}
-
-/// The index values of a stored body. A body that verified but does not
-/// parse (one written before the nesting limit existed, say) must never stop
-/// open: it gets no index values, and reading it reports `Corruption` with
-/// its place in the log, which the integrity check lists too.
-pub(super) fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
-    match serde_json::from_slice::<Map<String, Value>>(body) {
-        Ok(data) => values_of(&data, fields),
-        Err(_) => vec![None; fields.len()],
-    }
 }
 
 /// The body of the document record at `loc`, its frame verified.
@@ -372,16 +271,21 @@ fn segment_at(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<SegmentFile>
 fn read_document_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Document> {
     let frame = read_frame_at(segment, dir, loc)?;
     Record::decode(&frame[segment.framing.header_len()..])
-        .and_then(|record| record.document())
+        .and_then(|record| apply::document(&record))
         .map_err(|reason| corrupt(dir, loc, reason))
 }
 
-/// The identity and version of a row about to be written.
-struct NewRow<'a> {
-    collection: &'a str,
-    id: &'a str,
-    version: u64,
-    created_at: i64,
+/// What a write decided from the state it read under the writer lock.
+pub(super) enum Decision<'a, T> {
+    /// Nothing to write: `T` is the answer as it stands.
+    Unchanged(T),
+    /// Append the change's record, apply it, and answer `T` once the
+    /// record is as durable as the options ask.
+    Write(Change<'a>, T),
+    /// As `Write`, but answer only once the record is on stable storage
+    /// whatever the durability option: what a blob delete that orphans a
+    /// content file needs before the file may go.
+    WriteSynced(Change<'a>, T),
 }
 
 impl Inner {
@@ -450,18 +354,37 @@ impl Inner {
             .collect()
     }
 
-    /// Appends and applies a lease or blob record under the writer lock;
-    /// returns its sequence number.
-    fn append_and_apply(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<u64> {
-        let (loc, seq) = self.append(writer, record)?;
-        apply_record(
-            &mut self.state.write(),
-            &self.files,
-            &self.dir,
-            record.clone(),
-            loc,
-        )?;
-        Ok(seq)
+    /// The one commit path of every write: takes the writer lock, checks
+    /// the store is writable, lets `decide` read the state, and if it
+    /// decided on a change, appends its record (a failure poisons), applies
+    /// it, releases the lock and waits until the record is durable.
+    ///
+    /// `decide` runs under the writer lock with the state read-locked, so
+    /// what it read stays true until the change is applied (the state is
+    /// write-locked only under the writer lock, so holding its read lock
+    /// meanwhile keeps no one waiting). Whatever must happen before the
+    /// append happens in `decide`: an ensure reads its backfill values
+    /// there, a blob put installs its file there. An error from `decide`
+    /// writes nothing.
+    fn commit<'a, T>(&self, decide: impl FnOnce(&State) -> Result<Decision<'a, T>>) -> Result<T> {
+        let mut writer = self.writer.lock();
+        self.check_writable()?;
+        let decision = decide(&self.state.read())?;
+        let (change, answer, synced) = match decision {
+            Decision::Unchanged(answer) => return Ok(answer),
+            Decision::Write(change, answer) => (change, answer, false),
+            Decision::WriteSynced(change, answer) => (change, answer, true),
+        };
+        let (loc, seq) = self.append(&mut writer, &change.record())?;
+        let bodies = |at| read_body(&self.files, &self.dir, at);
+        self.state.write().apply(change, loc, &bodies)?;
+        drop(writer);
+        if synced {
+            self.wait_synced(seq)?;
+        } else {
+            self.wait_durable(seq)?;
+        }
+        Ok(answer)
     }
 
     /// Appends under the writer lock; any failure poisons the store, since
@@ -496,51 +419,6 @@ impl Inner {
                 Ok(covered)
             })
             .inspect_err(|_| self.poison())
-    }
-
-    /// Appends a document write with the writer lock held, applies it, and
-    /// returns the row and its sequence number.
-    fn write_doc(
-        &self,
-        writer: &mut LogWriter,
-        row: NewRow<'_>,
-        data: Map<String, Value>,
-        body: &[u8],
-    ) -> Result<(Document, u64)> {
-        let NewRow {
-            collection,
-            id,
-            version,
-            created_at,
-        } = row;
-        let updated_at = self.opts.clock.now_ms();
-        let record = Record::DocPut {
-            collection,
-            id,
-            version,
-            created_at,
-            updated_at,
-            body,
-        };
-        let (loc, seq) = self.append(writer, &record)?;
-        let put = PutMeta {
-            version,
-            created_at,
-            updated_at,
-            loc,
-        };
-        self.state
-            .write()
-            .apply_put(collection, id, put, |fields| Ok(values_of(&data, fields)))?;
-        let doc = Document {
-            id: id.to_string(),
-            collection: collection.to_string(),
-            data,
-            version,
-            created_at,
-            updated_at,
-        };
-        Ok((doc, seq))
     }
 
     /// Waits for a running compaction, syncs the log, writes the index

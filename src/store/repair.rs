@@ -10,6 +10,7 @@ use super::verify::Problem;
 use super::LOCK_FILE;
 use crate::blob_files;
 use crate::contract::{BlobMeta, LeaseStore};
+use crate::index::apply;
 use crate::io::{LockGuard, RealFs, Vfs};
 use crate::log::manifest::{self, Manifest, MANIFEST_FILE, RELINK_SUFFIX, TMP_SUFFIX};
 use crate::log::record::{Framing, Record};
@@ -296,11 +297,11 @@ impl Run<'_> {
                 indexes,
             } => dst.import_collection(name, &indexes, created_at.unwrap_or(0)),
             Record::DocPut { .. } => {
-                let doc = record.document().map_err(Error::invalid)?;
+                let doc = apply::document(&record).map_err(Error::invalid)?;
                 dst.import_document(&doc)
             }
             Record::DocDelete { collection, id } => dst.docs().delete(collection, id).map(drop),
-            Record::LeaseSet { .. } => match record.lease_row() {
+            Record::LeaseSet { .. } => match apply::lease_row(&record) {
                 Some(row) => dst.import_lease(&row),
                 None => Ok(()),
             },

@@ -2,11 +2,11 @@
 
 use std::io::Read;
 
-use super::{values_of, LogStore};
+use super::documents::DocWrite;
+use super::{Decision, LogStore};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
-use crate::index::PutMeta;
-use crate::log::record::Record;
+use crate::index::apply::Change;
 use crate::transfer::Transfer;
 use crate::validate;
 use crate::{Error, Result};
@@ -56,32 +56,16 @@ impl Transfer for LogStore {
         validate::document_depth("the document", &doc.data)?;
         let value = serde_json::Value::Object(doc.data.clone());
         let (data, body) = validate::document_body(value, self.inner.opts.max_document_bytes)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let record = Record::DocPut {
+        // Exact: the document's own version and times.
+        let write = DocWrite {
             collection: &doc.collection,
             id: &doc.id,
             version: doc.version,
             created_at: doc.created_at,
             updated_at: doc.updated_at,
-            body: &body,
         };
-        let (loc, seq) = inner.append(&mut writer, &record)?;
-        let put = PutMeta {
-            version: doc.version,
-            created_at: doc.created_at,
-            updated_at: doc.updated_at,
-            loc,
-        };
-        inner
-            .state
-            .write()
-            .apply_put(&doc.collection, &doc.id, put, |fields| {
-                Ok(values_of(&data, fields))
-            })?;
-        drop(writer);
-        inner.wait_durable(seq)
+        self.inner
+            .commit(|state| Ok(Decision::Write(write.change(state, &data, body), ())))
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
@@ -107,38 +91,31 @@ impl Transfer for LogStore {
                 meta.id, meta.size
             )));
         }
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        if inner.state.read().blobs.get(&meta.id).is_some() {
-            return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
-        }
-        blob_files::install(fs, &inner.dir, staged, &poison)?;
-        let record = Record::BlobPut {
-            id: &meta.id,
-            mime: &mime,
-            size,
-            owner: owner_id.as_deref(),
-            created_at: meta.created_at,
-            hash,
-        };
-        let seq = inner.append_and_apply(&mut writer, &record)?;
-        drop(writer);
-        inner.wait_durable(seq)?;
-        Ok(BlobMeta {
-            content_hash: Some(blob_files::hex(&hash)),
-            ..meta.clone()
+        inner.commit(|state| {
+            if state.blobs.get(&meta.id).is_some() {
+                return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
+            }
+            blob_files::install(fs, &inner.dir, staged, &poison)?;
+            let imported = BlobMeta {
+                id: meta.id.clone(),
+                mime,
+                size,
+                owner_id,
+                created_at: meta.created_at,
+                content_hash: Some(blob_files::hex(&hash)),
+            };
+            let change = Change::BlobPut {
+                meta: imported.clone(),
+                hash,
+            };
+            Ok(Decision::Write(change, imported))
         })
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
         validate::lease_key(&row.key)?;
         validate::lease_owner(&row.owner)?;
-        let inner = &self.inner;
-        let mut writer = inner.writer.lock();
-        inner.check_writable()?;
-        let record = Record::lease_set(row);
-        let seq = inner.append_and_apply(&mut writer, &record)?;
-        drop(writer);
-        inner.wait_durable(seq)
+        self.inner
+            .commit(|_| Ok(Decision::Write(Change::LeaseSet(row.clone()), ())))
     }
 }

@@ -7,8 +7,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::snapshot_file::SNAPSHOT_FILE;
-use super::{apply_record, Inner};
+use super::{read_body, Inner};
 use crate::blob_files;
+use crate::index::apply;
 use crate::index::snapshot::{self, Covers};
 use crate::index::State;
 use crate::log::record::Record;
@@ -102,16 +103,21 @@ impl Inner {
                 description: "the in-memory index differs from a replay of the log".into(),
             });
         }
-        let metas: Vec<_> = self
+        let ids: Vec<String> = self
             .state
             .read()
             .blobs
             .entries()
-            .map(|(m, _)| m.clone())
+            .map(|(m, _)| m.id.clone())
             .collect();
-        for meta in metas {
+        for id in ids {
+            // Each file is opened under the lock that finds its metadata: a
+            // blob deleted meanwhile is skipped, never reported missing.
+            let Some((meta, opened)) = self.open_blob(&id) else {
+                continue;
+            };
             report.blobs += 1;
-            match blob_files::open_verified(self.fs.as_ref(), &self.dir, &meta) {
+            match opened.and_then(|opened| blob_files::verify(opened, &meta)) {
                 Ok(_) => {}
                 Err(Error::Corruption {
                     file,
@@ -220,7 +226,7 @@ impl Inner {
                             .map_err(|r| Error::corruption(&path, offset, r))
                             .and_then(|record| {
                                 if let (Record::DocPut { .. }, Err(reason)) =
-                                    (&record, record.document())
+                                    (&record, apply::document(&record))
                                 {
                                     // Replay indexes an unreadable body
                                     // without its values; a read fails.
@@ -230,7 +236,7 @@ impl Inner {
                                         description: reason,
                                     });
                                 }
-                                apply_record(&mut state, files, &self.dir, record, loc)
+                                state.replay(record, loc, &|at| read_body(files, &self.dir, at))
                             });
                         if let Err(e) = applied {
                             report.problems.push(Problem {

@@ -65,12 +65,12 @@ impl Error {
     pub(crate) fn corruption(
         file: impl Into<PathBuf>,
         offset: u64,
-        reason: impl Into<String>,
+        reason: impl fmt::Display,
     ) -> Self {
         Error::Corruption {
             file: file.into(),
             offset,
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }

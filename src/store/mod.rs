@@ -310,7 +310,7 @@ fn values_of(data: &Map<String, Value>, fields: &[String]) -> IndexValues {
         .collect()
 }
 
-fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
+fn corrupt(dir: &Path, loc: Loc, reason: impl std::fmt::Display) -> Error {
     Error::corruption(
         dir.join(segment_name(loc.segment)),
         u64::from(loc.offset),

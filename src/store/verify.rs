@@ -120,7 +120,7 @@ impl Inner {
                 }) => report.problems.push(Problem {
                     file,
                     offset,
-                    description: reason,
+                    description: reason.to_string(),
                 }),
                 Err(e) => return Err(e),
             }
@@ -203,7 +203,7 @@ impl Inner {
                     report.problems.push(Problem {
                         file: path,
                         offset: 0,
-                        description: reason,
+                        description: reason.to_string(),
                     });
                     continue;
                 }
@@ -227,7 +227,7 @@ impl Inner {
                                     report.problems.push(Problem {
                                         file: path.clone(),
                                         offset,
-                                        description: reason,
+                                        description: reason.to_string(),
                                     });
                                 }
                                 apply_record(&mut state, files, &self.dir, record, loc)
@@ -244,7 +244,7 @@ impl Inner {
                         report.problems.push(Problem {
                             file: path.clone(),
                             offset,
-                            description: reason,
+                            description: reason.to_string(),
                         });
                         match scan.next_valid_from(offset + 1).map_err(io_err)? {
                             Some(next) => scan.seek(next),

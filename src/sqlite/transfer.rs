@@ -70,7 +70,7 @@ impl Transfer for SqliteStore {
         validate::document_depth("the document", &doc.data)?;
         let value = serde_json::Value::Object(doc.data.clone());
         let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
-        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let text = super::json_text(body)?;
         let version = i64::try_from(doc.version)
             .map_err(|_| Error::invalid("version too large for SQLite"))?;
         self.with_conn(|conn| {

@@ -255,6 +255,9 @@ fn decode_blob(r: &mut Reader<'_>) -> Result<BlobMeta, DecodeError> {
 /// Per field, per dictionary value: its documents as (created_at, id).
 type PostingLists = Vec<Vec<Vec<(i64, Arc<str>)>>>;
 
+/// A collection's documents as (created_at, id), in the default order.
+type DefaultOrder = Vec<(i64, Arc<str>)>;
+
 type LocReader<'f> = dyn Fn(&mut Reader<'_>) -> Result<Loc, DecodeError> + 'f;
 
 /// A collection's documents in id order, as the snapshot lists them.
@@ -376,7 +379,7 @@ fn decode_order(
     name: &str,
     documents: &Documents,
     dictionaries: &[Vec<Arc<str>>],
-) -> Result<(Vec<(i64, Arc<str>)>, PostingLists), DecodeError> {
+) -> Result<(DefaultOrder, PostingLists), DecodeError> {
     let docs = &documents.docs;
     let mut seen = vec![false; docs.len()];
     let mut by_created = Vec::with_capacity(docs.len());

@@ -249,7 +249,7 @@ impl Inner {
     /// Wakes the background compactor if the log has grown past its
     /// threshold; checked every few writes to keep the write path cheap.
     pub(super) fn maybe_wake_compactor(&self, seq: u64) {
-        if seq % 64 == 0 && self.needs_compaction() {
+        if seq.is_multiple_of(64) && self.needs_compaction() {
             self.auto.notify();
         }
     }

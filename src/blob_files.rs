@@ -33,9 +33,9 @@ pub const BLOB_DIR: &str = "blobs";
 pub const TMP_DIR: &str = "tmp";
 const CHUNK: usize = 64 * 1024;
 
-/// Lowercase hex of a content hash.
+/// Lowercase hex of a content hash: the name of its content file.
 pub fn hex(hash: &[u8; BLOB_HASH_LEN]) -> String {
-    hash.iter().map(|b| format!("{b:02x}")).collect()
+    blake3::Hash::from_bytes(*hash).to_hex().to_string()
 }
 
 /// The directory and path of the content file with hex hash `hash`.
@@ -276,7 +276,7 @@ pub fn verify(opened: Opened, meta: &BlobMeta) -> Result<BlobReader> {
         }
         hasher.update(&buf[..n]);
     }
-    if hex(hasher.finalize().as_bytes()) != hash {
+    if hasher.finalize().to_hex().as_str() != hash {
         return Err(Error::corruption(
             &path,
             0,

@@ -42,6 +42,10 @@ pub enum Error {
     InvalidInput(String),
     /// The store was closed; open it again to use it.
     Closed,
+    /// A bug or an impossible state: an internal limit was reached or an
+    /// invariant the code relies on did not hold. Nothing the caller passed
+    /// explains it; please report it.
+    Internal(String),
     /// The SQLite driver's database reported an error.
     #[cfg(feature = "sqlite")]
     Sqlite(rusqlite::Error),
@@ -65,12 +69,12 @@ impl Error {
     pub(crate) fn corruption(
         file: impl Into<PathBuf>,
         offset: u64,
-        reason: impl Into<String>,
+        reason: impl fmt::Display,
     ) -> Self {
         Error::Corruption {
             file: file.into(),
             offset,
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }
@@ -99,6 +103,10 @@ impl fmt::Display for Error {
             ),
             Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
             Error::Closed => write!(f, "the store is closed; open it again to use it"),
+            Error::Internal(message) => write!(
+                f,
+                "internal error (a bug or an impossible state; please report it): {message}"
+            ),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => write!(f, "SQLite error: {e}"),
         }

@@ -37,9 +37,11 @@
 //   together, with compaction, the snapshot file, verify and salvage;
 // - `sqlite`: the SQLite driver of the same contract;
 // - `blob_files`: the content-addressed blob-file protocol both drivers use;
+// - `codec`: the little-endian reader and writer of every file format;
 // - `contract`, `validate`, `limits`, `lease_rules`: the contract and the
 //   rules every driver shares.
 mod blob_files;
+mod codec;
 mod contract;
 mod error;
 mod index;

@@ -22,7 +22,7 @@ const RUN_VAR: &str = "LOGSTORE_KILL_RUN";
 
 fn opts(run: u64) -> Options {
     Options {
-        durability: if run % 2 == 0 {
+        durability: if run.is_multiple_of(2) {
             Durability::Sync
         } else {
             Durability::Flush

@@ -5,6 +5,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::{anyhow, Context};
 use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
 use logstore_workload::{self as workload, Op, Rng};
 use serde::Serialize;
@@ -62,8 +63,8 @@ fn open_sqlite(dir: &Path, durability: Durability) -> logstore::Result<SqliteSto
 fn rate(
     budget: Duration,
     max: u64,
-    mut f: impl FnMut(u64) -> logstore::Result<()>,
-) -> logstore::Result<f64> {
+    mut f: impl FnMut(u64) -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut i = 0;
     while i < max && (i < 10 || started.elapsed() < budget) {
@@ -74,9 +75,9 @@ fn rate(
 }
 
 /// Puts of new documents from `threads` threads for `budget`.
-fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> logstore::Result<f64> {
+fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let done: Vec<logstore::Result<u64>> = std::thread::scope(|scope| {
+    let done: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
@@ -98,7 +99,10 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> logst
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(logstore::Error::Closed)))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a benchmark writer thread panicked")))
+            })
             .collect()
     });
     let mut total = 0;
@@ -108,7 +112,7 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> logst
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
-fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> logstore::Result<(f64, f64)> {
+fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Result<(f64, f64)> {
     let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let mut ids = Vec::new();
     let put = rate(budget, 100_000, |i| {
@@ -126,22 +130,16 @@ fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> logstore::Res
         let (_, mut reader) = store
             .blobs()
             .get(id)?
-            .ok_or_else(|| logstore::Error::InvalidInput("blob vanished".into()))?;
-        std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| logstore::Error::Io {
-            context: "reading a blob".into(),
-            source: e,
-        })?;
+            .ok_or_else(|| anyhow!("blob {id} vanished during the benchmark"))?;
+        std::io::copy(&mut reader, &mut std::io::sink()).context("reading a blob")?;
         Ok(())
     })?;
     Ok((put, get))
 }
 
 /// Runs every workload on both drivers and returns the table.
-pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report> {
-    let tmp = tempfile::tempdir().map_err(|e| logstore::Error::Io {
-        context: "creating a temporary folder".into(),
-        source: e,
-    })?;
+pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> {
+    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
@@ -187,7 +185,9 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report
         };
         let per_driver = |store: &dyn Store| {
             let mut rng = Rng::new(9);
-            rate(time, count, |i| op.run(store, &mut rng, i, config.docs))
+            rate(time, count, |i| {
+                Ok(op.run(store, &mut rng, i, config.docs)?)
+            })
         };
         let (l, s) = (per_driver(&log)?, per_driver(&sqlite)?);
         row(op.name().to_string(), l, s);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail, Context, Result};
 use logstore::{Query, Store};
 use serde_json::{json, Value};
 
@@ -24,27 +25,23 @@ impl Outcome {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome, String> {
+pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
     let s = opened.transfer();
-    let collections = s.docs().list_collections().map_err(err)?;
+    let collections = s.docs().list_collections()?;
     let all = logstore::BlobList {
         limit: Some(usize::MAX),
         ..Default::default()
     };
-    let blobs = s.blobs().list(&all).map_err(err)?;
+    let blobs = s.blobs().list(&all)?;
     let blob_bytes: u64 = blobs.iter().map(|b| b.size).sum();
-    let leases = s.all_leases().map_err(err)?;
+    let leases = s.all_leases()?;
     let mut report = json!({
         "collections": collections,
         "blobs": {"count": blobs.len(), "bytes": blob_bytes},
         "leases": {"rows": leases.len()},
     });
     if let Opened::Log(log) = opened {
-        let st = log.stats().map_err(err)?;
+        let st = log.stats()?;
         report["log"] = json!({
             "segments": st.segments,
             "total_bytes": st.total_bytes,
@@ -59,9 +56,7 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome, String> {
         report["leases"]["held"] = json!(st.leases - st.leases_expired);
     }
     if as_json {
-        return serde_json::to_string_pretty(&report)
-            .map(Outcome::ok)
-            .map_err(err);
+        return Ok(Outcome::ok(serde_json::to_string_pretty(&report)?));
     }
     let mut out = String::new();
     if let Some(log) = report.get("log") {
@@ -91,9 +86,9 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome, String> {
     Ok(Outcome::ok(out))
 }
 
-pub fn verify(opened: &Opened) -> Result<Outcome, String> {
+pub fn verify(opened: &Opened) -> Result<Outcome> {
     let log = opened.log("verify")?;
-    let report = log.verify().map_err(err)?;
+    let report = log.verify()?;
     if report.is_clean() {
         return Ok(Outcome::ok(format!(
             "ok: {} segments, {} records, {} blobs verified{}\n",
@@ -114,8 +109,8 @@ pub fn verify(opened: &Opened) -> Result<Outcome, String> {
     })
 }
 
-pub fn compact(opened: &Opened) -> Result<Outcome, String> {
-    let r = opened.log("compact")?.compact().map_err(err)?;
+pub fn compact(opened: &Opened) -> Result<Outcome> {
+    let r = opened.log("compact")?.compact()?;
     Ok(Outcome::ok(format!(
         "compacted {} segments into {}: {} -> {} bytes, {} records kept, {} dropped, {} blob files removed, in {:.2?}\n",
         r.segments_compacted, r.segments_written, r.bytes_before, r.bytes_after, r.records_kept,
@@ -125,48 +120,44 @@ pub fn compact(opened: &Opened) -> Result<Outcome, String> {
 
 /// Salvages the log store at `src` into a new store; with `in_place`, the
 /// repaired store replaces the original, which is kept beside it.
-pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome, String> {
+pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {
     if !src.is_dir() {
-        return Err(format!("{} is not a log store directory", src.display()));
+        bail!("{} is not a log store directory", src.display());
     }
     if in_place && !cfg!(target_os = "linux") {
-        return Err(
-            "repair --in-place needs an atomic directory exchange (Linux); use --out".into(),
-        );
+        bail!("repair --in-place needs an atomic directory exchange (Linux); use --out");
     }
     // The exchange and the names beside the store need its real path
     // (`.` has no sibling).
-    let src_buf = src.canonicalize().map_err(err)?;
+    let src_buf = src.canonicalize()?;
     let src = src_buf.as_path();
     // Refuse a store that a running program holds. The lock is held for the
     // salvage and through the exchange; the store itself is only read.
-    let salvage = logstore::Salvage::lock(src).map_err(err)?;
+    let salvage = logstore::Salvage::lock(src)?;
     let target: PathBuf = match (out, in_place) {
         (Some(out), _) => out.to_path_buf(),
         (None, true) => sibling(src, "repairing"),
         (None, false) => sibling(src, "repaired"),
     };
     if target.exists() {
-        return Err(format!(
+        bail!(
             "{} already exists; name another with --out",
             target.display()
-        ));
+        );
     }
     let kept = sibling(src, "damaged");
     if in_place && kept.exists() {
-        return Err(format!(
+        bail!(
             "{} already exists; move it away to repair in place",
             kept.display()
-        ));
+        );
     }
     let dst = match store::open(&target, None, true)? {
         Opened::Log(s) => s,
-        Opened::Sqlite(_) => {
-            return Err("repair writes a log store; --out must be a directory".into())
-        }
+        Opened::Sqlite(_) => bail!("repair writes a log store; --out must be a directory"),
     };
-    let report = salvage.run(&dst).map_err(err)?;
-    dst.close().map_err(err)?;
+    let report = salvage.run(&dst)?;
+    dst.close()?;
     let mut stdout = format!(
         "kept {} records from {} segments into {}\n",
         report.records_kept,
@@ -181,10 +172,10 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
         // one step, so the path always names a whole store, then move the
         // original aside and make both names durable.
         let kept = sibling(src, "damaged");
-        exchange(&target, src).map_err(err)?;
-        sync_parent(src).map_err(err)?;
-        std::fs::rename(&target, &kept).map_err(err)?;
-        sync_parent(src).map_err(err)?;
+        exchange(&target, src)?;
+        sync_parent(src)?;
+        std::fs::rename(&target, &kept)?;
+        sync_parent(src)?;
         stdout += &format!(
             "the repaired store replaced {}; the original is kept at {}\n",
             src.display(),
@@ -205,11 +196,9 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!("{name}.{suffix}"))
 }
 
-pub fn get(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome, String> {
-    match s.docs().get(collection, id).map_err(err)? {
-        Some(doc) => serde_json::to_string(&doc)
-            .map(|t| Outcome::ok(t + "\n"))
-            .map_err(err),
+pub fn get(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome> {
+    match s.docs().get(collection, id)? {
+        Some(doc) => Ok(Outcome::ok(serde_json::to_string(&doc)? + "\n")),
         None => Ok(Outcome {
             stdout: String::new(),
             problem: true,
@@ -223,13 +212,10 @@ pub fn put(
     id: &str,
     data: &str,
     expected: Option<u64>,
-) -> Result<Outcome, String> {
-    let value: Value =
-        serde_json::from_str(data).map_err(|e| format!("the document is not JSON: {e}"))?;
-    match s.docs().put(collection, id, value, expected).map_err(err)? {
-        Some(doc) => serde_json::to_string(&doc)
-            .map(|t| Outcome::ok(t + "\n"))
-            .map_err(err),
+) -> Result<Outcome> {
+    let value: Value = serde_json::from_str(data).context("the document is not JSON")?;
+    match s.docs().put(collection, id, value, expected)? {
+        Some(doc) => Ok(Outcome::ok(serde_json::to_string(&doc)? + "\n")),
         None => Ok(Outcome {
             stdout: "null\n".into(),
             problem: true,
@@ -237,8 +223,8 @@ pub fn put(
     }
 }
 
-pub fn delete(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome, String> {
-    let existed = s.docs().delete(collection, id).map_err(err)?;
+pub fn delete(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome> {
+    let existed = s.docs().delete(collection, id)?;
     Ok(Outcome {
         stdout: format!("{existed}\n"),
         problem: !existed,
@@ -253,12 +239,12 @@ pub fn query_of(
     desc: bool,
     limit: usize,
     offset: usize,
-) -> Result<Query, String> {
+) -> Result<Query> {
     let mut q = Query::new(collection).limit(limit).offset(offset);
     for condition in conditions {
         let (field, value) = condition
             .split_once('=')
-            .ok_or_else(|| format!("--where takes field=value, got {condition:?}"))?;
+            .ok_or_else(|| anyhow!("--where takes field=value, got {condition:?}"))?;
         q = q.filter(field, value);
     }
     if let Some(order) = order_by {
@@ -270,21 +256,18 @@ pub fn query_of(
     Ok(q)
 }
 
-pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome, String> {
-    let rows = s.docs().query(q).map_err(err)?;
+pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome> {
+    let rows = s.docs().query(q)?;
     let mut out = String::new();
     for row in rows {
-        out += &serde_json::to_string(&row).map_err(err)?;
+        out += &serde_json::to_string(&row)?;
         out.push('\n');
     }
     Ok(Outcome::ok(out))
 }
 
-pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome, String> {
-    Ok(Outcome::ok(format!(
-        "{}\n",
-        s.docs().count(q).map_err(err)?
-    )))
+pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome> {
+    Ok(Outcome::ok(format!("{}\n", s.docs().count(q)?)))
 }
 
 /// Swaps two directories atomically (`renameat2` with `RENAME_EXCHANGE`).

@@ -10,9 +10,10 @@ mod store;
 mod transfer;
 
 use std::io::{BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 use logstore::Durability;
 
@@ -168,9 +169,9 @@ struct QueryArgs {
     offset: usize,
 }
 
-fn run(cli: Cli) -> Result<Outcome, String> {
+fn run(cli: Cli) -> Result<Outcome> {
     let blob_dir = cli.blob_dir.as_deref();
-    let open = |path: &PathBuf| store::open(path, blob_dir, false);
+    let open = |path: &Path| store::open(path, blob_dir, false);
     match cli.command {
         Command::Bench {
             docs,
@@ -188,91 +189,21 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 threads,
                 seconds_per_op: seconds,
             };
-            let report = bench::run(&config, &Progress::new()).map_err(|e| e.to_string())?;
-            if json {
-                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-                Ok(Outcome {
-                    stdout: text + "\n",
-                    problem: false,
-                })
-            } else {
-                Ok(Outcome {
-                    stdout: bench::table(&report),
-                    problem: false,
-                })
-            }
+            run_bench(&config, json)
         }
         Command::Stats { store, json } => commands::stats(&open(&store)?, json),
-        Command::Verify { store } => {
-            let spinner = Progress::spinner("verifying");
-            let outcome = commands::verify(&open(&store)?);
-            spinner.finish();
-            outcome
-        }
+        Command::Verify { store } => spinning("verifying", || commands::verify(&open(&store)?)),
         Command::Repair {
             store,
             out,
             in_place,
-        } => {
-            let spinner = Progress::spinner("salvaging");
-            let outcome = commands::repair(&store, out.as_deref(), in_place);
-            spinner.finish();
-            outcome
-        }
-        Command::Compact { store } => {
-            let spinner = Progress::spinner("compacting");
-            let outcome = commands::compact(&open(&store)?);
-            spinner.finish();
-            outcome
-        }
-        Command::Dump { store } => {
-            let src = open(&store)?;
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            transfer::dump(src.transfer(), &mut out, &Progress::new())?;
-            out.flush().map_err(|e| e.to_string())?;
-            Ok(Outcome {
-                stdout: String::new(),
-                problem: false,
-            })
-        }
-        Command::Load { store } => {
-            let dst = store::open(&store, blob_dir, true)?;
-            let mut input = BufReader::new(std::io::stdin().lock());
-            let n = transfer::load(dst.transfer(), &mut input, &Progress::new())?;
-            Ok(Outcome {
-                stdout: String::new(),
-                problem: false,
-            })
-            .inspect(|_| eprintln!("loaded {n} items"))
-        }
-        Command::Migrate { from, to } => {
-            let src = open(&from)?;
-            let dst = store::open(&to, blob_dir, true)?;
-            let n = transfer::migrate(src.transfer(), dst.transfer(), &Progress::new())?;
-            let mut stdout = format!(
-                "copied {n} items from {} to {}\n",
-                from.display(),
-                to.display()
-            );
-            if let store::Opened::Log(log) = &dst {
-                let report = log.verify().map_err(|e| e.to_string())?;
-                if !report.is_clean() {
-                    for p in &report.problems {
-                        stdout += &format!("{p}\n");
-                    }
-                    return Ok(Outcome {
-                        stdout,
-                        problem: true,
-                    });
-                }
-                stdout += "the target verifies\n";
-            }
-            Ok(Outcome {
-                stdout,
-                problem: false,
-            })
-        }
+        } => spinning("salvaging", || {
+            commands::repair(&store, out.as_deref(), in_place)
+        }),
+        Command::Compact { store } => spinning("compacting", || commands::compact(&open(&store)?)),
+        Command::Dump { store } => dump(&open(&store)?),
+        Command::Load { store } => load(&store::open(&store, blob_dir, true)?),
+        Command::Migrate { from, to } => migrate(&from, &to, blob_dir),
         Command::Get {
             store,
             collection,
@@ -322,6 +253,96 @@ fn run(cli: Cli) -> Result<Outcome, String> {
     }
 }
 
+/// Runs `f` with a spinner named `what` on stderr.
+fn spinning(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> {
+    let spinner = Progress::spinner(what);
+    let outcome = f();
+    spinner.finish();
+    outcome
+}
+
+fn run_bench(config: &bench::BenchConfig, json: bool) -> Result<Outcome> {
+    let report = bench::run(config, &Progress::new())?;
+    let stdout = if json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        bench::table(&report)
+    };
+    Ok(Outcome {
+        stdout,
+        problem: false,
+    })
+}
+
+fn dump(src: &store::Opened) -> Result<Outcome> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    transfer::dump(src.transfer(), &mut out, &Progress::new())?;
+    out.flush()?;
+    Ok(Outcome {
+        stdout: String::new(),
+        problem: false,
+    })
+}
+
+fn load(dst: &store::Opened) -> Result<Outcome> {
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let n = transfer::load(dst.transfer(), &mut input, &Progress::new())?;
+    eprintln!("loaded {n} items");
+    Ok(Outcome {
+        stdout: String::new(),
+        problem: false,
+    })
+}
+
+/// Copies `from` into the empty store `to`; a log-store target is verified
+/// afterwards, and its problems make the outcome a problem.
+fn migrate(from: &Path, to: &Path, blob_dir: Option<&Path>) -> Result<Outcome> {
+    let src = store::open(from, blob_dir, false)?;
+    let dst = store::open(to, blob_dir, true)?;
+    let n = transfer::migrate(src.transfer(), dst.transfer(), &Progress::new())?;
+    let mut stdout = format!(
+        "copied {n} items from {} to {}\n",
+        from.display(),
+        to.display()
+    );
+    if let store::Opened::Log(log) = &dst {
+        let report = log.verify()?;
+        if !report.is_clean() {
+            for p in &report.problems {
+                stdout += &format!("{p}\n");
+            }
+            return Ok(Outcome {
+                stdout,
+                problem: true,
+            });
+        }
+        stdout += "the target verifies\n";
+    }
+    Ok(Outcome {
+        stdout,
+        problem: false,
+    })
+}
+
+/// The error as one line: each context, then each cause whose text the
+/// line does not already hold (the store's errors already name their
+/// operating-system cause).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line += ": ";
+        }
+        line += &text;
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -333,8 +354,8 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Err(message) => {
-            eprintln!("logstore: {message}");
+        Err(e) => {
+            eprintln!("logstore: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

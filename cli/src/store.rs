@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{bail, Result};
 use logstore::{Durability, LogStore, Options, SqliteStore, Transfer};
 
 /// An open store of either kind.
@@ -23,12 +24,12 @@ impl Opened {
     }
 
     /// The log store, or an error naming the command for SQLite stores.
-    pub fn log(&self, command: &str) -> Result<&LogStore, String> {
+    pub fn log(&self, command: &str) -> Result<&LogStore> {
         match self {
             Opened::Log(s) => Ok(s),
-            Opened::Sqlite(_) => Err(format!(
-                "`{command}` works on log stores (a directory), not on SQLite files"
-            )),
+            Opened::Sqlite(_) => {
+                bail!("`{command}` works on log stores (a directory), not on SQLite files")
+            }
         }
     }
 }
@@ -48,27 +49,23 @@ fn options() -> Options {
 }
 
 /// Opens the store at `path`; `create` allows a new one.
-pub fn open(path: &Path, blob_dir: Option<&Path>, create: bool) -> Result<Opened, String> {
+pub fn open(path: &Path, blob_dir: Option<&Path>, create: bool) -> Result<Opened> {
     if !create && !path.exists() {
-        return Err(format!("no store at {}", path.display()));
+        bail!("no store at {}", path.display());
     }
     if is_sqlite(path) {
         let blobs: PathBuf = match blob_dir {
             Some(dir) => dir.to_path_buf(),
             None => path.parent().unwrap_or(Path::new(".")).join("blobs"),
         };
-        SqliteStore::open(path, blobs, options())
-            .map(Opened::Sqlite)
-            .map_err(|e| e.to_string())
+        Ok(SqliteStore::open(path, blobs, options()).map(Opened::Sqlite)?)
     } else {
         if !create && !path.is_dir() {
-            return Err(format!(
+            bail!(
                 "{} is neither a log store directory nor a .db file",
                 path.display()
-            ));
+            );
         }
-        LogStore::open(path, options())
-            .map(Opened::Log)
-            .map_err(|e| e.to_string())
+        Ok(LogStore::open(path, options()).map(Opened::Log)?)
     }
 }

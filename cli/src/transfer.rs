@@ -10,6 +10,7 @@
 
 use std::io::{BufRead, Cursor, Read, Write};
 
+use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
 use logstore::{BlobList, BlobMeta, Document, LeaseRow, Query, Transfer};
 use serde::{Deserialize, Serialize};
@@ -33,35 +34,28 @@ enum Line {
     Lease(LeaseRow),
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 /// Every item of `src`, in an order that loads back exactly: collections,
 /// then documents, blobs (oldest first) and leases.
 fn each_item(
     src: &dyn Transfer,
     progress: &Progress,
-    mut f: impl FnMut(Line) -> Result<(), String>,
-) -> Result<u64, String> {
+    mut f: impl FnMut(Line) -> Result<()>,
+) -> Result<u64> {
     let mut count = 0;
-    let ensured = src.docs().list_collections().map_err(err)?;
+    let ensured = src.docs().list_collections()?;
     let mut names: Vec<String> = ensured.iter().map(|c| c.name.clone()).collect();
-    names.extend(src.unensured_collections().map_err(err)?);
+    names.extend(src.unensured_collections()?);
     let all_blobs = BlobList {
         limit: Some(usize::MAX),
         ..Default::default()
     };
-    let mut blobs = src.blobs().list(&all_blobs).map_err(err)?;
+    let mut blobs = src.blobs().list(&all_blobs)?;
     blobs.reverse();
-    let leases = src.all_leases().map_err(err)?;
+    let leases = src.all_leases()?;
     let docs: u64 = ensured.iter().map(|c| c.doc_count).sum();
     progress.start(names.len() as u64 + docs + blobs.len() as u64 + leases.len() as u64);
     for info in ensured {
-        let created_at = src
-            .collection_created_at(&info.name)
-            .map_err(err)?
-            .unwrap_or(0);
+        let created_at = src.collection_created_at(&info.name)?.unwrap_or(0);
         f(Line::Collection {
             name: info.name,
             indexes: info.indexes,
@@ -71,7 +65,7 @@ fn each_item(
     }
     for name in names {
         let q = Query::new(&name).order_by("id").limit(usize::MAX);
-        for doc in src.docs().query(&q).map_err(err)? {
+        for doc in src.docs().query(&q)? {
             progress.step("documents");
             f(Line::Document(doc))?;
             count += 1;
@@ -81,11 +75,10 @@ fn each_item(
         progress.step("blobs");
         let (meta, mut reader) = src
             .blobs()
-            .get(&meta.id)
-            .map_err(err)?
-            .ok_or_else(|| format!("blob {} vanished during the dump", meta.id))?;
+            .get(&meta.id)?
+            .ok_or_else(|| anyhow!("blob {} vanished during the dump", meta.id))?;
         let mut bytes = Vec::with_capacity(meta.size as usize);
-        reader.read_to_end(&mut bytes).map_err(err)?;
+        reader.read_to_end(&mut bytes)?;
         f(Line::Blob {
             meta,
             bytes: base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -101,7 +94,7 @@ fn each_item(
     Ok(count)
 }
 
-fn apply(dst: &dyn Transfer, line: Line) -> Result<(), String> {
+fn apply(dst: &dyn Transfer, line: Line) -> Result<()> {
     match line {
         Line::Collection {
             name,
@@ -109,55 +102,46 @@ fn apply(dst: &dyn Transfer, line: Line) -> Result<(), String> {
             created_at,
         } => {
             let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
-            dst.import_collection(&name, &fields, created_at)
-                .map_err(err)
+            dst.import_collection(&name, &fields, created_at)?;
         }
-        Line::Document(doc) => dst.import_document(&doc).map_err(err),
+        Line::Document(doc) => dst.import_document(&doc)?,
         Line::Blob { meta, bytes } => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(bytes)
-                .map_err(err)?;
-            dst.import_blob(&meta, &mut Cursor::new(bytes))
-                .map(drop)
-                .map_err(err)
+            let bytes = base64::engine::general_purpose::STANDARD.decode(bytes)?;
+            dst.import_blob(&meta, &mut Cursor::new(bytes))?;
         }
-        Line::Lease(row) => dst.import_lease(&row).map_err(err),
+        Line::Lease(row) => dst.import_lease(&row)?,
     }
+    Ok(())
 }
 
-fn refuse_non_empty(dst: &dyn Transfer, what: &str) -> Result<(), String> {
-    if dst.is_empty().map_err(err)? {
-        Ok(())
-    } else {
-        Err(format!(
-            "the target store is not empty; {what} only fills an empty store"
-        ))
+fn refuse_non_empty(dst: &dyn Transfer, what: &str) -> Result<()> {
+    if !dst.is_empty()? {
+        bail!("the target store is not empty; {what} only fills an empty store");
     }
+    Ok(())
 }
 
 /// Writes every item of `src` to `out`, one JSON object per line.
-pub fn dump(src: &dyn Transfer, out: &mut dyn Write, progress: &Progress) -> Result<u64, String> {
+pub fn dump(src: &dyn Transfer, out: &mut dyn Write, progress: &Progress) -> Result<u64> {
     each_item(src, progress, |line| {
-        serde_json::to_writer(&mut *out, &line).map_err(err)?;
-        out.write_all(b"\n").map_err(err)
+        serde_json::to_writer(&mut *out, &line)?;
+        out.write_all(b"\n")?;
+        Ok(())
     })
 }
 
 /// Reads JSON Lines from `input` into the empty store `dst`.
-pub fn load(
-    dst: &dyn Transfer,
-    input: &mut dyn BufRead,
-    progress: &Progress,
-) -> Result<u64, String> {
+pub fn load(dst: &dyn Transfer, input: &mut dyn BufRead, progress: &Progress) -> Result<u64> {
     refuse_non_empty(dst, "load")?;
     let mut count = 0;
     for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(err)?;
+        let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let item: Line = serde_json::from_str(&line).map_err(|e| format!("line {}: {e}", n + 1))?;
-        apply(dst, item).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let at = || format!("line {}", n + 1);
+        let item: Line = serde_json::from_str(&line).with_context(at)?;
+        apply(dst, item).with_context(at)?;
         progress.step("loading");
         count += 1;
     }
@@ -166,7 +150,7 @@ pub fn load(
 }
 
 /// Copies everything from `src` into the empty store `dst`.
-pub fn migrate(src: &dyn Transfer, dst: &dyn Transfer, progress: &Progress) -> Result<u64, String> {
+pub fn migrate(src: &dyn Transfer, dst: &dyn Transfer, progress: &Progress) -> Result<u64> {
     refuse_non_empty(dst, "migrate")?;
     each_item(src, progress, |line| apply(dst, line))
 }

@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use super::collection::{Collection, DocMeta};
 use super::State;
+use crate::codec::{checked_body, DecodeError, Reader, Writer};
 use crate::contract::{BlobMeta, LeaseRow};
-use crate::log::codec::Reader;
-use crate::log::record::{mask, put_str};
 use crate::log::segment::Loc;
 
 /// The first eight bytes of a snapshot.
@@ -34,128 +33,111 @@ pub struct Covers {
     pub base: Vec<u32>,
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-fn put_loc(out: &mut Vec<u8>, loc: Loc) {
-    put_u32(out, loc.segment);
-    put_u32(out, loc.offset);
-    put_u32(out, loc.len);
+fn put_loc(w: &mut Writer<'_>, loc: Loc) {
+    w.u32(loc.segment);
+    w.u32(loc.offset);
+    w.u32(loc.len);
 }
 
 /// Encodes the state with what it covers, checksum last.
 pub fn encode(state: &State, covers: &Covers) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    put_u32(&mut out, SNAPSHOT_VERSION);
-    put_u32(&mut out, covers.segment);
-    put_u64(&mut out, covers.offset);
-    put_u32(&mut out, covers.horizon);
-    put_u32(&mut out, covers.base.len() as u32);
+    let mut w = Writer::new(&mut out);
+    w.raw(&SNAPSHOT_MAGIC);
+    w.u32(SNAPSHOT_VERSION);
+    w.u32(covers.segment);
+    w.u64(covers.offset);
+    w.u32(covers.horizon);
+    w.count(covers.base.len());
     for id in &covers.base {
-        put_u32(&mut out, *id);
+        w.u32(*id);
     }
-    put_u32(&mut out, state.collections.len() as u32);
+    w.count(state.collections.len());
     for (name, c) in &state.collections {
-        encode_collection(&mut out, name, c);
+        encode_collection(&mut w, name, c);
     }
-    put_u32(&mut out, state.leases.len() as u32);
+    w.count(state.leases.len());
     // Sorted, so equal states encode to equal bytes (the integrity check
     // compares them).
     let mut leases: Vec<_> = state.leases.rows().collect();
     leases.sort_by(|a, b| a.0.key.cmp(&b.0.key));
     for (row, loc) in leases {
-        put_str(&mut out, &row.key);
-        put_str(&mut out, &row.owner);
-        put_u64(&mut out, row.expires_at as u64);
-        put_u64(&mut out, row.version);
-        put_u64(&mut out, row.created_at as u64);
-        put_u64(&mut out, row.updated_at as u64);
-        put_loc(&mut out, loc);
+        w.str(&row.key);
+        w.str(&row.owner);
+        w.i64(row.expires_at);
+        w.u64(row.version);
+        w.i64(row.created_at);
+        w.i64(row.updated_at);
+        put_loc(&mut w, loc);
     }
-    put_u32(&mut out, state.blobs.len() as u32);
+    w.count(state.blobs.len());
     let mut blobs: Vec<_> = state.blobs.entries().collect();
     blobs.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     for (meta, loc) in blobs {
-        put_str(&mut out, &meta.id);
-        put_str(&mut out, &meta.mime);
-        put_u64(&mut out, meta.size);
+        w.str(&meta.id);
+        w.str(&meta.mime);
+        w.u64(meta.size);
         match &meta.owner_id {
             Some(owner) => {
-                out.push(1);
-                put_str(&mut out, owner);
+                w.u8(1);
+                w.str(owner);
             }
-            None => out.push(0),
+            None => w.u8(0),
         }
-        put_u64(&mut out, meta.created_at as u64);
-        put_str(&mut out, meta.content_hash.as_deref().unwrap_or_default());
-        put_loc(&mut out, loc);
+        w.i64(meta.created_at);
+        w.str(meta.content_hash.as_deref().unwrap_or_default());
+        put_loc(&mut w, loc);
     }
-    let crc = mask(crc32fast::hash(&out));
-    put_u32(&mut out, crc);
+    w.checksum();
     out
 }
 
-fn encode_collection(out: &mut Vec<u8>, name: &str, c: &Collection) {
-    put_str(out, name);
-    out.push(u8::from(c.ensured));
-    put_u64(out, c.created_at as u64);
-    put_u32(out, c.indexes.len() as u32);
+fn encode_collection(w: &mut Writer<'_>, name: &str, c: &Collection) {
+    w.str(name);
+    w.u8(u8::from(c.ensured));
+    w.i64(c.created_at);
+    w.count(c.indexes.len());
     for field in &c.indexes {
-        put_str(out, field);
+        w.str(field);
     }
     // Per field: its distinct values in order; documents refer to them by
     // position.
     let mut positions: Vec<BTreeMap<&str, u32>> = Vec::with_capacity(c.fields.len());
     for values in &c.fields {
-        put_u32(out, values.len() as u32);
+        w.count(values.len());
         let mut map = BTreeMap::new();
         for (i, value) in values.keys().enumerate() {
-            put_str(out, value);
+            w.str(value);
             map.insert(value.as_ref(), i as u32);
         }
         positions.push(map);
     }
-    put_u64(out, c.docs.len() as u64);
+    w.u64(c.docs.len() as u64);
     let mut rank: std::collections::HashMap<&str, u32> =
         std::collections::HashMap::with_capacity(c.docs.len());
     for (id, meta) in &c.docs {
         rank.insert(id, rank.len() as u32);
-        put_str(out, id);
-        put_loc(out, meta.loc);
-        put_u64(out, meta.version);
-        put_u64(out, meta.created_at as u64);
-        put_u64(out, meta.updated_at as u64);
+        w.str(id);
+        put_loc(w, meta.loc);
+        w.u64(meta.version);
+        w.i64(meta.created_at);
+        w.i64(meta.updated_at);
         for (field, value) in meta.values.iter().enumerate() {
             let at = value
                 .as_deref()
                 .and_then(|v| positions[field].get(v).copied())
                 .unwrap_or(NO_VALUE);
-            put_u32(out, at);
+            w.u32(at);
         }
     }
     // The default order as positions into the list above, so open rebuilds
     // every ordered structure from already-sorted input.
     for (_, id) in &c.by_created {
-        put_u32(out, rank.get(id.as_ref()).copied().unwrap_or(NO_VALUE));
+        w.u32(rank.get(id.as_ref()).copied().unwrap_or(NO_VALUE));
     }
 }
 
-/// Bounds a count read from the file by the bytes left (each item takes at
-/// least `min_size` bytes), so a damaged count cannot cause a large
-/// allocation.
-fn count(r: &mut Reader<'_>, min_size: usize) -> Result<usize, String> {
-    let n = r.u32()? as usize;
-    if n > r.remaining() / min_size {
-        return Err(format!("a count of {n} exceeds the snapshot"));
-    }
-    Ok(n)
-}
-
-fn loc(r: &mut Reader<'_>) -> Result<Loc, String> {
+fn loc(r: &mut Reader<'_>) -> Result<Loc, DecodeError> {
     Ok(Loc {
         segment: r.u32()?,
         offset: r.u32()?,
@@ -163,30 +145,34 @@ fn loc(r: &mut Reader<'_>) -> Result<Loc, String> {
     })
 }
 
-/// Checks a snapshot's checksum and reads what it covers; returns that and
-/// a reader at the start of its body.
-fn open_snapshot(bytes: &[u8]) -> Result<(Covers, Reader<'_>), String> {
-    let Some(body_len) = bytes.len().checked_sub(4) else {
-        return Err("the snapshot is shorter than its checksum".into());
-    };
-    let (body, crc) = bytes.split_at(body_len);
-    if mask(crc32fast::hash(body)) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-        return Err("the snapshot checksum does not match".into());
-    }
-    let mut r = Reader::new(body);
+/// A snapshot whose checksum verified, with what it covers read and its
+/// body not yet decoded: the caller checks `covers` against the log first,
+/// and decodes nothing from a stale snapshot.
+#[derive(Debug)]
+pub struct Opened<'a> {
+    /// What the snapshot covers.
+    pub covers: Covers,
+    body: Reader<'a>,
+}
+
+/// Checks a snapshot's checksum and reads what it covers.
+pub fn open(bytes: &[u8]) -> Result<Opened<'_>, DecodeError> {
+    let mut r = Reader::new("snapshot", checked_body("snapshot", bytes)?);
     if r.take(8)? != SNAPSHOT_MAGIC {
-        return Err("the snapshot does not start with its magic".into());
+        return Err(DecodeError::BadMagic { what: "snapshot" });
     }
     let version = r.u32()?;
     if version != SNAPSHOT_VERSION {
-        return Err(format!(
-            "snapshot format version {version} is not supported"
-        ));
+        return Err(DecodeError::Version {
+            what: "snapshot",
+            version,
+            reads: "version 1",
+        });
     }
     let segment = r.u32()?;
     let offset = r.u64()?;
     let horizon = r.u32()?;
-    let base = (0..count(&mut r, 4)?)
+    let base = (0..r.count(4)?)
         .map(|_| r.u32())
         .collect::<Result<_, _>>()?;
     let covers = Covers {
@@ -195,166 +181,122 @@ fn open_snapshot(bytes: &[u8]) -> Result<(Covers, Reader<'_>), String> {
         horizon,
         base,
     };
-    Ok((covers, r))
+    Ok(Opened { covers, body: r })
 }
 
 /// What a snapshot covers, without decoding its state.
-pub fn covers(bytes: &[u8]) -> Result<Covers, String> {
-    open_snapshot(bytes).map(|(covers, _)| covers)
+pub fn covers(bytes: &[u8]) -> Result<Covers, DecodeError> {
+    open(bytes).map(|opened| opened.covers)
 }
 
-/// Decodes a snapshot. `accept` checks what it covers against the log before
-/// the body is decoded; `segment_ok` says whether a segment id is part of
-/// the log (a location in any other segment makes the snapshot stale).
-pub fn decode(
-    bytes: &[u8],
-    accept: impl Fn(&Covers) -> Result<(), String>,
-    segment_ok: impl Fn(u32) -> bool,
-) -> Result<(State, Covers), String> {
-    let (covers, mut r) = open_snapshot(bytes)?;
-    accept(&covers)?;
-    let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, String> {
-        let l = loc(r)?;
-        if segment_ok(l.segment) {
-            Ok(l)
-        } else {
-            Err(format!(
-                "a location in segment {}, which is not in the log",
-                l.segment
-            ))
+impl Opened<'_> {
+    /// Decodes the state. `segment_ok` says whether a segment id is part of
+    /// the log (a location in any other segment makes the snapshot stale).
+    pub fn decode(self, segment_ok: impl Fn(u32) -> bool) -> Result<(State, Covers), DecodeError> {
+        let Opened { covers, mut body } = self;
+        let r = &mut body;
+        let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, DecodeError> {
+            let l = loc(r)?;
+            if segment_ok(l.segment) {
+                Ok(l)
+            } else {
+                Err(DecodeError::malformed(format!(
+                    "a location in segment {}, which is not in the log",
+                    l.segment
+                )))
+            }
+        };
+        let mut state = State::default();
+        for _ in 0..r.count(17)? {
+            let (name, collection) = decode_collection(r, &checked_loc)?;
+            state.collections.insert(name, collection);
         }
+        for _ in 0..r.count(56)? {
+            let row = LeaseRow {
+                key: r.str()?.to_string(),
+                owner: r.str()?.to_string(),
+                expires_at: r.i64()?,
+                version: r.u64()?,
+                created_at: r.i64()?,
+                updated_at: r.i64()?,
+            };
+            state.leases.set(row, checked_loc(r)?);
+        }
+        for _ in 0..r.count(41)? {
+            let meta = decode_blob(r)?;
+            state.blobs.insert(meta, checked_loc(r)?);
+        }
+        r.finish()?;
+        Ok((state, covers))
+    }
+}
+
+fn decode_blob(r: &mut Reader<'_>) -> Result<BlobMeta, DecodeError> {
+    let id = r.str()?.to_string();
+    let mime = r.str()?.to_string();
+    let size = r.u64()?;
+    let owner_id = match r.u8()? {
+        0 => None,
+        1 => Some(r.str()?.to_string()),
+        flag => return Err(DecodeError::malformed(format!("blob owner flag {flag}"))),
     };
-    let mut state = State::default();
-    for _ in 0..count(&mut r, 17)? {
-        let (name, collection) = decode_collection(&mut r, &checked_loc)?;
-        state.collections.insert(name, collection);
-    }
-    for _ in 0..count(&mut r, 56)? {
-        let row = LeaseRow {
-            key: r.str()?.to_string(),
-            owner: r.str()?.to_string(),
-            expires_at: r.u64()? as i64,
-            version: r.u64()?,
-            created_at: r.u64()? as i64,
-            updated_at: r.u64()? as i64,
-        };
-        state.leases.set(row, checked_loc(&mut r)?);
-    }
-    for _ in 0..count(&mut r, 41)? {
-        let id = r.str()?.to_string();
-        let mime = r.str()?.to_string();
-        let size = r.u64()?;
-        let owner_id = match r.u8()? {
-            0 => None,
-            1 => Some(r.str()?.to_string()),
-            flag => return Err(format!("blob owner flag {flag}")),
-        };
-        let created_at = r.u64()? as i64;
-        let hash = r.str()?.to_string();
-        let meta = BlobMeta {
-            id,
-            mime,
-            size,
-            owner_id,
-            created_at,
-            content_hash: Some(hash),
-        };
-        state.blobs.insert(meta, checked_loc(&mut r)?);
-    }
-    if r.remaining() != 0 {
-        return Err(format!(
-            "{} unexpected bytes at the end of the snapshot",
-            r.remaining()
-        ));
-    }
-    Ok((state, covers))
+    let created_at = r.i64()?;
+    let hash = r.str()?.to_string();
+    Ok(BlobMeta {
+        id,
+        mime,
+        size,
+        owner_id,
+        created_at,
+        content_hash: Some(hash),
+    })
 }
 
 /// Per field, per dictionary value: its documents as (created_at, id).
 type PostingLists = Vec<Vec<Vec<(i64, Arc<str>)>>>;
 
-type LocReader<'f> = dyn Fn(&mut Reader<'_>) -> Result<Loc, String> + 'f;
+/// A collection's documents as (created_at, id), in the default order.
+type DefaultOrder = Vec<(i64, Arc<str>)>;
+
+type LocReader<'f> = dyn Fn(&mut Reader<'_>) -> Result<Loc, DecodeError> + 'f;
+
+/// A collection's documents in id order, as the snapshot lists them.
+struct Documents {
+    docs: Vec<(Arc<str>, DocMeta)>,
+    /// Per document, per field: the position of its value in the field's
+    /// dictionary, or [`NO_VALUE`].
+    value_positions: Vec<u32>,
+    live_bytes: u64,
+}
 
 fn decode_collection(
     r: &mut Reader<'_>,
     loc: &LocReader<'_>,
-) -> Result<(String, Collection), String> {
+) -> Result<(String, Collection), DecodeError> {
     let name = r.str()?.to_string();
     let ensured = r.u8()? != 0;
-    let created_at = r.u64()? as i64;
-    let indexes: Vec<String> = (0..count(r, 4)?)
+    let created_at = r.i64()?;
+    let indexes: Vec<String> = (0..r.count(4)?)
         .map(|_| r.str().map(str::to_string))
         .collect::<Result<_, _>>()?;
     let mut dictionaries: Vec<Vec<Arc<str>>> = Vec::with_capacity(indexes.len());
     for _ in &indexes {
-        let values = (0..count(r, 4)?)
+        let values = (0..r.count(4)?)
             .map(|_| r.str().map(Arc::from))
             .collect::<Result<_, _>>()?;
         dictionaries.push(values);
     }
-    let n = r.u64()?;
-    if n > (r.remaining() / 48) as u64 {
-        return Err(format!("a document count of {n} exceeds the snapshot"));
-    }
-    let mut docs = Vec::with_capacity(n as usize);
-    let mut value_positions: Vec<u32> = Vec::with_capacity(n as usize * indexes.len());
-    let mut live_bytes = 0u64;
-    for _ in 0..n {
-        let id: Arc<str> = Arc::from(r.str()?);
-        let loc = loc(r)?;
-        let version = r.u64()?;
-        let created_at = r.u64()? as i64;
-        let updated_at = r.u64()? as i64;
-        let mut values = Vec::with_capacity(indexes.len());
-        for (field, dictionary) in dictionaries.iter().enumerate() {
-            let at = r.u32()?;
-            value_positions.push(at);
-            if at == NO_VALUE {
-                values.push(None);
-                continue;
-            }
-            let value = dictionary
-                .get(at as usize)
-                .ok_or_else(|| format!("value {at} is not in the dictionary of field {field}"))?;
-            values.push(Some(value.clone()));
-        }
-        live_bytes += u64::from(loc.len);
-        let meta = DocMeta {
-            loc,
-            version,
-            created_at,
-            updated_at,
-            values: values.into_boxed_slice(),
-        };
-        docs.push((id, meta));
-    }
-    // The default order, and each field's postings in that order.
-    let mut seen = vec![false; docs.len()];
-    let mut by_created = Vec::with_capacity(docs.len());
-    let mut postings: PostingLists = dictionaries
-        .iter()
-        .map(|d| vec![Vec::new(); d.len()])
-        .collect();
-    for _ in 0..n {
-        let at = r.u32()? as usize;
-        if at >= docs.len() || std::mem::replace(&mut seen[at], true) {
-            return Err(format!(
-                "the order of \"{name}\" names document {at} twice or out of range"
-            ));
-        }
-        let (id, meta) = &docs[at];
-        by_created.push((meta.created_at, id.clone()));
-        for (field, lists) in postings.iter_mut().enumerate() {
-            let value = value_positions[at * dictionaries.len() + field];
-            if value != NO_VALUE {
-                lists[value as usize].push((meta.created_at, id.clone()));
-            }
-        }
-    }
+    let documents = decode_documents(r, loc, &dictionaries)?;
+    let (by_created, postings) = decode_order(r, &name, &documents, &dictionaries)?;
+    let Documents {
+        docs, live_bytes, ..
+    } = documents;
     let count = docs.len();
     let docs: BTreeMap<Arc<str>, DocMeta> = docs.into_iter().collect();
     if docs.len() != count {
-        return Err(format!("\"{name}\" holds a document id twice"));
+        return Err(DecodeError::malformed(format!(
+            "\"{name}\" holds a document id twice"
+        )));
     }
     let fields = dictionaries
         .into_iter()
@@ -378,4 +320,88 @@ fn decode_collection(
         live_bytes,
     };
     Ok((name, collection))
+}
+
+/// Reads a collection's documents, each value checked against its field's
+/// dictionary.
+fn decode_documents(
+    r: &mut Reader<'_>,
+    loc: &LocReader<'_>,
+    dictionaries: &[Vec<Arc<str>>],
+) -> Result<Documents, DecodeError> {
+    let n = r.u64()?;
+    let n = r.bounded(n, 48)?;
+    let mut docs = Vec::with_capacity(n);
+    let mut value_positions: Vec<u32> = Vec::with_capacity(n * dictionaries.len());
+    let mut live_bytes = 0u64;
+    for _ in 0..n {
+        let id: Arc<str> = Arc::from(r.str()?);
+        let loc = loc(r)?;
+        let version = r.u64()?;
+        let created_at = r.i64()?;
+        let updated_at = r.i64()?;
+        let mut values = Vec::with_capacity(dictionaries.len());
+        for (field, dictionary) in dictionaries.iter().enumerate() {
+            let at = r.u32()?;
+            value_positions.push(at);
+            if at == NO_VALUE {
+                values.push(None);
+                continue;
+            }
+            let value = dictionary.get(at as usize).ok_or_else(|| {
+                DecodeError::malformed(format!(
+                    "value {at} is not in the dictionary of field {field}"
+                ))
+            })?;
+            values.push(Some(value.clone()));
+        }
+        live_bytes += u64::from(loc.len);
+        let meta = DocMeta {
+            loc,
+            version,
+            created_at,
+            updated_at,
+            values: values.into_boxed_slice(),
+        };
+        docs.push((id, meta));
+    }
+    Ok(Documents {
+        docs,
+        value_positions,
+        live_bytes,
+    })
+}
+
+/// Reads the default order (positions into the documents) and builds each
+/// field's postings in that order.
+fn decode_order(
+    r: &mut Reader<'_>,
+    name: &str,
+    documents: &Documents,
+    dictionaries: &[Vec<Arc<str>>],
+) -> Result<(DefaultOrder, PostingLists), DecodeError> {
+    let docs = &documents.docs;
+    let mut seen = vec![false; docs.len()];
+    let mut by_created = Vec::with_capacity(docs.len());
+    let mut postings: PostingLists = dictionaries
+        .iter()
+        .map(|d| vec![Vec::new(); d.len()])
+        .collect();
+    for _ in 0..docs.len() {
+        let at = r.u32()? as usize;
+        if at >= docs.len() || std::mem::replace(&mut seen[at], true) {
+            return Err(DecodeError::malformed(format!(
+                "the order of \"{name}\" names document {at} twice or out of range"
+            )));
+        }
+        let (id, meta) = &docs[at];
+        by_created.push((meta.created_at, id.clone()));
+        for (field, lists) in postings.iter_mut().enumerate() {
+            let value = documents.value_positions[at * dictionaries.len() + field];
+            if value != NO_VALUE {
+                lists[value as usize].push((meta.created_at, id.clone()));
+            }
+        }
+    }
+    Ok((by_created, postings))
 }

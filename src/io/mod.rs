@@ -14,7 +14,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fs2::FileExt as _;
 use parking_lot::{Mutex, RwLock};
 
 /// An open file: positioned reads and writes, sync, length.
@@ -64,6 +63,60 @@ pub fn create_dir_durable(fs: &dyn Vfs, dir: &Path) -> io::Result<()> {
     }
 }
 
+/// The temporary name [`write_temp`] writes `name` under.
+pub(crate) fn temp_name(name: &str) -> String {
+    format!("{name}.tmp")
+}
+
+/// The first half of replacing the file `name` in `dir` atomically: writes
+/// `bytes` to `<name>.tmp` (truncating a leftover one) and syncs it. The
+/// file in force is untouched, so a failure here changes nothing a reader
+/// or the next open sees.
+pub(crate) fn write_temp(fs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> crate::Result<()> {
+    let tmp = dir.join(temp_name(name));
+    let context = || format!("writing {}", tmp.display());
+    let file = fs
+        .open(&tmp, true)
+        .map_err(|e| crate::Error::io(context(), e))?;
+    file.set_len(0)
+        .and_then(|()| file.write_all_at(bytes, 0))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| crate::Error::io(context(), e))
+}
+
+/// The second half: renames `<name>.tmp` over `name`, then makes the
+/// rename durable with `sync_dir` (a closure, because the store syncs its
+/// directory through the commit gate and poisons itself when that fails).
+/// After an error here the new file may or may not be in force.
+pub(crate) fn rename_temp(
+    fs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    sync_dir: impl FnOnce() -> crate::Result<()>,
+) -> crate::Result<()> {
+    let tmp = dir.join(temp_name(name));
+    let path = dir.join(name);
+    fs.rename(&tmp, &path)
+        .map_err(|e| crate::Error::io(format!("renaming {} into place", tmp.display()), e))?;
+    sync_dir()
+}
+
+/// Replaces the file `name` in `dir` with `bytes` atomically: write
+/// `<name>.tmp`, sync it, rename it over `name`, sync the directory through
+/// `sync_dir`. A crash at any point leaves the old file or the new one,
+/// never a mix. Callers whose commit point lies between the halves (the
+/// manifest) call [`write_temp`] and [`rename_temp`] themselves.
+pub(crate) fn write_atomic(
+    fs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    sync_dir: impl FnOnce() -> crate::Result<()>,
+) -> crate::Result<()> {
+    write_temp(fs, dir, name, bytes)?;
+    rename_temp(fs, dir, name, sync_dir)
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealFs;
@@ -98,7 +151,7 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the descriptor releases the lock too; unlocking first
         // makes the release independent of other clones of the descriptor.
-        let _ = fs2::FileExt::unlock(&self.0);
+        let _ = self.0.unlock();
     }
 }
 
@@ -144,10 +197,17 @@ impl Vfs for RealFs {
             .create(true)
             .truncate(false)
             .open(path)?;
-        match file.try_lock_exclusive() {
+        // The standard library's lock (stable since Rust 1.89, hence the
+        // crate's rust-version) rather than `fs2`, unmaintained since 2018,
+        // or its fork `fs4`: one dependency fewer for the same call. On Unix
+        // it is the same `flock(LOCK_EX | LOCK_NB)` fs2 took, so a store
+        // stays locked against a process built with the older crate, and
+        // contention is a typed `WouldBlock` instead of a comparison of raw
+        // OS error codes.
+        match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(FileLock(file)))),
-            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(None),
-            Err(e) => Err(e),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
 }

@@ -5,6 +5,7 @@ use super::manifest::{MANIFEST_FILE, MANIFEST_MAGIC};
 use super::record::*;
 use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::blob_files::{BLOB_DIR, TMP_DIR};
+use crate::codec::CRC_MASK_DELTA;
 use crate::index::snapshot::{NO_VALUE, SNAPSHOT_MAGIC};
 use crate::store::SNAPSHOT_FILE;
 

@@ -8,11 +8,10 @@
 //! [`layout`]). FORMAT.md describes the bytes.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::path::Path;
 
-use crate::io::Vfs;
-use crate::log::record::mask;
+use crate::codec::{checked_body, DecodeError, Reader, Writer};
+use crate::io::{self, Vfs};
 use crate::log::segment::{parse_segment_name, segment_name, SEGMENT_SUFFIX};
 use crate::{Error, Result};
 
@@ -39,53 +38,38 @@ pub struct Manifest {
 impl Manifest {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + 4 * self.base.len());
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.horizon.to_le_bytes());
-        out.extend_from_slice(&(self.base.len() as u32).to_le_bytes());
+        let mut w = Writer::new(&mut out);
+        w.raw(&MANIFEST_MAGIC);
+        w.u32(MANIFEST_VERSION);
+        w.u32(self.horizon);
+        w.count(self.base.len());
         for id in &self.base {
-            out.extend_from_slice(&id.to_le_bytes());
+            w.u32(*id);
         }
-        let crc = mask(crc32fast::hash(&out));
-        out.extend_from_slice(&crc.to_le_bytes());
+        w.checksum();
         out
     }
 
-    fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
-        let word = |at: usize| -> std::result::Result<u32, String> {
-            bytes
-                .get(at..at + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| format!("the manifest ends at byte {}", bytes.len()))
-        };
+    fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
         if bytes.get(..8) != Some(&MANIFEST_MAGIC[..]) {
-            return Err("the manifest does not start with its magic".into());
+            return Err(DecodeError::BadMagic { what: "manifest" });
         }
-        let count = word(16)? as usize;
-        let end = 20 + 4 * count;
-        if bytes.len() != end + 4 {
-            return Err(format!(
-                "the manifest is {} bytes, expected {}",
-                bytes.len(),
-                end + 4
-            ));
-        }
-        if mask(crc32fast::hash(&bytes[..end])) != word(end)? {
-            return Err("the manifest checksum does not match".into());
-        }
-        let version = word(8)?;
+        let mut r = Reader::new("manifest", checked_body("manifest", bytes)?);
+        r.take(8)?;
+        let version = r.u32()?;
         if version != MANIFEST_VERSION {
-            return Err(format!(
-                "manifest format version {version} is not supported"
-            ));
+            return Err(DecodeError::Version {
+                what: "manifest",
+                version,
+                reads: "version 1",
+            });
         }
-        let base = (0..count)
-            .map(|i| word(20 + 4 * i))
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(Manifest {
-            horizon: word(12)?,
-            base,
-        })
+        let horizon = r.u32()?;
+        let base = (0..r.count(4)?)
+            .map(|_| r.u32())
+            .collect::<Result<_, _>>()?;
+        r.finish()?;
+        Ok(Manifest { horizon, base })
     }
 }
 
@@ -107,26 +91,17 @@ pub fn relink(fs: &dyn Vfs, dir: &Path, name: &str) -> Result<()> {
 
 /// Writes and syncs `MANIFEST.tmp`; the manifest in force is untouched.
 pub fn prepare(fs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
-    let tmp = dir.join(format!("{MANIFEST_FILE}{TMP_SUFFIX}"));
-    let context = || format!("writing {}", tmp.display());
-    let file = fs.open(&tmp, true).map_err(|e| Error::io(context(), e))?;
-    let bytes = manifest.encode();
-    file.set_len(0)
-        .and_then(|()| file.write_all_at(&bytes, 0))
-        .and_then(|()| file.sync_data())
-        .map_err(|e| Error::io(context(), e))
+    io::write_temp(fs, dir, MANIFEST_FILE, &manifest.encode())
 }
 
 /// Renames the prepared manifest into place and syncs the directory: the
 /// commit point of a compaction. After an error here the new manifest may
 /// or may not be in force; only the next open can tell.
 pub fn commit(fs: &dyn Vfs, dir: &Path) -> Result<()> {
-    let tmp = dir.join(format!("{MANIFEST_FILE}{TMP_SUFFIX}"));
-    let path = dir.join(MANIFEST_FILE);
-    let context = || format!("committing {}", path.display());
-    fs.rename(&tmp, &path)
-        .map_err(|e| Error::io(context(), e))?;
-    fs.sync_dir(dir).map_err(|e| Error::io(context(), e))
+    io::rename_temp(fs, dir, MANIFEST_FILE, || {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io(format!("syncing {} after the manifest", dir.display()), e))
+    })
 }
 
 /// The manifest in force (an empty one when there is none), checked.
@@ -134,7 +109,7 @@ pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     let file = match fs.open(&path, false) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Manifest::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
     let len = file
@@ -173,10 +148,6 @@ pub struct Layout {
 ///   (an input of a committed compaction).
 pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
     let manifest = read(fs, dir)?;
-    let listing = |fs: &dyn Vfs| {
-        fs.list(dir)
-            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))
-    };
     let base: BTreeSet<u32> = manifest.base.iter().copied().collect();
     let mut max_id = manifest
         .base
@@ -185,18 +156,10 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         .max()
         .unwrap_or(0)
         .max(manifest.horizon);
-    let mut changed = false;
-    let mut names = listing(fs)?;
-    // A crash inside `relink` leaves the file under its `.relink` name.
-    for name in &names {
-        if let Some(original) = name.strip_suffix(RELINK_SUFFIX) {
-            fs.rename(&dir.join(name), &dir.join(original))
-                .map_err(|e| Error::io(format!("restoring {name}"), e))?;
-            changed = true;
-        }
-    }
+    let mut names = listing(fs, dir)?;
+    let mut changed = restore_relinked(fs, dir, &names)?;
     if changed {
-        names = listing(fs)?;
+        names = listing(fs, dir)?;
     }
     let present: BTreeSet<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     let settles = names.iter().any(|n| n.ends_with(TMP_SUFFIX))
@@ -210,30 +173,19 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         // shows it), so it is committed again first.
         prepare(fs, dir, &manifest)?;
         commit(fs, dir)?;
-        names = listing(fs)?;
+        names = listing(fs, dir)?;
     }
     for name in &names {
-        if name == &format!("{MANIFEST_FILE}{TMP_SUFFIX}") {
-            // A compaction that failed before its commit.
-            fs.remove(&dir.join(name))
-                .map_err(|e| Error::io(format!("removing {name}"), e))?;
-            continue;
+        if let Some(id) = settle_tmp(fs, dir, name, &base, &present)? {
+            max_id = max_id.max(id);
+            changed = true;
         }
-        let Some(id) = name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name) else {
-            continue;
-        };
-        max_id = max_id.max(id);
-        let tmp = dir.join(name);
-        let result = if base.contains(&id) && !present.contains(&id) {
-            fs.rename(&tmp, &dir.join(segment_name(id)))
-        } else {
-            fs.remove(&tmp)
-        };
-        result.map_err(|e| Error::io(format!("settling {}", tmp.display()), e))?;
-        changed = true;
     }
     let mut regular = Vec::new();
-    for id in listing(fs)?.iter().filter_map(|n| parse_segment_name(n)) {
+    for id in listing(fs, dir)?
+        .iter()
+        .filter_map(|n| parse_segment_name(n))
+    {
         max_id = max_id.max(id);
         if base.contains(&id) {
             continue;
@@ -268,6 +220,54 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         order,
         max_id,
     })
+}
+
+fn listing(fs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {
+    fs.list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), e))
+}
+
+/// Renames back every file a crash inside [`relink`] left under its
+/// `.relink` name; true if there was one.
+fn restore_relinked(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<bool> {
+    let mut changed = false;
+    for name in names {
+        if let Some(original) = name.strip_suffix(RELINK_SUFFIX) {
+            fs.rename(&dir.join(name), &dir.join(original))
+                .map_err(|e| Error::io(format!("restoring {name}"), e))?;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Settles one leftover temporary file: `MANIFEST.tmp` (a compaction that
+/// failed before its commit) is removed; an output `<id>.seg.tmp` the
+/// manifest names and that is not yet in place is renamed to `<id>.seg`,
+/// any other is removed. Returns the segment id of a settled output.
+fn settle_tmp(
+    fs: &dyn Vfs,
+    dir: &Path,
+    name: &str,
+    base: &BTreeSet<u32>,
+    present: &BTreeSet<u32>,
+) -> Result<Option<u32>> {
+    if name == io::temp_name(MANIFEST_FILE) {
+        fs.remove(&dir.join(name))
+            .map_err(|e| Error::io(format!("removing {name}"), e))?;
+        return Ok(None);
+    }
+    let Some(id) = name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name) else {
+        return Ok(None);
+    };
+    let tmp = dir.join(name);
+    let result = if base.contains(&id) && !present.contains(&id) {
+        fs.rename(&tmp, &dir.join(segment_name(id)))
+    } else {
+        fs.remove(&tmp)
+    };
+    result.map_err(|e| Error::io(format!("settling {}", tmp.display()), e))?;
+    Ok(Some(id))
 }
 
 #[cfg(test)]

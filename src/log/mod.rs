@@ -1,7 +1,6 @@
 //! The append-only log: record framing, segment files, appends with group
 //! commit, and recovery.
 
-pub mod codec;
 pub mod commit;
 pub mod manifest;
 pub mod record;

@@ -1,7 +1,8 @@
 //! Record framing, checksums and payload encoding. FORMAT.md describes every
-//! byte written here; `tests/format_doc.rs` holds the constants to it.
+//! byte written here; the `format_doc` test module beside this one holds the
+//! constants and examples to it.
 
-use crate::log::codec::Reader;
+use crate::codec::{mask, DecodeError, Reader, Writer};
 use crate::options::MAX_DOCUMENT_BYTES_LIMIT;
 
 /// Bytes of a frame header in the format this code writes (2): payload
@@ -10,8 +11,6 @@ pub const FRAME_HEADER_LEN: usize = 12;
 /// The largest payload a frame may declare: the largest document plus room
 /// for its collection, id and fixed fields.
 pub const MAX_PAYLOAD_LEN: u32 = (MAX_DOCUMENT_BYTES_LIMIT as u32) + 64 * 1024;
-/// Added to the rotated CRC32 so that a run of zero bytes never verifies.
-pub const CRC_MASK_DELTA: u32 = 0xa282_ead8;
 
 /// Record kind: a collection was ensured (its full index list). Written by
 /// early format-1 stores; still read (the creation time is then unknown).
@@ -48,11 +47,6 @@ pub fn frame_crc(len_field: [u8; 4], payload: &[u8]) -> u32 {
     hasher.update(&len_field);
     hasher.update(payload);
     mask(hasher.finalize())
-}
-
-/// Masks a raw CRC32 (shared with the segment header checksum).
-pub fn mask(crc: u32) -> u32 {
-    crc.rotate_right(15).wrapping_add(CRC_MASK_DELTA)
 }
 
 /// One mutation, as the log stores it.
@@ -105,66 +99,6 @@ pub enum Record<'a> {
 }
 
 impl<'a> Record<'a> {
-    /// The record that writes a lease row.
-    pub fn lease_set(row: &'a crate::contract::LeaseRow) -> Self {
-        Record::LeaseSet {
-            key: &row.key,
-            owner: &row.owner,
-            expires_at: row.expires_at,
-            version: row.version,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-        }
-    }
-
-    /// The lease row a `LeaseSet` record writes.
-    pub fn lease_row(&self) -> Option<crate::contract::LeaseRow> {
-        match *self {
-            Record::LeaseSet {
-                key,
-                owner,
-                expires_at,
-                version,
-                created_at,
-                updated_at,
-            } => Some(crate::contract::LeaseRow {
-                key: key.to_string(),
-                owner: owner.to_string(),
-                expires_at,
-                version,
-                created_at,
-                updated_at,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The document a `DocPut` record writes, its body parsed; otherwise
-    /// why it is not one.
-    pub fn document(&self) -> Result<crate::contract::Document, String> {
-        let Record::DocPut {
-            collection,
-            id,
-            version,
-            created_at,
-            updated_at,
-            body,
-        } = *self
-        else {
-            return Err("expected a document record".into());
-        };
-        let data = serde_json::from_slice(body)
-            .map_err(|e| format!("document body is not a JSON object: {e}"))?;
-        Ok(crate::contract::Document {
-            id: id.to_string(),
-            collection: collection.to_string(),
-            data,
-            version,
-            created_at,
-            updated_at,
-        })
-    }
-
     /// Appends the framed record to `out`, as the frame at file offset
     /// `offset` of a segment checked by `framing`.
     #[cfg(test)]
@@ -178,6 +112,7 @@ impl<'a> Record<'a> {
 
     /// Appends the payload alone (the record kind and its fields).
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        let mut w = Writer::new(out);
         match self {
             Record::Collection {
                 name,
@@ -186,18 +121,18 @@ impl<'a> Record<'a> {
             } => {
                 match created_at {
                     Some(at) => {
-                        out.push(KIND_COLLECTION_AT);
-                        put_str(out, name);
-                        out.extend_from_slice(&at.to_le_bytes());
+                        w.u8(KIND_COLLECTION_AT);
+                        w.str(name);
+                        w.i64(*at);
                     }
                     None => {
-                        out.push(KIND_COLLECTION);
-                        put_str(out, name);
+                        w.u8(KIND_COLLECTION);
+                        w.str(name);
                     }
                 }
-                out.extend_from_slice(&(indexes.len() as u32).to_le_bytes());
+                w.count(indexes.len());
                 for field in indexes {
-                    put_str(out, field);
+                    w.str(field);
                 }
             }
             Record::DocPut {
@@ -208,93 +143,100 @@ impl<'a> Record<'a> {
                 updated_at,
                 body,
             } => {
-                out.push(KIND_DOC_PUT);
-                put_str(out, collection);
-                put_str(out, id);
-                out.extend_from_slice(&version.to_le_bytes());
-                out.extend_from_slice(&created_at.to_le_bytes());
-                out.extend_from_slice(&updated_at.to_le_bytes());
-                put_bytes(out, body);
+                w.u8(KIND_DOC_PUT);
+                w.str(collection);
+                w.str(id);
+                w.u64(*version);
+                w.i64(*created_at);
+                w.i64(*updated_at);
+                w.bytes(body);
             }
             Record::DocDelete { collection, id } => {
-                out.push(KIND_DOC_DELETE);
-                put_str(out, collection);
-                put_str(out, id);
+                w.u8(KIND_DOC_DELETE);
+                w.str(collection);
+                w.str(id);
             }
-            Record::LeaseSet {
-                key,
-                owner,
-                expires_at,
-                version,
-                created_at,
-                updated_at,
-            } => {
-                out.push(KIND_LEASE_SET);
-                put_str(out, key);
-                put_str(out, owner);
-                out.extend_from_slice(&expires_at.to_le_bytes());
-                out.extend_from_slice(&version.to_le_bytes());
-                out.extend_from_slice(&created_at.to_le_bytes());
-                out.extend_from_slice(&updated_at.to_le_bytes());
-            }
+            Record::LeaseSet { .. } => self.encode_lease_set(&mut w),
             Record::LeaseDelete { key } => {
-                out.push(KIND_LEASE_DELETE);
-                put_str(out, key);
+                w.u8(KIND_LEASE_DELETE);
+                w.str(key);
             }
             Record::LeaseReleaseAll { owner } => {
-                out.push(KIND_LEASE_RELEASE_ALL);
-                put_str(out, owner);
+                w.u8(KIND_LEASE_RELEASE_ALL);
+                w.str(owner);
             }
-            Record::BlobPut {
-                id,
-                mime,
-                size,
-                owner,
-                created_at,
-                hash,
-            } => {
-                out.push(KIND_BLOB_PUT);
-                put_str(out, id);
-                put_str(out, mime);
-                out.extend_from_slice(&size.to_le_bytes());
-                match owner {
-                    Some(owner) => {
-                        out.push(1);
-                        put_str(out, owner);
-                    }
-                    None => out.push(0),
-                }
-                out.extend_from_slice(&created_at.to_le_bytes());
-                out.extend_from_slice(hash);
-            }
+            Record::BlobPut { .. } => self.encode_blob_put(&mut w),
             Record::BlobDelete { id } => {
-                out.push(KIND_BLOB_DELETE);
-                put_str(out, id);
+                w.u8(KIND_BLOB_DELETE);
+                w.str(id);
             }
             Record::Pad { len } => {
-                out.push(KIND_PAD);
-                out.resize(out.len() + len.saturating_sub(1), 0);
+                w.u8(KIND_PAD);
+                w.zeros(len.saturating_sub(1));
             }
+        }
+    }
+
+    fn encode_lease_set(&self, w: &mut Writer<'_>) {
+        if let Record::LeaseSet {
+            key,
+            owner,
+            expires_at,
+            version,
+            created_at,
+            updated_at,
+        } = self
+        {
+            w.u8(KIND_LEASE_SET);
+            w.str(key);
+            w.str(owner);
+            w.i64(*expires_at);
+            w.u64(*version);
+            w.i64(*created_at);
+            w.i64(*updated_at);
+        }
+    }
+
+    fn encode_blob_put(&self, w: &mut Writer<'_>) {
+        if let Record::BlobPut {
+            id,
+            mime,
+            size,
+            owner,
+            created_at,
+            hash,
+        } = self
+        {
+            w.u8(KIND_BLOB_PUT);
+            w.str(id);
+            w.str(mime);
+            w.u64(*size);
+            match owner {
+                Some(owner) => {
+                    w.u8(1);
+                    w.str(owner);
+                }
+                None => w.u8(0),
+            }
+            w.i64(*created_at);
+            w.raw(hash);
         }
     }
 
     /// Decodes a payload whose checksum already verified. An error means the
     /// writer and this reader disagree about the format: corruption.
-    pub fn decode(payload: &[u8]) -> Result<Record<'_>, String> {
-        let mut r = Reader::new(payload);
+    pub fn decode(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
+        let mut r = Reader::new("record", payload);
         let record = match r.u8()? {
             kind @ (KIND_COLLECTION | KIND_COLLECTION_AT) => {
                 let name = r.str()?;
                 let created_at = match kind {
-                    KIND_COLLECTION_AT => Some(r.u64()? as i64),
+                    KIND_COLLECTION_AT => Some(r.i64()?),
                     _ => None,
                 };
-                let count = r.u32()?;
                 // Each field takes at least its 4-byte length, so a count the
                 // payload cannot hold is rejected before allocating.
-                if count as usize > r.remaining() / 4 {
-                    return Err(format!("index count {count} exceeds the record"));
-                }
+                let count = r.count(4)?;
                 let indexes = (0..count).map(|_| r.str()).collect::<Result<_, _>>()?;
                 Record::Collection {
                     name,
@@ -306,8 +248,8 @@ impl<'a> Record<'a> {
                 collection: r.str()?,
                 id: r.str()?,
                 version: r.u64()?,
-                created_at: r.u64()? as i64,
-                updated_at: r.u64()? as i64,
+                created_at: r.i64()?,
+                updated_at: r.i64()?,
                 body: r.bytes()?,
             },
             KIND_DOC_DELETE => Record::DocDelete {
@@ -317,10 +259,10 @@ impl<'a> Record<'a> {
             KIND_LEASE_SET => Record::LeaseSet {
                 key: r.str()?,
                 owner: r.str()?,
-                expires_at: r.u64()? as i64,
+                expires_at: r.i64()?,
                 version: r.u64()?,
-                created_at: r.u64()? as i64,
-                updated_at: r.u64()? as i64,
+                created_at: r.i64()?,
+                updated_at: r.i64()?,
             },
             KIND_LEASE_DELETE => Record::LeaseDelete { key: r.str()? },
             KIND_LEASE_RELEASE_ALL => Record::LeaseReleaseAll { owner: r.str()? },
@@ -331,38 +273,32 @@ impl<'a> Record<'a> {
                 owner: match r.u8()? {
                     0 => None,
                     1 => Some(r.str()?),
-                    flag => return Err(format!("blob owner flag {flag} is neither 0 nor 1")),
+                    flag => {
+                        return Err(DecodeError::malformed(format!(
+                            "blob owner flag {flag} is neither 0 nor 1"
+                        )))
+                    }
                 },
-                created_at: r.u64()? as i64,
+                created_at: r.i64()?,
                 hash: r.array()?,
             },
             KIND_BLOB_DELETE => Record::BlobDelete { id: r.str()? },
             KIND_PAD => {
                 let len = payload.len();
                 if r.take(r.remaining())?.iter().any(|&b| b != 0) {
-                    return Err("padding holds non-zero bytes".into());
+                    return Err(DecodeError::malformed("padding holds non-zero bytes"));
                 }
                 Record::Pad { len }
             }
-            kind => return Err(format!("unknown record kind {kind}")),
+            kind => {
+                return Err(DecodeError::malformed(format!(
+                    "unknown record kind {kind}"
+                )))
+            }
         };
-        if r.remaining() != 0 {
-            return Err(format!(
-                "{} unexpected bytes after the record",
-                r.remaining()
-            ));
-        }
+        r.finish()?;
         Ok(record)
     }
-}
-
-pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
-}
-
-pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_bytes(out, s.as_bytes());
 }
 
 /// What a frame at some offset turned out to be.
@@ -372,7 +308,7 @@ pub enum Frame<'a> {
     /// index into the same buffer).
     Valid { payload: &'a [u8], next: usize },
     /// No valid frame starts here.
-    Invalid(String),
+    Invalid(DecodeError),
 }
 
 /// How the frames of one segment are laid out and checked; the segment
@@ -434,17 +370,22 @@ impl Framing {
 
     /// The payload length a frame header declares, if the header verifies
     /// (format 2) and the length is in range. Cheap: no payload is read.
-    pub fn check_header(self, header: &[u8], offset: u64) -> Result<u32, String> {
+    pub fn check_header(self, header: &[u8], offset: u64) -> Result<u32, DecodeError> {
         let len_field: [u8; 4] = [header[0], header[1], header[2], header[3]];
         let len = u32::from_le_bytes(len_field);
         if let Framing::V2 { salt } = self {
             let stored = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
             if header_crc(salt, offset, len_field) != stored {
-                return Err("frame header checksum does not match".to_string());
+                return Err(DecodeError::Checksum {
+                    what: "frame header",
+                });
             }
         }
         if len == 0 || len > MAX_PAYLOAD_LEN {
-            return Err(format!("frame length {len} is out of range"));
+            return Err(DecodeError::LengthOutOfRange {
+                what: "frame",
+                len: u64::from(len),
+            });
         }
         Ok(len)
     }
@@ -456,10 +397,11 @@ impl Framing {
     pub fn read(self, buf: &[u8], at: usize, offset: u64) -> Frame<'_> {
         let header_len = self.header_len();
         let Some(header) = buf.get(at..at + header_len) else {
-            return Frame::Invalid(format!(
-                "{} bytes left, fewer than a frame header",
-                buf.len().saturating_sub(at)
-            ));
+            return Frame::Invalid(DecodeError::Truncated {
+                what: "frame header",
+                needed: header_len,
+                left: buf.len().saturating_sub(at),
+            });
         };
         let len = match self.check_header(header, offset) {
             Ok(len) => len,
@@ -467,7 +409,10 @@ impl Framing {
         };
         let start = at + header_len;
         let Some(payload) = buf.get(start..start + len as usize) else {
-            return Frame::Invalid(format!("frame length {len} runs past the end of the file"));
+            return Frame::Invalid(DecodeError::PastEnd {
+                what: "frame",
+                len: u64::from(len),
+            });
         };
         let len_field = len.to_le_bytes();
         let ok = match self {
@@ -481,7 +426,7 @@ impl Framing {
             }
         };
         if !ok {
-            return Frame::Invalid("frame checksum does not match".to_string());
+            return Frame::Invalid(DecodeError::Checksum { what: "frame" });
         }
         Frame::Valid {
             payload,

@@ -153,7 +153,8 @@ pub fn recover(
         let framing = match segment::check_header(&header, id) {
             Ok(framing) => framing,
             Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
-                let (framing, cut) = restart_segment(file.as_ref(), &path, id, len, reason)?;
+                let (framing, cut) =
+                    restart_segment(file.as_ref(), &path, id, len, reason.to_string())?;
                 files.write().insert(id, SegmentFile { file, framing });
                 end = FIRST_APPEND;
                 report.segments += 1;
@@ -248,6 +249,7 @@ impl Scanned<'_> {
                 Step::Invalid { offset, reason } => {
                     let last = scan.nonzero_end(offset).map_err(io_err)?;
                     if last > offset {
+                        let reason = reason.to_string();
                         let tail = Tail::cut(fs, dir, path, self.file, offset, last, reason)?;
                         report.truncated = Some(tail);
                     }

@@ -5,6 +5,7 @@
 
 use std::io;
 
+use crate::codec::DecodeError;
 use crate::io::VFile;
 use crate::log::record::{Frame, Framing};
 use crate::log::segment::{Loc, SEGMENT_HEADER_LEN};
@@ -40,7 +41,7 @@ pub enum Step<'a> {
     /// A frame that verifies: where it is and its payload.
     Frame { loc: Loc, payload: &'a [u8] },
     /// No valid frame starts at `offset`; the reason says why.
-    Invalid { offset: u64, reason: String },
+    Invalid { offset: u64, reason: DecodeError },
     /// The position is the end of the file.
     End,
 }
@@ -99,13 +100,14 @@ impl<'f> Scan<'f> {
     }
 
     /// Checks the frame at `offset` without moving the scan.
-    fn frame_at(&mut self, offset: u64) -> io::Result<Result<(u32, usize), String>> {
+    fn frame_at(&mut self, offset: u64) -> io::Result<Result<(u32, usize), DecodeError>> {
         let header_len = self.framing.header_len();
         if !self.fill(offset, header_len)? {
-            return Ok(Err(format!(
-                "{} bytes left, fewer than a frame header",
-                self.len.saturating_sub(offset)
-            )));
+            return Ok(Err(DecodeError::Truncated {
+                what: "frame header",
+                needed: header_len,
+                left: self.len.saturating_sub(offset) as usize,
+            }));
         }
         let at = (offset - self.buf_start) as usize;
         let len = match self
@@ -117,9 +119,10 @@ impl<'f> Scan<'f> {
         };
         let total = header_len + len as usize;
         if !self.fill(offset, total)? {
-            return Ok(Err(format!(
-                "frame length {len} runs past the end of the file"
-            )));
+            return Ok(Err(DecodeError::PastEnd {
+                what: "frame",
+                len: u64::from(len),
+            }));
         }
         let at = (offset - self.buf_start) as usize;
         Ok(

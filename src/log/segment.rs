@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::codec::{mask, DecodeError};
 use crate::io::{VFile, Vfs};
-use crate::log::record::{mask, pad_frame, Framing};
+use crate::log::record::{pad_frame, Framing};
 use crate::{Error, Result};
 
 /// The first eight bytes of every segment file.
@@ -66,21 +67,30 @@ pub fn new_salt() -> u32 {
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
 
+// The versions `check_header` names in its error are spelled out.
+const _: () = assert!(
+    FORMAT_VERSION == 2,
+    "update the versions check_header reports"
+);
+
 /// Checks a segment header against the id its file name gives and returns
 /// how its frames are checked.
-pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<Framing, String> {
+pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<Framing, DecodeError> {
     let Some(h) = bytes.get(..SEGMENT_HEADER_LEN) else {
-        return Err(format!(
-            "the file is {} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte header",
-            bytes.len()
-        ));
+        return Err(DecodeError::Truncated {
+            what: "segment header",
+            needed: SEGMENT_HEADER_LEN,
+            left: bytes.len(),
+        });
     };
     if h[0..8] != SEGMENT_MAGIC {
-        return Err("the file does not start with the segment magic".to_string());
+        return Err(DecodeError::BadMagic { what: "segment" });
     }
     let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
     if mask(crc32fast::hash(&h[0..20])) != crc {
-        return Err("the segment header checksum does not match".to_string());
+        return Err(DecodeError::Checksum {
+            what: "segment header",
+        });
     }
     let word = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
     let (stored, framing) = match word(8) {
@@ -91,15 +101,15 @@ pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<Framing, Strin
         }
         2 => (u64::from(word(12)), Framing::V2 { salt: word(16) }),
         version => {
-            return Err(format!(
-                "format version {version} is not supported (this build reads versions 1 and {FORMAT_VERSION})"
-            ))
+            return Err(DecodeError::Version {
+                what: "segment",
+                version,
+                reads: "versions 1 and 2",
+            })
         }
     };
     if stored != u64::from(id) {
-        return Err(format!(
-            "the header names segment {stored} but the file name says {id}"
-        ));
+        return Err(DecodeError::WrongSegment { stored, named: id });
     }
     Ok(framing)
 }

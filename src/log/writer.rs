@@ -92,9 +92,9 @@ impl LogWriter {
         let loc = Loc {
             segment: self.segment,
             offset: u32::try_from(self.end)
-                .map_err(|_| Error::invalid("segment offset does not fit 32 bits"))?,
+                .map_err(|_| Error::Internal("a segment offset does not fit 32 bits".into()))?,
             len: u32::try_from(frame_len)
-                .map_err(|_| Error::invalid("record does not fit 32 bits"))?,
+                .map_err(|_| Error::Internal("a record does not fit 32 bits".into()))?,
         };
         self.file
             .file
@@ -162,7 +162,7 @@ impl LogWriter {
         let id = self.next_id;
         self.next_id = id
             .checked_add(1)
-            .ok_or_else(|| Error::invalid("segment ids are exhausted"))?;
+            .ok_or_else(|| Error::Internal("the u32 segment ids are exhausted".into()))?;
         Ok(id)
     }
 

@@ -22,7 +22,7 @@ impl DocumentStore for SqliteStore {
                 return Ok(());
             }
             let text = serde_json::to_string(&merged)
-                .map_err(|e| Error::invalid(format!("index list: {e}")))?;
+                .map_err(|e| Error::Internal(format!("serializing an index list: {e}")))?;
             tx.execute(
                 "INSERT INTO store_collections (name, indexes, created_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (name) DO UPDATE SET indexes = excluded.indexes",
@@ -57,7 +57,7 @@ impl DocumentStore for SqliteStore {
             rows.into_iter()
                 .map(|(name, indexes, count)| {
                     let indexes = serde_json::from_str(&indexes).map_err(|e| {
-                        Error::invalid(format!("indexes of \"{name}\" are not a JSON array: {e}"))
+                        corrupt_row(format!("indexes of \"{name}\" are not a JSON array: {e}"))
                     })?;
                     Ok(CollectionInfo {
                         name,
@@ -91,7 +91,7 @@ impl DocumentStore for SqliteStore {
     ) -> Result<Option<Document>> {
         validate::collection_and_id(collection, id)?;
         let (data, body) = validate::document_body(data, self.opts.max_document_bytes)?;
-        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let text = json_text(body)?;
         let now = self.opts.clock.now_ms();
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
@@ -176,7 +176,7 @@ impl DocumentStore for SqliteStore {
             let mut data = parse_data(collection, id, &text)?;
             validate::apply_patch(&mut data, patch);
             let (data, body) = validate::document_body(Value::Object(data), max)?;
-            let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+            let text = json_text(body)?;
             let (version, created_at, updated_at): (i64, i64, i64) = tx
                 .prepare_cached(
                     "UPDATE store_docs SET data = ?1, version = version + 1, updated_at = ?2

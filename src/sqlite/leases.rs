@@ -13,9 +13,9 @@ use crate::Result;
 /// claim took nothing.
 type Rule = fn(Option<&LeaseRow>, &str, &str, i64, i64) -> Result<Acquire>;
 
-const LEASE_COLUMNS: &str = "key, owner, expires_at, version, created_at, updated_at";
+pub(super) const LEASE_COLUMNS: &str = "key, owner, expires_at, version, created_at, updated_at";
 
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
+pub(super) fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
     Ok(LeaseRow {
         key: row.get(0)?,
         owner: row.get(1)?,

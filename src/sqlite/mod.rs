@@ -86,6 +86,9 @@ pub struct SqliteStore {
     conn: Mutex<Option<Connection>>,
     opts: Options,
     blob_dir: PathBuf,
+    /// The database file (`:memory:` for one in memory), named by the
+    /// `Corruption` errors of rows that do not decode.
+    db_path: PathBuf,
 }
 
 impl SqliteStore {
@@ -128,6 +131,7 @@ impl SqliteStore {
             conn: Mutex::new(Some(conn)),
             opts,
             blob_dir,
+            db_path: db_path.to_path_buf(),
         })
     }
 
@@ -136,11 +140,38 @@ impl SqliteStore {
         &self.blob_dir
     }
 
+    /// Runs `f` on the open connection. A damaged row found inside it
+    /// ([`corrupt_row`]) is reported against this store's database file.
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut guard = self.conn.lock();
         let conn = guard.as_mut().ok_or(Error::Closed)?;
-        f(conn)
+        f(conn).map_err(|e| match e {
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } if file.as_os_str().is_empty() => Error::Corruption {
+                file: self.db_path.clone(),
+                offset,
+                reason,
+            },
+            e => e,
+        })
     }
+}
+
+/// A row of the database that does not decode (a column that should hold
+/// JSON does not). The code that reads rows does not know the database
+/// path, so the file is left empty and [`SqliteStore::with_conn`] fills it
+/// in; SQLite has no byte offset to give, so it is 0.
+fn corrupt_row(reason: String) -> Error {
+    Error::corruption(PathBuf::new(), 0, reason)
+}
+
+/// Serialized JSON is UTF-8; a failure here is a bug.
+fn json_text(body: Vec<u8>) -> Result<String> {
+    String::from_utf8(body)
+        .map_err(|e| Error::Internal(format!("serialized JSON is not UTF-8: {e}")))
 }
 
 fn migrate(conn: &mut Connection, now: i64) -> Result<()> {
@@ -175,7 +206,7 @@ fn collection_indexes(tx: &Connection, name: &str) -> Result<Option<Vec<String>>
         .optional()?;
     text.map(|t| {
         serde_json::from_str(&t).map_err(|e| {
-            Error::invalid(format!(
+            corrupt_row(format!(
                 "store_collections.indexes of \"{name}\" is not a JSON array of strings: {e}"
             ))
         })
@@ -216,7 +247,7 @@ fn insert_index_rows(
 
 fn parse_data(collection: &str, id: &str, text: &str) -> Result<Map<String, Value>> {
     serde_json::from_str(text).map_err(|e| {
-        Error::invalid(format!(
+        corrupt_row(format!(
             "store_docs.data of \"{collection}\"/\"{id}\" is not a JSON object: {e}"
         ))
     })

@@ -4,9 +4,10 @@ use std::io::Read;
 
 use rusqlite::{params, OptionalExtension};
 
+use super::leases::{read_row, LEASE_COLUMNS};
 use super::{write_index_rows, SqliteStore};
 use crate::blob_files;
-use crate::contract::{BlobMeta, Document, LeaseRow, LeaseStore};
+use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::io::{RealFs, Vfs};
 use crate::transfer::Transfer;
 use crate::validate;
@@ -50,19 +51,15 @@ impl Transfer for SqliteStore {
     }
 
     fn all_leases(&self) -> Result<Vec<LeaseRow>> {
-        let keys: Vec<String> = self.with_conn(|conn| {
+        // One query, read with the same row reader as `get`.
+        self.with_conn(|conn| {
             Ok(conn
-                .prepare("SELECT key FROM store_leases ORDER BY key")?
-                .query_map([], |r| r.get(0))?
+                .prepare(&format!(
+                    "SELECT {LEASE_COLUMNS} FROM store_leases ORDER BY key"
+                ))?
+                .query_map([], read_row)?
                 .collect::<rusqlite::Result<_>>()?)
-        })?;
-        let mut rows = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(row) = LeaseStore::get(self, &key)? {
-                rows.push(row);
-            }
-        }
-        Ok(rows)
+        })
     }
 
     fn import_document(&self, doc: &Document) -> Result<()> {
@@ -70,7 +67,7 @@ impl Transfer for SqliteStore {
         validate::document_depth("the document", &doc.data)?;
         let value = serde_json::Value::Object(doc.data.clone());
         let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
-        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let text = super::json_text(body)?;
         let version = i64::try_from(doc.version)
             .map_err(|_| Error::invalid("version too large for SQLite"))?;
         self.with_conn(|conn| {

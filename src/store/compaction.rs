@@ -183,7 +183,10 @@ impl<'a> Output<'a> {
             let framing = Framing::V2 { salt };
             self.current = Some((id, SegmentFile { file, framing }, SEGMENT_HEADER_LEN as u64));
         }
-        let (id, segment, end) = self.current.as_mut().ok_or(Error::Closed)?;
+        let (id, segment, end) = self
+            .current
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no compaction output is open".into()))?;
         segment.framing.seal(&mut frame, *end);
         segment
             .file
@@ -246,7 +249,7 @@ impl Inner {
     /// Wakes the background compactor if the log has grown past its
     /// threshold; checked every few writes to keep the write path cheap.
     pub(super) fn maybe_wake_compactor(&self, seq: u64) {
-        if seq % 64 == 0 && self.needs_compaction() {
+        if seq.is_multiple_of(64) && self.needs_compaction() {
             self.auto.notify();
         }
     }
@@ -266,7 +269,9 @@ impl Inner {
             // horizon would make open remove the ones between.
             writer.roll(&self.files).inspect_err(|_| self.poison())?;
             let order = writer.order();
-            let (&horizon, inputs) = order.split_last().ok_or(Error::Closed)?;
+            let (&horizon, inputs) = order
+                .split_last()
+                .ok_or_else(|| Error::Internal("the log has no segment after a roll".into()))?;
             (inputs.to_vec(), horizon)
         };
         let mut report = CompactionReport::default();

@@ -220,7 +220,7 @@ impl LogStore {
     }
 }
 
-fn corrupt(dir: &Path, loc: Loc, reason: impl Into<String>) -> Error {
+fn corrupt(dir: &Path, loc: Loc, reason: impl std::fmt::Display) -> Error {
     Error::corruption(
         dir.join(segment_name(loc.segment)),
         u64::from(loc.offset),

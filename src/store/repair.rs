@@ -235,12 +235,13 @@ impl Run<'_> {
             match scan.next().map_err(io_err)? {
                 Step::End => break,
                 Step::Frame { loc, payload } => {
-                    match Record::decode(payload)
-                        .map_err(Error::invalid)
-                        .and_then(|r| self.apply(r))
-                    {
-                        Ok(()) => self.report.records_kept += 1,
-                        Err(e) => self.lost(path, u64::from(loc.offset), e.to_string()),
+                    let offset = u64::from(loc.offset);
+                    match Record::decode(payload) {
+                        Err(reason) => self.lost(path, offset, reason.to_string()),
+                        Ok(record) => match self.apply(record, path, offset) {
+                            Ok(()) => self.report.records_kept += 1,
+                            Err(e) => self.lost(path, offset, e.to_string()),
+                        },
                     }
                 }
                 Step::Invalid { offset, reason } => {
@@ -288,7 +289,9 @@ impl Run<'_> {
         });
     }
 
-    fn apply(&self, record: Record<'_>) -> Result<()> {
+    /// Writes one record of the segment at `path` (its frame at `offset`)
+    /// into the target.
+    fn apply(&self, record: Record<'_>, path: &Path, offset: u64) -> Result<()> {
         let dst = self.dst;
         match record {
             Record::Collection {
@@ -297,7 +300,8 @@ impl Run<'_> {
                 indexes,
             } => dst.import_collection(name, &indexes, created_at.unwrap_or(0)),
             Record::DocPut { .. } => {
-                let doc = apply::document(&record).map_err(Error::invalid)?;
+                let doc = apply::document(&record)
+                    .map_err(|reason| Error::corruption(path, offset, reason))?;
                 dst.import_document(&doc)
             }
             Record::DocDelete { collection, id } => dst.docs().delete(collection, id).map(drop),

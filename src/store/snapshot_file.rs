@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use super::Inner;
+use crate::codec::mask;
 use crate::index::snapshot::{self, Covers, SNAPSHOT_MAGIC};
 use crate::index::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
-use crate::log::record::mask;
 use crate::log::recovery::{Position, SnapshotUse};
 use crate::log::scan::for_each_window;
 use crate::log::segment::SEGMENT_HEADER_LEN;
@@ -54,30 +54,29 @@ fn try_load(
     file.read_exact_at(&mut bytes, 0)
         .map_err(|e| format!("cannot read it: {e}"))?;
     let in_log = |id: u32| layout.order.contains(&id);
-    let accept = |covers: &Covers| -> std::result::Result<(), String> {
-        if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
-            return Err("it was written before the last compaction".into());
-        }
-        if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
-            return Err(format!(
-                "it covers segment {}, which is not in the log",
-                covers.segment
-            ));
-        }
-        let segment = dir.join(crate::log::segment::segment_name(covers.segment));
-        let segment_len = fs
-            .open(&segment, false)
-            .and_then(|f| f.size())
-            .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
-        if segment_len < covers.offset {
-            return Err(format!(
-                "it covers {} bytes of segment {}, which now has {segment_len}",
-                covers.offset, covers.segment
-            ));
-        }
-        Ok(())
-    };
-    let (state, covers) = snapshot::decode(&bytes, accept, in_log)?;
+    let opened = snapshot::open(&bytes).map_err(|e| e.to_string())?;
+    let covers = &opened.covers;
+    if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
+        return Err("it was written before the last compaction".into());
+    }
+    if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
+        return Err(format!(
+            "it covers segment {}, which is not in the log",
+            covers.segment
+        ));
+    }
+    let segment = dir.join(crate::log::segment::segment_name(covers.segment));
+    let segment_len = fs
+        .open(&segment, false)
+        .and_then(|f| f.size())
+        .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
+    if segment_len < covers.offset {
+        return Err(format!(
+            "it covers {} bytes of segment {}, which now has {segment_len}",
+            covers.offset, covers.segment
+        ));
+    }
+    let (state, covers) = opened.decode(in_log).map_err(|e| e.to_string())?;
     let position = Position {
         segment: covers.segment,
         offset: covers.offset,
@@ -154,18 +153,12 @@ impl Inner {
             return Ok(());
         }
         let bytes = snapshot::encode(&self.state.read(), &covers);
-        let tmp = self.dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-        let path = self.dir.join(SNAPSHOT_FILE);
-        let context = || format!("writing {}", path.display());
-        let fs = self.fs.as_ref();
-        let file = fs.open(&tmp, true).map_err(|e| Error::io(context(), e))?;
-        file.set_len(0)
-            .and_then(|()| file.write_all_at(&bytes, 0))
-            .and_then(|()| file.sync_data())
-            .map_err(|e| Error::io(context(), e))?;
-        fs.rename(&tmp, &path)
-            .map_err(|e| Error::io(context(), e))?;
-        self.sync_store_dir()?;
+        // The directory sync goes through the commit gate and poisons the
+        // store when it fails; a failed temporary write or rename only
+        // abandons this snapshot.
+        crate::io::write_atomic(self.fs.as_ref(), &self.dir, SNAPSHOT_FILE, &bytes, || {
+            self.sync_store_dir()
+        })?;
         *current = Some(covers);
         Ok(())
     }

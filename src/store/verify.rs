@@ -126,7 +126,7 @@ impl Inner {
                 }) => report.problems.push(Problem {
                     file,
                     offset,
-                    description: reason,
+                    description: reason.to_string(),
                 }),
                 Err(e) => return Err(e),
             }
@@ -209,7 +209,7 @@ impl Inner {
                     report.problems.push(Problem {
                         file: path,
                         offset: 0,
-                        description: reason,
+                        description: reason.to_string(),
                     });
                     continue;
                 }
@@ -233,7 +233,7 @@ impl Inner {
                                     report.problems.push(Problem {
                                         file: path.clone(),
                                         offset,
-                                        description: reason,
+                                        description: reason.to_string(),
                                     });
                                 }
                                 state.replay(record, loc, &|at| read_body(files, &self.dir, at))
@@ -250,7 +250,7 @@ impl Inner {
                         report.problems.push(Problem {
                             file: path.clone(),
                             offset,
-                            description: reason,
+                            description: reason.to_string(),
                         });
                         match scan.next_valid_from(offset + 1).map_err(io_err)? {
                             Some(next) => scan.seek(next),

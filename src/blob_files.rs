@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::contract::{BlobMeta, BlobReader};
-use crate::index::blobs::Blobs;
 use crate::io::{VFile, Vfs};
 use crate::log::record::BLOB_HASH_LEN;
 use crate::{Error, Result};
@@ -302,7 +301,7 @@ pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
 /// First syncs the store directory and `blobs/` when `blobs/` exists, so
 /// the blob directories are durable in their parents even if a crash came
 /// between creating one and syncing its parent.
-pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
+pub fn sweep(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool) -> Result<(u64, u64)> {
     let root = dir.join(BLOB_DIR);
     match fs.list(&root) {
         Ok(_) => {
@@ -312,7 +311,7 @@ pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(&root, "listing")(e)),
     }
-    let orphans = sweep_orphans(fs, dir, blobs)?;
+    let orphans = sweep_orphans(fs, dir, referenced)?;
     let tmp_dir = root.join(TMP_DIR);
     let mut temps = 0;
     match fs.list(&tmp_dir) {
@@ -329,9 +328,10 @@ pub fn sweep(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<(u64, u64)> {
     Ok((orphans, temps))
 }
 
-/// Removes content files no blob refers to; returns how many. Call with the
-/// writer lock held, so no put is installing a file meanwhile.
-pub fn sweep_orphans(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<u64> {
+/// Removes content files for which `referenced` (given the hex hash) is
+/// false; returns how many. Call with the writer lock held, so no put is
+/// installing a file meanwhile.
+pub fn sweep_orphans(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool) -> Result<u64> {
     let root = dir.join(BLOB_DIR);
     let mut orphans = 0;
     for prefix in 0..=255u8 {
@@ -342,7 +342,7 @@ pub fn sweep_orphans(fs: &dyn Vfs, dir: &Path, blobs: &Blobs) -> Result<u64> {
             Err(e) => return Err(io_err(&folder, "listing")(e)),
         };
         for name in names {
-            if blobs.refs(&name) == 0 {
+            if !referenced(&name) {
                 let path = folder.join(&name);
                 fs.remove(&path).map_err(io_err(&path, "removing orphan"))?;
                 orphans += 1;

@@ -76,7 +76,10 @@ impl State {
     ) -> Result<()> {
         let current = self.indexes(name);
         if !current.iter().zip(indexes).all(|(a, b)| a == b) {
-            return Err(crate::Error::invalid(format!(
+            // Live writes only ever append fields, so only a log that
+            // disagrees with itself gets here; replay reports it as
+            // corruption at the record.
+            return Err(crate::Error::Internal(format!(
                 "collection \"{name}\" record reorders index fields"
             )));
         }

@@ -23,6 +23,7 @@
 //!   store acts on them.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
@@ -118,18 +119,7 @@ pub fn recover(
 ) -> Result<(Tail, RecoveryReport)> {
     let mut report = RecoveryReport::default();
     let Some(&newest) = layout.order.last() else {
-        let id = layout.max_id + 1;
-        let segment = segment::create(fs, dir, id)?;
-        files.write().insert(id, segment.clone());
-        let tail = Tail {
-            segment: id,
-            file: segment,
-            end: FIRST_APPEND,
-            order: vec![id],
-            max_id: id,
-            sealed_bytes: 0,
-        };
-        return Ok((tail, report));
+        return Ok((first_segment(fs, dir, layout, files)?, report));
     };
     let mut sealed_bytes = 0;
     let mut skipping = start.is_some();
@@ -137,9 +127,7 @@ pub fn recover(
     for &id in &layout.order {
         let is_newest = id == newest;
         let path = dir.join(segment::segment_name(id));
-        let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
-        let file = fs.open(&path, false).map_err(io_err)?;
-        let len = file.size().map_err(io_err)?;
+        let (file, len, header) = open_segment(fs, &path)?;
         let mut first = SEGMENT_HEADER_LEN as u64;
         if let Some(start) = start.filter(|p| skipping && p.segment == id) {
             skipping = false;
@@ -148,8 +136,6 @@ pub fn recover(
         if !is_newest {
             sealed_bytes += len;
         }
-        let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
-        file.read_exact_at(&mut header, 0).map_err(io_err)?;
         let framing = match segment::check_header(&header, id) {
             Ok(framing) => framing,
             Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
@@ -207,6 +193,32 @@ pub fn recover(
     Ok((tail, report))
 }
 
+/// A log with no segment yet (a new store): its first segment, created.
+fn first_segment(fs: &dyn Vfs, dir: &Path, layout: &Layout, files: &SegmentFiles) -> Result<Tail> {
+    let id = layout.max_id + 1;
+    let segment = segment::create(fs, dir, id)?;
+    files.write().insert(id, segment.clone());
+    Ok(Tail {
+        segment: id,
+        file: segment,
+        end: FIRST_APPEND,
+        order: vec![id],
+        max_id: id,
+        sealed_bytes: 0,
+    })
+}
+
+/// Opens a segment file: the file, its length, and its header bytes (fewer
+/// than a header's worth when the file is that short).
+fn open_segment(fs: &dyn Vfs, path: &Path) -> Result<(Arc<dyn VFile>, u64, Vec<u8>)> {
+    let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
+    let file = fs.open(path, false).map_err(io_err)?;
+    let len = file.size().map_err(io_err)?;
+    let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+    file.read_exact_at(&mut header, 0).map_err(io_err)?;
+    Ok((file, len, header))
+}
+
 /// One segment file being replayed.
 struct Scanned<'a> {
     path: &'a Path,
@@ -235,10 +247,17 @@ impl Scanned<'_> {
         let mut scan = Scan::new(self.file, self.framing, self.id, self.len, first);
         loop {
             match scan.next().map_err(io_err)? {
-                Step::Frame { loc, payload } => {
-                    let record = Record::decode(payload)
+                Step::Frame { loc, record, .. } => {
+                    let record = record
                         .map_err(|reason| Error::corruption(path, u64::from(loc.offset), reason))?;
-                    apply(record, loc)?;
+                    // A record the state cannot take is the log's fault here,
+                    // not the program's: report it where it lies.
+                    apply(record, loc).map_err(|e| match e {
+                        Error::Internal(reason) => {
+                            Error::corruption(path, u64::from(loc.offset), reason)
+                        }
+                        e => e,
+                    })?;
                     report.records += 1;
                 }
                 Step::End => break,

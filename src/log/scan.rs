@@ -1,13 +1,14 @@
 //! The one frame reader: walks the frames of a segment file through a
-//! bounded window, so no file length (a damaged one, or a huge sparse tail of
-//! zeros) ever decides how much memory a read takes. Recovery, compaction,
-//! the integrity check and salvage all read segments through it.
+//! bounded window and hands out each verified frame decoded, with its
+//! location. Recovery, compaction, the integrity check and salvage all read
+//! segments through it, so no file length (a damaged one, or a huge sparse
+//! tail of zeros) ever decides how much memory a read takes.
 
 use std::io;
 
 use crate::codec::DecodeError;
 use crate::io::VFile;
-use crate::log::record::{Frame, Framing};
+use crate::log::record::{Frame, Framing, Record};
 use crate::log::segment::{Loc, SEGMENT_HEADER_LEN};
 
 /// Bytes read from the file at a time (more only for a frame that needs it).
@@ -38,8 +39,14 @@ pub fn for_each_window(
 /// What the scan found at its position.
 #[derive(Debug)]
 pub enum Step<'a> {
-    /// A frame that verifies: where it is and its payload.
-    Frame { loc: Loc, payload: &'a [u8] },
+    /// A frame that verifies: where it is, its payload, and the record the
+    /// payload decodes to (a frame can verify and still hold a payload no
+    /// record kind explains, which each reader reports in its own way).
+    Frame {
+        loc: Loc,
+        payload: &'a [u8],
+        record: Result<Record<'a>, DecodeError>,
+    },
     /// No valid frame starts at `offset`; the reason says why.
     Invalid { offset: u64, reason: DecodeError },
     /// The position is the end of the file.
@@ -152,6 +159,7 @@ impl<'f> Scan<'f> {
                         len: frame_len,
                     },
                     payload,
+                    record: Record::decode(payload),
                 })
             }
             Err(reason) => Ok(Step::Invalid { offset, reason }),

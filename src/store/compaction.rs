@@ -334,7 +334,15 @@ impl Inner {
         }
 
         // 4. Clean up and snapshot.
-        for id in &inputs {
+        report.blob_files_removed = self.clean_up(&inputs)?;
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// After the switch: removes the inputs, writes the index snapshot and
+    /// removes the blob files no blob refers to any more; returns how many.
+    fn clean_up(&self, inputs: &[u32]) -> Result<u64> {
+        for id in inputs {
             let path = self.dir.join(segment_name(*id));
             self.fs
                 .remove(&path)
@@ -346,11 +354,10 @@ impl Inner {
         // every delete that orphaned a blob file is durable and the file
         // may go.
         self.write_snapshot(&mut writer)?;
-        report.blob_files_removed =
-            blob_files::sweep_orphans(self.fs.as_ref(), &self.dir, &self.state.read().blobs)?;
-        drop(writer);
-        report.duration = started.elapsed();
-        Ok(report)
+        let state = self.state.read();
+        blob_files::sweep_orphans(self.fs.as_ref(), &self.dir, &|hash| {
+            state.blobs.refs(hash) > 0
+        })
     }
 
     /// Copies the live records of the inputs (after the collection records)
@@ -389,8 +396,12 @@ impl Inner {
             report.bytes_before += len;
             let mut scan = Scan::new(segment.file.as_ref(), segment.framing, *id, len, 0);
             loop {
-                let (loc, payload) = match scan.next().map_err(io_err)? {
-                    Step::Frame { loc, payload } => (loc, payload),
+                let (loc, payload, record) = match scan.next().map_err(io_err)? {
+                    Step::Frame {
+                        loc,
+                        payload,
+                        record,
+                    } => (loc, payload, record),
                     Step::End => break,
                     Step::Invalid { offset, reason } => {
                         return Err(Error::corruption(
@@ -400,8 +411,8 @@ impl Inner {
                         ))
                     }
                 };
-                let record = Record::decode(payload)
-                    .map_err(|r| Error::corruption(&path, u64::from(loc.offset), r))?;
+                let record =
+                    record.map_err(|r| Error::corruption(&path, u64::from(loc.offset), r))?;
                 let row = live_row(&self.state.read(), &record, loc);
                 match row {
                     Some(row) => {

@@ -122,7 +122,8 @@ impl LogStore {
                 state.replay(record, loc, &|at| read_body(&files, &dir, at))
             })?;
         recovery.snapshot = snapshot_use;
-        let (orphans, temps) = blob_files::sweep(fs.as_ref(), &dir, &state.blobs)?;
+        let (orphans, temps) =
+            blob_files::sweep(fs.as_ref(), &dir, &|hash| state.blobs.refs(hash) > 0)?;
         recovery.orphan_blobs_removed = orphans;
         recovery.temp_files_removed = temps;
         let snapshot_covers = start.map(|p| Covers {

@@ -234,9 +234,9 @@ impl Run<'_> {
             }
             match scan.next().map_err(io_err)? {
                 Step::End => break,
-                Step::Frame { loc, payload } => {
+                Step::Frame { loc, record, .. } => {
                     let offset = u64::from(loc.offset);
-                    match Record::decode(payload) {
+                    match record {
                         Err(reason) => self.lost(path, offset, reason.to_string()),
                         Ok(record) => match self.apply(record, path, offset) {
                             Ok(()) => self.report.records_kept += 1,

@@ -4,18 +4,19 @@
 //! reported with its file and offset.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::snapshot_file::SNAPSHOT_FILE;
 use super::{read_body, Inner};
 use crate::blob_files;
+use crate::codec::DecodeError;
 use crate::index::apply;
 use crate::index::snapshot::{self, Covers};
 use crate::index::State;
 use crate::log::record::Record;
 use crate::log::scan::{Scan, Step};
-use crate::log::segment::SegmentFiles;
 use crate::log::segment::{self, segment_name, SEGMENT_HEADER_LEN};
+use crate::log::segment::{Loc, SegmentFiles};
 use crate::{Error, Result};
 
 /// One thing the integrity check found wrong.
@@ -166,102 +167,117 @@ impl Inner {
         saved: Option<&(Vec<u8>, Covers)>,
         report: &mut VerifyReport,
     ) -> Result<State> {
-        let mut state = State::default();
-        let check_saved = |state: &State, id: u32, pos: usize, report: &mut VerifyReport| {
-            if let Some((bytes, covers)) = saved {
-                if covers.segment == id && covers.offset == pos as u64 {
-                    report.snapshot_checked = true;
-                    if &snapshot::encode(state, covers) != bytes {
-                        report.problems.push(Problem {
-                            file: self.dir.join(SNAPSHOT_FILE),
-                            offset: 0,
-                            description:
-                                "the index snapshot differs from a replay of the log it covers"
-                                    .into(),
-                        });
-                    }
-                }
-            }
+        let mut replay = CheckReplay {
+            dir: &self.dir,
+            files,
+            saved,
+            report,
+            state: State::default(),
         };
         for &id in order {
-            report.segments += 1;
-            let path = self.dir.join(segment_name(id));
-            let Some(file) = files.read().get(&id).cloned() else {
-                report.problems.push(Problem {
-                    file: path,
-                    offset: 0,
-                    description: "the segment is missing".into(),
-                });
-                continue;
-            };
-            let io_err = |e| Error::io(format!("reading {}", path.display()), e);
-            let size = file.file.size().map_err(io_err)?;
-            let len = if id == end.segment {
-                end.offset.min(size)
-            } else {
-                size
-            };
-            let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
-            file.file.read_exact_at(&mut header, 0).map_err(io_err)?;
-            let framing = match segment::check_header(&header, id) {
-                Ok(framing) => framing,
-                Err(reason) => {
-                    report.problems.push(Problem {
-                        file: path,
-                        offset: 0,
-                        description: reason.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let mut scan = Scan::new(file.file.as_ref(), framing, id, len, 0);
-            loop {
-                check_saved(&state, id, scan.position() as usize, report);
-                match scan.next().map_err(io_err)? {
-                    Step::End => break,
-                    Step::Frame { loc, payload } => {
-                        report.records += 1;
-                        let offset = u64::from(loc.offset);
-                        let applied = Record::decode(payload)
-                            .map_err(|r| Error::corruption(&path, offset, r))
-                            .and_then(|record| {
-                                if let (Record::DocPut { .. }, Err(reason)) =
-                                    (&record, apply::document(&record))
-                                {
-                                    // Replay indexes an unreadable body
-                                    // without its values; a read fails.
-                                    report.problems.push(Problem {
-                                        file: path.clone(),
-                                        offset,
-                                        description: reason.to_string(),
-                                    });
-                                }
-                                state.replay(record, loc, &|at| read_body(files, &self.dir, at))
-                            });
-                        if let Err(e) = applied {
-                            report.problems.push(Problem {
-                                file: path.clone(),
-                                offset: u64::from(loc.offset),
-                                description: e.to_string(),
-                            });
-                        }
-                    }
-                    Step::Invalid { offset, reason } => {
-                        report.problems.push(Problem {
-                            file: path.clone(),
-                            offset,
-                            description: reason.to_string(),
-                        });
-                        match scan.next_valid_from(offset + 1).map_err(io_err)? {
-                            Some(next) => scan.seek(next),
-                            None => break,
-                        }
+            replay.segment(id, end)?;
+        }
+        Ok(replay.state)
+    }
+}
+
+/// The integrity check's replay: a fresh state built from the log, with
+/// every record that does not verify or apply listed as a problem.
+struct CheckReplay<'a> {
+    dir: &'a Path,
+    files: &'a SegmentFiles,
+    saved: Option<&'a (Vec<u8>, Covers)>,
+    report: &'a mut VerifyReport,
+    state: State,
+}
+
+impl CheckReplay<'_> {
+    fn problem(&mut self, file: PathBuf, offset: u64, description: impl fmt::Display) {
+        self.report.problems.push(Problem {
+            file,
+            offset,
+            description: description.to_string(),
+        });
+    }
+
+    /// Compares the saved snapshot with the state when the replay stands
+    /// where the snapshot ends.
+    fn check_saved(&mut self, id: u32, pos: u64) {
+        let Some((bytes, covers)) = self.saved else {
+            return;
+        };
+        if covers.segment == id && covers.offset == pos {
+            self.report.snapshot_checked = true;
+            if &snapshot::encode(&self.state, covers) != bytes {
+                let description = "the index snapshot differs from a replay of the log it covers";
+                self.problem(self.dir.join(SNAPSHOT_FILE), 0, description);
+            }
+        }
+    }
+
+    /// Replays segment `id` (up to `end` when it is the last one).
+    fn segment(&mut self, id: u32, end: &Covers) -> Result<()> {
+        self.report.segments += 1;
+        let path = self.dir.join(segment_name(id));
+        let Some(file) = self.files.read().get(&id).cloned() else {
+            self.problem(path, 0, "the segment is missing");
+            return Ok(());
+        };
+        let io_err = |e| Error::io(format!("reading {}", path.display()), e);
+        let size = file.file.size().map_err(io_err)?;
+        let len = if id == end.segment {
+            end.offset.min(size)
+        } else {
+            size
+        };
+        let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+        file.file.read_exact_at(&mut header, 0).map_err(io_err)?;
+        let framing = match segment::check_header(&header, id) {
+            Ok(framing) => framing,
+            Err(reason) => {
+                self.problem(path, 0, reason);
+                return Ok(());
+            }
+        };
+        let mut scan = Scan::new(file.file.as_ref(), framing, id, len, 0);
+        loop {
+            self.check_saved(id, scan.position());
+            match scan.next().map_err(io_err)? {
+                Step::End => break,
+                Step::Frame { loc, record, .. } => self.record(&path, loc, record),
+                Step::Invalid { offset, reason } => {
+                    self.problem(path.clone(), offset, reason);
+                    match scan.next_valid_from(offset + 1).map_err(io_err)? {
+                        Some(next) => scan.seek(next),
+                        None => break,
                     }
                 }
             }
-            let pos = scan.position().min(len) as usize;
-            check_saved(&state, id, pos, report);
         }
-        Ok(state)
+        self.check_saved(id, scan.position().min(len));
+        Ok(())
+    }
+
+    /// Applies one verified frame's record, listing what does not decode,
+    /// apply, or (for a document) parse.
+    fn record(&mut self, path: &Path, loc: Loc, record: Result<Record<'_>, DecodeError>) {
+        self.report.records += 1;
+        let offset = u64::from(loc.offset);
+        let record = match record {
+            Ok(record) => record,
+            Err(reason) => return self.problem(path.to_path_buf(), offset, reason),
+        };
+        if let (Record::DocPut { .. }, Err(reason)) = (&record, apply::document(&record)) {
+            // Replay indexes an unreadable body without its values; a read
+            // fails.
+            self.problem(path.to_path_buf(), offset, reason);
+        }
+        let (files, dir) = (self.files, self.dir);
+        if let Err(e) = self
+            .state
+            .replay(record, loc, &|at| read_body(files, dir, at))
+        {
+            self.problem(path.to_path_buf(), offset, e);
+        }
     }
 }

@@ -45,6 +45,11 @@ pub enum Error {
     /// The SQLite driver's database reported an error.
     #[cfg(feature = "sqlite")]
     Sqlite(rusqlite::Error),
+    /// The PostgreSQL server refused a statement. A connection that broke
+    /// or could not be made is `Io` instead (kind `ConnectionAborted` or
+    /// `NotConnected`): retry those once the server is back.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Error),
 }
 
 /// The crate's result type.
@@ -101,6 +106,8 @@ impl fmt::Display for Error {
             Error::Closed => write!(f, "the store is closed; open it again to use it"),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => write!(f, "SQLite error: {e}"),
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => write!(f, "PostgreSQL error: {e}"),
         }
     }
 }
@@ -111,6 +118,8 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => Some(e),
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => Some(e),
             _ => None,
         }
     }

@@ -337,10 +337,7 @@ struct Pair {
 }
 
 /// The PostgreSQL schema of this case, when a server is configured.
-#[cfg(feature = "postgres")]
 type PgSchema = Option<String>;
-#[cfg(not(feature = "postgres"))]
-type PgSchema = ();
 
 #[cfg(feature = "postgres")]
 fn pg_schema() -> PgSchema {
@@ -348,7 +345,9 @@ fn pg_schema() -> PgSchema {
 }
 
 #[cfg(not(feature = "postgres"))]
-fn pg_schema() -> PgSchema {}
+fn pg_schema() -> PgSchema {
+    None
+}
 
 fn open_pair(dir: &Path, opts: &Options, _schema: &PgSchema) -> Pair {
     Pair {

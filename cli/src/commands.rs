@@ -161,7 +161,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome,
     }
     let dst = match store::open(&target, None, true)? {
         Opened::Log(s) => s,
-        Opened::Sqlite(_) => {
+        Opened::Sqlite(_) | Opened::Pg(_) => {
             return Err("repair writes a log store; --out must be a directory".into())
         }
     };

@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod pg;
 mod progress;
 mod store;
 mod transfer;

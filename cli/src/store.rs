@@ -1,16 +1,17 @@
 //! Naming a store on the command line: a directory is a log store; a file
 //! ending in `.db` is an SQLite store whose blobs live in `blobs/` beside
 //! it (as the reference package lays out `.pattern-data/`), or in
-//! `--blob-dir`.
+//! `--blob-dir`; a `postgres://` URL is a PostgreSQL store (`crate::pg`).
 
 use std::path::{Path, PathBuf};
 
-use logstore::{Durability, LogStore, Options, SqliteStore, Transfer};
+use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, Transfer};
 
 /// An open store of either kind.
 pub enum Opened {
     Log(LogStore),
     Sqlite(SqliteStore),
+    Pg(PgStore),
 }
 
 impl Opened {
@@ -19,6 +20,7 @@ impl Opened {
         match self {
             Opened::Log(s) => s,
             Opened::Sqlite(s) => s,
+            Opened::Pg(s) => s,
         }
     }
 
@@ -26,8 +28,8 @@ impl Opened {
     pub fn log(&self, command: &str) -> Result<&LogStore, String> {
         match self {
             Opened::Log(s) => Ok(s),
-            Opened::Sqlite(_) => Err(format!(
-                "`{command}` works on log stores (a directory), not on SQLite files"
+            Opened::Sqlite(_) | Opened::Pg(_) => Err(format!(
+                "`{command}` works on log stores (a directory), not on SQLite files or PostgreSQL"
             )),
         }
     }
@@ -49,6 +51,9 @@ fn options() -> Options {
 
 /// Opens the store at `path`; `create` allows a new one.
 pub fn open(path: &Path, blob_dir: Option<&Path>, create: bool) -> Result<Opened, String> {
+    if let Some(url) = crate::pg::url_of(path) {
+        return crate::pg::open(url).map(Opened::Pg);
+    }
     if !create && !path.exists() {
         return Err(format!("no store at {}", path.display()));
     }

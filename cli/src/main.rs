@@ -43,6 +43,14 @@ enum DurabilityArg {
     Flush,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DriverArg {
+    /// The SQLite driver, in a temporary folder.
+    Sqlite,
+    /// The PostgreSQL driver, on the server `--url` names.
+    Postgres,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Compare the log engine with the SQLite driver, operation by operation, in one run.
@@ -65,6 +73,12 @@ enum Command {
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The driver the log engine is compared with.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        driver: DriverArg,
+        /// The PostgreSQL server for `--driver postgres` (a schema of its own is made and dropped).
+        #[arg(long, required_if_eq("driver", "postgres"))]
+        url: Option<String>,
     },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
     #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
@@ -179,6 +193,8 @@ fn run(cli: Cli) -> Result<Outcome, String> {
             threads,
             seconds,
             json,
+            driver,
+            url,
         } => {
             let config = bench::BenchConfig {
                 docs,
@@ -188,6 +204,10 @@ fn run(cli: Cli) -> Result<Outcome, String> {
                 },
                 threads,
                 seconds_per_op: seconds,
+                baseline: match (driver, url) {
+                    (DriverArg::Postgres, Some(url)) => bench::Baseline::Postgres { url },
+                    _ => bench::Baseline::Sqlite,
+                },
             };
             let report = bench::run(&config, &Progress::new()).map_err(|e| e.to_string())?;
             if json {

@@ -45,7 +45,7 @@ use r2d2_postgres::r2d2::{self, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::contract::{BlobStore, DocumentStore, LeaseStore, Store};
-use crate::options::Options;
+use crate::options::{Durability, Options};
 use crate::{Error, Result};
 
 /// The schema a store lives in when neither the URL nor the caller names
@@ -310,10 +310,19 @@ impl PgStore {
         opts.validate()?;
         schema_name(schema)?;
         // Every connection starts with the schema first on its search
-        // path, so the SQL names tables without a schema.
+        // path, so the SQL names tables without a schema, and with the
+        // commit durability `Options` asks for: `Sync` waits for the WAL
+        // flush (synchronous_commit=on), `Flush` does not (off; a server
+        // crash may lose the last commits, as a power loss may with the
+        // other drivers).
+        let commit = match opts.durability {
+            Durability::Sync => "on",
+            Durability::Flush => "off",
+        };
+        let ours = format!("-csearch_path={schema} -csynchronous_commit={commit}");
         let options = match config.get_options() {
-            Some(existing) => format!("{existing} -csearch_path={schema}"),
-            None => format!("-csearch_path={schema}"),
+            Some(existing) => format!("{existing} {ours}"),
+            None => ours,
         };
         config.options(&options);
         let store = PgStore {
@@ -330,6 +339,21 @@ impl PgStore {
     /// The schema the store's tables live in.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// Drops the store's schema with everything in it, then closes the
+    /// store: for throwaway stores (benchmarks, tests) on a shared server.
+    ///
+    /// # Errors
+    /// `Closed`, or the server's error (the schema is then untouched).
+    pub fn drop_schema(&self) -> Result<()> {
+        let schema = &self.schema;
+        self.with_conn(|conn| {
+            conn.client
+                .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))?;
+            Ok(())
+        })?;
+        self.close()
     }
 
     /// Runs `f` on a pooled connection. A connection error rebuilds the

@@ -283,18 +283,31 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> logstore::Result<Report
     Ok(Report {
         driver: config.baseline.name().to_string(),
         documents: config.docs,
-        durability: match (&config.baseline, d) {
-            (Baseline::Postgres { .. }, Durability::Sync) => "Sync (log: fdatasync per commit, group commit) vs PostgreSQL synchronous_commit=on (durable only if the server runs with fsync=on)".into(),
-            (Baseline::Postgres { .. }, Durability::Flush) => "Flush (log: handed to the OS) vs PostgreSQL synchronous_commit=off".into(),
-            (Baseline::Sqlite, _) => match d {
-            Durability::Sync => "Sync (log: fdatasync per commit, group commit) vs SQLite synchronous=FULL, WAL".into(),
-            Durability::Flush => "Flush (log: handed to the OS) vs SQLite synchronous=NORMAL, WAL".into(),
-            },
-        },
+        durability: durability_text(&config.baseline, d),
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
     })
+}
+
+/// What the run's durability means for each driver, for the report.
+fn durability_text(baseline: &Baseline, d: Durability) -> String {
+    let (log, driver) = match (baseline, d) {
+        (Baseline::Sqlite, Durability::Sync) => ("Sync", "SQLite synchronous=FULL, WAL"),
+        (Baseline::Sqlite, Durability::Flush) => ("Flush", "SQLite synchronous=NORMAL, WAL"),
+        (Baseline::Postgres { .. }, Durability::Sync) => (
+            "Sync",
+            "PostgreSQL synchronous_commit=on (durable only if the server runs with fsync=on)",
+        ),
+        (Baseline::Postgres { .. }, Durability::Flush) => {
+            ("Flush", "PostgreSQL synchronous_commit=off")
+        }
+    };
+    let how = match d {
+        Durability::Sync => "fdatasync per commit, group commit",
+        Durability::Flush => "handed to the OS",
+    };
+    format!("{log} (log: {how}) vs {driver}")
 }
 
 /// The report as a table.

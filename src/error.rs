@@ -49,6 +49,11 @@ pub enum Error {
     /// The SQLite driver's database reported an error.
     #[cfg(feature = "sqlite")]
     Sqlite(rusqlite::Error),
+    /// The PostgreSQL server refused a statement. A connection that broke
+    /// or could not be made is `Io` instead (kind `ConnectionAborted` or
+    /// `NotConnected`): retry those once the server is back.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::Error),
 }
 
 /// The crate's result type.
@@ -109,6 +114,8 @@ impl fmt::Display for Error {
             ),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => write!(f, "SQLite error: {e}"),
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => write!(f, "PostgreSQL error: {e}"),
         }
     }
 }
@@ -119,6 +126,8 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => Some(e),
+            #[cfg(feature = "postgres")]
+            Error::Postgres(e) => Some(e),
             _ => None,
         }
     }

@@ -49,6 +49,8 @@ mod lease_rules;
 mod limits;
 mod log;
 mod options;
+#[cfg(feature = "postgres")]
+mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -76,6 +78,8 @@ pub use options::{
     Clock, Durability, ManualClock, Options, SystemClock, MAX_DOCUMENT_BYTES_LIMIT,
     MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
+#[cfg(feature = "postgres")]
+pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{

@@ -1,6 +1,8 @@
 //! Differential test: random operation sequences run against the log engine
-//! and the SQLite driver with one shared clock; after every step both must
-//! return the same result. `LOGSTORE_DIFF_CASES` sets the number of cases
+//! and the SQLite driver (and, with the `postgres` feature and
+//! `LOGSTORE_PG_URL`, the PostgreSQL driver, each case in a schema of its
+//! own) with one shared clock; after every step all must return the same
+//! result. `LOGSTORE_DIFF_CASES` sets the number of cases
 //! (256 by default). Shrunk failures are kept by proptest under
 //! `tests/differential.proptest-regressions` and replayed first.
 #![cfg(feature = "sqlite")]
@@ -323,15 +325,80 @@ fn run(store: &dyn Store, op: &Op, clock: &ManualClock, blobs: &mut Vec<String>)
     }
 }
 
+#[cfg(feature = "postgres")]
+#[path = "pg/mod.rs"]
+mod pg;
+
 struct Pair {
     log: LogStore,
     sqlite: SqliteStore,
+    #[cfg(feature = "postgres")]
+    pg: Option<logstore::PgStore>,
 }
 
-fn open_pair(dir: &Path, opts: &Options) -> Pair {
+/// The PostgreSQL schema of this case, when a server is configured.
+type PgSchema = Option<String>;
+
+#[cfg(feature = "postgres")]
+fn pg_schema() -> PgSchema {
+    pg::available().then(pg::fresh_schema)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn pg_schema() -> PgSchema {
+    None
+}
+
+fn open_pair(dir: &Path, opts: &Options, _schema: &PgSchema) -> Pair {
     Pair {
         log: LogStore::open(dir.join("log"), opts.clone()).unwrap(),
         sqlite: SqliteStore::open(dir.join("store.db"), dir.join("blobs"), opts.clone()).unwrap(),
+        #[cfg(feature = "postgres")]
+        pg: _schema.as_ref().map(|schema| {
+            let url = pg::url().unwrap();
+            logstore::PgStore::open_in_schema(&url, schema, opts.clone()).unwrap()
+        }),
+    }
+}
+
+impl Pair {
+    fn close(&self) {
+        self.log.close().unwrap();
+        self.sqlite.close().unwrap();
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = &self.pg {
+            pg.close().unwrap();
+        }
+    }
+
+    /// Runs `op` on the PostgreSQL store, if any, and checks it answers
+    /// as the log engine did.
+    #[cfg(feature = "postgres")]
+    fn check_pg(
+        &self,
+        op: &Op,
+        clock: &ManualClock,
+        blobs: &mut Vec<String>,
+        log: &str,
+        step: usize,
+    ) -> Result<(), TestCaseError> {
+        if let Some(pg) = &self.pg {
+            let answer = run(pg, op, clock, blobs);
+            prop_assert_eq!(log, &answer, "postgres: step {} {:?}", step, op);
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    fn check_pg(
+        &self,
+        _op: &Op,
+        _clock: &ManualClock,
+        _blobs: &mut Vec<String>,
+        _log: &str,
+        _step: usize,
+    ) -> Result<(), TestCaseError> {
+        Ok(())
     }
 }
 
@@ -345,8 +412,9 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
         segment_bytes: 4096,
         ..Options::default()
     };
-    let mut pair = open_pair(tmp.path(), &opts);
-    let (mut log_blobs, mut sqlite_blobs) = (Vec::new(), Vec::new());
+    let schema = pg_schema();
+    let mut pair = open_pair(tmp.path(), &opts, &schema);
+    let (mut log_blobs, mut sqlite_blobs, mut pg_blobs) = (Vec::new(), Vec::new(), Vec::new());
     let mut last_blob_ms = i64::MIN / 2;
     for (step, op) in ops.iter().enumerate() {
         if let Op::BlobPut { .. } = op {
@@ -358,10 +426,9 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
             clock.set(last_blob_ms);
         }
         if let Op::Reopen = op {
-            pair.log.close().unwrap();
-            pair.sqlite.close().unwrap();
+            pair.close();
             drop(pair);
-            pair = open_pair(tmp.path(), &opts);
+            pair = open_pair(tmp.path(), &opts, &schema);
             continue;
         }
         if let Op::Compact = op {
@@ -371,6 +438,7 @@ fn check_sequence(ops: &[Op]) -> Result<(), TestCaseError> {
         let log = run(&pair.log, op, &clock, &mut log_blobs);
         let sqlite = run(&pair.sqlite, op, &clock, &mut sqlite_blobs);
         prop_assert_eq!(&log, &sqlite, "step {} {:?}", step, op);
+        pair.check_pg(op, &clock, &mut pg_blobs, &log, step)?;
     }
     Ok(())
 }

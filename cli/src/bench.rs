@@ -1,12 +1,13 @@
-//! `logstore bench`: the log engine against the SQLite driver, through the
-//! same `&dyn Store` calls, at equal durability, in one run.
+//! `logstore bench`: the log engine against the SQLite driver (or, with
+//! `--driver postgres`, a PostgreSQL server), through the same `&dyn Store`
+//! calls, at equal durability, in one run.
 
 use std::io::Cursor;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
+use logstore::{BlobPut, Durability, LogStore, Options, PgStore, SqliteStore, Store};
 use logstore_workload::{self as workload, Op, Rng};
 use serde::Serialize;
 
@@ -19,6 +20,27 @@ pub struct BenchConfig {
     pub durability: Durability,
     pub threads: usize,
     pub seconds_per_op: f64,
+    /// The driver the log engine is compared with.
+    pub baseline: Baseline,
+}
+
+/// The driver the log engine is measured against.
+#[derive(Debug, Clone)]
+pub enum Baseline {
+    /// The SQLite driver, in a temporary folder.
+    Sqlite,
+    /// The PostgreSQL driver on the server at `url`, in a schema of its own
+    /// that is dropped at the end.
+    Postgres { url: String },
+}
+
+impl Baseline {
+    fn name(&self) -> &'static str {
+        match self {
+            Baseline::Sqlite => "SQLite",
+            Baseline::Postgres { .. } => "PostgreSQL",
+        }
+    }
 }
 
 /// One row of the table.
@@ -26,13 +48,16 @@ pub struct BenchConfig {
 pub struct Row {
     pub operation: String,
     pub log_ops_per_sec: f64,
-    pub sqlite_ops_per_sec: f64,
+    /// The compared driver's rate (`Report::driver` names it).
+    pub driver_ops_per_sec: f64,
     pub ratio: f64,
 }
 
 /// The whole run, as `--json` prints it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The driver the log engine was compared with.
+    pub driver: String,
     pub documents: u64,
     pub durability: String,
     pub document_shape: String,
@@ -54,8 +79,32 @@ fn open_log(dir: &Path, durability: Durability) -> logstore::Result<LogStore> {
     LogStore::open(dir.join("log"), options(durability))
 }
 
-fn open_sqlite(dir: &Path, durability: Durability) -> logstore::Result<SqliteStore> {
-    SqliteStore::open(dir.join("store.db"), dir.join("blobs"), options(durability))
+/// The compared driver's store: SQLite in `dir`, or PostgreSQL in
+/// `schema`.
+fn open_baseline(
+    baseline: &Baseline,
+    dir: &Path,
+    schema: &str,
+    durability: Durability,
+) -> logstore::Result<Box<dyn Store>> {
+    Ok(match baseline {
+        Baseline::Sqlite => Box::new(SqliteStore::open(
+            dir.join("store.db"),
+            dir.join("blobs"),
+            options(durability),
+        )?),
+        Baseline::Postgres { url } => {
+            Box::new(PgStore::open_in_schema(url, schema, options(durability))?)
+        }
+    })
+}
+
+/// A schema no earlier run left behind.
+fn bench_schema() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("logstore_bench_{}_{nanos}", std::process::id())
 }
 
 /// Runs `f` until `budget` has passed (at least 10 times) or `max` calls;
@@ -152,7 +201,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         rows.push(Row {
             operation,
             log_ops_per_sec: log,
-            sqlite_ops_per_sec: sqlite,
+            driver_ops_per_sec: sqlite,
             ratio: log / sqlite,
         });
     };
@@ -162,10 +211,14 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let started = Instant::now();
     workload::load(&log, config.docs)?;
     let log_load = config.docs as f64 / started.elapsed().as_secs_f64();
-    progress.step("loading documents into SQLite");
-    let sqlite = open_sqlite(&sqlite_dir, d)?;
+    progress.step(&format!(
+        "loading documents into {}",
+        config.baseline.name()
+    ));
+    let schema = bench_schema();
+    let sqlite = open_baseline(&config.baseline, &sqlite_dir, &schema, d)?;
     let started = Instant::now();
-    workload::load(&sqlite, config.docs)?;
+    workload::load(sqlite.as_ref(), config.docs)?;
     let sqlite_load = config.docs as f64 / started.elapsed().as_secs_f64();
     row(
         format!("load {} documents (puts)", config.docs),
@@ -189,20 +242,20 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
                 Ok(op.run(store, &mut rng, i, config.docs)?)
             })
         };
-        let (l, s) = (per_driver(&log)?, per_driver(&sqlite)?);
+        let (l, s) = (per_driver(&log)?, per_driver(sqlite.as_ref())?);
         row(op.name().to_string(), l, s);
     }
     for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
         progress.step(&format!("blobs of {label}"));
         let (lp, lg) = blob_rates(&log, size, budget)?;
-        let (sp, sg) = blob_rates(&sqlite, size, budget)?;
+        let (sp, sg) = blob_rates(sqlite.as_ref(), size, budget)?;
         row(format!("blob put, {label}"), lp, sp);
         row(format!("blob get, {label}"), lg, sg);
     }
     for threads in thread_counts {
         progress.step(&format!("puts from {threads} threads"));
         let l = concurrent_puts(&log, threads, budget)?;
-        let s = concurrent_puts(&sqlite, threads, budget)?;
+        let s = concurrent_puts(sqlite.as_ref(), threads, budget)?;
         let plural = if threads == 1 { "" } else { "s" };
         row(format!("put (new), {threads} thread{plural}"), l, s);
     }
@@ -214,25 +267,47 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let log = open_log(&log_dir, d)?;
     let log_open = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let sqlite = open_sqlite(&sqlite_dir, d)?;
+    let sqlite = open_baseline(&config.baseline, &sqlite_dir, &schema, d)?;
     let sqlite_open = started.elapsed().as_secs_f64();
     row(
         "open (opens per second)".to_string(),
         1.0 / log_open,
         1.0 / sqlite_open,
     );
-    drop((log, sqlite));
+    drop(log);
+    if let Baseline::Postgres { url } = &config.baseline {
+        drop(sqlite);
+        PgStore::open_in_schema(url, &schema, options(d))?.drop_schema()?;
+    }
     progress.finish();
     Ok(Report {
+        driver: config.baseline.name().to_string(),
         documents: config.docs,
-        durability: match d {
-            Durability::Sync => "Sync (log: fdatasync per commit, group commit) vs SQLite synchronous=FULL, WAL".into(),
-            Durability::Flush => "Flush (log: handed to the OS) vs SQLite synchronous=NORMAL, WAL".into(),
-        },
+        durability: durability_text(&config.baseline, d),
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
     })
+}
+
+/// What the run's durability means for each driver, for the report.
+fn durability_text(baseline: &Baseline, d: Durability) -> String {
+    let (log, driver) = match (baseline, d) {
+        (Baseline::Sqlite, Durability::Sync) => ("Sync", "SQLite synchronous=FULL, WAL"),
+        (Baseline::Sqlite, Durability::Flush) => ("Flush", "SQLite synchronous=NORMAL, WAL"),
+        (Baseline::Postgres { .. }, Durability::Sync) => (
+            "Sync",
+            "PostgreSQL synchronous_commit=on (durable only if the server runs with fsync=on)",
+        ),
+        (Baseline::Postgres { .. }, Durability::Flush) => {
+            ("Flush", "PostgreSQL synchronous_commit=off")
+        }
+    };
+    let how = match d {
+        Durability::Sync => "fdatasync per commit, group commit",
+        Durability::Flush => "handed to the OS",
+    };
+    format!("{log} (log: {how}) vs {driver}")
 }
 
 /// The report as a table.
@@ -241,7 +316,8 @@ pub fn table(report: &Report) -> String {
         "logstore bench: {} documents; {}; {}; {} cores\n\n",
         report.documents, report.durability, report.document_shape, report.cores
     );
-    out += "| operation | log engine ops/s | SQLite ops/s | log / SQLite |\n";
+    let name = &report.driver;
+    out += &format!("| operation | log engine ops/s | {name} ops/s | log / {name} |\n");
     out += "| --- | ---: | ---: | ---: |\n";
     for row in &report.rows {
         let ratio = if row.ratio < 1.0 {
@@ -251,7 +327,7 @@ pub fn table(report: &Report) -> String {
         };
         out += &format!(
             "| {} | {:.0} | {:.0} | {ratio} |\n",
-            row.operation, row.log_ops_per_sec, row.sqlite_ops_per_sec
+            row.operation, row.log_ops_per_sec, row.driver_ops_per_sec
         );
     }
     out

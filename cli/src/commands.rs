@@ -154,7 +154,9 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
     }
     let dst = match store::open(&target, None, true)? {
         Opened::Log(s) => s,
-        Opened::Sqlite(_) => bail!("repair writes a log store; --out must be a directory"),
+        Opened::Sqlite(_) | Opened::Pg(_) => {
+            bail!("repair writes a log store; --out must be a directory")
+        }
     };
     let report = salvage.run(&dst)?;
     dst.close()?;

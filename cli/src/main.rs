@@ -5,6 +5,7 @@
 
 mod bench;
 mod commands;
+mod pg;
 mod progress;
 mod store;
 mod transfer;
@@ -43,6 +44,14 @@ enum DurabilityArg {
     Flush,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DriverArg {
+    /// The SQLite driver, in a temporary folder.
+    Sqlite,
+    /// The PostgreSQL driver, on the server `--url` names.
+    Postgres,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Compare the log engine with the SQLite driver, operation by operation, in one run.
@@ -65,6 +74,12 @@ enum Command {
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// The driver the log engine is compared with.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        driver: DriverArg,
+        /// The PostgreSQL server for `--driver postgres` (a schema of its own is made and dropped).
+        #[arg(long, required_if_eq("driver", "postgres"))]
+        url: Option<String>,
     },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
     #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
@@ -179,6 +194,8 @@ fn run(cli: Cli) -> Result<Outcome> {
             threads,
             seconds,
             json,
+            driver,
+            url,
         } => {
             let config = bench::BenchConfig {
                 docs,
@@ -188,6 +205,10 @@ fn run(cli: Cli) -> Result<Outcome> {
                 },
                 threads,
                 seconds_per_op: seconds,
+                baseline: match (driver, url) {
+                    (DriverArg::Postgres, Some(url)) => bench::Baseline::Postgres { url },
+                    _ => bench::Baseline::Sqlite,
+                },
             };
             run_bench(&config, json)
         }

@@ -1,17 +1,18 @@
 //! Naming a store on the command line: a directory is a log store; a file
 //! ending in `.db` is an SQLite store whose blobs live in `blobs/` beside
 //! it (as the reference package lays out `.pattern-data/`), or in
-//! `--blob-dir`.
+//! `--blob-dir`; a `postgres://` URL is a PostgreSQL store (`crate::pg`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use logstore::{Durability, LogStore, Options, SqliteStore, Transfer};
+use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, Transfer};
 
 /// An open store of either kind.
 pub enum Opened {
     Log(LogStore),
     Sqlite(SqliteStore),
+    Pg(PgStore),
 }
 
 impl Opened {
@@ -20,6 +21,7 @@ impl Opened {
         match self {
             Opened::Log(s) => s,
             Opened::Sqlite(s) => s,
+            Opened::Pg(s) => s,
         }
     }
 
@@ -27,9 +29,9 @@ impl Opened {
     pub fn log(&self, command: &str) -> Result<&LogStore> {
         match self {
             Opened::Log(s) => Ok(s),
-            Opened::Sqlite(_) => {
-                bail!("`{command}` works on log stores (a directory), not on SQLite files")
-            }
+            Opened::Sqlite(_) | Opened::Pg(_) => bail!(
+                "`{command}` works on log stores (a directory), not on SQLite files or PostgreSQL"
+            ),
         }
     }
 }
@@ -50,6 +52,9 @@ fn options() -> Options {
 
 /// Opens the store at `path`; `create` allows a new one.
 pub fn open(path: &Path, blob_dir: Option<&Path>, create: bool) -> Result<Opened> {
+    if let Some(url) = crate::pg::url_of(path) {
+        return crate::pg::open(url).map(Opened::Pg);
+    }
     if !create && !path.exists() {
         bail!("no store at {}", path.display());
     }

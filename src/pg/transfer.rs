@@ -1,0 +1,147 @@
+//! Export and exact import for the PostgreSQL driver.
+
+use std::io::Read;
+
+use super::blobs::{insert_meta, write_chunks};
+use super::documents::{locked_indexes, write_index_rows};
+use super::leases::{read_row, LEASE_COLUMNS};
+use super::{text_column, PgStore, Sql};
+use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow};
+use crate::transfer::Transfer;
+use crate::validate;
+use crate::{Error, Result};
+
+impl Transfer for PgStore {
+    fn unensured_collections(&self) -> Result<Vec<String>> {
+        self.with_conn(|conn| {
+            conn.query(
+                "SELECT DISTINCT collection FROM store_docs
+                 WHERE collection NOT IN (SELECT name FROM store_collections) ORDER BY collection",
+                &[],
+            )?
+            .iter()
+            .map(|row| text_column(row, 0))
+            .collect()
+        })
+    }
+
+    fn collection_created_at(&self, name: &str) -> Result<Option<i64>> {
+        self.with_conn(|conn| {
+            conn.query_opt(
+                "SELECT created_at FROM store_collections WHERE name = $1",
+                &[&name.as_bytes()],
+            )?
+            .map(|row| Ok(row.try_get(0)?))
+            .transpose()
+        })
+    }
+
+    fn import_collection(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
+        let fresh = self.collection_created_at(name)?.is_none();
+        DocumentStore::ensure_collection(self, name, indexes)?;
+        if fresh {
+            self.with_conn(|conn| {
+                conn.execute(
+                    "UPDATE store_collections SET created_at = $2 WHERE name = $1",
+                    &[&name.as_bytes(), &created_at],
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn all_leases(&self) -> Result<Vec<LeaseRow>> {
+        self.with_conn(|conn| {
+            conn.query(
+                &format!("SELECT {LEASE_COLUMNS} FROM store_leases ORDER BY key"),
+                &[],
+            )?
+            .iter()
+            .map(read_row)
+            .collect()
+        })
+    }
+
+    fn import_document(&self, doc: &Document) -> Result<()> {
+        validate::collection_and_id(&doc.collection, &doc.id)?;
+        validate::document_depth("the document", &doc.data)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
+        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let version = i64::try_from(doc.version)
+            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
+        let lock = self.collection_lock(&doc.collection);
+        self.with_tx(|s| {
+            let indexes = locked_indexes(s, lock, &doc.collection)?;
+            s.execute(
+                "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
+                 VALUES ($1, $2, $3::text::json, $4, $5, $6)
+                 ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+                    version = excluded.version, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at",
+                &[
+                    &doc.collection.as_bytes(),
+                    &doc.id.as_bytes(),
+                    &text,
+                    &version,
+                    &doc.created_at,
+                    &doc.updated_at,
+                ],
+            )?;
+            write_index_rows(s, &doc.collection, &doc.id, &data, &indexes)
+        })
+    }
+
+    fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
+        validate::blob_id(&meta.id)?;
+        let request = crate::BlobPut {
+            mime: Some(meta.mime.clone()),
+            owner_id: meta.owner_id.clone(),
+        };
+        validate::blob_put(&request)?;
+        if BlobStore::get_meta(self, &meta.id)?.is_some() {
+            return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
+        }
+        let max = self.opts.max_blob_bytes;
+        self.with_tx(|s| {
+            let (size, hash) = write_chunks(s, &meta.id, bytes, max)?;
+            if size != meta.size {
+                return Err(Error::invalid(format!(
+                    "blob {} should be {} bytes, the stream had {size}",
+                    meta.id, meta.size
+                )));
+            }
+            let stored = BlobMeta {
+                content_hash: Some(hash),
+                ..meta.clone()
+            };
+            insert_meta(s, &stored)?;
+            Ok(stored)
+        })
+    }
+
+    fn import_lease(&self, row: &LeaseRow) -> Result<()> {
+        validate::lease_key(&row.key)?;
+        validate::lease_owner(&row.owner)?;
+        let version = i64::try_from(row.version)
+            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
+        self.with_conn(|conn| {
+            conn.execute(
+                "INSERT INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner,
+                    expires_at = excluded.expires_at, version = excluded.version,
+                    created_at = excluded.created_at, updated_at = excluded.updated_at",
+                &[
+                    &row.key.as_bytes(),
+                    &row.owner.as_bytes(),
+                    &row.expires_at,
+                    &version,
+                    &row.created_at,
+                    &row.updated_at,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+}

@@ -362,3 +362,40 @@ fn a_statement_the_server_refuses_is_a_postgres_error() {
     // A refused statement does not break the store.
     assert!(store.docs().get("c", "1").expect("get").is_some());
 }
+
+/// PostgreSQL folds an unquoted `search_path` to lower case, so a store
+/// opened in schema `T_X` must not end up in `t_x` (another store's tables),
+/// nor fail with a server error because `t_x` does not exist: a schema name
+/// is either refused up front or names exactly that schema.
+#[test]
+fn a_mixed_case_schema_is_refused_or_is_its_own_schema() {
+    let Some(url) = pg::url() else { return };
+    let lower = pg::fresh_schema();
+    let upper = lower.to_uppercase();
+    assert_ne!(lower, upper);
+    // Alone: the open must not fail with a server error.
+    match PgStore::open_in_schema(&url, &upper, Options::default()) {
+        Ok(up) => {
+            up.docs().put("c", "1", json!({}), None).expect("put");
+            up.drop_schema().expect("drop");
+        }
+        Err(Error::InvalidInput(_)) => {}
+        Err(e) => panic!("opening schema {upper} alone: {e:?}"),
+    }
+    // Beside its lower-case twin: it must not see the twin's rows.
+    let low = PgStore::open_in_schema(&url, &lower, Options::default()).expect("open lower");
+    low.docs().put("c", "1", json!({}), None).expect("put");
+    match PgStore::open_in_schema(&url, &upper, Options::default()) {
+        Ok(up) => {
+            let seen = up.docs().get("c", "1").expect("get");
+            let _ = up.drop_schema();
+            assert!(
+                seen.is_none(),
+                "the store in {upper} reads the rows of {lower}"
+            );
+        }
+        Err(Error::InvalidInput(_)) => {}
+        Err(e) => panic!("opening schema {upper} beside {lower}: {e:?}"),
+    }
+    low.drop_schema().expect("drop");
+}

@@ -319,7 +319,11 @@ impl PgStore {
             Durability::Sync => "on",
             Durability::Flush => "off",
         };
-        let ours = format!("-csearch_path={schema} -csynchronous_commit={commit}");
+        // Quoted: the server folds an unquoted search_path to lower case,
+        // which would put schema `App` in `app` (another store's tables,
+        // or none, failing every CREATE), while CREATE SCHEMA and
+        // drop_schema quote the name.
+        let ours = format!("-csearch_path=\"{schema}\" -csynchronous_commit={commit}");
         let options = match config.get_options() {
             Some(existing) => format!("{existing} {ours}"),
             None => ours,
@@ -449,10 +453,21 @@ fn search_path(options: &str) -> Option<String> {
                 .or_else(|| w.strip_prefix("--"))
                 .unwrap_or_default(),
         };
-        let setting = setting.replace('-', "_");
-        if let Some(value) = setting.strip_prefix("search_path=") {
-            let first = value.split(',').next().unwrap_or_default();
-            return Some(first.trim().trim_matches('"').to_string());
+        // Dashes stand for underscores in the name only: a value keeps
+        // its own, so `search_path=a-b` is refused, not read as `a_b`.
+        let Some((name, value)) = setting.split_once('=') else {
+            continue;
+        };
+        if name.replace('-', "_") == "search_path" {
+            let first = value.split(',').next().unwrap_or_default().trim();
+            // As the server reads it: a quoted name is exact, an unquoted
+            // one is folded to lower case.
+            return Some(
+                match first.strip_prefix('"').and_then(|f| f.strip_suffix('"')) {
+                    Some(quoted) => quoted.to_string(),
+                    None => first.to_ascii_lowercase(),
+                },
+            );
         }
     }
     None
@@ -623,6 +638,9 @@ mod tests {
             Some("x")
         );
         assert_eq!(search_path("-cstatement_timeout=5"), None);
+        assert_eq!(search_path("-csearch_path=App").as_deref(), Some("app"));
+        assert_eq!(search_path("-csearch_path=a-b").as_deref(), Some("a-b"));
+        assert_eq!(search_path("-csearch_path=\"App\"").as_deref(), Some("App"));
     }
 
     #[test]

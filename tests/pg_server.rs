@@ -399,3 +399,53 @@ fn a_mixed_case_schema_is_refused_or_is_its_own_schema() {
     }
     low.drop_schema().expect("drop");
 }
+
+/// A get of a chunked blob whose row cannot be read (here a mime type that
+/// is not UTF-8, as a foreign writer may leave) fails; the connection it
+/// ran on must not go back to the pool inside its READ ONLY, REPEATABLE
+/// READ transaction, where the next calls would fail to write and read a
+/// stale snapshot.
+#[test]
+fn a_failed_chunked_get_leaves_no_transaction_open_on_the_pooled_connection() {
+    if !pg::available() {
+        return;
+    }
+    let (store, schema) = pg::open_fresh(Options::default());
+    let bytes = pattern(1024 * 1024 + 10);
+    let meta = store
+        .blobs()
+        .put(&mut Cursor::new(bytes), BlobPut::default())
+        .expect("put");
+    let url = pg::url().expect("url");
+    let out = std::process::Command::new("psql")
+        .args([
+            &url,
+            "-c",
+            &format!(
+                "UPDATE {schema}.store_blobs SET mime = '\\xff'::bytea WHERE id = '{}'",
+                meta.id
+            ),
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        store.blobs().get(&meta.id).is_err(),
+        "a mime that is not UTF-8"
+    );
+    // One thread, so the pool hands out the same connection again.
+    for round in 0..3 {
+        let doc = store
+            .docs()
+            .put("c", "1", json!({ "round": round }), None)
+            .expect("a write after the failed get")
+            .expect("an unconditional put writes");
+        let read = store.docs().get("c", "1").expect("get").expect("the doc");
+        assert_eq!(read.version, doc.version, "a read sees the write before it");
+        store.leases().acquire("k", "o", 1000).expect("acquire");
+    }
+}

@@ -274,8 +274,17 @@ impl PgStore {
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
             conn.query_opt(META_AND_FIRST_SQL, &[&id])
         })();
+        // Every way out ends the transaction begun above: a pooled
+        // connection left inside it would fail the next writes on it
+        // (READ ONLY) and serve its reads from this old snapshot.
         match opened {
             Ok(Some(row)) => {
+                // Once the reader holds the connection, dropping it ends
+                // the transaction; a row it cannot be built from ends it here.
+                if let Err(e) = read_meta(&row) {
+                    end_snapshot(&mut conn);
+                    return Err(e);
+                }
                 let (meta, reader) = reader_for(&row, Some(conn))?;
                 Ok(Some((meta, Box::new(reader))))
             }
@@ -284,6 +293,7 @@ impl PgStore {
                 Ok(None)
             }
             Err(e) => {
+                end_snapshot(&mut conn);
                 self.release_after(pool, conn, &e);
                 Err(e)
             }

@@ -110,3 +110,70 @@ fn verify_does_not_read_a_huge_snapshot_into_memory() {
     let report = store.verify().unwrap();
     assert_eq!(report.records, 4);
 }
+
+/// Salvage holds the store's lock: a store a program has open is refused,
+/// and one it closed is read.
+#[test]
+fn salvage_refuses_a_store_that_is_open_and_reads_it_once_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let store = LogStore::open(&src, opts()).unwrap();
+    put_docs(&store, "a", 3);
+    let dst = LogStore::open(tmp.path().join("dst"), opts()).unwrap();
+    let refused = logstore::salvage(&src, &dst).unwrap_err();
+    assert!(
+        matches!(refused, logstore::Error::Locked { .. }),
+        "{refused}"
+    );
+    store.close().unwrap();
+    let report = logstore::salvage(&src, &dst).unwrap();
+    assert!(report.lost.is_empty(), "{report:?}");
+    assert_eq!(all_docs(dst.docs(), "c").len(), 3);
+}
+
+/// The real file system, but the lock file cannot be opened for writing:
+/// what a read-only mount or a store owned by another user gives.
+#[derive(Debug)]
+struct ReadOnlyLock;
+
+impl logstore::io::Vfs for ReadOnlyLock {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        logstore::io::RealFs.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        logstore::io::RealFs.list(dir)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        create: bool,
+    ) -> std::io::Result<std::sync::Arc<dyn logstore::io::VFile>> {
+        logstore::io::RealFs.open(path, create)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        logstore::io::RealFs.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        logstore::io::RealFs.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        logstore::io::RealFs.sync_dir(dir)
+    }
+    fn try_lock(&self, _path: &Path) -> std::io::Result<Option<Box<dyn logstore::io::LockGuard>>> {
+        Err(std::io::ErrorKind::ReadOnlyFilesystem.into())
+    }
+}
+
+/// A store this user cannot write to is still salvaged (read without its
+/// lock), where any other failure to take the lock is an error.
+#[test]
+fn a_store_on_a_read_only_file_system_is_still_salvaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    closed_store(&src, 5);
+    let dst = LogStore::open(tmp.path().join("dst"), opts()).unwrap();
+    let salvage = logstore::Salvage::lock_with_fs(std::sync::Arc::new(ReadOnlyLock), &src).unwrap();
+    let report = salvage.run(&dst).unwrap();
+    assert!(report.lost.is_empty(), "{report:?}");
+    assert_eq!(all_docs(dst.docs(), "c").len(), 5);
+}

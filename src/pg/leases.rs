@@ -10,7 +10,7 @@ use super::{text_column, Conn, PgStore, Sql, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
 use crate::lease_rules::{self, expiry};
 use crate::validate;
-use crate::Result;
+use crate::{Error, Result};
 
 /// A lease rule as the log engine applies it; here it only tells why a
 /// claim took nothing.
@@ -49,18 +49,29 @@ fn current(conn: &mut Conn, key: &str) -> Result<Option<LeaseRow>> {
 
 /// The answer for a claim that took nothing: who holds the key, or, when
 /// the rule grants the claim but the row is at the top version (which the
-/// statements skip), an overflow error.
-fn refused(conn: &mut Conn, claim: &Claim<'_>) -> Result<Acquire> {
+/// statements skip), an overflow error. `None` when the row read now would
+/// be granted: it changed after the statement ran (released, say), so the
+/// claim is tried again rather than reported as held by nobody.
+fn refused(conn: &mut Conn, claim: &Claim<'_>) -> Result<Option<Acquire>> {
     let current = current(conn, claim.key)?;
-    if let Some(row) = current.as_ref().filter(|row| row.version >= MAX_VERSION) {
-        let outcome = (claim.rule)(Some(row), claim.key, claim.owner, claim.now, claim.ttl_ms)?;
-        if matches!(outcome, Acquire::Acquired(_)) {
-            return Err(validate::version_overflow(row.version));
+    let outcome = (claim.rule)(
+        current.as_ref(),
+        claim.key,
+        claim.owner,
+        claim.now,
+        claim.ttl_ms,
+    )?;
+    match (outcome, current) {
+        (Acquire::Acquired(_), Some(row)) if row.version >= MAX_VERSION => {
+            Err(validate::version_overflow(row.version))
         }
+        (Acquire::Acquired(_), _) => Ok(None),
+        (held, _) => Ok(Some(held)),
     }
-    let (owner, expires_at) = current.map_or_else(Default::default, |r| (r.owner, r.expires_at));
-    Ok(Acquire::Held { owner, expires_at })
 }
+
+/// How often a claim is tried when the row keeps changing under it.
+const CLAIM_ATTEMPTS: usize = 16;
 
 fn checked(key: &str, owner: &str) -> Result<()> {
     validate::lease_key(key)?;
@@ -104,19 +115,28 @@ impl PgStore {
             rule,
         };
         self.with_conn(|conn| {
-            let row = conn.query_opt(
-                sql,
-                &[
-                    &key.as_bytes(),
-                    &owner.as_bytes(),
-                    &expiry(now, ttl_ms),
-                    &now,
-                ],
-            )?;
-            match row {
-                Some(row) => Ok(Acquire::Acquired(read_row(&row)?)),
-                None => refused(conn, &claim),
+            // Each retry means another claim or release changed the row
+            // between the statement and the re-read; a few always settle.
+            for _ in 0..CLAIM_ATTEMPTS {
+                let row = conn.query_opt(
+                    sql,
+                    &[
+                        &key.as_bytes(),
+                        &owner.as_bytes(),
+                        &expiry(now, ttl_ms),
+                        &now,
+                    ],
+                )?;
+                if let Some(row) = row {
+                    return Ok(Acquire::Acquired(read_row(&row)?));
+                }
+                if let Some(held) = refused(conn, &claim)? {
+                    return Ok(held);
+                }
             }
+            Err(Error::Internal(format!(
+                "lease {key}: the row changed under {CLAIM_ATTEMPTS} claims in a row"
+            )))
         })
     }
 }

@@ -378,7 +378,13 @@ impl Inner {
         };
         let (loc, seq) = self.append(&mut writer, &change.record())?;
         let bodies = |at| read_body(&self.files, &self.dir, at);
-        self.state.write().apply(change, loc, &bodies)?;
+        // The record is in the log now: a state that failed to take it
+        // would differ from what replay builds, so nothing more may be
+        // acknowledged.
+        self.state
+            .write()
+            .apply(change, loc, &bodies)
+            .inspect_err(|_| self.poison())?;
         drop(writer);
         if synced {
             self.wait_synced(seq)?;

@@ -96,7 +96,8 @@ fn segment_order(
 pub struct Salvage {
     fs: Arc<dyn Vfs>,
     src: PathBuf,
-    _lock: Box<dyn LockGuard>,
+    /// `None` only for a store this user cannot write to.
+    _lock: Option<Box<dyn LockGuard>>,
 }
 
 /// Replays every verifying record of the log store in `src` into `dst`
@@ -124,12 +125,27 @@ impl Salvage {
     /// As [`Salvage::lock`].
     #[doc(hidden)]
     pub fn lock_with_fs(fs: Arc<dyn Vfs>, src: &Path) -> Result<Salvage> {
-        let lock = fs
-            .try_lock(&src.join(LOCK_FILE))
-            .map_err(|e| Error::io(format!("locking {}", src.display()), e))?
-            .ok_or_else(|| Error::Locked {
-                path: src.to_path_buf(),
-            })?;
+        let lock = match fs.try_lock(&src.join(LOCK_FILE)) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                return Err(Error::Locked {
+                    path: src.to_path_buf(),
+                })
+            }
+            // A store this user cannot write to (a read-only mount, a copy
+            // owned by someone else) is read without its lock: salvage only
+            // reads, and this user's programs cannot open it for writing
+            // either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(Error::io(format!("locking {}", src.display()), e)),
+        };
         Ok(Salvage {
             fs,
             src: src.to_path_buf(),
@@ -245,6 +261,11 @@ impl Run<'_> {
                     }
                 }
                 Step::Invalid { offset, reason } => {
+                    // Only zeros from here on: the unwritten end of the
+                    // segment, not damage.
+                    if scan.nonzero_end(offset).map_err(io_err)? == offset {
+                        break;
+                    }
                     let resume = scan.next_valid_from(offset + 1).map_err(io_err)?;
                     let resume_at = resume.unwrap_or(len);
                     let skipped = resume_at - offset;

@@ -483,3 +483,136 @@ impl Collection {
             + self.fields.iter().map(Field::heap_bytes).sum::<usize>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(created_at: i64, offset: u32) -> DocMeta {
+        DocMeta {
+            loc: Loc {
+                segment: 1,
+                offset,
+                len: 10,
+            },
+            version: 1,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+
+    fn values(v: &[Option<&str>]) -> Vec<Option<String>> {
+        v.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    fn with_field() -> Collection {
+        let mut c = Collection::default();
+        c.add_fields(&["f".to_string()], |_| Ok(Vec::new()))
+            .unwrap();
+        c
+    }
+
+    fn ids_of(c: &Collection, list: &OrderList) -> Vec<String> {
+        list.iter()
+            .map(|d| String::from_utf8(c.docs.id(d).to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn equal_creation_times_break_ties_by_id_whatever_the_insert_order() {
+        let mut c = with_field();
+        // Inserted in an order unrelated to the ids, most at the same time.
+        for (i, id) in ["m", "b", "z", "a", "k", "c"].iter().enumerate() {
+            let created = if *id == "c" { 5 } else { 7 };
+            c.upsert(id, meta(created, i as u32), &values(&[Some("v")]))
+                .unwrap();
+        }
+        let expected = ["c", "a", "b", "k", "m", "z"];
+        assert_eq!(ids_of(&c, &c.by_created), expected);
+        let postings = c.fields[0]
+            .postings(c.fields[0].lookup("v").unwrap())
+            .unwrap();
+        assert_eq!(ids_of(&c, postings), expected);
+        assert_eq!(ids_of(&c, &c.primary), ["a", "b", "c", "k", "m", "z"]);
+        // A new creation time moves the document to its new place.
+        c.upsert("z", meta(1, 9), &values(&[Some("v")])).unwrap();
+        assert_eq!(ids_of(&c, &c.by_created)[0], "z");
+        assert_eq!(c.get("z").unwrap().created_at, 1);
+    }
+
+    #[test]
+    fn values_no_document_holds_leave_the_dictionary_and_numbers_are_reused() {
+        let mut c = with_field();
+        c.upsert("a", meta(1, 0), &values(&[Some("x")])).unwrap();
+        c.upsert("b", meta(2, 1), &values(&[Some("x")])).unwrap();
+        c.upsert("c", meta(3, 2), &values(&[Some("y")])).unwrap();
+        let x = c.fields[0].lookup("x").unwrap();
+        assert_eq!(c.fields[0].distinct(), 2);
+        // Moving "c" from y to x frees y; both x documents share one entry.
+        c.upsert("c", meta(3, 3), &values(&[Some("x")])).unwrap();
+        assert_eq!(c.fields[0].lookup("y"), None);
+        assert_eq!(c.fields[0].distinct(), 1);
+        assert_eq!(c.fields[0].postings(x).unwrap().len(), 3);
+        // The next new value takes y's freed number: the dictionary does not grow.
+        c.upsert("d", meta(4, 4), &values(&[Some("w")])).unwrap();
+        assert_eq!(c.fields[0].capacity(), 2);
+        assert_eq!(c.values_of("d").unwrap(), vec![Some("w")]);
+        // A document with no value holds none.
+        c.upsert("d", meta(4, 5), &values(&[None])).unwrap();
+        assert_eq!(c.fields[0].lookup("w"), None);
+        assert_eq!(c.values_of("d").unwrap(), vec![None]);
+        for id in ["a", "b", "c"] {
+            assert!(c.remove(id));
+        }
+        assert_eq!(c.fields[0].distinct(), 0);
+        assert!(!c.remove("a"));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.live_bytes, 10);
+    }
+
+    #[test]
+    fn document_numbers_are_reused_before_the_slots_grow() {
+        let mut c = with_field();
+        for i in 0..10 {
+            c.upsert(&format!("d{i}"), meta(i, i as u32), &values(&[Some("v")]))
+                .unwrap();
+        }
+        assert_eq!(c.docs.slots.len(), 10);
+        let freed = c.find("d3").unwrap();
+        assert!(c.remove("d3"));
+        assert!(c.remove("d7"));
+        c.upsert("new", meta(20, 50), &values(&[Some("v")]))
+            .unwrap();
+        c.upsert("newer", meta(21, 51), &values(&[Some("v")]))
+            .unwrap();
+        assert_eq!(c.docs.slots.len(), 10, "freed numbers reused");
+        c.upsert("newest", meta(22, 52), &values(&[Some("v")]))
+            .unwrap();
+        assert_eq!(c.docs.slots.len(), 11, "then the slots grow");
+        assert!(c.find("newer") == Some(freed) || c.find("new") == Some(freed));
+        assert_eq!(c.get("d3"), None);
+        assert_eq!(c.len(), 11);
+        let order = ids_of(&c, &c.by_created);
+        assert_eq!(&order[8..], ["new", "newer", "newest"]);
+        assert_eq!(c.docs.values[0].len(), 11);
+    }
+
+    #[test]
+    fn many_deletes_compact_the_ids_and_keep_every_lookup() {
+        let mut c = Collection::default();
+        for i in 0..3000 {
+            c.upsert(&format!("document-{i:06}"), meta(i, i as u32), &[])
+                .unwrap();
+        }
+        let before = c.docs.ids.heap_bytes();
+        for i in (0..3000).filter(|i| i % 4 != 0) {
+            assert!(c.remove(&format!("document-{i:06}")));
+        }
+        assert!(c.docs.ids.heap_bytes() < before, "the arena was compacted");
+        for i in 0..3000 {
+            let found = c.get(&format!("document-{i:06}"));
+            assert_eq!(found.is_some(), i % 4 == 0, "{i}");
+        }
+        assert_eq!(ids_of(&c, &c.by_created).len(), 750);
+    }
+}

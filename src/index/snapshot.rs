@@ -210,9 +210,13 @@ impl Opened<'_> {
     pub fn decode(self, segment_ok: impl Fn(u32) -> bool) -> Result<(State, Covers), DecodeError> {
         let Opened { covers, mut body } = self;
         let r = &mut body;
+        // Neighbouring documents mostly share a segment: remember the last
+        // one that passed, so the check costs a compare per document.
+        let last_ok = std::cell::Cell::new(None);
         let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, DecodeError> {
             let l = loc(r)?;
-            if segment_ok(l.segment) {
+            if last_ok.get() == Some(l.segment) || segment_ok(l.segment) {
+                last_ok.set(Some(l.segment));
                 Ok(l)
             } else {
                 Err(DecodeError::malformed(format!(

@@ -455,3 +455,177 @@ fn postings(
 fn le_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::mask;
+    use crate::index::collection::DocMeta;
+
+    fn covers() -> Covers {
+        Covers {
+            segment: 1,
+            offset: 24,
+            horizon: 0,
+            base: vec![],
+        }
+    }
+
+    fn meta(created_at: i64, offset: u32) -> DocMeta {
+        DocMeta {
+            loc: Loc {
+                segment: 1,
+                offset,
+                len: 100,
+            },
+            version: 2,
+            created_at,
+            updated_at: created_at + 1,
+        }
+    }
+
+    /// A collection with ties on creation time, documents without values,
+    /// a removed document and a moved value; `reverse` inserts in the
+    /// opposite order, which numbers the documents differently.
+    fn state(reverse: bool) -> State {
+        let mut state = State::default();
+        let c = state.collections.entry("c".into()).or_default();
+        c.ensured = true;
+        c.add_fields(&["a".into(), "b".into()], |_| Ok(Vec::new()))
+            .unwrap();
+        let mut rows: Vec<u32> = (0..40).collect();
+        if reverse {
+            rows.reverse();
+        }
+        for i in rows {
+            let a = (i % 3 != 0).then(|| format!("a{}", i % 4));
+            let b = Some(format!("b{}", i % 2));
+            c.upsert(&format!("id-{i:04}"), meta(i64::from(i / 5), i), &[a, b])
+                .unwrap();
+        }
+        c.upsert("gone", meta(3, 99), &[Some("only".into()), None])
+            .unwrap();
+        assert!(c.remove("gone"));
+        state
+    }
+
+    fn reseal(bytes: &mut Vec<u8>) {
+        bytes.truncate(bytes.len() - 4);
+        let crc = mask(crc32fast::hash(bytes));
+        bytes.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
+        Ok(open(bytes)?.decode(|s| s == 1)?.0)
+    }
+
+    #[test]
+    fn a_snapshot_decodes_to_a_state_that_encodes_the_same_and_answers_alike() {
+        let state = state(false);
+        let bytes = encode(&state, &covers());
+        assert_eq!(
+            encode(&self::state(true), &covers()),
+            bytes,
+            "numbering does not show"
+        );
+        let loaded = decode(&bytes).unwrap();
+        assert_eq!(encode(&loaded, &covers()), bytes);
+        let (a, b) = (
+            state.collection("c").unwrap(),
+            loaded.collection("c").unwrap(),
+        );
+        assert_eq!(a.len(), 40);
+        for i in 0..40 {
+            let id = format!("id-{i:04}");
+            assert_eq!(a.get(&id), b.get(&id));
+            assert_eq!(a.values_of(&id), b.values_of(&id));
+        }
+        let order = |c: &Collection| -> Vec<Loc> {
+            c.by_created
+                .iter()
+                .map(|d| c.docs.slots[d as usize].loc)
+                .collect()
+        };
+        assert_eq!(order(a), order(b));
+        assert_eq!(a.live_bytes, b.live_bytes);
+        assert_eq!(b.fields[0].lookup("only"), None);
+    }
+
+    #[test]
+    fn every_truncation_and_every_bit_flip_is_rejected() {
+        let bytes = encode(&state(false), &covers());
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "cut at {len}");
+        }
+        let mut damaged = bytes.clone();
+        for bit in 0..bytes.len() * 8 {
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&damaged).is_err(), "bit {bit}");
+            damaged[bit / 8] ^= 1 << (bit % 8);
+        }
+    }
+
+    type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+
+    /// Damage the checksum cannot see (a snapshot written by a faulty
+    /// build, say) is still caught by the checks of the index's invariants.
+    #[test]
+    fn a_resealed_snapshot_that_breaks_an_invariant_is_rejected() {
+        let bytes = encode(&state(false), &covers());
+        // After the last collection: lease and blob counts, then the crc.
+        let order_end = bytes.len() - 12;
+        let order_start = order_end - 40 * 4;
+        let position = |needle: &[u8]| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle)
+                .unwrap()
+        };
+        let cases: Vec<(&str, Damage<'_>)> = vec![
+            (
+                "order swapped",
+                Box::new(|b: &mut Vec<u8>| b.swap(order_start, order_start + 4)),
+            ),
+            (
+                "order repeats",
+                Box::new(|b: &mut Vec<u8>| {
+                    let first: Vec<u8> = b[order_start..order_start + 4].to_vec();
+                    b[order_start + 4..order_start + 8].copy_from_slice(&first);
+                }),
+            ),
+            (
+                "value outside its dictionary",
+                Box::new(|b: &mut Vec<u8>| {
+                    b[order_start - 4..order_start].copy_from_slice(&7u32.to_le_bytes());
+                }),
+            ),
+            (
+                "ids out of order",
+                Box::new(|b: &mut Vec<u8>| {
+                    let at = position(b"id-0001");
+                    b[at + 6] = b'9';
+                }),
+            ),
+            (
+                "version 1",
+                Box::new(|b: &mut Vec<u8>| b[8..12].copy_from_slice(&1u32.to_le_bytes())),
+            ),
+            (
+                "a location outside the log",
+                Box::new(|b: &mut Vec<u8>| {
+                    // The ids take 40 x 8 bytes from the length byte before
+                    // "id-0000"; the first location's segment follows.
+                    let at = position(b"id-0000") - 1 + 40 * 8;
+                    b[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+                }),
+            ),
+        ];
+        assert!(decode(&bytes).is_ok());
+        for (what, damage) in cases {
+            let mut damaged = bytes.clone();
+            damage(&mut damaged);
+            reseal(&mut damaged);
+            assert!(decode(&damaged).is_err(), "{what}");
+        }
+    }
+}

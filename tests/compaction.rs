@@ -355,18 +355,32 @@ fn a_snapshot_open_equals_a_full_replay_and_bad_snapshots_fall_back() {
     };
     assert_eq!(from_snapshot, replayed);
 
-    // A damaged snapshot is rejected, with the same result.
-    let mut damaged = snapshot.clone();
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0x40;
-    std::fs::write(dir.join("SNAPSHOT"), &damaged).unwrap();
-    let store = LogStore::open(&dir, opts.clone()).unwrap();
-    assert!(matches!(
-        store.recovery_report().snapshot,
-        SnapshotUse::Rejected(_)
-    ));
-    assert_eq!(dump(&store, &lease_keys()), replayed);
-    drop(store);
+    // A damaged snapshot is rejected, with the same result: a bit flipped
+    // anywhere (header, ids, document fields, value columns, order,
+    // checksum) or the file cut short anywhere.
+    let len = snapshot.len();
+    let mut damaged_copies: Vec<Vec<u8>> = (0..12)
+        .map(|i| {
+            let mut damaged = snapshot.clone();
+            damaged[(i * len / 12 + 5).min(len - 1)] ^= 0x40;
+            damaged
+        })
+        .collect();
+    damaged_copies.extend(
+        [0, 7, 8, 40, len / 3, len / 2, len - 5, len - 1].map(|cut| snapshot[..cut].to_vec()),
+    );
+    for damaged in damaged_copies {
+        std::fs::write(dir.join("SNAPSHOT"), &damaged).unwrap();
+        let store = LogStore::open(&dir, opts.clone()).unwrap();
+        assert!(matches!(
+            store.recovery_report().snapshot,
+            SnapshotUse::Rejected(_)
+        ));
+        assert_eq!(dump(&store, &lease_keys()), replayed);
+        // Dropping may write a good snapshot; each case writes its own
+        // damaged copy before it opens.
+        drop(store);
+    }
 
     // A stale one (from before a later compaction) is rejected too.
     let store = LogStore::open(&dir, opts.clone()).unwrap();

@@ -9,7 +9,9 @@
 pub mod apply;
 pub mod blobs;
 pub mod collection;
+pub mod ids;
 pub mod leases;
+pub mod order;
 pub mod query;
 pub mod snapshot;
 
@@ -49,8 +51,14 @@ impl State {
     }
 
     /// A document's metadata.
-    pub fn doc(&self, collection: &str, id: &str) -> Option<&DocMeta> {
-        self.collections.get(collection)?.docs.get(id)
+    pub fn doc(&self, collection: &str, id: &str) -> Option<DocMeta> {
+        self.collections.get(collection)?.get(id)
+    }
+
+    /// A document's index strings, one per declared field.
+    #[cfg(test)]
+    pub fn doc_values(&self, collection: &str, id: &str) -> Option<Vec<Option<&str>>> {
+        self.collections.get(collection)?.values_of(id)
     }
 
     /// The declared index fields of a collection (none if never ensured).
@@ -124,10 +132,8 @@ impl State {
             version: put.version,
             created_at: put.created_at,
             updated_at: put.updated_at,
-            values: Box::default(),
         };
-        c.upsert(id, meta, values);
-        Ok(())
+        c.upsert(id, meta, &values)
     }
 
     /// Applies a delete; true if the document existed.
@@ -139,7 +145,7 @@ impl State {
         // A collection that was never ensured exists only through its
         // documents; keeping it empty would make the state depend on
         // history that compaction drops.
-        if !c.ensured && c.docs.is_empty() {
+        if !c.ensured && c.is_empty() {
             self.collections.remove(collection);
         }
         removed
@@ -152,20 +158,16 @@ impl State {
         docs + self.leases.live_bytes() + self.blobs.live_bytes()
     }
 
-    /// The heap the index holds, estimated from its entry sizes (see
-    /// BENCHMARKS.md for the layout): per document its id, metadata, value
-    /// slots and one entry per ordered set; plus lease and blob rows.
+    /// The heap the index holds: the documents' structures from their
+    /// capacities (see BENCHMARKS.md for the layout), plus lease and blob
+    /// rows estimated from their entry sizes.
     pub fn index_bytes_estimate(&self) -> u64 {
-        let docs: u64 = self
+        let docs: usize = self
             .collections
-            .values()
-            .map(|c| {
-                let fields = c.indexes.len() as u64;
-                let ids: u64 = c.docs.keys().map(|id| id.len() as u64 + 16).sum();
-                ids + c.docs.len() as u64 * (72 + 24 + fields * (16 + 24))
-            })
+            .iter()
+            .map(|(name, c)| name.len() + std::mem::size_of::<Collection>() + c.heap_bytes())
             .sum();
-        docs + self.leases.len() as u64 * 160 + self.blobs.len() as u64 * 200
+        docs as u64 + self.leases.len() as u64 * 160 + self.blobs.len() as u64 * 200
     }
 
     /// Every collection by name.
@@ -189,7 +191,7 @@ impl State {
             .map(|(name, c)| CollectionInfo {
                 name: name.clone(),
                 indexes: c.indexes.clone(),
-                doc_count: c.docs.len() as u64,
+                doc_count: c.len() as u64,
             })
             .collect()
     }

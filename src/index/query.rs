@@ -2,18 +2,22 @@
 //!
 //! - No filter: walk the collection in `createdAt` or `id` order, or sort it
 //!   for other orders.
-//! - Filters: drive from the field whose value has the fewest documents and
-//!   check the other filters on each candidate's stored index strings, so
-//!   only matching documents are touched. In the default order the walk is
-//!   already ordered and stops at `offset + limit`.
+//! - Filters: each filter's string becomes its value number in the field's
+//!   dictionary once; then drive from the value with the fewest documents
+//!   and check the other filters on each candidate's value numbers (integer
+//!   compares), so only matching documents are touched. In the default
+//!   order the walk is already ordered and stops at `offset + limit`.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
-use super::collection::{Collection, DocMeta, Postings};
+use super::collection::{Collection, NO_VALUE};
+use super::order::OrderList;
 use super::State;
 use crate::log::segment::Loc;
 use crate::validate::{CheckedQuery, OrderKey};
+
+/// A query's filters as (field position, value number).
+type Filters = Vec<(usize, u32)>;
 
 impl State {
     /// The locations of one page of matches, in order.
@@ -21,42 +25,35 @@ impl State {
         let Some(c) = self.collection(collection) else {
             return Vec::new();
         };
-        let page = |it: &mut dyn Iterator<Item = &DocMeta>| -> Vec<Loc> {
-            it.skip(q.offset).take(q.limit).map(|m| m.loc).collect()
+        let loc = |doc: u32| c.docs.slots[doc as usize].loc;
+        let page = |docs: &mut dyn Iterator<Item = u32>| -> Vec<Loc> {
+            docs.skip(q.offset).take(q.limit).map(loc).collect()
+        };
+        let walk = |list: &OrderList| -> Vec<Loc> {
+            if q.desc {
+                page(&mut list.iter().rev())
+            } else {
+                list.iter_from(q.offset).take(q.limit).map(loc).collect()
+            }
         };
         if q.filters.is_empty() {
             return match q.order {
-                OrderKey::CreatedAt => {
-                    let ids = c.by_created.iter().map(|(_, id)| &c.docs[id]);
-                    if q.desc {
-                        page(&mut ids.rev())
-                    } else {
-                        page(&mut ids.into_iter())
-                    }
-                }
-                OrderKey::Id => {
-                    if q.desc {
-                        page(&mut c.docs.values().rev())
-                    } else {
-                        page(&mut c.docs.values())
-                    }
-                }
-                _ => sorted_page(c.docs.iter(), q),
+                OrderKey::CreatedAt => walk(&c.by_created),
+                OrderKey::Id => walk(&c.primary),
+                _ => sorted_page(c, c.primary.iter(), q),
             };
         }
-        let Some(postings) = driving_postings(c, q) else {
+        let Some((postings, filters)) = plan(c, q) else {
             return Vec::new();
         };
-        let candidates = postings.iter().map(|(_, id)| (id, &c.docs[id]));
-        if q.order == OrderKey::CreatedAt {
-            let matching = |(_, m): &(&Arc<str>, &DocMeta)| matches(m, q);
-            if q.desc {
-                page(&mut candidates.rev().filter(matching).map(|(_, m)| m))
-            } else {
-                page(&mut candidates.filter(matching).map(|(_, m)| m))
-            }
-        } else {
-            sorted_page(candidates.filter(|(_, m)| matches(m, q)), q)
+        if filters.len() == 1 && q.order == OrderKey::CreatedAt {
+            return walk(postings);
+        }
+        let matching = |doc: &u32| matches(c, &filters, *doc);
+        match q.order {
+            OrderKey::CreatedAt if q.desc => page(&mut postings.iter().rev().filter(matching)),
+            OrderKey::CreatedAt => page(&mut postings.iter().filter(matching)),
+            _ => sorted_page(c, postings.iter().filter(matching), q),
         }
     }
 
@@ -66,56 +63,77 @@ impl State {
             return 0;
         };
         if q.filters.is_empty() {
-            return c.docs.len() as u64;
+            return c.len() as u64;
         }
-        let Some(postings) = driving_postings(c, q) else {
+        let Some((postings, filters)) = plan(c, q) else {
             return 0;
         };
-        if q.filters.len() == 1 {
+        if filters.len() == 1 {
             return postings.len() as u64;
         }
-        postings
-            .iter()
-            .filter(|(_, id)| matches(&c.docs[id], q))
-            .count() as u64
+        postings.iter().filter(|d| matches(c, &filters, *d)).count() as u64
     }
 }
 
-fn matches(meta: &DocMeta, q: &CheckedQuery) -> bool {
-    q.filters
-        .iter()
-        .all(|(pos, _, value)| meta.values.get(*pos).and_then(|v| v.as_deref()) == Some(value))
-}
-
-/// The postings of the filter value with the fewest documents; `None` when
-/// some filter value has no documents at all.
-fn driving_postings<'c>(c: &'c Collection, q: &CheckedQuery) -> Option<&'c Postings> {
-    let mut best: Option<&Postings> = None;
-    for (pos, _, value) in &q.filters {
-        let postings = c.fields.get(*pos)?.get(value.as_str())?;
+/// The filters as value numbers and the postings of the value with the
+/// fewest documents; `None` when some filter value has no documents at all.
+fn plan<'c>(c: &'c Collection, q: &CheckedQuery) -> Option<(&'c OrderList, Filters)> {
+    let mut best: Option<&OrderList> = None;
+    let mut filters = Vec::with_capacity(q.filters.len());
+    for (pos, _, text) in &q.filters {
+        let field = c.fields.get(*pos)?;
+        let value = field.lookup(text)?;
+        let postings = field.postings(value)?;
         if best.is_none_or(|b| postings.len() < b.len()) {
             best = Some(postings);
         }
+        filters.push((*pos, value));
     }
-    best
+    Some((best?, filters))
+}
+
+fn matches(c: &Collection, filters: &Filters, doc: u32) -> bool {
+    filters
+        .iter()
+        .all(|(pos, value)| c.docs.values[*pos][doc as usize] == *value)
 }
 
 /// Collects the candidates, sorts them by the query's order with ties on id
 /// (both in the query's direction), and cuts the page.
-fn sorted_page<'a>(
-    candidates: impl Iterator<Item = (&'a Arc<str>, &'a DocMeta)>,
+fn sorted_page(
+    c: &Collection,
+    candidates: impl Iterator<Item = u32>,
     q: &CheckedQuery,
 ) -> Vec<Loc> {
-    let mut rows: Vec<(&Arc<str>, &DocMeta)> = candidates.collect();
-    let compare = |a: &(&Arc<str>, &DocMeta), b: &(&Arc<str>, &DocMeta)| -> Ordering {
+    let mut rows: Vec<u32> = candidates.collect();
+    let slots = &c.docs.slots;
+    let text = |pos: usize, doc: u32| -> Option<&str> {
+        match c.docs.values[pos][doc as usize] {
+            NO_VALUE => None,
+            value => c.fields[pos].text(value),
+        }
+    };
+    let compare = |a: &u32, b: &u32| -> Ordering {
+        let (sa, sb) = (&slots[*a as usize], &slots[*b as usize]);
         let primary = match &q.order {
-            OrderKey::CreatedAt => a.1.created_at.cmp(&b.1.created_at),
-            OrderKey::UpdatedAt => a.1.updated_at.cmp(&b.1.updated_at),
+            OrderKey::CreatedAt => sa.created_at.cmp(&sb.created_at),
+            OrderKey::UpdatedAt => sa.updated_at.cmp(&sb.updated_at),
             OrderKey::Id => Ordering::Equal,
-            // A missing value (`None`) sorts lowest.
-            OrderKey::Field(pos, _) => a.1.values.get(*pos).cmp(&b.1.values.get(*pos)),
+            // A missing value (`None`) sorts lowest; equal value numbers
+            // are equal strings without reading them.
+            OrderKey::Field(pos, _) => {
+                let (va, vb) = (
+                    c.docs.values[*pos][*a as usize],
+                    c.docs.values[*pos][*b as usize],
+                );
+                if va == vb {
+                    Ordering::Equal
+                } else {
+                    text(*pos, *a).cmp(&text(*pos, *b))
+                }
+            }
         };
-        let ordering = primary.then_with(|| a.0.cmp(b.0));
+        let ordering = primary.then_with(|| c.docs.id(*a).cmp(c.docs.id(*b)));
         if q.desc {
             ordering.reverse()
         } else {
@@ -131,5 +149,8 @@ fn sorted_page<'a>(
         rows.truncate(end);
     }
     rows.sort_unstable_by(compare);
-    rows.iter().skip(q.offset).map(|(_, m)| m.loc).collect()
+    rows.iter()
+        .skip(q.offset)
+        .map(|doc| slots[*doc as usize].loc)
+        .collect()
 }

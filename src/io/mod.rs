@@ -28,6 +28,14 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
+    /// The whole file mapped read-only, so a large file is read through
+    /// the page cache without a copy. `None` where the file system has no
+    /// map (the in-memory and fault-injecting ones): the caller reads
+    /// instead. Only for files that are never changed in place while the
+    /// map lives (the snapshot, which is only ever replaced by a rename).
+    fn map(&self) -> Option<io::Result<memmap2::Mmap>> {
+        None
+    }
 }
 
 /// A held directory lock; dropping it releases the lock.
@@ -139,6 +147,13 @@ impl VFile for RealFile {
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    fn map(&self) -> Option<io::Result<memmap2::Mmap>> {
+        // SAFETY: a map is undefined behaviour if the file changes under
+        // it. Callers map only files the engine replaces by rename and
+        // never writes in place, under the store's directory lock, so no
+        // writer of this engine touches the mapped bytes while they live.
+        Some(unsafe { memmap2::Mmap::map(&self.0) })
     }
 }
 

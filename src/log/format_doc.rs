@@ -6,7 +6,7 @@ use super::record::*;
 use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::blob_files::{BLOB_DIR, TMP_DIR};
 use crate::codec::CRC_MASK_DELTA;
-use crate::index::snapshot::{NO_VALUE, SNAPSHOT_MAGIC};
+use crate::index::snapshot::{DOC_META_LEN, NO_VALUE, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 use crate::store::SNAPSHOT_FILE;
 
 const FORMAT_MD: &str = include_str!("../../FORMAT.md");
@@ -80,6 +80,8 @@ fn constants_table_matches_the_code() {
             String::from_utf8_lossy(&SNAPSHOT_MAGIC).into_owned(),
         ),
         ("SNAPSHOT_FILE", SNAPSHOT_FILE.to_string()),
+        ("SNAPSHOT_VERSION", SNAPSHOT_VERSION.to_string()),
+        ("DOC_META_LEN", DOC_META_LEN.to_string()),
         ("NO_VALUE", format!("{NO_VALUE:#x}")),
         (
             "QUARANTINE_DIR",
@@ -117,4 +119,59 @@ fn worked_examples_match_the_encoder() {
     }
     .encode_frame(Framing::V2 { salt }, SEGMENT_HEADER_LEN as u64, &mut frame);
     assert_eq!(hex_block("hex-frame"), frame);
+}
+
+/// The state of the snapshot example: collection `c` (ensured at 5, one
+/// index field `a`) holding `y` (created at 1, `a` = "v") and `x` (created
+/// at 1, no `a`), covering segment 1 up to offset 24.
+fn example_snapshot() -> Vec<u8> {
+    use crate::index::apply::Change;
+    use crate::index::snapshot::{encode, Covers};
+    use crate::index::State;
+    use std::borrow::Cow;
+    let no_bodies = |_| -> crate::Result<Vec<u8>> { Err(crate::Error::invalid("no bodies")) };
+    let loc = |offset, len| super::segment::Loc {
+        segment: 1,
+        offset,
+        len,
+    };
+    let mut state = State::default();
+    let ensure = Change::Collection {
+        name: "c",
+        created_at: Some(5),
+        indexes: vec!["a".into()],
+        backfill: None,
+    };
+    state.apply(ensure, loc(24, 30), &no_bodies).unwrap();
+    for (id, body, offset) in [("y", br#"{"a":"v"}"#.as_slice(), 60), ("x", b"{}", 100)] {
+        let put = Change::DocPut {
+            collection: "c",
+            id,
+            version: 1,
+            created_at: 1,
+            updated_at: 2,
+            body: Cow::Borrowed(body),
+            values: None,
+        };
+        state.apply(put, loc(offset, 40), &no_bodies).unwrap();
+    }
+    let covers = Covers {
+        segment: 1,
+        offset: 24,
+        horizon: 0,
+        base: vec![],
+    };
+    encode(&state, &covers)
+}
+
+#[test]
+fn the_snapshot_example_matches_the_encoder() {
+    let bytes = example_snapshot();
+    if std::env::var_os("PRINT_SNAPSHOT_EXAMPLE").is_some() {
+        for b in &bytes {
+            print!("{b:02x} ");
+        }
+        println!();
+    }
+    assert_eq!(hex_block("hex-snapshot"), bytes);
 }

@@ -72,7 +72,7 @@ impl LogStore {
             let created_at = existing.map_or(created_at, |c| c.created_at);
             let new_fields = &merged[current.len()..];
             let locs: Vec<Loc> = match state.collection(name) {
-                Some(c) if !new_fields.is_empty() => c.docs.values().map(|m| m.loc).collect(),
+                Some(c) if !new_fields.is_empty() => c.locations().collect(),
                 _ => Vec::new(),
             };
             // Backfill values are computed before the record is appended,

@@ -49,10 +49,7 @@ fn try_load(
                 .ok()
         })
         .sum();
-    check_before_reading(file.as_ref(), len, log_bytes)?;
-    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| format!("cannot read it: {e}"))?;
+    let bytes = snapshot_bytes(file.as_ref(), len, log_bytes)?;
     let in_log = |id: u32| layout.order.contains(&id);
     let opened = snapshot::open(&bytes).map_err(|e| e.to_string())?;
     let covers = &opened.covers;
@@ -84,6 +81,46 @@ fn try_load(
     Ok(Some((state, position)))
 }
 
+/// A snapshot's bytes: mapped from the real file system, read into memory
+/// from the others.
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Read(bytes) => bytes,
+        }
+    }
+}
+
+/// The snapshot's bytes after the checks that keep a damaged file from
+/// costing memory or time. A mapped file is checked for its magic and size
+/// only: its checksum is verified once, by the decoder, with no copy and
+/// no heap behind it. A file that cannot be mapped is checked whole, a
+/// window at a time, before it is read into memory.
+fn snapshot_bytes(
+    file: &dyn crate::io::VFile,
+    len: u64,
+    log_bytes: u64,
+) -> std::result::Result<Bytes, String> {
+    if let Some(Ok(map)) = file.map() {
+        if map.len() as u64 == len {
+            check_magic_and_size(file, len, log_bytes)?;
+            return Ok(Bytes::Mapped(map));
+        }
+    }
+    check_before_reading(file, len, log_bytes)?;
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(Bytes::Read(bytes))
+}
+
 /// Checks a snapshot file of `len` bytes before it is read whole, so a
 /// damaged one (a huge sparse file, say) is never held in memory: it must
 /// start with the magic, be no larger than a snapshot of `log_bytes` of
@@ -96,7 +133,21 @@ pub(super) fn check_before_reading(
     len: u64,
     log_bytes: u64,
 ) -> std::result::Result<(), String> {
+    check_magic_and_size(file, len, log_bytes)?;
     let io = |e: std::io::Error| format!("cannot read it: {e}");
+    if !checksum_verifies(file, len).map_err(io)? {
+        return Err("its checksum does not match".into());
+    }
+    Ok(())
+}
+
+/// The first checks: the magic, and a size no larger than a snapshot of
+/// `log_bytes` of log can be.
+fn check_magic_and_size(
+    file: &dyn crate::io::VFile,
+    len: u64,
+    log_bytes: u64,
+) -> std::result::Result<(), String> {
     let mut magic = [0u8; 8];
     if len < 8 || file.read_exact_at(&mut magic, 0).is_err() || magic != SNAPSHOT_MAGIC {
         return Err("it does not start with the snapshot magic".into());
@@ -106,9 +157,6 @@ pub(super) fn check_before_reading(
         return Err(format!(
             "it is {len} bytes, more than a snapshot of this log can be ({limit})"
         ));
-    }
-    if !checksum_verifies(file, len).map_err(io)? {
-        return Err("its checksum does not match".into());
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ impl Inner {
             } else {
                 total as f64 / live as f64
             },
-            documents: state.collections().map(|(_, c)| c.docs.len() as u64).sum(),
+            documents: state.collections().map(|(_, c)| c.len() as u64).sum(),
             blobs: state.blobs.len() as u64,
             blob_files: state.blobs.contents().count() as u64,
             leases: state.leases.len() as u64,

@@ -19,7 +19,7 @@ impl Transfer for LogStore {
             .state
             .read()
             .collections()
-            .filter(|(_, c)| !c.ensured && !c.docs.is_empty())
+            .filter(|(_, c)| !c.ensured && !c.is_empty())
             .map(|(name, _)| name.clone())
             .collect())
     }

@@ -28,6 +28,13 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
+    /// The whole file mapped read-only, for a file that is never written,
+    /// shortened or lengthened again (a sealed segment): reads then slice
+    /// the map. `None` (the default) when this file system does not map;
+    /// callers fall back to [`VFile::read_exact_at`].
+    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        Ok(None)
+    }
 }
 
 /// A held directory lock; dropping it releases the lock.
@@ -139,6 +146,17 @@ impl VFile for RealFile {
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        // SAFETY: a map is only asked for a file no one shortens while it is
+        // mapped (reading a page past a shortened end raises SIGBUS), which
+        // the engine holds to: only sealed segments are mapped, and they are
+        // never written, truncated or extended again; FORMAT.md ("Mapped
+        // reads") gives the argument. The directory lock keeps other logstore
+        // handles away; a process that ignores the lock and shortens a
+        // segment is outside the contract, as is one that overwrites it.
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Some(Arc::new(map)))
     }
 }
 

@@ -106,17 +106,8 @@ impl LogStore {
     ) -> Result<Option<T>> {
         validate::collection_and_id(collection, id)?;
         self.inner.check_open()?;
-        let found = self.inner.read_found(
-            |state| {
-                Ok(state
-                    .doc(collection, id)
-                    .map(|m| m.loc)
-                    .into_iter()
-                    .collect())
-            },
-            read,
-        )?;
-        Ok(found.into_iter().next())
+        self.inner
+            .read_one(|state| state.doc(collection, id).map(|m| m.loc), read)
     }
 
     /// A query, each record read with `read` (parsed or raw).

@@ -402,6 +402,24 @@ impl Inner {
             .collect()
     }
 
+    /// Finds at most one document with `find` and reads it with `read`: a
+    /// get, as [`Inner::read_found`] does it but without collecting.
+    fn read_one<T>(
+        &self,
+        find: impl FnOnce(&State) -> Option<Loc>,
+        read: ReadDoc<T>,
+    ) -> Result<Option<T>> {
+        let (loc, file) = {
+            let state = self.state.read();
+            let Some(loc) = find(&state) else {
+                return Ok(None);
+            };
+            (loc, self.files.read().get(&loc.segment).cloned())
+        };
+        let file = file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+        read(&file, &self.dir, loc).map(Some)
+    }
+
     /// The one commit path of every write: takes the writer lock, checks
     /// the store is writable, lets `decide` read the state, and if it
     /// decided on a change, appends its record (a failure poisons), applies

@@ -162,15 +162,18 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
 }
 
 /// Gets and one-filter queries (limit 20) that return the stored JSON text
-/// unparsed (`get_raw`, `query_raw`), on both drivers: rows of (operation,
-/// log engine rate, compared driver rate). The reads run the same keys as
-/// the parsed "get by id" and "query, 1 filter, limit 20" rows.
+/// unparsed (`get_raw`, `query_raw`), on both drivers, each a `row` of
+/// (operation, log engine rate, compared driver rate). The reads run the
+/// same keys as the parsed "get by id" and "query, 1 filter, limit 20" rows.
 fn raw_reads(
     log: &dyn Store,
     other: &dyn Store,
-    docs: u64,
-    budget: Duration,
-) -> anyhow::Result<Vec<(String, f64, f64)>> {
+    config: &BenchConfig,
+    progress: &Progress,
+    row: &mut dyn FnMut(String, f64, f64),
+) -> anyhow::Result<()> {
+    progress.step("raw reads");
+    let (docs, budget) = (config.docs, Duration::from_secs_f64(config.seconds_per_op));
     let get = |store: &dyn Store| {
         let mut rng = Rng::new(9);
         rate(budget, u64::MAX, |_| {
@@ -190,14 +193,10 @@ fn raw_reads(
             Ok(())
         })
     };
-    Ok(vec![
-        ("get by id, raw JSON text".into(), get(log)?, get(other)?),
-        (
-            "query, 1 filter, limit 20, raw JSON text".into(),
-            query(log)?,
-            query(other)?,
-        ),
-    ])
+    row("get by id, raw JSON text".into(), get(log)?, get(other)?);
+    let name = "query, 1 filter, limit 20, raw JSON text";
+    row(name.into(), query(log)?, query(other)?);
+    Ok(())
 }
 
 fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Result<(f64, f64)> {
@@ -284,10 +283,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         let (l, s) = (per_driver(&log)?, per_driver(sqlite.as_ref())?);
         row(op.name().to_string(), l, s);
     }
-    progress.step("raw reads");
-    for (name, l, s) in raw_reads(&log, sqlite.as_ref(), config.docs, budget)? {
-        row(name, l, s);
-    }
+    raw_reads(&log, sqlite.as_ref(), config, progress, &mut row)?;
     for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
         progress.step(&format!("blobs of {label}"));
         let (lp, lg) = blob_rates(&log, size, budget)?;

@@ -8,7 +8,7 @@
 use std::io::Cursor;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use logstore::{BlobPut, Durability, LogStore, Options, SqliteStore, Store};
+use logstore::{BlobPut, Durability, LogStore, Options, Query, SqliteStore, Store};
 use logstore_workload::{self as workload, Op, Rng};
 
 const DOCS: u64 = 10_000;
@@ -125,9 +125,55 @@ fn concurrent_puts(c: &mut Criterion) {
     group.finish();
 }
 
+/// Gets and one-filter queries (limit 20), parsed and raw (`get_raw`,
+/// `query_raw`: the stored JSON text, unparsed), on the log engine as
+/// loaded (every record in the active segment, read with `pread`), on the
+/// log engine after a compaction (every record in a sealed, mapped
+/// segment) and on the SQLite driver.
+fn raw_reads(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut stores = drivers(tmp.path());
+    let mapped = LogStore::open(tmp.path().join("log-mapped"), opts()).expect("open log");
+    workload::load(&mapped, DOCS).expect("load");
+    mapped.compact().expect("compact");
+    stores.insert(1, ("log mapped", Box::new(mapped)));
+    let query = |rng: &mut Rng| {
+        Query::new(workload::COLLECTION)
+            .filter(
+                workload::INDEXES[0],
+                workload::conversation(rng.below(workload::CONVERSATIONS)),
+            )
+            .limit(20)
+    };
+    let mut group = c.benchmark_group("raw reads");
+    for (name, store) in &stores {
+        let d = store.docs();
+        let mut rng = Rng::new(9);
+        group.bench_function(format!("{name} get"), |b| {
+            b.iter(|| {
+                d.get(workload::COLLECTION, &workload::id(rng.below(DOCS)))
+                    .expect("get")
+            })
+        });
+        group.bench_function(format!("{name} get_raw"), |b| {
+            b.iter(|| {
+                d.get_raw(workload::COLLECTION, &workload::id(rng.below(DOCS)))
+                    .expect("get")
+            })
+        });
+        group.bench_function(format!("{name} query"), |b| {
+            b.iter(|| d.query(&query(&mut rng)).expect("query"))
+        });
+        group.bench_function(format!("{name} query_raw"), |b| {
+            b.iter(|| d.query_raw(&query(&mut rng)).expect("query"))
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(2));
-    targets = operations, concurrent_puts
+    targets = operations, concurrent_puts, raw_reads
 }
 criterion_main!(benches);

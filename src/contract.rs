@@ -26,6 +26,59 @@ pub struct Document {
     pub updated_at: i64,
 }
 
+/// A stored document as its driver keeps it: the fields of [`Document`],
+/// with the body as JSON text that was never parsed on the way out.
+///
+/// `data` is the text of a JSON object exactly as the driver stores it: the
+/// log engine's record body (its frame checksum verified), the SQLite
+/// driver's `data` column, the PostgreSQL driver's `json` column. Reads hand
+/// it over without parsing or re-serializing it, so it costs a copy where a
+/// parsed read costs building a map; a caller that passes documents on as
+/// JSON (an HTTP response, a JavaScript runtime) splices it in as it is.
+/// Parsing it gives the `data` of the parsed read ([`RawDocument::parse`]).
+///
+/// It is not re-validated on read: a body stored before a limit existed
+/// (say, nested deeper than [`crate::MAX_DOCUMENT_DEPTH`]) comes back as
+/// text where the parsed read reports it as corrupt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawDocument {
+    /// The id, unique within its collection.
+    pub id: String,
+    /// The collection it lives in.
+    pub collection: String,
+    /// The document body: the JSON text of an object, as stored.
+    pub data: String,
+    /// Starts at 1 and grows by one with every successful write.
+    pub version: u64,
+    /// Milliseconds since the Unix epoch when the row was first written.
+    pub created_at: i64,
+    /// Milliseconds since the Unix epoch of the latest write.
+    pub updated_at: i64,
+}
+
+impl RawDocument {
+    /// The document with its body parsed.
+    ///
+    /// # Errors
+    /// `InvalidInput` naming the row when the body is not a JSON object.
+    pub fn parse(&self) -> Result<Document> {
+        let data = serde_json::from_str(&self.data).map_err(|e| {
+            crate::Error::invalid(format!(
+                "the body of \"{}\"/\"{}\" is not a JSON object: {e}",
+                self.collection, self.id
+            ))
+        })?;
+        Ok(Document {
+            id: self.id.clone(),
+            collection: self.collection.clone(),
+            data,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 /// A collection as `list_collections` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionInfo {
@@ -151,6 +204,15 @@ pub trait DocumentStore: Send + Sync {
     /// record does not verify.
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>>;
 
+    /// As [`DocumentStore::get`], the body as the stored JSON text, unparsed
+    /// (see [`RawDocument`]): the read for a caller that passes documents on
+    /// as JSON.
+    ///
+    /// # Errors
+    /// As [`DocumentStore::get`]; a body that does not parse is not an error
+    /// here.
+    fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>>;
+
     /// Upsert (`expected_version: None`) or compare-and-swap
     /// (`Some(v)`: the row must exist at exactly version `v`, else `Ok(None)`).
     ///
@@ -190,6 +252,13 @@ pub trait DocumentStore: Send + Sync {
     /// `InvalidInput` when a filter or order field is not indexed on the
     /// collection, or a filter value is null, an object or an array.
     fn query(&self, query: &Query) -> Result<Vec<Document>>;
+
+    /// As [`DocumentStore::query`], each body as the stored JSON text,
+    /// unparsed (see [`RawDocument`]).
+    ///
+    /// # Errors
+    /// As [`DocumentStore::query`].
+    fn query_raw(&self, query: &Query) -> Result<Vec<RawDocument>>;
 
     /// How many rows match; the query's order, limit and offset are ignored.
     ///

@@ -65,7 +65,8 @@ pub mod io;
 
 pub use contract::{
     Acquire, BlobList, BlobMeta, BlobPut, BlobReader, BlobStore, CollectionInfo, Document,
-    DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, Store, DEFAULT_LIMIT, DEFAULT_MIME,
+    DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, RawDocument, Store, DEFAULT_LIMIT,
+    DEFAULT_MIME,
 };
 pub use error::{Error, Result};
 pub use limits::{

@@ -1,4 +1,6 @@
-//! The conformance suite against the log engine, on disk and in memory.
+//! The conformance suite against the log engine, on disk and in memory, and
+//! on disk with segments so small that most reads come from sealed (mapped)
+//! segments rather than the active one.
 
 mod conformance;
 
@@ -10,9 +12,19 @@ fn on_disk(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::Tem
     (Box::new(store), Some(dir))
 }
 
+fn on_disk_small_segments(
+    opts: Options,
+) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
+    on_disk(Options {
+        segment_bytes: 16 * 1024,
+        ..opts
+    })
+}
+
 fn in_memory(opts: Options) -> (Box<dyn conformance::Driver>, Option<tempfile::TempDir>) {
     (Box::new(LogStore::in_memory(opts).expect("open")), None)
 }
 
 conformance_suite!(log_on_disk, crate::on_disk);
 conformance_suite!(log_in_memory, crate::in_memory);
+conformance_suite!(log_mapped, crate::on_disk_small_segments);

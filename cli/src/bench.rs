@@ -161,6 +161,44 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Gets and one-filter queries (limit 20) that return the stored JSON text
+/// unparsed (`get_raw`, `query_raw`), on both drivers, each a `row` of
+/// (operation, log engine rate, compared driver rate). The reads run the
+/// same keys as the parsed "get by id" and "query, 1 filter, limit 20" rows.
+fn raw_reads(
+    log: &dyn Store,
+    other: &dyn Store,
+    config: &BenchConfig,
+    progress: &Progress,
+    row: &mut dyn FnMut(String, f64, f64),
+) -> anyhow::Result<()> {
+    progress.step("raw reads");
+    let (docs, budget) = (config.docs, Duration::from_secs_f64(config.seconds_per_op));
+    let get = |store: &dyn Store| {
+        let mut rng = Rng::new(9);
+        rate(budget, u64::MAX, |_| {
+            let id = workload::id(rng.below(docs.max(1)));
+            store.docs().get_raw(workload::COLLECTION, &id)?;
+            Ok(())
+        })
+    };
+    let query = |store: &dyn Store| {
+        let mut rng = Rng::new(9);
+        rate(budget, u64::MAX, |_| {
+            let conversation = workload::conversation(rng.below(workload::CONVERSATIONS));
+            let q = logstore::Query::new(workload::COLLECTION)
+                .filter(workload::INDEXES[0], conversation)
+                .limit(20);
+            store.docs().query_raw(&q)?;
+            Ok(())
+        })
+    };
+    row("get by id, raw JSON text".into(), get(log)?, get(other)?);
+    let name = "query, 1 filter, limit 20, raw JSON text";
+    row(name.into(), query(log)?, query(other)?);
+    Ok(())
+}
+
 fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Result<(f64, f64)> {
     let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let mut ids = Vec::new();
@@ -195,7 +233,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let mut thread_counts = vec![1, 4, config.threads.max(1)];
     thread_counts.sort_unstable();
     thread_counts.dedup();
-    progress.start(2 + Op::ALL.len() as u64 + 2 + thread_counts.len() as u64 + 1);
+    progress.start(2 + Op::ALL.len() as u64 + 1 + 2 + thread_counts.len() as u64 + 1);
     let mut rows = Vec::new();
     let mut row = |operation: String, log: f64, sqlite: f64| {
         rows.push(Row {
@@ -245,6 +283,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         let (l, s) = (per_driver(&log)?, per_driver(sqlite.as_ref())?);
         row(op.name().to_string(), l, s);
     }
+    raw_reads(&log, sqlite.as_ref(), config, progress, &mut row)?;
     for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
         progress.step(&format!("blobs of {label}"));
         let (lp, lg) = blob_rates(&log, size, budget)?;

@@ -6,7 +6,9 @@
 //!
 //! Document bodies arrive as the text `JSON.stringify` produced. The
 //! engine's `put` takes a `serde_json::Value`, so the text is parsed here
-//! once; rows go back as JSON text that JavaScript parses.
+//! once; rows go back as JSON text that JavaScript parses. Gets and queries
+//! use the engine's raw reads: the stored body text goes into the row as it
+//! is, never parsed or re-serialized in Rust.
 
 mod blobs;
 mod rows;
@@ -163,7 +165,10 @@ impl NativeStore {
     ) -> napi::Result<Object<'e>> {
         let s = self.store.clone();
         spawn(env, move || {
-            Ok(s.docs().get(&collection, &id)?.as_ref().map(rows::document))
+            Ok(s.docs()
+                .get_raw(&collection, &id)?
+                .as_ref()
+                .map(rows::raw_document))
         })
     }
 
@@ -174,9 +179,9 @@ impl NativeStore {
         let doc = self
             .store
             .docs()
-            .get(&collection, &id)
+            .get_raw(&collection, &id)
             .map_err(work::to_napi)?;
-        Ok(doc.as_ref().map(rows::document))
+        Ok(doc.as_ref().map(rows::raw_document))
     }
 
     /// Upsert (`expected` undefined) or CAS put. `body` is JSON text of an
@@ -255,7 +260,9 @@ impl NativeStore {
     ) -> napi::Result<Object<'e>> {
         let q = build_query(collection, fields, values, order_by, desc, limit, offset);
         let s = self.store.clone();
-        spawn(env, move || Ok(rows::documents(&s.docs().query(&q)?)))
+        spawn(env, move || {
+            Ok(rows::raw_documents(&s.docs().query_raw(&q)?))
+        })
     }
 
     /// `query` on the calling thread.
@@ -272,8 +279,8 @@ impl NativeStore {
         offset: Option<f64>,
     ) -> napi::Result<String> {
         let q = build_query(collection, fields, values, order_by, desc, limit, offset);
-        let rows = self.store.docs().query(&q).map_err(work::to_napi)?;
-        Ok(rows::documents(&rows))
+        let rows = self.store.docs().query_raw(&q).map_err(work::to_napi)?;
+        Ok(rows::raw_documents(&rows))
     }
 
     #[napi(ts_return_type = "Promise<number>")]

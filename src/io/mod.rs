@@ -28,13 +28,14 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// The file's length in bytes.
     fn size(&self) -> io::Result<u64>;
-    /// The whole file mapped read-only, so a large file is read through
-    /// the page cache without a copy. `None` where the file system has no
-    /// map (the in-memory and fault-injecting ones): the caller reads
-    /// instead. Only for files that are never changed in place while the
-    /// map lives (the snapshot, which is only ever replaced by a rename).
-    fn map(&self) -> Option<io::Result<memmap2::Mmap>> {
-        None
+    /// The whole file mapped read-only, so reads slice the page cache
+    /// without a syscall or a copy. Only for a file that is never written,
+    /// shortened or lengthened while the map lives: a sealed segment, or
+    /// the snapshot (only ever replaced by a rename). `None` (the default)
+    /// when this file system does not map (the in-memory and fault-injecting
+    /// ones); callers fall back to [`VFile::read_exact_at`].
+    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        Ok(None)
     }
 }
 
@@ -148,12 +149,19 @@ impl VFile for RealFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
-    fn map(&self) -> Option<io::Result<memmap2::Mmap>> {
-        // SAFETY: a map is undefined behaviour if the file changes under
-        // it. Callers map only files the engine replaces by rename and
-        // never writes in place, under the store's directory lock, so no
-        // writer of this engine touches the mapped bytes while they live.
-        Some(unsafe { memmap2::Mmap::map(&self.0) })
+    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        // SAFETY: a map is only asked for a file no one changes while it is
+        // mapped (reading a page past a shortened end raises SIGBUS, and
+        // bytes changing under a reader break Rust's aliasing rules), which
+        // the engine holds to: only sealed segments and the snapshot are
+        // mapped; sealed segments are never written, truncated or extended
+        // again, and the snapshot is replaced only by renaming a new file
+        // over it. FORMAT.md ("Mapped reads") gives the argument. The
+        // directory lock keeps other logstore handles away; a process that
+        // ignores the lock and shortens or overwrites a file is outside the
+        // contract.
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Some(Arc::new(map)))
     }
 }
 

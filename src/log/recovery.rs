@@ -141,7 +141,7 @@ pub fn recover(
             Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
                 let (framing, cut) =
                     restart_segment(file.as_ref(), &path, id, len, reason.to_string())?;
-                files.write().insert(id, SegmentFile { file, framing });
+                files.write().insert(id, SegmentFile::new(file, framing));
                 end = FIRST_APPEND;
                 report.segments += 1;
                 report.truncated = Some(cut);
@@ -149,10 +149,12 @@ pub fn recover(
             }
             Err(reason) => return Err(Error::corruption(&path, 0, reason)),
         };
-        let segment = SegmentFile {
-            file: file.clone(),
-            framing,
-        };
+        // Every segment but the newest is sealed: recovery only reads it
+        // (damage there fails the open; it is never cut), so it is mapped.
+        // The newest may still be cut or rewritten below and stays
+        // unmapped; once the writer rolls past it, it is mapped then.
+        let segment = SegmentFile::new(file.clone(), framing);
+        let segment = if is_newest { segment } else { segment.sealed() };
         files.write().insert(id, segment);
         if skipping {
             continue;

@@ -1,5 +1,6 @@
 //! Segment files: names, the header, and durable creation.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -122,7 +123,7 @@ pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<SegmentFile> {
     let file = fs.open(&path, true).map_err(|e| Error::io(context(), e))?;
     let framing = write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(context(), e))?;
-    Ok(SegmentFile { file, framing })
+    Ok(SegmentFile::new(file, framing))
 }
 
 /// Replaces the file's contents with a bare header (a new salt) and syncs
@@ -149,13 +150,66 @@ pub const FIRST_APPEND: u64 = crate::log::record::PAGE;
 /// and readers (which fetch document bodies).
 pub type SegmentFiles = parking_lot::RwLock<std::collections::BTreeMap<u32, SegmentFile>>;
 
-/// An open segment file and how its frames are checked.
+/// An open segment file and how its frames are checked; a sealed one also
+/// mapped, when the file system maps.
 #[derive(Debug, Clone)]
 pub struct SegmentFile {
     /// The file.
     pub file: Arc<dyn VFile>,
     /// Its framing, from its header.
     pub framing: Framing,
+    /// The whole file, mapped: only ever set by [`SegmentFile::sealed`].
+    map: Option<Arc<memmap2::Mmap>>,
+}
+
+impl SegmentFile {
+    /// A segment read with positioned reads: the active one, one recovery
+    /// may still cut, or a compaction output not yet in place.
+    pub fn new(file: Arc<dyn VFile>, framing: Framing) -> Self {
+        SegmentFile {
+            file,
+            framing,
+            map: None,
+        }
+    }
+
+    /// The same segment, mapped for reads. Only for a segment that is
+    /// sealed: synced at its final length and never written, truncated or
+    /// extended again (FORMAT.md, "Mapped reads", says why each sealed
+    /// segment is). A file system that does not map, or a map that fails
+    /// (address space, the kernel's map count), leaves positioned reads:
+    /// slower, the same bytes.
+    pub fn sealed(self) -> Self {
+        let map = self.file.map().ok().flatten();
+        SegmentFile { map, ..self }
+    }
+
+    /// Whether reads slice a map (no system call, no copy).
+    #[cfg(test)]
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// The `loc.len` bytes at `loc.offset`: a slice of the map of a sealed
+    /// segment, otherwise read into a buffer. An error (`UnexpectedEof`)
+    /// when the file ends first.
+    pub fn bytes_at(&self, loc: Loc) -> std::io::Result<Cow<'_, [u8]>> {
+        let start = loc.offset as usize;
+        let end = start + loc.len as usize;
+        match &self.map {
+            Some(map) => map.get(start..end).map(Cow::Borrowed).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "a record lies past the end of its sealed segment",
+                )
+            }),
+            None => {
+                let mut buf = vec![0u8; loc.len as usize];
+                self.file.read_exact_at(&mut buf, u64::from(loc.offset))?;
+                Ok(Cow::Owned(buf))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

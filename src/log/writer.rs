@@ -147,7 +147,13 @@ impl LogWriter {
         let segment = self
             .commit
             .sync(|| segment::create(self.fs.as_ref(), &self.dir, next))?;
-        files.write().insert(next, segment.clone());
+        {
+            // The old segment is at its final length and synced, and no
+            // append goes to it again: from here on it is read through a map.
+            let mut files = files.write();
+            files.insert(id, self.file.clone().sealed());
+            files.insert(next, segment.clone());
+        }
         self.sealed_bytes += self.end;
         self.segment = next;
         self.file = segment;

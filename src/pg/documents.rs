@@ -5,7 +5,7 @@ use postgres::Row;
 use serde_json::{Map, Value};
 
 use super::{text_column, to_i64, version_arg, PgStore, Session, Sql, MAX_VERSION};
-use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
+use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::validate::{self, CheckedQuery, OrderKey};
 use crate::{Error, Result};
 
@@ -103,6 +103,20 @@ pub(super) fn read_doc(row: &Row) -> Result<Document> {
         data: parse_data(&collection, &id, &text)?,
         id,
         collection,
+        version: row.try_get::<_, i64>(3)? as u64,
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+    })
+}
+
+/// A row of `DOC_COLUMNS` with the `json` column's text as the server
+/// keeps it (a `json` value is stored as its text, key order and all):
+/// nothing parses it here.
+fn read_raw(row: &Row) -> Result<RawDocument> {
+    Ok(RawDocument {
+        id: text_column(row, 0)?,
+        collection: text_column(row, 1)?,
+        data: row.try_get(2)?,
         version: row.try_get::<_, i64>(3)? as u64,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
@@ -312,6 +326,20 @@ impl DocumentStore for PgStore {
         })
     }
 
+    fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
+        validate::collection_and_id(collection, id)?;
+        self.with_conn(|conn| {
+            conn.query_opt(
+                &format!(
+                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = $1 AND d.id = $2"
+                ),
+                &[&collection.as_bytes(), &id.as_bytes()],
+            )?
+            .map(|row| read_raw(&row))
+            .transpose()
+        })
+    }
+
     fn put(
         &self,
         collection: &str,
@@ -400,6 +428,30 @@ impl DocumentStore for PgStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {
+        self.query_rows(query, read_doc)
+    }
+
+    fn query_raw(&self, query: &Query) -> Result<Vec<RawDocument>> {
+        self.query_rows(query, read_raw)
+    }
+
+    fn count(&self, query: &Query) -> Result<u64> {
+        validate::collection_name(&query.collection)?;
+        self.with_conn(|conn| {
+            let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
+            let mut q = validate::query(query, &indexes)?;
+            // Order plays no part in a count; drop its join.
+            q.order = OrderKey::CreatedAt;
+            let (clauses, args) = query_clauses(&query.collection, &q);
+            let row = conn.query_one(&format!("SELECT COUNT(*){clauses}"), &refs(&args))?;
+            Ok(row.try_get::<_, i64>(0)? as u64)
+        })
+    }
+}
+
+impl PgStore {
+    /// The rows of a query, each turned into a `T` by `read`.
+    fn query_rows<T>(&self, query: &Query, read: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
         validate::collection_name(&query.collection)?;
         self.with_conn(|conn| {
             let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
@@ -413,20 +465,7 @@ impl DocumentStore for PgStore {
             args.push(Box::new(to_i64(q.limit)));
             args.push(Box::new(to_i64(q.offset)));
             let rows = conn.query(&sql, &refs(&args))?;
-            rows.iter().map(read_doc).collect()
-        })
-    }
-
-    fn count(&self, query: &Query) -> Result<u64> {
-        validate::collection_name(&query.collection)?;
-        self.with_conn(|conn| {
-            let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
-            let mut q = validate::query(query, &indexes)?;
-            // Order plays no part in a count; drop its join.
-            q.order = OrderKey::CreatedAt;
-            let (clauses, args) = query_clauses(&query.collection, &q);
-            let row = conn.query_one(&format!("SELECT COUNT(*){clauses}"), &refs(&args))?;
-            Ok(row.try_get::<_, i64>(0)? as u64)
+            rows.iter().map(read).collect()
         })
     }
 }

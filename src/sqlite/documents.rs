@@ -5,7 +5,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::*;
-use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
+use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::validate::{self, OrderKey};
 use crate::{Error, Result};
 
@@ -79,6 +79,18 @@ impl DocumentStore for SqliteStore {
             .optional()?
             .map(finish_doc)
             .transpose()
+        })
+    }
+
+    fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
+        validate::collection_and_id(collection, id)?;
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = ?1 AND d.id = ?2"
+                ))?
+                .query_row(params![collection, id], read_raw)
+                .optional()?)
         })
     }
 
@@ -208,6 +220,37 @@ impl DocumentStore for SqliteStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {
+        let rows = self.query_rows(query, read_doc)?;
+        rows.into_iter().map(finish_doc).collect()
+    }
+
+    fn query_raw(&self, query: &Query) -> Result<Vec<RawDocument>> {
+        self.query_rows(query, read_raw)
+    }
+
+    fn count(&self, query: &Query) -> Result<u64> {
+        validate::collection_name(&query.collection)?;
+        self.with_conn(|conn| {
+            let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
+            let mut q = validate::query(query, &indexes)?;
+            // Order plays no part in a count; drop its join.
+            q.order = OrderKey::CreatedAt;
+            let (clauses, args) = query_clauses(&query.collection, &q);
+            let n: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*){clauses}"))?
+                .query_row(params_from_iter(args), |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+}
+
+impl SqliteStore {
+    /// The rows of a query, each turned into a `T` by `read`.
+    fn query_rows<T>(
+        &self,
+        query: &Query,
+        read: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         validate::collection_name(&query.collection)?;
         self.with_conn(|conn| {
             let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
@@ -228,28 +271,26 @@ impl DocumentStore for SqliteStore {
             let sql = format!("SELECT {DOC_COLUMNS}{clauses} ORDER BY {order} LIMIT ? OFFSET ?");
             args.push(SqlValue::Integer(to_i64(q.limit)));
             args.push(SqlValue::Integer(to_i64(q.offset)));
-            let rows: Vec<(Document, String)> = conn
+            let rows = conn
                 .prepare_cached(&sql)?
-                .query_map(params_from_iter(args), read_doc)?
+                .query_map(params_from_iter(args), read)?
                 .collect::<rusqlite::Result<_>>()?;
-            rows.into_iter().map(finish_doc).collect()
+            Ok(rows)
         })
     }
+}
 
-    fn count(&self, query: &Query) -> Result<u64> {
-        validate::collection_name(&query.collection)?;
-        self.with_conn(|conn| {
-            let indexes = collection_indexes(conn, &query.collection)?.unwrap_or_default();
-            let mut q = validate::query(query, &indexes)?;
-            // Order plays no part in a count; drop its join.
-            q.order = OrderKey::CreatedAt;
-            let (clauses, args) = query_clauses(&query.collection, &q);
-            let n: i64 = conn
-                .prepare_cached(&format!("SELECT COUNT(*){clauses}"))?
-                .query_row(params_from_iter(args), |r| r.get(0))?;
-            Ok(n as u64)
-        })
-    }
+/// A row of `DOC_COLUMNS` with the `data` column's text as it is: SQLite
+/// hands it over, nothing parses it.
+fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDocument> {
+    Ok(RawDocument {
+        id: row.get(0)?,
+        collection: row.get(1)?,
+        data: row.get(2)?,
+        version: row.get::<_, i64>(3)? as u64,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
 }
 
 /// The version of a row, if it exists.

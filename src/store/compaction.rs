@@ -181,7 +181,8 @@ impl<'a> Output<'a> {
             file.write_all_at(&encode_header(id, salt), 0)
                 .map_err(|e| Error::io(context(), e))?;
             let framing = Framing::V2 { salt };
-            self.current = Some((id, SegmentFile { file, framing }, SEGMENT_HEADER_LEN as u64));
+            let segment = SegmentFile::new(file, framing);
+            self.current = Some((id, segment, SEGMENT_HEADER_LEN as u64));
         }
         let (id, segment, end) = self
             .current
@@ -445,8 +446,13 @@ impl Inner {
         self.sync_store_dir()?;
         let mut state = self.state.write();
         let mut files = self.files.write();
+        // The outputs were synced whole and are never written again:
+        // sealed, so mapped. The inputs leave the map here and their files
+        // are removed after the switch; a reader that took one before keeps
+        // its handle (and map), and an unlinked file stays readable through
+        // both.
         for (id, file, _) in outputs {
-            files.insert(*id, file.clone());
+            files.insert(*id, file.clone().sealed());
         }
         for id in inputs {
             files.remove(id);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{Decision, LogStore};
-use crate::contract::{CollectionInfo, Document, DocumentStore, Query};
+use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::index::apply::{self, Change};
 use crate::index::State;
 use crate::log::segment::Loc;
@@ -96,6 +96,33 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// A get, the record read with `read` (parsed or raw).
+    fn get_with<T>(
+        &self,
+        collection: &str,
+        id: &str,
+        read: super::ReadDoc<T>,
+    ) -> Result<Option<T>> {
+        validate::collection_and_id(collection, id)?;
+        self.inner.check_open()?;
+        self.inner
+            .read_one(|state| state.doc(collection, id).map(|m| m.loc), read)
+    }
+
+    /// A query, each record read with `read` (parsed or raw).
+    fn query_with<T>(&self, query: &Query, read: super::ReadDoc<T>) -> Result<Vec<T>> {
+        self.inner.check_open()?;
+        self.inner.read_found(
+            |state| {
+                let checked = validate::query(query, state.indexes(&query.collection))?;
+                Ok(state.query(&query.collection, &checked))
+            },
+            read,
+        )
+    }
+}
+
 impl DocumentStore for LogStore {
     fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
         self.ensure(name, indexes, self.inner.opts.clock.now_ms())
@@ -107,16 +134,11 @@ impl DocumentStore for LogStore {
     }
 
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        validate::collection_and_id(collection, id)?;
-        self.inner.check_open()?;
-        let found = self.inner.read_found(|state| {
-            Ok(state
-                .doc(collection, id)
-                .map(|m| m.loc)
-                .into_iter()
-                .collect())
-        })?;
-        Ok(found.into_iter().next())
+        self.get_with(collection, id, super::read_document_in)
+    }
+
+    fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
+        self.get_with(collection, id, super::read_raw_in)
     }
 
     fn put(
@@ -196,11 +218,11 @@ impl DocumentStore for LogStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {
-        self.inner.check_open()?;
-        self.inner.read_found(|state| {
-            let checked = validate::query(query, state.indexes(&query.collection))?;
-            Ok(state.query(&query.collection, &checked))
-        })
+        self.query_with(query, super::read_document_in)
+    }
+
+    fn query_raw(&self, query: &Query) -> Result<Vec<RawDocument>> {
+        self.query_with(query, super::read_raw_in)
     }
 
     fn count(&self, query: &Query) -> Result<u64> {

@@ -21,7 +21,8 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::blob_files;
-use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, Store};
+use crate::codec::DecodeError;
+use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, RawDocument, Store};
 use crate::index::apply::{self, Change};
 use crate::index::snapshot::Covers;
 use crate::index::State;
@@ -232,25 +233,31 @@ fn corrupt(dir: &Path, loc: Loc, reason: impl std::fmt::Display) -> Error {
 /// The body of the document record at `loc`, its frame verified.
 pub(super) fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
     let segment = segment_at(files, dir, loc)?;
-    let frame = read_frame_at(&segment, dir, loc)?;
-    let header = segment.framing.header_len();
-    match Record::decode(&frame[header..]) {
-        Ok(Record::DocPut { body, .. }) => Ok(body.to_vec()),
-        Ok(_) => Err(corrupt(dir, loc, "expected a document record")),
-        Err(reason) => Err(corrupt(dir, loc, reason)),
-    }
+    with_record(&segment, dir, loc, |record| match record {
+        Record::DocPut { body, .. } => Ok(body.to_vec()),
+        _ => Err(DecodeError::malformed("expected a document record")),
+    })
 }
 
-/// The verified frame at `loc` of `segment`.
-fn read_frame_at(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Vec<u8>> {
-    let mut frame = vec![0u8; loc.len as usize];
-    segment
-        .file
-        .read_exact_at(&mut frame, u64::from(loc.offset))
+/// Calls `read` with the record at `loc` of `segment`, its frame verified
+/// first: the checksums bind it to this segment's salt and this offset, so
+/// a read never returns a torn or foreign record. A sealed segment's frame
+/// is a slice of its map (no system call, no copy); the active one's is
+/// read into a buffer.
+fn with_record<T>(
+    segment: &SegmentFile,
+    dir: &Path,
+    loc: Loc,
+    read: impl FnOnce(Record<'_>) -> std::result::Result<T, DecodeError>,
+) -> Result<T> {
+    let frame = segment
+        .bytes_at(loc)
         .map_err(|e| Error::io(format!("reading segment {}", loc.segment), e))?;
     match segment.framing.read(&frame, 0, u64::from(loc.offset)) {
-        Frame::Valid { .. } => Ok(frame),
-        Frame::Invalid(_) => Err(corrupt(dir, loc, "the document record no longer verifies")),
+        Frame::Valid { payload, next } if next == frame.len() => Record::decode(payload)
+            .and_then(read)
+            .map_err(|reason| corrupt(dir, loc, reason)),
+        _ => Err(corrupt(dir, loc, "the document record no longer verifies")),
     }
 }
 
@@ -268,12 +275,47 @@ fn segment_at(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<SegmentFile>
         .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))
 }
 
-/// Reads and verifies the document record at `loc` of `segment`.
+/// How a read turns the document record at a location of a segment into a
+/// row: [`read_document_in`] (parsed) or [`read_raw_in`] (raw text).
+type ReadDoc<T> = fn(&SegmentFile, &Path, Loc) -> Result<T>;
+
+/// Reads and verifies the document record at `loc` of `segment`; the body
+/// is parsed straight from the verified frame.
 fn read_document_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Document> {
-    let frame = read_frame_at(segment, dir, loc)?;
-    Record::decode(&frame[segment.framing.header_len()..])
-        .and_then(|record| apply::document(&record))
-        .map_err(|reason| corrupt(dir, loc, reason))
+    with_record(segment, dir, loc, |record| apply::document(&record))
+}
+
+/// Reads and verifies the document record at `loc` of `segment`, its body
+/// handed back as the stored JSON text, unparsed.
+fn read_raw_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<RawDocument> {
+    with_record(segment, dir, loc, raw_document)
+}
+
+/// The document a `DocPut` record writes, its body as the JSON text it was
+/// stored as. The text was serialized by the engine and the frame holding
+/// it verified, so it is neither parsed nor re-serialized here.
+fn raw_document(record: Record<'_>) -> std::result::Result<RawDocument, DecodeError> {
+    let Record::DocPut {
+        collection,
+        id,
+        version,
+        created_at,
+        updated_at,
+        body,
+    } = record
+    else {
+        return Err(DecodeError::malformed("expected a document record"));
+    };
+    let data = std::str::from_utf8(body)
+        .map_err(|e| DecodeError::malformed(format!("document body is not UTF-8 text: {e}")))?;
+    Ok(RawDocument {
+        id: id.to_string(),
+        collection: collection.to_string(),
+        data: data.to_string(),
+        version,
+        created_at,
+        updated_at,
+    })
 }
 
 /// What a write decided from the state it read under the writer lock.
@@ -332,11 +374,16 @@ impl Inner {
         read_document(&self.files, &self.dir, loc)
     }
 
-    /// Finds documents with `find` and reads them. The file handles are
-    /// taken under the same state lock as the locations, so a compaction's
-    /// switch cannot remove a file between the two; reading happens after
-    /// the lock is released.
-    fn read_found(&self, find: impl FnOnce(&State) -> Result<Vec<Loc>>) -> Result<Vec<Document>> {
+    /// Finds documents with `find` and reads each with `read` (parsed or
+    /// raw). The file handles are taken under the same state lock as the
+    /// locations, so a compaction's switch cannot remove a file between the
+    /// two; reading happens after the lock is released, from a handle (and
+    /// map) that stays valid even once compaction has unlinked its file.
+    fn read_found<T>(
+        &self,
+        find: impl FnOnce(&State) -> Result<Vec<Loc>>,
+        read: ReadDoc<T>,
+    ) -> Result<Vec<T>> {
         let found: Vec<(Loc, Option<SegmentFile>)> = {
             let state = self.state.read();
             let locs = find(&state)?;
@@ -350,9 +397,27 @@ impl Inner {
             .map(|(loc, file)| {
                 let file =
                     file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
-                read_document_in(&file, &self.dir, loc)
+                read(&file, &self.dir, loc)
             })
             .collect()
+    }
+
+    /// Finds at most one document with `find` and reads it with `read`: a
+    /// get, as [`Inner::read_found`] does it but without collecting.
+    fn read_one<T>(
+        &self,
+        find: impl FnOnce(&State) -> Option<Loc>,
+        read: ReadDoc<T>,
+    ) -> Result<Option<T>> {
+        let (loc, file) = {
+            let state = self.state.read();
+            let Some(loc) = find(&state) else {
+                return Ok(None);
+            };
+            (loc, self.files.read().get(&loc.segment).cloned())
+        };
+        let file = file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+        read(&file, &self.dir, loc).map(Some)
     }
 
     /// The one commit path of every write: takes the writer lock, checks
@@ -479,5 +544,60 @@ impl Store for LogStore {
 
     fn close(&self) -> Result<()> {
         self.shut_down()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::MIN_SEGMENT_BYTES;
+
+    /// Which segments are mapped: every sealed one (rolled, compacted, or
+    /// found sealed at open) on the real file system, never the active one,
+    /// and none on the in-memory file system.
+    #[test]
+    fn sealed_segments_are_mapped_and_the_active_one_is_not() {
+        let mapped = |store: &LogStore| -> Vec<(u32, bool)> {
+            let files = store.inner.files.read();
+            files.iter().map(|(id, f)| (*id, f.is_mapped())).collect()
+        };
+        let fill = |store: &LogStore| {
+            store.ensure_collection("c", &["k"]).unwrap();
+            for i in 0..200 {
+                let body = serde_json::json!({"k": i % 3, "text": "x".repeat(500)});
+                store.docs().put("c", &format!("{i}"), body, None).unwrap();
+            }
+        };
+        let check = |store: &LogStore| {
+            let segments = mapped(store);
+            assert!(segments.len() > 2, "{segments:?}");
+            let (active, sealed) = segments.split_last().unwrap();
+            assert!(!active.1, "the active segment is not mapped");
+            assert!(sealed.iter().all(|(_, m)| *m), "{segments:?}");
+            for i in 0..200 {
+                let doc = store.docs().get("c", &format!("{i}")).unwrap().unwrap();
+                assert_eq!(doc.data["k"], i % 3);
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || Options {
+            segment_bytes: 4 * MIN_SEGMENT_BYTES,
+            auto_compact: false,
+            ..Options::default()
+        };
+        let store = LogStore::open(dir.path(), opts()).unwrap();
+        fill(&store);
+        check(&store);
+        store.compact().unwrap();
+        fill(&store);
+        check(&store);
+        store.close().unwrap();
+        drop(store);
+        let store = LogStore::open(dir.path(), opts()).unwrap();
+        check(&store);
+
+        let memory = LogStore::in_memory(opts()).unwrap();
+        fill(&memory);
+        assert!(mapped(&memory).iter().all(|(_, m)| !m));
     }
 }

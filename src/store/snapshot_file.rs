@@ -84,7 +84,7 @@ fn try_load(
 /// A snapshot's bytes: mapped from the real file system, read into memory
 /// from the others.
 enum Bytes {
-    Mapped(memmap2::Mmap),
+    Mapped(std::sync::Arc<memmap2::Mmap>),
     Read(Vec<u8>),
 }
 
@@ -108,7 +108,7 @@ fn snapshot_bytes(
     len: u64,
     log_bytes: u64,
 ) -> std::result::Result<Bytes, String> {
-    if let Some(Ok(map)) = file.map() {
+    if let Ok(Some(map)) = file.map() {
         if map.len() as u64 == len {
             check_magic_and_size(file, len, log_bytes)?;
             return Ok(Bytes::Mapped(map));

@@ -3,7 +3,7 @@
 use std::sync::Barrier;
 
 use logstore::MAX_DOCUMENT_DEPTH;
-use logstore::{Document, Error, Query};
+use logstore::{Document, Error, Query, RawDocument};
 use serde_json::{json, Map, Value};
 
 use super::{import_at_top_version, Harness, START_MS, SUITE_MAX_DOCUMENT_BYTES};
@@ -744,6 +744,7 @@ pub fn closed_store_refuses_calls(h: &Harness) {
     s.close().unwrap();
     let d = s.docs();
     assert!(matches!(d.get("c", "x"), Err(Error::Closed)));
+    assert!(matches!(d.get_raw("c", "x"), Err(Error::Closed)));
     assert!(matches!(
         d.put("c", "y", json!({}), None),
         Err(Error::Closed)
@@ -755,6 +756,110 @@ pub fn closed_store_refuses_calls(h: &Harness) {
     assert!(matches!(d.delete("c", "x"), Err(Error::Closed)));
     assert!(matches!(d.ensure_collection("c", &[]), Err(Error::Closed)));
     assert!(matches!(d.query(&Query::new("c")), Err(Error::Closed)));
+    assert!(matches!(d.query_raw(&Query::new("c")), Err(Error::Closed)));
     assert!(matches!(d.count(&Query::new("c")), Err(Error::Closed)));
     assert!(matches!(d.list_collections(), Err(Error::Closed)));
+}
+
+/// A raw row is the parsed row with its body as text: every field equal,
+/// and the text parses to the same body with the same key order.
+fn assert_raw_matches(raw: &RawDocument, doc: &Document) {
+    let data: Map<String, Value> = serde_json::from_str(&raw.data)
+        .unwrap_or_else(|e| panic!("raw body {:?} does not parse: {e}", raw.data));
+    assert_eq!(data, doc.data, "body of {}", doc.id);
+    assert_eq!(
+        serde_json::to_string(&data).unwrap(),
+        serde_json::to_string(&doc.data).unwrap(),
+        "key order of {}",
+        doc.id
+    );
+    let fields = |d: &Document| {
+        (
+            d.id.clone(),
+            d.collection.clone(),
+            d.version,
+            d.created_at,
+            d.updated_at,
+        )
+    };
+    let raw_fields = (
+        raw.id.clone(),
+        raw.collection.clone(),
+        raw.version,
+        raw.created_at,
+        raw.updated_at,
+    );
+    assert_eq!(raw_fields, fields(doc));
+    assert_eq!(&raw.parse().unwrap(), doc);
+}
+
+fn assert_query_raw_matches(h: &Harness, q: &Query) {
+    let d = h.s().docs();
+    let parsed = d.query(q).expect("query succeeds");
+    let raw = d.query_raw(q).expect("raw query succeeds");
+    assert_eq!(raw.len(), parsed.len(), "{q:?}");
+    for (raw, doc) in raw.iter().zip(&parsed) {
+        assert_raw_matches(raw, doc);
+    }
+}
+
+pub fn raw_reads_match_parsed_reads(h: &Harness) {
+    let d = h.s().docs();
+    d.ensure_collection("c", &["owner", "rank"]).unwrap();
+    for i in 0..30u64 {
+        let body = json!({
+            "z": i,
+            "owner": if i % 3 == 0 { "a" } else { "b" },
+            "rank": (i * 7) % 11,
+            "text": format!("line \"{i}\"\n\u{e9}\u{1F600}\\"),
+            "nested": {"y": [1, 2.5, -3e-7, null, true], "b": {}},
+        });
+        d.put("c", &format!("d{i:02}"), body, None).unwrap();
+        h.clock.advance(1);
+    }
+    // Later writes: a patch and an upsert, so versions and times differ.
+    d.patch("c", "d04", json!({"rank": 99, "extra": "x"}), 1)
+        .unwrap()
+        .unwrap();
+    d.put("c", "d07", json!({"owner": "a"}), None).unwrap();
+    for i in 0..30 {
+        let id = format!("d{i:02}");
+        let doc = d.get("c", &id).unwrap().unwrap();
+        let raw = d.get_raw("c", &id).unwrap().unwrap();
+        assert_raw_matches(&raw, &doc);
+    }
+    assert_eq!(d.get_raw("c", "missing").unwrap(), None);
+    assert_eq!(d.get_raw("nope", "d00").unwrap(), None);
+    assert_query_raw_matches(h, &Query::new("c"));
+    assert_query_raw_matches(h, &Query::new("c").filter("owner", "a"));
+    assert_query_raw_matches(
+        h,
+        &Query::new("c")
+            .filter("owner", "b")
+            .order_by("rank")
+            .desc()
+            .limit(5)
+            .offset(3),
+    );
+    assert_query_raw_matches(
+        h,
+        &Query::new("c").order_by("updatedAt").limit(4).offset(26),
+    );
+    assert_eq!(
+        d.query_raw(&Query::new("c").filter("owner", "a").limit(3).offset(1))
+            .unwrap()
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["d03", "d06", "d07"]
+    );
+    assert!(d
+        .query_raw(&Query::new("c").offset(500))
+        .unwrap()
+        .is_empty());
+    assert_invalid(
+        d.query_raw(&Query::new("c").filter("text", "x")),
+        "field \"text\" is not indexed",
+    );
+    assert_invalid(d.get_raw("c", ""), "document id");
 }

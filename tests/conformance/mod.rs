@@ -141,7 +141,8 @@ macro_rules! conformance_suite {
                 document_writes_past_the_highest_version_are_refused,
                 index_path_with_an_empty_segment_is_rejected,
                 concurrent_cas_puts_have_one_winner,
-                closed_store_refuses_calls
+                closed_store_refuses_calls,
+                raw_reads_match_parsed_reads
             );
             $crate::conformance_suite!(@cases blobs, $factory, $guard,
                 put_returns_metadata_and_get_streams_the_bytes,

@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 
+mod floors;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -63,6 +65,21 @@ pub struct Report {
     pub document_shape: String,
     pub cores: usize,
     pub rows: Vec<Row>,
+    /// With `Sync`: the log engine's concurrent puts against the disk's
+    /// floor for the same writes, measured in the same run.
+    pub floors: Vec<FloorRow>,
+}
+
+/// A write figure of the log engine beside the floor the disk sets for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorRow {
+    pub operation: String,
+    /// Bytes per record, in the engine's log and in the floor's loop.
+    pub record_bytes: usize,
+    pub floor_ops_per_sec: f64,
+    pub log_ops_per_sec: f64,
+    /// `log_ops_per_sec / floor_ops_per_sec`.
+    pub share: f64,
 }
 
 fn options(durability: Durability) -> Options {
@@ -125,6 +142,18 @@ fn rate(
 
 /// Puts of new documents from `threads` threads for `budget`.
 fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyhow::Result<f64> {
+    let (n, took) = puts_from_threads(store, threads, budget, 0)?;
+    Ok(n as f64 / took.as_secs_f64())
+}
+
+/// Puts from `threads` threads for `budget` (at least 10 each), of ids no
+/// other `round` uses; returns how many and the time taken.
+fn puts_from_threads(
+    store: &dyn Store,
+    threads: usize,
+    budget: Duration,
+    round: u64,
+) -> anyhow::Result<(u64, Duration)> {
     let started = Instant::now();
     let done: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -133,7 +162,7 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
                     let mut rng = Rng::new(t as u64);
                     let mut n = 0u64;
                     while n < 10 || started.elapsed() < budget {
-                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + n;
+                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + round * 1_000_000 + n;
                         store.docs().put(
                             workload::COLLECTION,
                             &workload::id(i),
@@ -158,7 +187,7 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
     for n in done {
         total += n?;
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total, started.elapsed()))
 }
 
 fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Result<(f64, f64)> {
@@ -184,6 +213,43 @@ fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Resul
         Ok(())
     })?;
     Ok((put, get))
+}
+
+/// Puts from each of `thread_counts` threads on both drivers, as rows.
+/// With `Sync`, the log engine's figure is taken in slices alternating
+/// with the disk's floor for the same writes (so both see the same disk),
+/// returned beside it.
+fn concurrent_rows(
+    log: &dyn Store,
+    baseline: &dyn Store,
+    thread_counts: &[usize],
+    config: &BenchConfig,
+    dir: &Path,
+    progress: &Progress,
+    row: &mut dyn FnMut(String, f64, f64),
+) -> anyhow::Result<Vec<FloorRow>> {
+    let budget = Duration::from_secs_f64(config.seconds_per_op);
+    let scratch = match config.durability {
+        Durability::Sync => Some(floors::Scratch::create(dir)?),
+        Durability::Flush => None,
+    };
+    let mut floor_rows = Vec::new();
+    for &threads in thread_counts {
+        progress.step(&format!("puts from {threads} threads"));
+        let l = match &scratch {
+            Some(scratch) => {
+                let mut puts = |slice, round| puts_from_threads(log, threads, slice, round);
+                let (l, floor) = scratch.paired(threads, budget, &mut puts)?;
+                floor_rows.push(floor);
+                l
+            }
+            None => concurrent_puts(log, threads, budget)?,
+        };
+        let s = concurrent_puts(baseline, threads, budget)?;
+        let plural = if threads == 1 { "" } else { "s" };
+        row(format!("put (new), {threads} thread{plural}"), l, s);
+    }
+    Ok(floor_rows)
 }
 
 /// Runs every workload on both drivers and returns the table.
@@ -252,13 +318,15 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         row(format!("blob put, {label}"), lp, sp);
         row(format!("blob get, {label}"), lg, sg);
     }
-    for threads in thread_counts {
-        progress.step(&format!("puts from {threads} threads"));
-        let l = concurrent_puts(&log, threads, budget)?;
-        let s = concurrent_puts(sqlite.as_ref(), threads, budget)?;
-        let plural = if threads == 1 { "" } else { "s" };
-        row(format!("put (new), {threads} thread{plural}"), l, s);
-    }
+    let floors = concurrent_rows(
+        &log,
+        sqlite.as_ref(),
+        &thread_counts,
+        config,
+        tmp.path(),
+        progress,
+        &mut row,
+    )?;
     progress.step("reopening");
     log.close()?;
     sqlite.close()?;
@@ -287,6 +355,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
+        floors,
     })
 }
 
@@ -330,5 +399,5 @@ pub fn table(report: &Report) -> String {
             row.operation, row.log_ops_per_sec, row.driver_ops_per_sec
         );
     }
-    out
+    out + &floors::table(&report.floors)
 }

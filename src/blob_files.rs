@@ -11,6 +11,13 @@
 //! at a missing file. Identical bytes are one file; open removes files no
 //! blob refers to and leftover staging files.
 //!
+//! A get reads the file through [`read`]: a blob up to [`SMALL_BLOB`] bytes
+//! is read whole and checked (length and hash) before the get returns; a
+//! larger one streams, hashed as it is read, and the read that would hand
+//! out its last bytes fails instead if the whole does not match
+//! ([`Checked::reader`]). The integrity check reads through [`verify`],
+//! which hashes the whole file whatever its size.
+//!
 //! A directory created here is synced into its parent before anything in it
 //! is relied on, and open syncs the blob directories again in case a crash
 //! came in between. A failed directory sync leaves an entry the engine

@@ -296,15 +296,22 @@ fn concurrent_rows(
     Ok(floor_rows)
 }
 
+/// The writer-thread counts the concurrent puts run with: 1, 4 and
+/// `threads`.
+fn thread_counts(threads: usize) -> Vec<usize> {
+    let mut counts = vec![1, 4, threads.max(1)];
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+}
+
 /// Runs every workload on both drivers and returns the table.
 pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> {
     let tmp = tempfile::tempdir().context("creating a temporary folder")?;
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
-    let mut thread_counts = vec![1, 4, config.threads.max(1)];
-    thread_counts.sort_unstable();
-    thread_counts.dedup();
+    let thread_counts = thread_counts(config.threads);
     progress.start(2 + Op::ALL.len() as u64 + 2 + thread_counts.len() as u64 + 1);
     let mut rows = Vec::new();
     let mut row = |operation: String, log: f64, sqlite: f64| {

@@ -311,6 +311,16 @@ pub struct BlobMeta {
 }
 
 /// The bytes of a blob, streamed.
+///
+/// Read it to the end (until `read` returns `Ok(0)`): a blob whose stored
+/// bytes no longer match its metadata (length, and hash where the driver
+/// keeps one) ends in an error instead, never in a clean end of stream,
+/// and the read that would hand out its last bytes already fails. That
+/// error is an `std::io::Error` of kind `InvalidData` whose inner error is
+/// [`crate::Error::Corruption`] (`io_error.downcast::<logstore::Error>()`
+/// recovers it) in the log and SQLite drivers; the PostgreSQL driver
+/// reports a mismatch with kind `InvalidData` and a message. Other
+/// `io::Error`s are I/O failures of the read itself.
 pub type BlobReader = Box<dyn std::io::Read + Send>;
 
 /// Bytes with metadata. A blob is immutable: put a new one to change it.
@@ -325,8 +335,13 @@ pub trait BlobStore: Send + Sync {
 
     /// The metadata and a stream of the bytes, or `None`.
     ///
+    /// Small blobs (up to 64 KiB in the log and SQLite drivers) are checked
+    /// whole before this returns; larger ones are checked as they stream,
+    /// and damage shows as an error of the [`BlobReader`] at the end.
+    ///
     /// # Errors
-    /// `Corruption` when the file is missing or its bytes no longer match.
+    /// `Corruption` when the file is missing or its length is wrong, or
+    /// when a small blob's bytes no longer match.
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>>;
 
     /// The metadata, or `None`.

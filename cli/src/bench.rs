@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use crate::progress::Progress;
 
+mod floors;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -63,6 +65,21 @@ pub struct Report {
     pub document_shape: String,
     pub cores: usize,
     pub rows: Vec<Row>,
+    /// With `Sync`: the log engine's concurrent puts against the disk's
+    /// floor for the same writes, measured in the same run.
+    pub floors: Vec<FloorRow>,
+}
+
+/// A write figure of the log engine beside the floor the disk sets for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorRow {
+    pub operation: String,
+    /// Bytes per record, in the engine's log and in the floor's loop.
+    pub record_bytes: usize,
+    pub floor_ops_per_sec: f64,
+    pub log_ops_per_sec: f64,
+    /// `log_ops_per_sec / floor_ops_per_sec`.
+    pub share: f64,
 }
 
 fn options(durability: Durability) -> Options {
@@ -125,6 +142,18 @@ fn rate(
 
 /// Puts of new documents from `threads` threads for `budget`.
 fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyhow::Result<f64> {
+    let (n, took) = puts_from_threads(store, threads, budget, 0)?;
+    Ok(n as f64 / took.as_secs_f64())
+}
+
+/// Puts from `threads` threads for `budget` (at least 10 each), of ids no
+/// other `round` uses; returns how many and the time taken.
+fn puts_from_threads(
+    store: &dyn Store,
+    threads: usize,
+    budget: Duration,
+    round: u64,
+) -> anyhow::Result<(u64, Duration)> {
     let started = Instant::now();
     let done: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -133,7 +162,7 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
                     let mut rng = Rng::new(t as u64);
                     let mut n = 0u64;
                     while n < 10 || started.elapsed() < budget {
-                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + n;
+                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + round * 1_000_000 + n;
                         store.docs().put(
                             workload::COLLECTION,
                             &workload::id(i),
@@ -158,7 +187,7 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
     for n in done {
         total += n?;
     }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
+    Ok((total, started.elapsed()))
 }
 
 /// Gets and one-filter queries (limit 20) that return the stored JSON text
@@ -199,7 +228,13 @@ fn raw_reads(
     Ok(())
 }
 
-fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Result<(f64, f64)> {
+/// Puts blobs of `size` bytes (distinct contents) for `budget`; returns
+/// the rate and the ids.
+fn blob_puts(
+    store: &dyn Store,
+    size: usize,
+    budget: Duration,
+) -> anyhow::Result<(f64, Vec<String>)> {
     let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let mut ids = Vec::new();
     let put = rate(budget, 100_000, |i| {
@@ -212,16 +247,125 @@ fn blob_rates(store: &dyn Store, size: usize, budget: Duration) -> anyhow::Resul
         ids.push(meta.id);
         Ok(())
     })?;
-    let get = rate(budget, 1_000_000, |i| {
-        let id = &ids[i as usize % ids.len()];
+    Ok((put, ids))
+}
+
+/// Gets of `ids` in turn, each read to its end, for `budget`; returns how
+/// many and the time taken.
+fn blob_gets(
+    store: &dyn Store,
+    ids: &[String],
+    budget: Duration,
+) -> anyhow::Result<(u64, Duration)> {
+    let started = Instant::now();
+    let mut n = 0u64;
+    while n < 10 || started.elapsed() < budget {
+        let id = &ids[n as usize % ids.len()];
         let (_, mut reader) = store
             .blobs()
             .get(id)?
             .ok_or_else(|| anyhow!("blob {id} vanished during the benchmark"))?;
         std::io::copy(&mut reader, &mut std::io::sink()).context("reading a blob")?;
-        Ok(())
-    })?;
-    Ok((put, get))
+        n += 1;
+    }
+    Ok((n, started.elapsed()))
+}
+
+/// Blob puts, then gets, of `size` bytes on both drivers: the gets in eight
+/// alternating slices, so a moment of load on the shared machine slows both
+/// alike. Returns the log engine's and the other driver's put and get rates.
+fn blob_rates(
+    log: &dyn Store,
+    other: &dyn Store,
+    size: usize,
+    budget: Duration,
+) -> anyhow::Result<[(f64, f64); 2]> {
+    let (log_put, log_ids) = blob_puts(log, size, budget)?;
+    let (other_put, other_ids) = blob_puts(other, size, budget)?;
+    let slice = budget / 8;
+    let mut totals = [(0u64, Duration::ZERO); 2];
+    for _ in 0..8 {
+        for (total, (store, ids)) in totals
+            .iter_mut()
+            .zip([(log, &log_ids), (other, &other_ids)])
+        {
+            let (n, took) = blob_gets(store, ids, slice)?;
+            *total = (total.0 + n, total.1 + took);
+        }
+    }
+    let get = |(n, took): (u64, Duration)| n as f64 / took.as_secs_f64();
+    Ok([(log_put, get(totals[0])), (other_put, get(totals[1]))])
+}
+
+/// Puts from each of `thread_counts` threads on both drivers, as rows.
+/// With `Sync`, the log engine's figure is taken in slices alternating
+/// with the disk's floor for the same writes (so both see the same disk),
+/// returned beside it.
+fn concurrent_rows(
+    log: &dyn Store,
+    baseline: &dyn Store,
+    thread_counts: &[usize],
+    config: &BenchConfig,
+    dir: &Path,
+    progress: &Progress,
+    row: &mut dyn FnMut(String, f64, f64),
+) -> anyhow::Result<Vec<FloorRow>> {
+    let budget = Duration::from_secs_f64(config.seconds_per_op);
+    let scratch = match config.durability {
+        Durability::Sync => Some(floors::Scratch::create(dir)?),
+        Durability::Flush => None,
+    };
+    let mut floor_rows = Vec::new();
+    for &threads in thread_counts {
+        progress.step(&format!("puts from {threads} threads"));
+        let l = match &scratch {
+            Some(scratch) => {
+                let mut puts = |slice, round| puts_from_threads(log, threads, slice, round);
+                let (l, floor) = scratch.paired(threads, budget, &mut puts)?;
+                floor_rows.push(floor);
+                l
+            }
+            None => concurrent_puts(log, threads, budget)?,
+        };
+        let s = concurrent_puts(baseline, threads, budget)?;
+        let plural = if threads == 1 { "" } else { "s" };
+        row(format!("put (new), {threads} thread{plural}"), l, s);
+    }
+    Ok(floor_rows)
+}
+
+/// The writer-thread counts the concurrent puts run with: 1, 4 and
+/// `threads`.
+fn thread_counts(threads: usize) -> Vec<usize> {
+    let mut counts = vec![1, 4, threads.max(1)];
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+}
+
+/// Closes both stores and opens them again, timing each open; returns
+/// each store with the seconds its open took.
+#[allow(clippy::type_complexity)]
+fn reopened(
+    log: LogStore,
+    other: Box<dyn Store>,
+    config: &BenchConfig,
+    log_dir: &Path,
+    other_dir: &Path,
+    schema: &str,
+    progress: &Progress,
+) -> anyhow::Result<((LogStore, f64), (Box<dyn Store>, f64))> {
+    progress.step("reopening");
+    log.close()?;
+    other.close()?;
+    drop((log, other));
+    let started = Instant::now();
+    let log = open_log(log_dir, config.durability)?;
+    let log_open = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let other = open_baseline(&config.baseline, other_dir, schema, config.durability)?;
+    let other_open = started.elapsed().as_secs_f64();
+    Ok(((log, log_open), (other, other_open)))
 }
 
 /// Runs every workload on both drivers and returns the table.
@@ -230,9 +374,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
-    let mut thread_counts = vec![1, 4, config.threads.max(1)];
-    thread_counts.sort_unstable();
-    thread_counts.dedup();
+    let thread_counts = thread_counts(config.threads);
     progress.start(2 + Op::ALL.len() as u64 + 1 + 2 + thread_counts.len() as u64 + 1);
     let mut rows = Vec::new();
     let mut row = |operation: String, log: f64, sqlite: f64| {
@@ -286,33 +428,31 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     raw_reads(&log, sqlite.as_ref(), config, progress, &mut row)?;
     for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
         progress.step(&format!("blobs of {label}"));
-        let (lp, lg) = blob_rates(&log, size, budget)?;
-        let (sp, sg) = blob_rates(sqlite.as_ref(), size, budget)?;
+        let [(lp, lg), (sp, sg)] = blob_rates(&log, sqlite.as_ref(), size, budget)?;
         row(format!("blob put, {label}"), lp, sp);
         row(format!("blob get, {label}"), lg, sg);
     }
-    for threads in thread_counts {
-        progress.step(&format!("puts from {threads} threads"));
-        let l = concurrent_puts(&log, threads, budget)?;
-        let s = concurrent_puts(sqlite.as_ref(), threads, budget)?;
-        let plural = if threads == 1 { "" } else { "s" };
-        row(format!("put (new), {threads} thread{plural}"), l, s);
-    }
-    progress.step("reopening");
-    log.close()?;
-    sqlite.close()?;
-    drop((log, sqlite));
-    let started = Instant::now();
-    let log = open_log(&log_dir, d)?;
-    let log_open = started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    let sqlite = open_baseline(&config.baseline, &sqlite_dir, &schema, d)?;
-    let sqlite_open = started.elapsed().as_secs_f64();
-    row(
-        "open (opens per second)".to_string(),
-        1.0 / log_open,
-        1.0 / sqlite_open,
-    );
+    let floors = concurrent_rows(
+        &log,
+        sqlite.as_ref(),
+        &thread_counts,
+        config,
+        tmp.path(),
+        progress,
+        &mut row,
+    )?;
+    let (log, sqlite) = reopened(
+        log,
+        sqlite,
+        config,
+        &log_dir,
+        &sqlite_dir,
+        &schema,
+        progress,
+    )?;
+    let (log_open, sqlite_open) = (1.0 / log.1, 1.0 / sqlite.1);
+    row("open (opens per second)".to_string(), log_open, sqlite_open);
+    let (log, sqlite) = (log.0, sqlite.0);
     drop(log);
     if let Baseline::Postgres { url } = &config.baseline {
         drop(sqlite);
@@ -326,6 +466,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
+        floors,
     })
 }
 
@@ -369,5 +510,5 @@ pub fn table(report: &Report) -> String {
             row.operation, row.log_ops_per_sec, row.driver_ops_per_sec
         );
     }
-    out
+    out + &floors::table(&report.floors)
 }

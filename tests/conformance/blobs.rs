@@ -246,3 +246,41 @@ pub fn closed_store_refuses_blob_calls(h: &Harness) {
     assert!(matches!(b.delete(&meta.id), Err(Error::Closed)));
     assert!(matches!(b.list(&BlobList::default()), Err(Error::Closed)));
 }
+
+/// Reads `reader` to its end in pieces of at most `piece` bytes.
+fn read_in_pieces(reader: &mut dyn Read, piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; piece];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+pub fn blobs_of_every_size_stream_whole_in_reads_of_any_size(h: &Harness) {
+    // Around the size up to which drivers check a blob before the first
+    // byte (64 KiB), and up to the suite's limit.
+    for size in [
+        64 * 1024 - 1,
+        64 * 1024,
+        64 * 1024 + 1,
+        SUITE_MAX_BLOB_BYTES as usize,
+    ] {
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+        let meta = put(h, &bytes, None, None);
+        for piece in [1000, 8192, size, size + 4096] {
+            let (_, mut reader) = h.s().blobs().get(&meta.id).unwrap().unwrap();
+            let got = read_in_pieces(&mut reader, piece);
+            assert!(got == bytes, "{size} bytes read {piece} at a time");
+        }
+        // Exactly `size` bytes, then the end.
+        let (_, mut reader) = h.s().blobs().get(&meta.id).unwrap().unwrap();
+        let mut exact = vec![0u8; size];
+        reader.read_exact(&mut exact).unwrap();
+        assert!(exact == bytes);
+        assert_eq!(reader.read(&mut [0u8; 16]).unwrap(), 0);
+    }
+}

@@ -154,6 +154,7 @@ macro_rules! conformance_suite {
                 missing_blobs_are_none_and_delete_reports_existence,
                 list_is_newest_first_with_owner_and_paging,
                 bad_blob_input_is_rejected,
+                blobs_of_every_size_stream_whole_in_reads_of_any_size,
                 closed_store_refuses_blob_calls
             );
             $crate::conformance_suite!(@cases leases, $factory, $guard,

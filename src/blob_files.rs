@@ -141,7 +141,9 @@ pub fn stage_new<'a>(
 
 /// Streams `reader` into the file `tmp`, hashing and counting, and syncs
 /// it; removes the file and fails once more than `max` bytes arrive. Memory
-/// use is one 64 KiB buffer whatever the blob's size.
+/// use is one 64 KiB buffer whatever the blob's size. (The SQLite driver's
+/// staging; the log engine stages through `stage_new`.)
+#[cfg(feature = "sqlite")]
 pub fn stage(fs: &dyn Vfs, tmp: PathBuf, reader: &mut dyn Read, max: u64) -> Result<Staged> {
     let file = fs.open(&tmp, true).map_err(io_err(&tmp, "creating"))?;
     stage_into(fs, file, tmp, reader, max)

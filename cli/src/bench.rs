@@ -146,29 +146,24 @@ fn concurrent_puts(store: &dyn Store, threads: usize, budget: Duration) -> anyho
     Ok(n as f64 / took.as_secs_f64())
 }
 
-/// Puts from `threads` threads for `budget` (at least 10 each), of ids no
-/// other `round` uses; returns how many and the time taken.
-fn puts_from_threads(
-    store: &dyn Store,
+/// Runs `each(thread, n)` on `threads` threads, each looping until
+/// `budget` has passed and it ran at least 10 times; returns the calls made
+/// and the time taken. The one harness of every concurrent figure, the
+/// engine's and the disk floor's alike.
+fn on_threads(
     threads: usize,
     budget: Duration,
-    round: u64,
+    each: impl Fn(usize, u64) -> anyhow::Result<()> + Sync,
 ) -> anyhow::Result<(u64, Duration)> {
     let started = Instant::now();
+    let each = &each;
     let done: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
-                    let mut rng = Rng::new(t as u64);
                     let mut n = 0u64;
                     while n < 10 || started.elapsed() < budget {
-                        let i = 2_000_000_000 + (t as u64) * 100_000_000 + round * 1_000_000 + n;
-                        store.docs().put(
-                            workload::COLLECTION,
-                            &workload::id(i),
-                            workload::turn(&mut rng, i),
-                            None,
-                        )?;
+                        each(t, n)?;
                         n += 1;
                     }
                     Ok(n)
@@ -179,7 +174,7 @@ fn puts_from_threads(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a benchmark writer thread panicked")))
+                    .unwrap_or_else(|_| Err(anyhow!("a benchmark thread panicked")))
             })
             .collect()
     });
@@ -188,6 +183,27 @@ fn puts_from_threads(
         total += n?;
     }
     Ok((total, started.elapsed()))
+}
+
+/// Puts from `threads` threads for `budget` (at least 10 each), of ids no
+/// other `round` uses; returns how many and the time taken.
+fn puts_from_threads(
+    store: &dyn Store,
+    threads: usize,
+    budget: Duration,
+    round: u64,
+) -> anyhow::Result<(u64, Duration)> {
+    on_threads(threads, budget, |t, n| {
+        let i = 2_000_000_000 + (t as u64) * 100_000_000 + round * 1_000_000 + n;
+        let mut rng = Rng::new(i);
+        store.docs().put(
+            workload::COLLECTION,
+            &workload::id(i),
+            workload::turn(&mut rng, i),
+            None,
+        )?;
+        Ok(())
+    })
 }
 
 /// Gets and one-filter queries (limit 20) that return the stored JSON text

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
+use anyhow::Context;
 use logstore_workload::{self as workload, Rng};
 
 use super::FloorRow;
@@ -138,33 +138,7 @@ impl Scratch {
     /// `threads` writers sharing syncs, for `budget`; returns the records
     /// written and the time taken.
     fn batched(&self, threads: usize, budget: Duration) -> anyhow::Result<(u64, Duration)> {
-        let started = Instant::now();
-        let counts: Vec<anyhow::Result<u64>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(move || {
-                        let mut n = 0u64;
-                        while n < 10 || started.elapsed() < budget {
-                            self.append_and_wait()?;
-                            n += 1;
-                        }
-                        Ok(n)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow!("a write-floor thread panicked")))
-                })
-                .collect()
-        });
-        let mut total = 0;
-        for n in counts {
-            total += n?;
-        }
-        Ok((total, started.elapsed()))
+        super::on_threads(threads, budget, |_, _| Ok(self.append_and_wait()?))
     }
 }
 

@@ -244,6 +244,9 @@ impl Run<'_> {
         let framing = self.framing(path, id, &header);
         let mut pending = quarantined.iter().peekable();
         let mut scan = Scan::new(file.as_ref(), framing, id, len, from);
+        // Where the file's last non-zero byte ends: found once, at the first
+        // damage, since it is the same from every earlier offset.
+        let mut data_end: Option<u64> = None;
         loop {
             while let Some(q) = pending.next_if(|q| q.offset <= scan.position()) {
                 self.file(&q.path, id, q.offset, &[])?;
@@ -263,7 +266,11 @@ impl Run<'_> {
                 Step::Invalid { offset, reason } => {
                     // Only zeros from here on: the unwritten end of the
                     // segment, not damage.
-                    if scan.nonzero_end(offset).map_err(io_err)? == offset {
+                    let end = match data_end {
+                        Some(end) => end,
+                        None => *data_end.insert(scan.nonzero_end(offset).map_err(io_err)?),
+                    };
+                    if end <= offset {
                         break;
                     }
                     let resume = scan.next_valid_from(offset + 1).map_err(io_err)?;

@@ -17,6 +17,7 @@ use super::State;
 use crate::codec::{checked_body, DecodeError, Reader, Writer};
 use crate::contract::{BlobMeta, LeaseRow};
 use crate::limits::MAX_ID_BYTES;
+use crate::log::record::{FRAME_HEADER_LEN, MAX_PAYLOAD_LEN};
 use crate::log::segment::Loc;
 
 /// The first eight bytes of a snapshot.
@@ -215,6 +216,14 @@ impl Opened<'_> {
         let last_ok = std::cell::Cell::new(None);
         let checked_loc = |r: &mut Reader<'_>| -> Result<Loc, DecodeError> {
             let l = loc(r)?;
+            // A read allocates the frame's length: no length a frame can
+            // never have is taken on the snapshot's word.
+            if l.len as usize > FRAME_HEADER_LEN + MAX_PAYLOAD_LEN as usize {
+                return Err(DecodeError::malformed(format!(
+                    "a location of {} bytes, longer than any frame",
+                    l.len
+                )));
+            }
             if last_ok.get() == Some(l.segment) || segment_ok(l.segment) {
                 last_ok.set(Some(l.segment));
                 Ok(l)
@@ -230,7 +239,9 @@ impl Opened<'_> {
             let (name, collection) = decode_collection(r, &checked_loc)?;
             state.collections.insert(name, collection);
         }
-        for _ in 0..r.count(56)? {
+        // The smallest lease: two empty strings (4 + 4), four 8-byte fields
+        // and a 12-byte location.
+        for _ in 0..r.count(52)? {
             let row = LeaseRow {
                 key: r.str()?.to_string(),
                 owner: r.str()?.to_string(),
@@ -517,6 +528,49 @@ mod tests {
 
     fn decode(bytes: &[u8]) -> Result<State, DecodeError> {
         Ok(open(bytes)?.decode(|s| s == 1)?.0)
+    }
+
+    /// Leases of one-byte keys and owners are 54 bytes each: a snapshot
+    /// holding only those must not be taken for one that claims more rows
+    /// than its bytes can hold.
+    #[test]
+    fn a_snapshot_of_small_leases_alone_decodes() {
+        let mut state = State::default();
+        for k in ["a", "b", "c"] {
+            let row = LeaseRow {
+                key: k.into(),
+                owner: "o".into(),
+                expires_at: 5,
+                version: 1,
+                created_at: 1,
+                updated_at: 1,
+            };
+            state.leases.set(row, meta(0, 30).loc);
+        }
+        let bytes = encode(&state, &covers());
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded.leases.len(), 3);
+        assert_eq!(encode(&decoded, &covers()), bytes);
+    }
+
+    /// A location longer than any frame is refused before a read would
+    /// allocate it.
+    #[test]
+    fn a_location_longer_than_any_frame_is_refused() {
+        let mut state = State::default();
+        let mut loc = meta(0, 30).loc;
+        loc.len = u32::MAX;
+        let row = LeaseRow {
+            key: "k".into(),
+            owner: "o".into(),
+            expires_at: 5,
+            version: 1,
+            created_at: 1,
+            updated_at: 1,
+        };
+        state.leases.set(row, loc);
+        let bytes = encode(&state, &covers());
+        assert!(decode(&bytes).is_err());
     }
 
     #[test]

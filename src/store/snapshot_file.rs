@@ -11,9 +11,10 @@ use crate::index::snapshot::{self, Covers, SNAPSHOT_MAGIC};
 use crate::index::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
+use crate::log::record::PAGE;
 use crate::log::recovery::{Position, SnapshotUse};
 use crate::log::scan::for_each_window;
-use crate::log::segment::SEGMENT_HEADER_LEN;
+use crate::log::segment::{FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::log::writer::LogWriter;
 use crate::{Error, Result};
 
@@ -55,6 +56,15 @@ fn try_load(
     let covers = &opened.covers;
     if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
         return Err("it was written before the last compaction".into());
+    }
+    // Snapshots are written only at a sync point, which is page-aligned
+    // past a segment's header page: any other offset could fall inside a
+    // frame, and replay from it would cut valid records as a torn tail.
+    if covers.offset < FIRST_APPEND || covers.offset % PAGE != 0 {
+        return Err(format!(
+            "it covers offset {} of segment {}, which no sync point has",
+            covers.offset, covers.segment
+        ));
     }
     if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
         return Err(format!(

@@ -42,6 +42,10 @@ pub enum Error {
     InvalidInput(String),
     /// The store was closed; open it again to use it.
     Closed,
+    /// A write run through [`LogStore::without_waiting`](crate::LogStore::without_waiting)
+    /// would have had to wait (for the disk, or for another writer); it
+    /// wrote nothing. Run it again the ordinary way.
+    WouldBlock,
     /// A bug or an impossible state: an internal limit was reached or an
     /// invariant the code relies on did not hold. Nothing the caller passed
     /// explains it; please report it.
@@ -108,6 +112,10 @@ impl fmt::Display for Error {
             ),
             Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
             Error::Closed => write!(f, "the store is closed; open it again to use it"),
+            Error::WouldBlock => write!(
+                f,
+                "the write would have waited for the disk or another writer, so it was not made; run it again without `without_waiting`"
+            ),
             Error::Internal(message) => write!(
                 f,
                 "internal error (a bug or an impossible state; please report it): {message}"

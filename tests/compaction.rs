@@ -541,9 +541,11 @@ fn check_generation(i: u64, data: &serde_json::Map<String, serde_json::Value>, s
 /// Readers loop over gets and queries (parsed and raw) while a writer
 /// overwrites documents and compaction runs again and again, each run
 /// removing the segments (mapped, on the real file system) the readers were
-/// reading from. Every read must return a verified, correct and current
-/// document: no torn or foreign record, and no SIGBUS (which would kill the
-/// test process).
+/// reading from. The freshest documents sit in the active segment, which is
+/// mapped ahead of its end while the writer appends to it and cuts off its
+/// reserved zeros at every roll. Every read must return a verified, correct
+/// and current document: no torn or foreign record, and no SIGBUS (which
+/// would kill the test process).
 #[test]
 fn readers_of_mapped_segments_survive_the_switch_that_removes_them() {
     const DOCS: u64 = 200;

@@ -37,6 +37,16 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
         Ok(None)
     }
+    /// The file's first `len` bytes mapped read-only, however long the file
+    /// is now: for the active segment, which only grows below `len` while
+    /// the map lives (appends and their zero-filling), so each record is
+    /// readable through the map from the moment it is written. A caller
+    /// must only read bytes the file already holds (a page wholly past the
+    /// end raises SIGBUS) and never bytes still being written. `None` (the
+    /// default) when this file system does not map.
+    fn map_ahead(&self, _len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        Ok(None)
+    }
 }
 
 /// A held directory lock; dropping it releases the lock.
@@ -161,6 +171,19 @@ impl VFile for RealFile {
         // ignores the lock and shortens or overwrites a file is outside the
         // contract.
         let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Some(Arc::new(map)))
+    }
+    fn map_ahead(&self, len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(None);
+        };
+        // SAFETY: as for `map`, and only the active segment is mapped ahead:
+        // it only grows while this map lives (appends and the zeros written
+        // ahead of them; the roll's cut of those zeros happens after the
+        // last record, and readers only read records), and a reader builds
+        // a slice only of a record the index already points at, whose bytes
+        // are written once and never again. FORMAT.md ("Mapped reads").
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
         Ok(Some(Arc::new(map)))
     }
 }

@@ -152,7 +152,7 @@ pub fn recover(
         // Every segment but the newest is sealed: recovery only reads it
         // (damage there fails the open; it is never cut), so it is mapped.
         // The newest may still be cut or rewritten below and stays
-        // unmapped; once the writer rolls past it, it is mapped then.
+        // unmapped here; open maps it ahead once recovery is done.
         let segment = SegmentFile::new(file.clone(), framing);
         let segment = if is_newest { segment } else { segment.sealed() };
         files.write().insert(id, segment);

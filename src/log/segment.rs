@@ -158,7 +158,9 @@ pub struct SegmentFile {
     pub file: Arc<dyn VFile>,
     /// Its framing, from its header.
     pub framing: Framing,
-    /// The whole file, mapped: only ever set by [`SegmentFile::sealed`].
+    /// The file mapped for reads: the whole of a sealed segment
+    /// ([`SegmentFile::sealed`]), or the active segment's first
+    /// `segment_bytes` ahead of its end ([`SegmentFile::active`]).
     map: Option<Arc<memmap2::Mmap>>,
 }
 
@@ -184,31 +186,43 @@ impl SegmentFile {
         SegmentFile { map, ..self }
     }
 
+    /// The same segment as the active one, mapped `len` bytes ahead (the
+    /// segment's size limit) so that reads of the records appended to it
+    /// slice the map too. The file only grows below `len` while it is the
+    /// active segment (FORMAT.md, "Mapped reads"); a record that ends past
+    /// `len` (a segment's single oversized record) is read with a
+    /// positioned read. Without a map, positioned reads, as before.
+    pub fn active(self, len: u64) -> Self {
+        let map = self.file.map_ahead(len).ok().flatten();
+        SegmentFile { map, ..self }
+    }
+
     /// Whether reads slice a map (no system call, no copy).
     #[cfg(test)]
     pub fn is_mapped(&self) -> bool {
         self.map.is_some()
     }
 
-    /// The `loc.len` bytes at `loc.offset`: a slice of the map of a sealed
-    /// segment, otherwise read into a buffer. An error (`UnexpectedEof`)
-    /// when the file ends first.
+    /// The `loc.len` bytes at `loc.offset`: a slice of the map when the map
+    /// covers them, otherwise read into a buffer. An error (`UnexpectedEof`)
+    /// when the file ends first. Callers ask only for records the index (or
+    /// a scan) already found whole, never for bytes still being written.
     pub fn bytes_at(&self, loc: Loc) -> std::io::Result<Cow<'_, [u8]>> {
         let start = loc.offset as usize;
-        let end = start + loc.len as usize;
-        match &self.map {
-            Some(map) => map.get(start..end).map(Cow::Borrowed).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "a record lies past the end of its sealed segment",
-                )
-            }),
-            None => {
-                let mut buf = vec![0u8; loc.len as usize];
-                self.file.read_exact_at(&mut buf, u64::from(loc.offset))?;
-                Ok(Cow::Owned(buf))
+        let len = loc.len as usize;
+        if let Some(map) = &self.map {
+            if start.checked_add(len).is_some_and(|end| end <= map.len()) {
+                // SAFETY: `start + len` lies within the map. The slice covers
+                // one finished record and nothing else: a map of the active
+                // segment also spans bytes the writer is still appending, so
+                // no reference to the whole map is ever made.
+                let bytes = unsafe { std::slice::from_raw_parts(map.as_ptr().add(start), len) };
+                return Ok(Cow::Borrowed(bytes));
             }
         }
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, u64::from(loc.offset))?;
+        Ok(Cow::Owned(buf))
     }
 }
 

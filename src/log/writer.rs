@@ -74,14 +74,25 @@ impl LogWriter {
     }
 
     /// Appends one record (handing it to the OS) and returns where it went
-    /// and its sequence number. Any error leaves the tail in an unknown
-    /// state: the caller must poison the store.
-    pub fn append(&mut self, record: &Record<'_>, files: &SegmentFiles) -> Result<(Loc, u64)> {
+    /// and its sequence number. A record that does not fit the active
+    /// segment first rolls to a new one (two syncs) unless `may_roll` is
+    /// false: then it is `Error::WouldBlock` with nothing written. Any other
+    /// error leaves the tail in an unknown state: the caller must poison
+    /// the store.
+    pub fn append(
+        &mut self,
+        record: &Record<'_>,
+        files: &SegmentFiles,
+        may_roll: bool,
+    ) -> Result<(Loc, u64)> {
         self.encode(record);
         let frame_len = self.scratch.len() as u64;
         // A segment takes at least one record, however large.
         let has_records = self.end > FIRST_APPEND;
         if has_records && self.end + frame_len > self.segment_bytes {
+            if !may_roll {
+                return Err(Error::WouldBlock);
+            }
             self.roll(files)?;
             // A new segment may frame differently than an old-format one.
             self.encode(record);
@@ -146,7 +157,8 @@ impl LogWriter {
         let next = self.allocate_id()?;
         let segment = self
             .commit
-            .sync(|| segment::create(self.fs.as_ref(), &self.dir, next))?;
+            .sync(|| segment::create(self.fs.as_ref(), &self.dir, next))?
+            .active(self.segment_bytes);
         {
             // The old segment is at its final length and synced, and no
             // append goes to it again: from here on it is read through a map.
@@ -161,6 +173,14 @@ impl LogWriter {
         self.zeroed_to = self.end;
         self.order.push(next);
         Ok(())
+    }
+
+    /// Maps the active segment ahead for reads, once open has finished
+    /// everything that may still cut or rewrite it (recovery's tail repair,
+    /// the roll out of an old-format segment).
+    pub fn map_active(&mut self, files: &SegmentFiles) {
+        self.file = self.file.clone().active(self.segment_bytes);
+        files.write().insert(self.segment, self.file.clone());
     }
 
     /// A fresh segment id, for a new segment or a compaction output.

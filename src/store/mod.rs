@@ -46,6 +46,11 @@ pub use verify::{Problem, VerifyReport};
 /// The name of the lock file in a store directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
+std::thread_local! {
+    /// Set while this thread runs [`LogStore::without_waiting`].
+    static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// The log-structured store: documents in append-only segment files,
 /// indexes in memory, one process owning the directory.
 ///
@@ -146,6 +151,7 @@ impl LogStore {
             // New records are always written in the current format.
             writer.roll(&files)?;
         }
+        writer.map_active(&files);
         let auto_compact = opts.auto_compact;
         let inner = Arc::new(Inner {
             dir,
@@ -187,6 +193,36 @@ impl LogStore {
     /// finishes the switch); `Closed` or `Poisoned`.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.inner.compact()
+    }
+
+    /// Runs `f` on this thread with every write in it refusing to wait: a
+    /// write that would have to wait for the disk or for another writer
+    /// returns [`Error::WouldBlock`] having written nothing, and every other
+    /// write is appended and acknowledged at once. That is every write under
+    /// `Durability::Sync`; under `Flush`, one that finds the writer lock
+    /// held (another thread is writing, rolling or syncing), one whose
+    /// record would roll the log to a new segment (two syncs), a blob put
+    /// (its file is synced) and a blob delete that orphans its file (its
+    /// record is synced before the file goes). Reads never wait and run as
+    /// usual. Compaction and close are not writes of this kind and must not
+    /// be called inside `f`: they wait.
+    ///
+    /// This is for a caller that must not block, such as an event loop
+    /// (the Node.js driver): it runs the write in place, and only one that
+    /// comes back `WouldBlock` goes to a thread that may wait.
+    ///
+    /// # Errors
+    /// What `f` returns.
+    pub fn without_waiting<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        /// Clears the flag however `f` ends, a panic included.
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                NO_WAIT.set(self.0);
+            }
+        }
+        let _reset = Reset(NO_WAIT.replace(true));
+        f(self)
     }
 
     /// The integrity check: every record's checksum, every blob's bytes
@@ -241,8 +277,8 @@ pub(super) fn read_body(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<Ve
 
 /// Calls `read` with the record at `loc` of `segment`, its frame verified
 /// first: the checksums bind it to this segment's salt and this offset, so
-/// a read never returns a torn or foreign record. A sealed segment's frame
-/// is a slice of its map (no system call, no copy); the active one's is
+/// a read never returns a torn or foreign record. The frame is a slice of
+/// the segment's map when it has one (no system call, no copy), otherwise
 /// read into a buffer.
 fn with_record<T>(
     segment: &SegmentFile,
@@ -433,15 +469,24 @@ impl Inner {
     /// there, a blob put installs its file there. An error from `decide`
     /// writes nothing.
     fn commit<'a, T>(&self, decide: impl FnOnce(&State) -> Result<Decision<'a, T>>) -> Result<T> {
-        let mut writer = self.writer.lock();
+        let no_wait = NO_WAIT.get();
+        let mut writer = if no_wait {
+            if self.opts.durability == Durability::Sync {
+                return Err(Error::WouldBlock);
+            }
+            self.writer.try_lock().ok_or(Error::WouldBlock)?
+        } else {
+            self.writer.lock()
+        };
         self.check_writable()?;
         let decision = decide(&self.state.read())?;
         let (change, answer, synced) = match decision {
             Decision::Unchanged(answer) => return Ok(answer),
             Decision::Write(change, answer) => (change, answer, false),
+            Decision::WriteSynced(..) if no_wait => return Err(Error::WouldBlock),
             Decision::WriteSynced(change, answer) => (change, answer, true),
         };
-        let (loc, seq) = self.append(&mut writer, &change.record())?;
+        let (loc, seq) = self.append(&mut writer, &change.record(), !no_wait)?;
         let bodies = |at| read_body(&self.files, &self.dir, at);
         // The record is in the log now: a state that failed to take it
         // would differ from what replay builds, so nothing more may be
@@ -459,12 +504,22 @@ impl Inner {
         Ok(answer)
     }
 
-    /// Appends under the writer lock; any failure poisons the store, since
-    /// the tail of the log is then unknown.
-    fn append(&self, writer: &mut LogWriter, record: &Record<'_>) -> Result<(Loc, u64)> {
-        writer.append(record, &self.files).inspect_err(|_| {
-            self.poison();
-        })
+    /// Appends under the writer lock; any failure but a refused roll
+    /// (which wrote nothing) poisons the store, since the tail of the log
+    /// is then unknown.
+    fn append(
+        &self,
+        writer: &mut LogWriter,
+        record: &Record<'_>,
+        may_roll: bool,
+    ) -> Result<(Loc, u64)> {
+        writer
+            .append(record, &self.files, may_roll)
+            .inspect_err(|e| {
+                if !matches!(e, Error::WouldBlock) {
+                    self.poison();
+                }
+            })
     }
 
     /// Returns once record `seq` is as durable as the options ask.
@@ -552,11 +607,12 @@ mod tests {
     use super::*;
     use crate::options::MIN_SEGMENT_BYTES;
 
-    /// Which segments are mapped: every sealed one (rolled, compacted, or
-    /// found sealed at open) on the real file system, never the active one,
-    /// and none on the in-memory file system.
+    /// Which segments are mapped: on the real file system every one, sealed
+    /// (rolled, compacted, or found sealed at open) and active (mapped ahead,
+    /// after open, and each new one the writer rolls to); none on the
+    /// in-memory file system.
     #[test]
-    fn sealed_segments_are_mapped_and_the_active_one_is_not() {
+    fn every_segment_is_mapped_on_the_real_file_system() {
         let mapped = |store: &LogStore| -> Vec<(u32, bool)> {
             let files = store.inner.files.read();
             files.iter().map(|(id, f)| (*id, f.is_mapped())).collect()
@@ -571,9 +627,7 @@ mod tests {
         let check = |store: &LogStore| {
             let segments = mapped(store);
             assert!(segments.len() > 2, "{segments:?}");
-            let (active, sealed) = segments.split_last().unwrap();
-            assert!(!active.1, "the active segment is not mapped");
-            assert!(sealed.iter().all(|(_, m)| *m), "{segments:?}");
+            assert!(segments.iter().all(|(_, m)| *m), "{segments:?}");
             for i in 0..200 {
                 let doc = store.docs().get("c", &format!("{i}")).unwrap().unwrap();
                 assert_eq!(doc.data["k"], i % 3);
@@ -599,5 +653,83 @@ mod tests {
         let memory = LogStore::in_memory(opts()).unwrap();
         fill(&memory);
         assert!(mapped(&memory).iter().all(|(_, m)| !m));
+    }
+
+    /// `without_waiting` appends what needs no wait and refuses, writing
+    /// nothing and poisoning nothing, each write that would wait: every
+    /// write under Sync; under Flush one that finds the writer lock held,
+    /// one that would roll the log, a blob put, and a blob delete that
+    /// orphans its file. Outside it, the same writes run as usual.
+    #[test]
+    fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
+        use crate::contract::BlobPut;
+        let body = |n: usize| serde_json::json!({"text": "x".repeat(n)});
+        let refused = |r: Result<Option<Document>>| matches!(r, Err(Error::WouldBlock));
+
+        let sync = LogStore::in_memory(Options::default()).unwrap();
+        let put = sync.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+        assert!(refused(put));
+        assert!(sync.docs().get("c", "a").unwrap().is_none());
+
+        let opts = Options {
+            durability: Durability::Flush,
+            segment_bytes: 4 * MIN_SEGMENT_BYTES,
+            auto_compact: false,
+            ..Options::default()
+        };
+        let store = LogStore::in_memory(opts).unwrap();
+        let done = store.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+        assert_eq!(done.unwrap().unwrap().version, 1);
+        assert_eq!(
+            store.docs().get("c", "a").unwrap().unwrap().data["text"],
+            "x".repeat(10)
+        );
+
+        // Another writer holds the lock (here, this thread).
+        let held = store.inner.writer.lock();
+        assert!(refused(store.without_waiting(|s| s.docs().put(
+            "c",
+            "b",
+            body(10),
+            None
+        ))));
+        drop(held);
+
+        // Fill the segment until the next record would roll it.
+        let segments = || store.inner.files.read().len();
+        let before = segments();
+        let fill = |n: usize| {
+            let put =
+                store.without_waiting(|s| s.docs().put("c", &format!("f{n}"), body(900), None));
+            refused(put)
+        };
+        let n = (0..100)
+            .find(|&n| fill(n))
+            .expect("a put that would roll is refused");
+        assert!(n > 5, "{n} records fit a 16 KiB segment");
+        assert_eq!(segments(), before, "a refused roll rolls nothing");
+        assert!(store.docs().get("c", &format!("f{n}")).unwrap().is_none());
+        // Not poisoned; the ordinary write rolls.
+        store
+            .docs()
+            .put("c", &format!("f{n}"), body(900), None)
+            .unwrap();
+        assert_eq!(segments(), before + 1);
+
+        let blob = store.without_waiting(|s| s.blobs().put(&mut &b"bytes"[..], BlobPut::default()));
+        assert!(matches!(blob, Err(Error::WouldBlock)));
+        assert!(store.blobs().list(&Default::default()).unwrap().is_empty());
+        let meta = store
+            .blobs()
+            .put(&mut &b"bytes"[..], BlobPut::default())
+            .unwrap();
+        let delete = store.without_waiting(|s| s.blobs().delete(&meta.id));
+        assert!(matches!(delete, Err(Error::WouldBlock)));
+        assert!(store.blobs().get_meta(&meta.id).unwrap().is_some());
+
+        // The flag ends with the call: a Sync store's put inside waits no more.
+        assert!(store.docs().delete("c", "a").unwrap());
+        let put = sync.docs().put("c", "a", body(10), None);
+        assert_eq!(put.unwrap().unwrap().version, 1);
     }
 }

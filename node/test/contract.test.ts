@@ -1,4 +1,5 @@
 // The store contract, in this package's words, against logstorePatternStores.
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
@@ -298,6 +299,27 @@ describe("lifecycle", () => {
     await expect(s.leases.get("k")).rejects.toThrow(/closed/);
     s = await logstorePatternStores({ dir });
     expect(await s.docs.get("m", "1")).toMatchObject({ data: { a: 1 } });
+  });
+
+  it("flush writes that would roll the log to a new segment go to the pool, and every write is kept", async () => {
+    // 80 documents of 1 MiB pass the 64 MiB segment size: the in-place
+    // write that would roll answers "would wait", and the pooled one rolls.
+    const big = "x".repeat(1024 * 1024);
+    const rows = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => s.docs.put("big", `d${i}`, { i, big })),
+    );
+    expect(rows.every((r, i) => r?.version === 1 && r.data.i === i)).toBe(true);
+    const segments = readdirSync(dir).filter((f) => f.endsWith(".seg"));
+    expect(segments.length).toBeGreaterThan(1);
+    expect(await s.docs.patch("big", "d0", { i: -1 }, 1)).toMatchObject({ version: 2 });
+    expect(await s.docs.delete("big", "d1")).toBe(true);
+    expect(await s.leases.acquire("k", "me", 60_000)).toMatchObject({ ok: true });
+    await s.close();
+    s = await logstorePatternStores({ dir, durability: "flush" });
+    expect(await s.docs.count("big")).toBe(79);
+    expect(await s.docs.get("big", "d0")).toMatchObject({ version: 2, data: { i: -1 } });
+    expect((await s.docs.get("big", "d79"))?.data.big).toBe(big);
+    expect(await s.leases.get("k")).toMatchObject({ owner: "me" });
   });
 
   it("bad options are errors", async () => {

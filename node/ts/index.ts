@@ -77,6 +77,16 @@ function callSync<T>(f: () => T): T {
  */
 const IN_THREAD_QUERY_ROWS = 1000;
 
+/**
+ * A `flush` store's document and lease writes first run on the JavaScript
+ * thread through the addon's `*Now` calls, which never block: a write that
+ * would wait for the disk or another writer (a roll to a new segment, a
+ * writer lock a pooled call holds) answers `""` having written nothing, and
+ * only then goes to the worker pool. A `sync` write always waits for its
+ * sync, so it goes straight to the pool.
+ */
+const WOULD_WAIT = "";
+
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
@@ -99,7 +109,10 @@ function whereArgs(where: Record<string, unknown>): [string[], string[]] {
 const numberOrUndefined = (v: unknown): number | undefined => (v == null ? undefined : Number(v));
 
 class LogDocumentStore implements DocumentStore {
-  constructor(private readonly n: NativeStore) {}
+  constructor(
+    private readonly n: NativeStore,
+    private readonly inPlace: boolean,
+  ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
     await call(this.n.ensureCollection(String(def.name), def.indexes.map(String)));
@@ -125,9 +138,12 @@ class LogDocumentStore implements DocumentStore {
     if (typeof body !== "string") {
       throw new TypeError("store: document data must be a JSON object");
     }
-    return parseOrNull(
-      await call(this.n.put(String(collection), String(id), body, numberOrUndefined(expectedVersion))),
-    );
+    const args = [String(collection), String(id), body, numberOrUndefined(expectedVersion)] as const;
+    if (this.inPlace) {
+      const row = callSync(() => this.n.putNow(...args));
+      if (row !== WOULD_WAIT) return parseOrNull(row);
+    }
+    return parseOrNull(await call(this.n.put(...args)));
   }
 
   async patch(
@@ -146,7 +162,12 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        return parseOrNull(await call(this.n.patch(String(collection), String(id), body, expectedVersion)));
+        const args = [String(collection), String(id), body, expectedVersion] as const;
+        if (this.inPlace) {
+          const row = callSync(() => this.n.patchNow(...args));
+          if (row !== WOULD_WAIT) return parseOrNull(row);
+        }
+        return parseOrNull(await call(this.n.patch(...args)));
       }
     }
     // What the reference SQLite driver does: read, merge in JavaScript, CAS
@@ -159,7 +180,12 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    return call(this.n.delete(String(collection), String(id)));
+    const args = [String(collection), String(id)] as const;
+    if (this.inPlace) {
+      const done = callSync(() => this.n.deleteNow(...args));
+      if (done !== WOULD_WAIT) return done === "true";
+    }
+    return call(this.n.delete(...args));
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
@@ -272,22 +298,38 @@ class LogBlobStore implements BlobStore {
 }
 
 class LogLeaseStore implements LeaseStore {
-  constructor(private readonly n: NativeStore) {}
+  constructor(
+    private readonly n: NativeStore,
+    private readonly inPlace: boolean,
+  ) {}
+
+  /** A lease write in place (see `WOULD_WAIT`): its JSON text, or null. */
+  private now(op: string, key: string, owner: string, ttlMs = 0): string | null {
+    if (!this.inPlace) return null;
+    const text = callSync(() => this.n.leaseNow(op, key, owner, ttlMs));
+    return text === WOULD_WAIT ? null : text;
+  }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await call(this.n.leaseAcquire(String(key), String(owner), Number(ttlMs))));
+    const args = [String(key), String(owner), Number(ttlMs)] as const;
+    const text = this.now("acquire", ...args) ?? (await call(this.n.leaseAcquire(...args)));
+    return parse(text);
   }
 
   async renew(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await call(this.n.leaseRenew(String(key), String(owner), Number(ttlMs))));
+    const args = [String(key), String(owner), Number(ttlMs)] as const;
+    const text = this.now("renew", ...args) ?? (await call(this.n.leaseRenew(...args)));
+    return parse(text);
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await call(this.n.leaseRelease(String(key), String(owner)));
+    const args = [String(key), String(owner)] as const;
+    if (this.now("release", ...args) === null) await call(this.n.leaseRelease(...args));
   }
 
   async releaseAll(owner: string): Promise<number> {
-    return call(this.n.leaseReleaseAll(String(owner)));
+    const text = this.now("releaseAll", "", String(owner));
+    return text === null ? call(this.n.leaseReleaseAll(String(owner))) : Number(text);
   }
 
   async get(key: string): Promise<LeaseRow | null> {
@@ -295,11 +337,12 @@ class LogLeaseStore implements LeaseStore {
   }
 }
 
-function storesOver(n: NativeStore, maxBlobBytes: number): PatternStores {
+function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown): PatternStores {
+  const inPlace = durability === "flush";
   return {
-    docs: new LogDocumentStore(n),
+    docs: new LogDocumentStore(n, inPlace),
     blobs: new LogBlobStore(n, maxBlobBytes),
-    leases: new LogLeaseStore(n),
+    leases: new LogLeaseStore(n, inPlace),
     close: async () => {
       await call(n.close());
     },
@@ -324,7 +367,7 @@ export async function logstorePatternStores(opts: LogstoreOptions): Promise<Patt
     maxBlobBytes: max,
     durability: opts.durability,
   }));
-  return storesOver(n, max);
+  return storesOver(n, max, opts.durability);
 }
 
 /**
@@ -341,5 +384,5 @@ export async function logstorePatternStoresWithClock(
     durability: opts.durability,
     manualClockMs: opts.clockMs,
   }));
-  return { ...storesOver(n, max), setClock: (ms: number) => n.setClock(ms) };
+  return { ...storesOver(n, max, opts.durability), setClock: (ms: number) => n.setClock(ms) };
 }

@@ -477,8 +477,8 @@ impl NativeStore {
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
-/// an append to the page cache: measured, about 10 times faster in place
-/// than a trip to the pool and back.
+/// an append to the page cache: measured one after another, a put took 9
+/// microseconds in place and 70 through the pool and back.
 fn now<T>(
     store: &LogStore,
     f: impl FnOnce(&LogStore) -> logstore::Result<T>,

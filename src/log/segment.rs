@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::codec::{mask, DecodeError};
@@ -162,6 +163,11 @@ pub struct SegmentFile {
     /// ([`SegmentFile::sealed`]), or the active segment's first
     /// `segment_bytes` ahead of its end ([`SegmentFile::active`]).
     map: Option<Arc<memmap2::Mmap>>,
+    /// For the active segment's map: the end of its last whole record,
+    /// which the writer moves forward after each append. A read slices the
+    /// map only below it, so no location (however it was damaged) makes a
+    /// read touch a page the file does not hold yet.
+    written: Option<Arc<AtomicU64>>,
 }
 
 impl SegmentFile {
@@ -172,6 +178,7 @@ impl SegmentFile {
             file,
             framing,
             map: None,
+            written: None,
         }
     }
 
@@ -183,7 +190,11 @@ impl SegmentFile {
     /// slower, the same bytes.
     pub fn sealed(self) -> Self {
         let map = self.file.map().ok().flatten();
-        SegmentFile { map, ..self }
+        SegmentFile {
+            map,
+            written: None,
+            ..self
+        }
     }
 
     /// The same segment as the active one, mapped `len` bytes ahead (the
@@ -191,10 +202,24 @@ impl SegmentFile {
     /// slice the map too. The file only grows below `len` while it is the
     /// active segment (FORMAT.md, "Mapped reads"); a record that ends past
     /// `len` (a segment's single oversized record) is read with a
-    /// positioned read. Without a map, positioned reads, as before.
-    pub fn active(self, len: u64) -> Self {
+    /// positioned read. `end` is where its records end now; the writer
+    /// moves it with [`SegmentFile::written_to`]. Without a map,
+    /// positioned reads, as before.
+    pub fn active(self, len: u64, end: u64) -> Self {
         let map = self.file.map_ahead(len).ok().flatten();
-        SegmentFile { map, ..self }
+        let written = map.as_ref().map(|_| Arc::new(AtomicU64::new(end)));
+        SegmentFile {
+            map,
+            written,
+            ..self
+        }
+    }
+
+    /// Records the active segment's records now end at `end`.
+    pub fn written_to(&self, end: u64) {
+        if let Some(written) = &self.written {
+            written.store(end, Ordering::Release);
+        }
     }
 
     /// Whether reads slice a map (no system call, no copy).
@@ -204,14 +229,19 @@ impl SegmentFile {
     }
 
     /// The `loc.len` bytes at `loc.offset`: a slice of the map when the map
-    /// covers them, otherwise read into a buffer. An error (`UnexpectedEof`)
+    /// covers them (for the active segment: when they lie below the end of
+    /// its records), otherwise read into a buffer. An error (`UnexpectedEof`)
     /// when the file ends first. Callers ask only for records the index (or
     /// a scan) already found whole, never for bytes still being written.
     pub fn bytes_at(&self, loc: Loc) -> std::io::Result<Cow<'_, [u8]>> {
         let start = loc.offset as usize;
         let len = loc.len as usize;
         if let Some(map) = &self.map {
-            if start.checked_add(len).is_some_and(|end| end <= map.len()) {
+            let limit = match &self.written {
+                Some(written) => written.load(Ordering::Acquire).min(map.len() as u64) as usize,
+                None => map.len(),
+            };
+            if start.checked_add(len).is_some_and(|end| end <= limit) {
                 // SAFETY: `start + len` lies within the map. The slice covers
                 // one finished record and nothing else: a map of the active
                 // segment also spans bytes the writer is still appending, so
@@ -247,5 +277,38 @@ mod tests {
         bad[13] ^= 1;
         assert!(check_header(&bad, 3).is_err());
         assert!(check_header(&[0u8; SEGMENT_HEADER_LEN], 3).is_err());
+    }
+
+    /// The active segment is mapped far past its end, but a read slices the
+    /// map only below the end of its records: a location past them (a
+    /// damaged snapshot's, say) is a positioned read that fails, never a
+    /// touch of a page the file does not hold (SIGBUS, the end of the test
+    /// process).
+    #[test]
+    fn an_active_map_is_read_only_below_the_written_end() {
+        use crate::io::RealFs;
+        let dir = tempfile::tempdir().unwrap();
+        let segment = create(&RealFs, dir.path(), 1).unwrap();
+        let record = b"0123456789abcdef";
+        segment.file.write_all_at(record, FIRST_APPEND).unwrap();
+        let end = FIRST_APPEND + record.len() as u64;
+        let active = segment.active(64 << 20, end);
+        assert!(active.is_mapped());
+        let at = |offset: u64, len: u32| Loc {
+            segment: 1,
+            offset: offset as u32,
+            len,
+        };
+        let bytes = active.bytes_at(at(FIRST_APPEND, 16)).unwrap();
+        assert!(matches!(bytes, Cow::Borrowed(b) if b == record));
+        // Past the file's end, inside the map: an error, not a signal.
+        assert!(active.bytes_at(at(32 << 20, 100)).is_err());
+        // Written but not yet recorded as written: read, not sliced.
+        active.file.write_all_at(b"more", end).unwrap();
+        let read = active.bytes_at(at(end, 4)).unwrap();
+        assert!(matches!(read, Cow::Owned(ref b) if b == b"more"));
+        active.written_to(end + 4);
+        let sliced = active.bytes_at(at(end, 4)).unwrap();
+        assert!(matches!(sliced, Cow::Borrowed(b) if b == b"more"));
     }
 }

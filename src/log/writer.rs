@@ -75,22 +75,23 @@ impl LogWriter {
 
     /// Appends one record (handing it to the OS) and returns where it went
     /// and its sequence number. A record that does not fit the active
-    /// segment first rolls to a new one (two syncs) unless `may_roll` is
-    /// false: then it is `Error::WouldBlock` with nothing written. Any other
-    /// error leaves the tail in an unknown state: the caller must poison
-    /// the store.
+    /// segment first rolls to a new one (two syncs), and one past the
+    /// zeros reserved ahead first writes the next window of them; with
+    /// `may_wait` false either is `Error::WouldBlock` with nothing written.
+    /// Any other error leaves the tail in an unknown state: the caller must
+    /// poison the store.
     pub fn append(
         &mut self,
         record: &Record<'_>,
         files: &SegmentFiles,
-        may_roll: bool,
+        may_wait: bool,
     ) -> Result<(Loc, u64)> {
         self.encode(record);
         let frame_len = self.scratch.len() as u64;
         // A segment takes at least one record, however large.
         let has_records = self.end > FIRST_APPEND;
         if has_records && self.end + frame_len > self.segment_bytes {
-            if !may_roll {
+            if !may_wait {
                 return Err(Error::WouldBlock);
             }
             self.roll(files)?;
@@ -98,6 +99,9 @@ impl LogWriter {
             self.encode(record);
         }
         let frame_len = self.scratch.len() as u64;
+        if !may_wait && self.end + frame_len > self.zeroed_to {
+            return Err(Error::WouldBlock);
+        }
         self.file.framing.seal(&mut self.scratch, self.end);
         self.reserve(frame_len)?;
         let loc = Loc {
@@ -112,6 +116,7 @@ impl LogWriter {
             .write_all_at(&self.scratch, self.end)
             .map_err(|e| Error::io(format!("appending to segment {}", self.segment), e))?;
         self.end += frame_len;
+        self.file.written_to(self.end);
         self.seq += 1;
         Ok((loc, self.seq))
     }
@@ -158,7 +163,7 @@ impl LogWriter {
         let segment = self
             .commit
             .sync(|| segment::create(self.fs.as_ref(), &self.dir, next))?
-            .active(self.segment_bytes);
+            .active(self.segment_bytes, FIRST_APPEND);
         {
             // The old segment is at its final length and synced, and no
             // append goes to it again: from here on it is read through a map.
@@ -179,7 +184,7 @@ impl LogWriter {
     /// everything that may still cut or rewrite it (recovery's tail repair,
     /// the roll out of an old-format segment).
     pub fn map_active(&mut self, files: &SegmentFiles) {
-        self.file = self.file.clone().active(self.segment_bytes);
+        self.file = self.file.clone().active(self.segment_bytes, self.end);
         files.write().insert(self.segment, self.file.clone());
     }
 

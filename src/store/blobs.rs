@@ -3,12 +3,12 @@
 
 use std::io::Read;
 
-use super::{Decision, Inner, LogStore, NO_WAIT};
+use super::{Decision, Inner, LogStore};
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::index::apply::Change;
 use crate::validate;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What a blob delete found.
 enum Deleted {
@@ -40,10 +40,8 @@ impl BlobStore for LogStore {
         let (mime, owner_id) = validate::blob_put(&opts)?;
         let inner = &self.inner;
         inner.check_writable()?;
-        if NO_WAIT.get() {
-            // Staging and installing the file sync it.
-            return Err(Error::WouldBlock);
-        }
+        // Staging and installing the file sync it.
+        inner.refuse_if_no_wait()?;
         let id = uuid::Uuid::new_v4().to_string();
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();

@@ -238,10 +238,15 @@ impl<'a> Output<'a> {
 impl Inner {
     /// True when automatic compaction should run now.
     pub(super) fn needs_compaction(&self) -> bool {
+        let total = self.writer.lock().total_bytes();
+        self.needs_compaction_at(total)
+    }
+
+    /// Whether a log of `total` bytes has enough dead bytes to compact.
+    fn needs_compaction_at(&self, total: u64) -> bool {
         if !self.opts.auto_compact {
             return false;
         }
-        let total = self.writer.lock().total_bytes();
         let live = self.state.read().live_bytes();
         total >= self.opts.compaction_min_bytes
             && (total.saturating_sub(live) as f64) > self.opts.compaction_threshold * total as f64
@@ -249,8 +254,10 @@ impl Inner {
 
     /// Wakes the background compactor if the log has grown past its
     /// threshold; checked every few writes to keep the write path cheap.
-    pub(super) fn maybe_wake_compactor(&self, seq: u64) {
-        if seq.is_multiple_of(64) && self.needs_compaction() {
+    /// Called with the writer lock held (`writer` is its guard's target),
+    /// so it never waits for the lock (a `without_waiting` write must not).
+    pub(super) fn maybe_wake_compactor(&self, seq: u64, writer: &crate::log::writer::LogWriter) {
+        if seq.is_multiple_of(64) && self.needs_compaction_at(writer.total_bytes()) {
             self.auto.notify();
         }
     }

@@ -201,9 +201,10 @@ impl LogStore {
     /// write is appended and acknowledged at once. That is every write under
     /// `Durability::Sync`; under `Flush`, one that finds the writer lock
     /// held (another thread is writing, rolling or syncing), one whose
-    /// record would roll the log to a new segment (two syncs), a blob put
-    /// (its file is synced) and a blob delete that orphans its file (its
-    /// record is synced before the file goes). Reads never wait and run as
+    /// record would roll the log to a new segment (two syncs) or needs the
+    /// next megabyte of zeros written ahead of the tail, a blob put or
+    /// import (its file is synced) and a blob delete that orphans its file
+    /// (its record is synced before the file goes). Reads never wait and run as
     /// usual. Compaction and close are not writes of this kind and must not
     /// be called inside `f`: they wait.
     ///
@@ -467,10 +468,14 @@ impl Inner {
     /// meanwhile keeps no one waiting). Whatever must happen before the
     /// append happens in `decide`: an ensure reads its backfill values
     /// there, a blob put installs its file there. An error from `decide`
-    /// writes nothing.
+    /// writes nothing. Under [`LogStore::without_waiting`] the append may
+    /// still be refused after `decide` (a roll, zeros to reserve), so a
+    /// write whose `decide` changes files refuses up front
+    /// ([`Inner::refuse_if_no_wait`]).
     fn commit<'a, T>(&self, decide: impl FnOnce(&State) -> Result<Decision<'a, T>>) -> Result<T> {
         let no_wait = NO_WAIT.get();
         let mut writer = if no_wait {
+            self.check_writable()?;
             if self.opts.durability == Durability::Sync {
                 return Err(Error::WouldBlock);
             }
@@ -495,6 +500,7 @@ impl Inner {
             .write()
             .apply(change, loc, &bodies)
             .inspect_err(|_| self.poison())?;
+        self.maybe_wake_compactor(seq, &writer);
         drop(writer);
         if synced {
             self.wait_synced(seq)?;
@@ -504,17 +510,26 @@ impl Inner {
         Ok(answer)
     }
 
-    /// Appends under the writer lock; any failure but a refused roll
+    /// `Error::WouldBlock` inside [`LogStore::without_waiting`]: for a write
+    /// that syncs before its commit, or whose `decide` changes files.
+    pub(super) fn refuse_if_no_wait(&self) -> Result<()> {
+        if NO_WAIT.get() {
+            return Err(Error::WouldBlock);
+        }
+        Ok(())
+    }
+
+    /// Appends under the writer lock; any failure but a refused wait
     /// (which wrote nothing) poisons the store, since the tail of the log
     /// is then unknown.
     fn append(
         &self,
         writer: &mut LogWriter,
         record: &Record<'_>,
-        may_roll: bool,
+        may_wait: bool,
     ) -> Result<(Loc, u64)> {
         writer
-            .append(record, &self.files, may_roll)
+            .append(record, &self.files, may_wait)
             .inspect_err(|e| {
                 if !matches!(e, Error::WouldBlock) {
                     self.poison();
@@ -524,7 +539,6 @@ impl Inner {
 
     /// Returns once record `seq` is as durable as the options ask.
     fn wait_durable(&self, seq: u64) -> Result<()> {
-        self.maybe_wake_compactor(seq);
         if self.opts.durability != Durability::Sync {
             return Ok(());
         }
@@ -658,8 +672,8 @@ mod tests {
     /// `without_waiting` appends what needs no wait and refuses, writing
     /// nothing and poisoning nothing, each write that would wait: every
     /// write under Sync; under Flush one that finds the writer lock held,
-    /// one that would roll the log, a blob put, and a blob delete that
-    /// orphans its file. Outside it, the same writes run as usual.
+    /// one that would roll the log or write zeros ahead of the tail, a blob
+    /// put or import, and a blob delete that orphans its file. Outside it, the same writes run as usual.
     #[test]
     fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
         use crate::contract::BlobPut;
@@ -678,6 +692,11 @@ mod tests {
             ..Options::default()
         };
         let store = LogStore::in_memory(opts).unwrap();
+        // A new segment has no zeros written ahead of its tail yet.
+        let first = store.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+        assert!(refused(first));
+        assert!(store.docs().get("c", "a").unwrap().is_none());
+        store.docs().put("c", "first", body(10), None).unwrap();
         let done = store.without_waiting(|s| s.docs().put("c", "a", body(10), None));
         assert_eq!(done.unwrap().unwrap().version, 1);
         assert_eq!(
@@ -718,6 +737,17 @@ mod tests {
 
         let blob = store.without_waiting(|s| s.blobs().put(&mut &b"bytes"[..], BlobPut::default()));
         assert!(matches!(blob, Err(Error::WouldBlock)));
+        let meta = crate::contract::BlobMeta {
+            id: "imported".into(),
+            mime: "text/plain".into(),
+            size: 5,
+            owner_id: None,
+            created_at: 1,
+            content_hash: None,
+        };
+        use crate::Transfer;
+        let import = store.without_waiting(|s| s.import_blob(&meta, &mut &b"bytes"[..]));
+        assert!(matches!(import, Err(Error::WouldBlock)));
         assert!(store.blobs().list(&Default::default()).unwrap().is_empty());
         let meta = store
             .blobs()
@@ -731,5 +761,69 @@ mod tests {
         assert!(store.docs().delete("c", "a").unwrap());
         let put = sync.docs().put("c", "a", body(10), None);
         assert_eq!(put.unwrap().unwrap().version, 1);
+    }
+
+    /// A clock that, once armed, lets another thread queue on the writer
+    /// lock while a write (which reads the clock under that lock) holds it.
+    #[derive(Debug, Default)]
+    struct QueueingClock {
+        armed: AtomicBool,
+        go: AtomicBool,
+    }
+
+    impl crate::options::Clock for QueueingClock {
+        fn now_ms(&self) -> i64 {
+            if self.armed.swap(false, Ordering::SeqCst) {
+                self.go.store(true, Ordering::SeqCst);
+                // Long enough for the other thread to block on the lock.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            1_000
+        }
+    }
+
+    /// A `without_waiting` write that got the writer lock never takes it
+    /// again (the compactor check of every 64th write included): it returns
+    /// while another thread, queued behind it, holds the lock.
+    #[test]
+    fn without_waiting_never_waits_for_the_writer_lock_after_writing() {
+        use std::time::{Duration, Instant};
+        let clock = Arc::new(QueueingClock::default());
+        let opts = Options {
+            durability: Durability::Flush,
+            auto_compact: true,
+            compaction_min_bytes: u64::MAX / 2,
+            clock: clock.clone(),
+            ..Options::default()
+        };
+        let store = LogStore::in_memory(opts).unwrap();
+        for i in 0..63 {
+            let body = serde_json::json!({"i": i});
+            store.docs().put("c", &format!("{i}"), body, None).unwrap();
+        }
+        let done = AtomicBool::new(false);
+        let returned_while_held = std::thread::scope(|scope| {
+            let holder = scope.spawn(|| {
+                while !clock.go.load(Ordering::SeqCst) {
+                    std::hint::spin_loop();
+                }
+                let _held = store.inner.writer.lock();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                done.load(Ordering::SeqCst)
+            });
+            clock.armed.store(true, Ordering::SeqCst);
+            let put =
+                store.without_waiting(|s| s.docs().put("c", "64th", serde_json::json!({}), None));
+            done.store(true, Ordering::SeqCst);
+            assert!(put.unwrap().is_some());
+            holder.join().unwrap()
+        });
+        assert!(
+            returned_while_held,
+            "the write waited for the lock it had released"
+        );
     }
 }

@@ -77,6 +77,8 @@ impl Transfer for LogStore {
         let (mime, owner_id) = validate::blob_put(&request)?;
         let inner = &self.inner;
         inner.check_writable()?;
+        // Staging and installing the file sync it.
+        inner.refuse_if_no_wait()?;
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();
         // Staged under a fresh name, not the blob id: two imports of one id

@@ -184,24 +184,10 @@ impl NativeStore {
         Ok(doc.as_ref().map(rows::raw_document))
     }
 
-    /// Upsert (`expected` undefined) or CAS put. `body` is JSON text of an
-    /// object. Resolves to the row's JSON text, or null on a lost race.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn put<'e>(
-        &self,
-        env: &'e Env,
-        collection: String,
-        id: String,
-        body: String,
-        expected: Option<f64>,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || put(&s, &collection, &id, &body, expected))
-    }
-
-    /// `put` in place, for a `flush` store: the row's JSON text, `null`, or
+    /// An upsert (`expected` undefined) or CAS put of the JSON text `body`
+    /// in place, for a `flush` store: the row's JSON text, `null`, or
     /// `""` when the write would wait (see [`now`]) and must go through
-    /// `put` instead.
+    /// `writeBatch` instead.
     #[napi]
     pub fn put_now(
         &self,
@@ -217,23 +203,8 @@ impl NativeStore {
         )
     }
 
-    /// Shallow merge of the JSON object `patch` at version `expected`.
-    #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn patch<'e>(
-        &self,
-        env: &'e Env,
-        collection: String,
-        id: String,
-        patch_body: String,
-        expected: f64,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || {
-            patch(&s, &collection, &id, &patch_body, expected)
-        })
-    }
-
-    /// `patch` in place, for a `flush` store (as `put_now`).
+    /// A shallow merge of the JSON object `patch_body` at version `expected`,
+    /// in place, for a `flush` store (as `put_now`).
     #[napi]
     pub fn patch_now(
         &self,
@@ -247,17 +218,6 @@ impl NativeStore {
             |s| patch(s, &collection, &id, &patch_body, expected),
             text_or_null,
         )
-    }
-
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn delete<'e>(
-        &self,
-        env: &'e Env,
-        collection: String,
-        id: String,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || s.docs().delete(&collection, &id))
     }
 
     /// `delete` in place, for a `flush` store: `"true"`, `"false"`, or `""`
@@ -371,58 +331,9 @@ impl NativeStore {
         spawn(env, move || Ok(rows::blob_metas(&s.blobs().list(&list)?)))
     }
 
-    /// JSON text of `{ ok: true, lease }` or `{ ok: false, owner, expiresAt }`.
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn lease_acquire<'e>(
-        &self,
-        env: &'e Env,
-        key: String,
-        owner: String,
-        ttl_ms: f64,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || {
-            Ok(rows::acquire(&s.leases().acquire(
-                &key,
-                &owner,
-                ttl(ttl_ms)?,
-            )?))
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<string>")]
-    pub fn lease_renew<'e>(
-        &self,
-        env: &'e Env,
-        key: String,
-        owner: String,
-        ttl_ms: f64,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || {
-            Ok(rows::acquire(&s.leases().renew(
-                &key,
-                &owner,
-                ttl(ttl_ms)?,
-            )?))
-        })
-    }
-
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn lease_release<'e>(
-        &self,
-        env: &'e Env,
-        key: String,
-        owner: String,
-    ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || s.leases().release(&key, &owner))
-    }
-
-    /// A lease call in place, for a `flush` store: `op` is `"acquire"`,
+    /// A lease write in place, for a `flush` store: `op` is `"acquire"`,
     /// `"renew"`, `"release"` or `"releaseAll"` (`key` unused); the answer
-    /// is the JSON text the pooled call resolves to, or `""` when it would
-    /// wait.
+    /// is the JSON text `writeBatch` gives, or `""` when it would wait.
     #[napi]
     pub fn lease_now(
         &self,
@@ -433,32 +344,34 @@ impl NativeStore {
     ) -> napi::Result<String> {
         now(
             &self.store,
-            |s| match op.as_str() {
-                "acquire" => Ok(rows::acquire(&s.leases().acquire(
-                    &key,
-                    &owner,
-                    ttl(ttl_ms)?,
-                )?)),
-                "renew" => Ok(rows::acquire(&s.leases().renew(
-                    &key,
-                    &owner,
-                    ttl(ttl_ms)?,
-                )?)),
-                "release" => s
-                    .leases()
-                    .release(&key, &owner)
-                    .map(|()| "null".to_string()),
-                "releaseAll" => s.leases().release_all(&owner).map(|n| n.to_string()),
-                other => Err(invalid(format!("no lease call \"{other}\""))),
-            },
+            |s| lease_write(s, &op, &key, &owner, ttl_ms),
             |text| text,
         )
     }
 
-    #[napi(ts_return_type = "Promise<number>")]
-    pub fn lease_release_all<'e>(&self, env: &'e Env, owner: String) -> napi::Result<Object<'e>> {
+    /// Runs `writes` in order on the pool as one batch (`LogStore::batch`):
+    /// each is appended as it comes and all share one sync, so the writes
+    /// one turn of the event loop queued cost one sync, not one each. Each
+    /// outcome is its answer's JSON text or its error's message; the
+    /// promise rejects (and no answer stands) when the batch's sync fails.
+    #[napi(ts_return_type = "Promise<Written[]>")]
+    pub fn write_batch<'e>(&self, env: &'e Env, writes: Vec<Write>) -> napi::Result<Object<'e>> {
         let s = self.store.clone();
-        spawn(env, move || Ok(s.leases().release_all(&owner)? as f64))
+        spawn(env, move || {
+            s.batch(|s| {
+                let outcome = |w: &Write| match write(s, w) {
+                    Ok(text) => Written {
+                        text: Some(text),
+                        error: None,
+                    },
+                    Err(e) => Written {
+                        text: None,
+                        error: Some(work::message(&e)),
+                    },
+                };
+                writes.iter().map(outcome).collect::<Vec<_>>()
+            })
+        })
     }
 
     /// JSON text of the lease row, or null.
@@ -468,6 +381,72 @@ impl NativeStore {
         spawn(env, move || {
             Ok(s.leases().get(&key)?.as_ref().map(rows::lease))
         })
+    }
+}
+
+/// One write of a batch (`NativeStore.writeBatch`): `op` names it, the
+/// other fields are its arguments.
+#[napi(object)]
+pub struct Write {
+    /// `"put"`, `"patch"`, `"delete"`, `"acquire"`, `"renew"`, `"release"`
+    /// or `"releaseAll"`.
+    pub op: String,
+    /// The collection, or the lease key (unused by `releaseAll`).
+    pub a: String,
+    /// The document id, or the lease owner.
+    pub b: String,
+    /// A put's or a patch's body, as JSON text.
+    pub body: Option<String>,
+    /// A put's or a patch's expected version, or a lease's TTL in ms.
+    pub num: Option<f64>,
+}
+
+/// What a batch write came to: its answer as JSON text, or its error's
+/// message.
+#[napi(object)]
+pub struct Written {
+    pub text: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Runs one batch write; its answer as JSON text (a row or `null`, `true`
+/// or `false`, a lease result, a count).
+fn write(s: &LogStore, w: &Write) -> logstore::Result<String> {
+    let body = || {
+        w.body
+            .as_deref()
+            .ok_or_else(|| invalid(format!("a {} needs a body", w.op)))
+    };
+    match w.op.as_str() {
+        "put" => put(s, &w.a, &w.b, body()?, w.num).map(text_or_null),
+        "patch" => patch(s, &w.a, &w.b, body()?, w.num.unwrap_or(f64::NAN)).map(text_or_null),
+        "delete" => s.docs().delete(&w.a, &w.b).map(|done| done.to_string()),
+        op => lease_write(s, op, &w.a, &w.b, w.num.unwrap_or(0.0)),
+    }
+}
+
+/// A lease write; its answer as JSON text.
+fn lease_write(
+    s: &LogStore,
+    op: &str,
+    key: &str,
+    owner: &str,
+    ttl_ms: f64,
+) -> logstore::Result<String> {
+    match op {
+        "acquire" => Ok(rows::acquire(&s.leases().acquire(
+            key,
+            owner,
+            ttl(ttl_ms)?,
+        )?)),
+        "renew" => Ok(rows::acquire(&s.leases().renew(
+            key,
+            owner,
+            ttl(ttl_ms)?,
+        )?)),
+        "release" => s.leases().release(key, owner).map(|()| "null".to_string()),
+        "releaseAll" => s.leases().release_all(owner).map(|n| n.to_string()),
+        other => Err(invalid(format!("no write called \"{other}\""))),
     }
 }
 

@@ -322,6 +322,33 @@ describe("lifecycle", () => {
     expect(await s.leases.get("k")).toMatchObject({ owner: "me" });
   });
 
+  it("sync writes called together are applied in call order, each with its own answer or error", async () => {
+    const sync = await logstorePatternStores({ dir: join(tempDir(), "sync"), durability: "sync" });
+    try {
+      const results = await Promise.allSettled([
+        sync.docs.put("m", "a", { n: 1 }),
+        sync.docs.put("m", "a", { n: 2 }, 1), // CAS on the put just before it
+        sync.docs.put("", "bad", { n: 0 }), // an invalid collection name
+        sync.docs.patch("m", "a", { p: true }, 2),
+        sync.leases.acquire("k", "me", 60_000),
+        sync.docs.delete("m", "a"),
+        sync.leases.releaseAll("me"),
+      ]);
+      const [put, cas, bad, patch, lease, del, released] = results;
+      expect(put).toMatchObject({ status: "fulfilled", value: { version: 1, data: { n: 1 } } });
+      expect(cas).toMatchObject({ status: "fulfilled", value: { version: 2, data: { n: 2 } } });
+      expect(bad.status).toBe("rejected");
+      expect((bad as PromiseRejectedResult).reason).toBeInstanceOf(Error);
+      expect(patch).toMatchObject({ status: "fulfilled", value: { version: 3, data: { n: 2, p: true } } });
+      expect(lease).toMatchObject({ status: "fulfilled", value: { ok: true } });
+      expect(del).toEqual({ status: "fulfilled", value: true });
+      expect(released).toEqual({ status: "fulfilled", value: 1 });
+      expect(await sync.docs.get("m", "a")).toBeNull();
+    } finally {
+      await sync.close();
+    }
+  });
+
   it("bad options are errors", async () => {
     await expect(logstorePatternStores({ dir: "" })).rejects.toThrow(/dir/);
     await expect(

@@ -82,10 +82,64 @@ const IN_THREAD_QUERY_ROWS = 1000;
  * thread through the addon's `*Now` calls, which never block: a write that
  * would wait for the disk or another writer (a roll to a new segment, a
  * writer lock a pooled call holds) answers `""` having written nothing, and
- * only then goes to the worker pool. A `sync` write always waits for its
- * sync, so it goes straight to the pool.
+ * only then goes to the worker pool (through the `Batcher`). A `sync` write
+ * always waits for its sync, so it goes straight to the pool.
  */
 const WOULD_WAIT = "";
+
+type Write = import("../native/binding.js").Write;
+
+/** The most writes one pooled batch job takes; more make several jobs. */
+const MAX_BATCH = 128;
+
+/**
+ * Writes that go to the pool (every `sync` write, and a `flush` write that
+ * would wait) are queued and sent once per turn of the event loop
+ * (`setImmediate`) as one `writeBatch` job: the writes that turn queued are
+ * applied in the order they were called and share one sync. Concurrent
+ * callers awaiting their writes all queue theirs in the turn their previous
+ * writes resolved, so each sync covers all of them.
+ */
+class Batcher {
+  private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
+  private scheduled = false;
+
+  constructor(private readonly n: NativeStore) {}
+
+  run(write: Write): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.send());
+      }
+    });
+  }
+
+  private send(): void {
+    this.scheduled = false;
+    const queued = this.queue;
+    this.queue = [];
+    for (let at = 0; at < queued.length; at += MAX_BATCH) {
+      const part = queued.slice(at, at + MAX_BATCH);
+      let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
+      try {
+        sent = this.n.writeBatch(part.map((q) => q.write));
+      } catch (e) {
+        sent = Promise.reject(e);
+      }
+      sent.then(
+        (outcomes) =>
+          outcomes.forEach((o, i) =>
+            o.error != null ? part[i].reject(new Error(o.error)) : part[i].resolve(o.text ?? "null"),
+          ),
+        (e) => {
+          for (const q of part) q.reject(e instanceof Error ? new Error(e.message) : e);
+        },
+      );
+    }
+  }
+}
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
@@ -112,6 +166,7 @@ class LogDocumentStore implements DocumentStore {
   constructor(
     private readonly n: NativeStore,
     private readonly inPlace: boolean,
+    private readonly batch: Batcher,
   ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
@@ -143,7 +198,8 @@ class LogDocumentStore implements DocumentStore {
       const row = callSync(() => this.n.putNow(...args));
       if (row !== WOULD_WAIT) return parseOrNull(row);
     }
-    return parseOrNull(await call(this.n.put(...args)));
+    const [a, b, , num] = args;
+    return parseOrNull(await this.batch.run({ op: "put", a, b, body, num }));
   }
 
   async patch(
@@ -167,7 +223,8 @@ class LogDocumentStore implements DocumentStore {
           const row = callSync(() => this.n.patchNow(...args));
           if (row !== WOULD_WAIT) return parseOrNull(row);
         }
-        return parseOrNull(await call(this.n.patch(...args)));
+        const [a, b, , num] = args;
+        return parseOrNull(await this.batch.run({ op: "patch", a, b, body, num }));
       }
     }
     // What the reference SQLite driver does: read, merge in JavaScript, CAS
@@ -180,12 +237,10 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    const args = [String(collection), String(id)] as const;
-    if (this.inPlace) {
-      const done = callSync(() => this.n.deleteNow(...args));
-      if (done !== WOULD_WAIT) return done === "true";
-    }
-    return call(this.n.delete(...args));
+    const [a, b] = [String(collection), String(id)];
+    const now = this.inPlace ? callSync(() => this.n.deleteNow(a, b)) : WOULD_WAIT;
+    const done = now !== WOULD_WAIT ? now : await this.batch.run({ op: "delete", a, b });
+    return done === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
@@ -301,35 +356,30 @@ class LogLeaseStore implements LeaseStore {
   constructor(
     private readonly n: NativeStore,
     private readonly inPlace: boolean,
+    private readonly batch: Batcher,
   ) {}
 
-  /** A lease write in place (see `WOULD_WAIT`): its JSON text, or null. */
-  private now(op: string, key: string, owner: string, ttlMs = 0): string | null {
-    if (!this.inPlace) return null;
-    const text = callSync(() => this.n.leaseNow(op, key, owner, ttlMs));
-    return text === WOULD_WAIT ? null : text;
+  /** A lease write: in place when it can be (see `WOULD_WAIT`), else batched. */
+  private async write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
+    const [a, b, num] = [String(key), String(owner), Number(ttlMs)];
+    const text = this.inPlace ? callSync(() => this.n.leaseNow(op, a, b, num)) : WOULD_WAIT;
+    return text !== WOULD_WAIT ? text : this.batch.run({ op, a, b, num });
   }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    const args = [String(key), String(owner), Number(ttlMs)] as const;
-    const text = this.now("acquire", ...args) ?? (await call(this.n.leaseAcquire(...args)));
-    return parse(text);
+    return parse(await this.write("acquire", key, owner, ttlMs));
   }
 
   async renew(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    const args = [String(key), String(owner), Number(ttlMs)] as const;
-    const text = this.now("renew", ...args) ?? (await call(this.n.leaseRenew(...args)));
-    return parse(text);
+    return parse(await this.write("renew", key, owner, ttlMs));
   }
 
   async release(key: string, owner: string): Promise<void> {
-    const args = [String(key), String(owner)] as const;
-    if (this.now("release", ...args) === null) await call(this.n.leaseRelease(...args));
+    await this.write("release", key, owner);
   }
 
   async releaseAll(owner: string): Promise<number> {
-    const text = this.now("releaseAll", "", String(owner));
-    return text === null ? call(this.n.leaseReleaseAll(String(owner))) : Number(text);
+    return Number(await this.write("releaseAll", "", owner));
   }
 
   async get(key: string): Promise<LeaseRow | null> {
@@ -339,10 +389,11 @@ class LogLeaseStore implements LeaseStore {
 
 function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown): PatternStores {
   const inPlace = durability === "flush";
+  const batch = new Batcher(n);
   return {
-    docs: new LogDocumentStore(n, inPlace),
+    docs: new LogDocumentStore(n, inPlace, batch),
     blobs: new LogBlobStore(n, maxBlobBytes),
-    leases: new LogLeaseStore(n, inPlace),
+    leases: new LogLeaseStore(n, inPlace, batch),
     close: async () => {
       await call(n.close());
     },

@@ -49,6 +49,10 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 std::thread_local! {
     /// Set while this thread runs [`LogStore::without_waiting`].
     static NO_WAIT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// While this thread runs [`LogStore::batch`]: the store it batches for
+    /// and the highest sequence number appended whose wait was deferred.
+    static BATCH: std::cell::Cell<Option<(*const Inner, u64)>> =
+        const { std::cell::Cell::new(None) };
 }
 
 /// The log-structured store: documents in append-only segment files,
@@ -193,6 +197,44 @@ impl LogStore {
     /// finishes the switch); `Closed` or `Poisoned`.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.inner.compact()
+    }
+
+    /// Runs `f` with the durability waits of its writes to this store
+    /// deferred to its end: each write is appended and applied as `f` runs
+    /// (later writes in `f` see it), and `batch` returns only once every
+    /// one of them is as durable as the options ask, all covered by one
+    /// sync under `Durability::Sync`. A caller that makes several writes at
+    /// once (the Node.js driver, for the writes one turn of the event loop
+    /// queued) pays one sync for them instead of one each.
+    ///
+    /// `f` returns the writes' answers (and errors) as it likes; none of
+    /// them is acknowledged until `batch` returns `Ok`. A blob delete that
+    /// orphans its file still syncs inside `f`, before the file goes.
+    ///
+    /// # Errors
+    /// The final wait's error (`Io` or `Poisoned`: the store is then
+    /// poisoned, and no answer of `f` may be taken as durable).
+    pub fn batch<T>(&self, f: impl FnOnce(&Self) -> T) -> Result<T> {
+        /// Restores the thread's batch (none) however `f` ends.
+        struct Reset(Option<(*const Inner, u64)>);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                BATCH.set(self.0);
+            }
+        }
+        let me = Arc::as_ptr(&self.inner);
+        if matches!(BATCH.get(), Some((store, _)) if store == me) {
+            // Nested: the outer batch waits for these too.
+            return Ok(f(self));
+        }
+        let reset = Reset(BATCH.replace(Some((me, 0))));
+        let answer = f(self);
+        let last = BATCH.get().map_or(0, |(_, seq)| seq);
+        drop(reset);
+        if last > 0 {
+            self.inner.wait_durable(last)?;
+        }
+        Ok(answer)
     }
 
     /// Runs `f` on this thread with every write in it refusing to wait: a
@@ -504,10 +546,22 @@ impl Inner {
         drop(writer);
         if synced {
             self.wait_synced(seq)?;
-        } else {
+        } else if !self.defer_to_batch(seq) {
             self.wait_durable(seq)?;
         }
         Ok(answer)
+    }
+
+    /// Inside [`LogStore::batch`] for this store: notes `seq` for the
+    /// batch's one wait at its end and returns true.
+    fn defer_to_batch(&self, seq: u64) -> bool {
+        match BATCH.get() {
+            Some((store, last)) if std::ptr::eq(store, self) => {
+                BATCH.set(Some((store, last.max(seq))));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `Error::WouldBlock` inside [`LogStore::without_waiting`]: for a write
@@ -825,5 +879,66 @@ mod tests {
             returned_while_held,
             "the write waited for the lock it had released"
         );
+    }
+
+    /// `batch` defers each write's sync to its end: inside it, with the
+    /// next sync set to fail, every put still answers (nothing synced
+    /// yet), the batch returns the sync's error, and the store is poisoned.
+    /// With the sync healthy, one batch's writes are all there after a
+    /// reopen. Writes to another store inside the batch wait as usual.
+    #[test]
+    fn batch_defers_the_syncs_of_its_writes_to_its_end() {
+        use crate::io::FaultFs;
+        let fs = FaultFs::new();
+        let open = || LogStore::open_with_fs(fs.as_vfs(), Path::new("s"), Options::default());
+        let store = open().unwrap();
+        store
+            .docs()
+            .put("c", "before", serde_json::json!({}), None)
+            .unwrap();
+        let other = LogStore::in_memory(Options::default()).unwrap();
+
+        let answers = store
+            .batch(|s| {
+                (0..5)
+                    .map(|i| {
+                        s.docs()
+                            .put("c", &format!("{i}"), serde_json::json!({"i": i}), None)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap();
+        assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+
+        fs.fail_next("sync");
+        let mut inside = Vec::new();
+        let failed = store.batch(|s| {
+            for i in 5..10 {
+                inside.push(
+                    s.docs()
+                        .put("c", &format!("{i}"), serde_json::json!({}), None),
+                );
+            }
+            // Another store's write is not the batch's: it syncs now.
+            other
+                .docs()
+                .put("c", "x", serde_json::json!({}), None)
+                .unwrap();
+        });
+        assert!(
+            inside.iter().all(|a| matches!(a, Ok(Some(_)))),
+            "{inside:?}"
+        );
+        assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+        assert!(matches!(
+            store.docs().put("c", "after", serde_json::json!({}), None),
+            Err(Error::Poisoned)
+        ));
+        drop(store);
+        fs.heal();
+        let store = open().unwrap();
+        for i in 0..5 {
+            assert!(store.docs().get("c", &format!("{i}")).unwrap().is_some());
+        }
     }
 }

@@ -94,11 +94,13 @@ const MAX_BATCH = 128;
 
 /**
  * Writes that go to the pool (every `sync` write, and a `flush` write that
- * would wait) are queued and sent once per turn of the event loop
- * (`setImmediate`) as one `writeBatch` job: the writes that turn queued are
- * applied in the order they were called and share one sync. Concurrent
- * callers awaiting their writes all queue theirs in the turn their previous
- * writes resolved, so each sync covers all of them.
+ * would wait) are queued and sent as one `writeBatch` job once the code
+ * running now and the promise reactions already queued behind it are done
+ * (`queueMicrotask`): the writes queued meanwhile are applied in the order
+ * they were called and share one sync. When a batch resolves, its writers'
+ * reactions all run before the next send, so concurrent writers awaiting
+ * their writes queue their next ones into one batch again; a lone writer
+ * waits for nothing but its own write.
  */
 class Batcher {
   private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
@@ -111,7 +113,7 @@ class Batcher {
       this.queue.push({ write, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.send());
+        queueMicrotask(() => this.send());
       }
     });
   }

@@ -310,10 +310,13 @@ impl Collection {
         meta: DocMeta,
         values: &[Option<String>],
     ) -> crate::Result<()> {
-        if let Some(doc) = self.find(id) {
-            self.update(doc, meta, values);
-            return Ok(());
-        }
+        let place = match self.primary.search(self.docs.by_id(id.as_bytes())) {
+            Ok(doc) => {
+                self.update(doc, meta, values);
+                return Ok(());
+            }
+            Err(place) => place,
+        };
         let too_many =
             || crate::Error::Internal(format!("collection holds too many ids for \"{id}\""));
         let at = self.docs.ids.push(id).ok_or_else(too_many)?;
@@ -322,7 +325,8 @@ impl Collection {
             return Err(too_many());
         };
         self.live_bytes += u64::from(meta.loc.len);
-        self.primary.insert(doc, self.docs.by_id(id.as_bytes()));
+        // Nothing above changed the primary list: `place` still holds.
+        self.primary.insert_at(place, doc);
         self.link(doc, values);
         Ok(())
     }

@@ -16,6 +16,13 @@ use std::cmp::Ordering;
 /// insert moves at most 2 KiB.
 pub const CHUNK: usize = 512;
 
+/// Where a key not in a list would go: a chunk and a position in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    chunk: usize,
+    at: usize,
+}
+
 /// Document numbers in the order of a key the caller compares.
 #[derive(Debug, Default, Clone)]
 pub struct OrderList {
@@ -85,23 +92,48 @@ impl OrderList {
 
     /// The entry equal to the key: `cmp(entry)` orders an entry against it.
     pub fn find(&self, cmp: impl Fn(u32) -> Ordering) -> Option<u32> {
-        let chunk = self.chunks.get(self.chunk_of(&cmp))?;
-        let at = chunk.binary_search_by(|&e| cmp(e)).ok()?;
-        Some(chunk[at])
+        self.search(cmp).ok()
+    }
+
+    /// The entry equal to the key, or where the key would go: one search
+    /// serves a lookup and the insert that follows a miss (the place stays
+    /// right as long as the list is not changed in between).
+    pub fn search(&self, cmp: impl Fn(u32) -> Ordering) -> Result<u32, Place> {
+        if self.chunks.is_empty() {
+            return Err(Place { chunk: 0, at: 0 });
+        }
+        let index = self.chunk_of(&cmp);
+        let chunk = &self.chunks[index];
+        match chunk.binary_search_by(|&e| cmp(e)) {
+            Ok(at) => Ok(chunk[at]),
+            Err(at) => Err(Place { chunk: index, at }),
+        }
     }
 
     /// Inserts `doc` where its key belongs; `cmp(entry)` orders an entry
     /// against the key of `doc` (which is not in the list yet).
     pub fn insert(&mut self, doc: u32, cmp: impl Fn(u32) -> Ordering) {
+        let place = if self.chunks.is_empty() {
+            Place { chunk: 0, at: 0 }
+        } else {
+            let index = self.chunk_of(&cmp);
+            let at = self.chunks[index].partition_point(|&e| cmp(e) == Ordering::Less);
+            Place { chunk: index, at }
+        };
+        self.insert_at(place, doc);
+    }
+
+    /// Inserts `doc` at `place`, from [`OrderList::search`] on this list as
+    /// it is now.
+    pub fn insert_at(&mut self, place: Place, doc: u32) {
         self.len += 1;
         if self.chunks.is_empty() {
             self.chunks.push(vec![doc]);
             return;
         }
-        let index = self.chunk_of(&cmp);
+        let Place { chunk: index, at } = place;
         let last = index + 1 == self.chunks.len();
         let chunk = &mut self.chunks[index];
-        let at = chunk.partition_point(|&e| cmp(e) == Ordering::Less);
         if chunk.len() < CHUNK {
             chunk.insert(at, doc);
         } else if last && at == chunk.len() {
@@ -199,6 +231,31 @@ mod tests {
             .collect();
         assert_eq!(list.iter().collect::<Vec<_>>(), left);
         assert_eq!(list.len(), left.len());
+    }
+
+    /// A search that misses gives the place an insert would use: inserting
+    /// there keeps the order across chunk splits, and a search that hits
+    /// finds the entry.
+    #[test]
+    fn a_missed_search_places_the_insert() {
+        let n = 5 * CHUNK as u32 + 17;
+        let keys: Vec<u64> = (0..n)
+            .map(|d| u64::from(d.wrapping_mul(7919) % 97))
+            .collect();
+        let mut list = OrderList::default();
+        for i in 0..n {
+            let doc = (i * 7 + 3) % n;
+            let place = list.search(by_key(&keys, doc)).expect_err("not there yet");
+            list.insert_at(place, doc);
+            assert_eq!(list.search(by_key(&keys, doc)), Ok(doc));
+        }
+        let mut expected: Vec<u32> = (0..n).collect();
+        expected.sort_by_key(|&d| (keys[d as usize], d));
+        assert_eq!(list.iter().collect::<Vec<_>>(), expected);
+        assert!(list
+            .chunks
+            .iter()
+            .all(|c| !c.is_empty() && c.len() <= CHUNK));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! moves JSON text and bytes and runs every call that may touch the disk on
 //! a worker pool (`work.rs`).
 //!
+//! Calls that run on the JavaScript thread (reads, and a `flush` store's
+//! writes in place) catch a panic and throw it as an `Error`; pooled calls
+//! reject with one (`work.rs`).
+//!
 //! Document bodies arrive as the text `JSON.stringify` produced. The
 //! engine's `put` takes a `serde_json::Value`, so the text is parsed here
 //! once; rows go back as JSON text that JavaScript parses. Gets and queries
@@ -174,7 +178,7 @@ impl NativeStore {
 
     /// The same lookup as `get`, on the calling thread: a read that finds
     /// its record in the page cache costs less than a trip to the pool.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get_sync(&self, collection: String, id: String) -> napi::Result<Option<String>> {
         let doc = self
             .store
@@ -188,7 +192,7 @@ impl NativeStore {
     /// in place, for a `flush` store: the row's JSON text, `null`, or
     /// `""` when the write would wait (see [`now`]) and must go through
     /// `writeBatch` instead.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn put_now(
         &self,
         collection: String,
@@ -205,7 +209,7 @@ impl NativeStore {
 
     /// A shallow merge of the JSON object `patch_body` at version `expected`,
     /// in place, for a `flush` store (as `put_now`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn patch_now(
         &self,
         collection: String,
@@ -222,7 +226,7 @@ impl NativeStore {
 
     /// `delete` in place, for a `flush` store: `"true"`, `"false"`, or `""`
     /// when it would wait.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn delete_now(&self, collection: String, id: String) -> napi::Result<String> {
         now(
             &self.store,
@@ -256,7 +260,7 @@ impl NativeStore {
 
     /// `query` on the calling thread.
     #[allow(clippy::too_many_arguments)]
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn query_sync(
         &self,
         collection: String,
@@ -286,7 +290,7 @@ impl NativeStore {
     }
 
     /// `count` on the calling thread: it never reads a file.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn count_sync(
         &self,
         collection: String,
@@ -334,7 +338,7 @@ impl NativeStore {
     /// A lease write in place, for a `flush` store: `op` is `"acquire"`,
     /// `"renew"`, `"release"` or `"releaseAll"` (`key` unused); the answer
     /// is the JSON text `writeBatch` gives, or `""` when it would wait.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn lease_now(
         &self,
         op: String,

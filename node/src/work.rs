@@ -7,6 +7,7 @@
 //! threads also serve `fs` calls that a streamed blob put may be waiting on.
 
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 
@@ -106,9 +107,14 @@ where
     F: FnOnce() -> logstore::Result<T> + Send + 'static,
 {
     let (deferred, promise) = env.create_deferred::<T, Resolver<T>>()?;
-    let job: Job = Box::new(move || match f() {
-        Ok(value) => deferred.resolve(Box::new(move |_| Ok(value))),
-        Err(e) => deferred.reject(to_napi(e)),
+    // A panic (a bug) rejects the call instead of ending the pool thread
+    // with the promise never settled.
+    let job: Job = Box::new(move || match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(value)) => deferred.resolve(Box::new(move |_| Ok(value))),
+        Ok(Err(e)) => deferred.reject(to_napi(e)),
+        Err(_) => deferred.reject(napi::Error::from_reason(
+            "store: internal error (a call panicked; please report it)",
+        )),
     });
     if !pool().push(job) {
         return Err(napi::Error::from_reason("store: the worker pool is gone"));

@@ -305,10 +305,24 @@ describe("lifecycle", () => {
     // 80 documents of 1 MiB pass the 64 MiB segment size: the in-place
     // write that would roll answers "would wait", and the pooled one rolls.
     const big = "x".repeat(1024 * 1024);
-    const rows = await Promise.all(
-      Array.from({ length: 80 }, (_, i) => s.docs.put("big", `d${i}`, { i, big })),
-    );
-    expect(rows.every((r, i) => r?.version === 1 && r.data.i === i)).toBe(true);
+    // Zeros are reserved ahead of the tail now: small writes fit in place.
+    await s.docs.put("warm", "w", {});
+    const puts: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 80; i++) {
+      puts.push(s.docs.put("big", `d${i}`, { i, big }));
+      // Two writes to one id, called in order: a big one that may have to
+      // go to the pool, then a small one that could run in place. The
+      // small one must not overtake it.
+      puts.push(s.docs.put("big", "x", { i, big }));
+      puts.push(s.docs.put("big", "x", { i }));
+    }
+    const rows = (await Promise.all(puts)) as Array<{ id: string; version: number; data: { i: number } }>;
+    const ds = rows.filter((r) => r.id !== "x");
+    expect(ds.every((r, i) => r.version === 1 && r.data.i === i)).toBe(true);
+    const xs = rows.filter((r) => r.id === "x");
+    expect(xs.map((x) => x.version)).toEqual(xs.map((_, n) => n + 1));
+    expect(await s.docs.get("big", "x")).toMatchObject({ version: 160, data: { i: 79 } });
+    expect((await s.docs.get("big", "x"))?.data.big).toBeUndefined();
     const segments = readdirSync(dir).filter((f) => f.endsWith(".seg"));
     expect(segments.length).toBeGreaterThan(1);
     expect(await s.docs.patch("big", "d0", { i: -1 }, 1)).toMatchObject({ version: 2 });
@@ -316,7 +330,7 @@ describe("lifecycle", () => {
     expect(await s.leases.acquire("k", "me", 60_000)).toMatchObject({ ok: true });
     await s.close();
     s = await logstorePatternStores({ dir, durability: "flush" });
-    expect(await s.docs.count("big")).toBe(79);
+    expect(await s.docs.count("big")).toBe(80);
     expect(await s.docs.get("big", "d0")).toMatchObject({ version: 2, data: { i: -1 } });
     expect((await s.docs.get("big", "d79"))?.data.big).toBe(big);
     expect(await s.leases.get("k")).toMatchObject({ owner: "me" });
@@ -346,6 +360,20 @@ describe("lifecycle", () => {
       expect(await sync.docs.get("m", "a")).toBeNull();
     } finally {
       await sync.close();
+    }
+  });
+
+  it("close waits for the writes called before it", async () => {
+    const syncDir = join(tempDir(), "sync");
+    const sync = await logstorePatternStores({ dir: syncDir, durability: "sync" });
+    const put = sync.docs.put("m", "last", { n: 1 });
+    await sync.close();
+    expect(await put).toMatchObject({ version: 1 });
+    const again = await logstorePatternStores({ dir: syncDir, durability: "sync" });
+    try {
+      expect(await again.docs.get("m", "last")).toMatchObject({ data: { n: 1 } });
+    } finally {
+      await again.close();
     }
   });
 

@@ -89,57 +89,75 @@ const WOULD_WAIT = "";
 
 type Write = import("../native/binding.js").Write;
 
-/** The most writes one pooled batch job takes; more make several jobs. */
-const MAX_BATCH = 128;
-
 /**
  * Writes that go to the pool (every `sync` write, and a `flush` write that
- * would wait) are queued and sent as one `writeBatch` job once the code
- * running now and the promise reactions already queued behind it are done
- * (`queueMicrotask`): the writes queued meanwhile are applied in the order
- * they were called and share one sync. When a batch resolves, its writers'
- * reactions all run before the next send, so concurrent writers awaiting
- * their writes queue their next ones into one batch again; a lone writer
- * waits for nothing but its own write.
+ * would wait) run in the order they were called, in batches: one
+ * `writeBatch` job at a time, each taking every write queued while the one
+ * before ran, applied in call order under one sync (`LogStore::batch`). A
+ * lone write is sent as soon as the code running now is done
+ * (`queueMicrotask`); after a batch settles, the next one goes at
+ * `setImmediate`, once the reactions of the writes just settled have run,
+ * so concurrent writers awaiting their writes queue their next ones into one
+ * batch. While anything is queued or in flight, a `flush` store's writes
+ * queue too instead of running in place, so none overtakes an earlier one.
  */
 class Batcher {
   private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
-  private scheduled = false;
+  /** A batch is scheduled, in flight, or just settled and the next not yet decided. */
+  private busy = false;
+  private drainedWaiters: Array<() => void> = [];
 
   constructor(private readonly n: NativeStore) {}
+
+  /** True when no write is queued or in flight. */
+  get idle(): boolean {
+    return !this.busy;
+  }
 
   run(write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
+      if (!this.busy) {
+        this.busy = true;
         queueMicrotask(() => this.send());
       }
     });
   }
 
+  /** Settles once every write queued so far has settled. */
+  drained(): Promise<void> {
+    return this.busy ? new Promise((resolve) => this.drainedWaiters.push(resolve)) : Promise.resolve();
+  }
+
   private send(): void {
-    this.scheduled = false;
-    const queued = this.queue;
+    const batch = this.queue;
     this.queue = [];
-    for (let at = 0; at < queued.length; at += MAX_BATCH) {
-      const part = queued.slice(at, at + MAX_BATCH);
-      let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
-      try {
-        sent = this.n.writeBatch(part.map((q) => q.write));
-      } catch (e) {
-        sent = Promise.reject(e);
-      }
-      sent.then(
+    let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
+    try {
+      sent = this.n.writeBatch(batch.map((q) => q.write));
+    } catch (e) {
+      sent = Promise.reject(e);
+    }
+    sent
+      .then(
         (outcomes) =>
           outcomes.forEach((o, i) =>
-            o.error != null ? part[i].reject(new Error(o.error)) : part[i].resolve(o.text ?? "null"),
+            o.error != null ? batch[i].reject(new Error(o.error)) : batch[i].resolve(o.text ?? "null"),
           ),
         (e) => {
-          for (const q of part) q.reject(e instanceof Error ? new Error(e.message) : e);
+          for (const q of batch) q.reject(e instanceof Error ? new Error(e.message) : e);
         },
-      );
+      )
+      .finally(() => setImmediate(() => this.next()));
+  }
+
+  private next(): void {
+    if (this.queue.length > 0) {
+      this.send();
+      return;
     }
+    this.busy = false;
+    for (const done of this.drainedWaiters.splice(0)) done();
   }
 }
 
@@ -196,7 +214,7 @@ class LogDocumentStore implements DocumentStore {
       throw new TypeError("store: document data must be a JSON object");
     }
     const args = [String(collection), String(id), body, numberOrUndefined(expectedVersion)] as const;
-    if (this.inPlace) {
+    if (this.inPlace && this.batch.idle) {
       const row = callSync(() => this.n.putNow(...args));
       if (row !== WOULD_WAIT) return parseOrNull(row);
     }
@@ -221,7 +239,7 @@ class LogDocumentStore implements DocumentStore {
       }
       if (body !== undefined) {
         const args = [String(collection), String(id), body, expectedVersion] as const;
-        if (this.inPlace) {
+        if (this.inPlace && this.batch.idle) {
           const row = callSync(() => this.n.patchNow(...args));
           if (row !== WOULD_WAIT) return parseOrNull(row);
         }
@@ -240,7 +258,7 @@ class LogDocumentStore implements DocumentStore {
 
   async delete(collection: string, id: string): Promise<boolean> {
     const [a, b] = [String(collection), String(id)];
-    const now = this.inPlace ? callSync(() => this.n.deleteNow(a, b)) : WOULD_WAIT;
+    const now = this.inPlace && this.batch.idle ? callSync(() => this.n.deleteNow(a, b)) : WOULD_WAIT;
     const done = now !== WOULD_WAIT ? now : await this.batch.run({ op: "delete", a, b });
     return done === "true";
   }
@@ -364,7 +382,7 @@ class LogLeaseStore implements LeaseStore {
   /** A lease write: in place when it can be (see `WOULD_WAIT`), else batched. */
   private async write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
     const [a, b, num] = [String(key), String(owner), Number(ttlMs)];
-    const text = this.inPlace ? callSync(() => this.n.leaseNow(op, a, b, num)) : WOULD_WAIT;
+    const text = this.inPlace && this.batch.idle ? callSync(() => this.n.leaseNow(op, a, b, num)) : WOULD_WAIT;
     return text !== WOULD_WAIT ? text : this.batch.run({ op, a, b, num });
   }
 
@@ -397,6 +415,8 @@ function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown): 
     blobs: new LogBlobStore(n, maxBlobBytes),
     leases: new LogLeaseStore(n, inPlace, batch),
     close: async () => {
+      // Writes called before close go first.
+      await batch.drained();
       await call(n.close());
     },
   };

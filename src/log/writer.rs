@@ -244,6 +244,12 @@ impl LogWriter {
         self.file.framing == crate::log::record::Framing::V1
     }
 
+    /// The sequence number of the last record appended since open (0 for
+    /// none).
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// The end of the log: where the next record will go.
     pub fn position(&self) -> Position {
         Position {

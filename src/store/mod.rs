@@ -209,7 +209,9 @@ impl LogStore {
     ///
     /// `f` returns the writes' answers (and errors) as it likes; none of
     /// them is acknowledged until `batch` returns `Ok`. A blob delete that
-    /// orphans its file still syncs inside `f`, before the file goes.
+    /// orphans its file still syncs inside `f`, before the file goes. A
+    /// batch inside a batch on the same store returns as soon as its `f`
+    /// does: the outermost one waits for all.
     ///
     /// # Errors
     /// The final wait's error (`Io` or `Poisoned`: the store is then
@@ -528,7 +530,19 @@ impl Inner {
         self.check_writable()?;
         let decision = decide(&self.state.read())?;
         let (change, answer, synced) = match decision {
-            Decision::Unchanged(answer) => return Ok(answer),
+            Decision::Unchanged(answer) => {
+                // The answer rests on the state, which may hold another
+                // writer's records not yet durable (a lease just taken, a
+                // version just bumped): it is given only once they are, or
+                // a failed sync could leave it answering for a write that
+                // never was.
+                let last = writer.last_seq();
+                drop(writer);
+                if last > 0 && !self.defer_to_batch(last) {
+                    self.wait_durable(last)?;
+                }
+                return Ok(answer);
+            }
             Decision::Write(change, answer) => (change, answer, false),
             Decision::WriteSynced(..) if no_wait => return Err(Error::WouldBlock),
             Decision::WriteSynced(change, answer) => (change, answer, true),
@@ -940,5 +954,45 @@ mod tests {
         for i in 0..5 {
             assert!(store.docs().get("c", &format!("{i}")).unwrap().is_some());
         }
+    }
+
+    /// A write that changes nothing answers from the state, which may hold
+    /// another writer's record not yet synced: it answers only once that
+    /// record is durable. Here a lease taken inside a batch (its sync
+    /// deferred) makes a second acquire from another thread wait for that
+    /// sync, which fails: the second caller gets the error, never "held by
+    /// me" for a lease that was never durable.
+    #[test]
+    fn an_unchanged_answer_waits_for_the_records_it_rests_on() {
+        use crate::io::FaultFs;
+        let fs = FaultFs::new();
+        let store =
+            LogStore::open_with_fs(fs.as_vfs(), Path::new("s"), Options::default()).unwrap();
+        store
+            .docs()
+            .put("c", "warm", serde_json::json!({}), None)
+            .unwrap();
+        fs.fail_next("sync");
+        let mut other = None;
+        let batch = store.batch(|s| {
+            let taken = s.leases().acquire("k", "me", 60_000);
+            assert!(
+                matches!(taken, Ok(crate::Acquire::Acquired(_))),
+                "{taken:?}"
+            );
+            other = Some(std::thread::scope(|scope| {
+                scope
+                    .spawn(|| store.leases().acquire("k", "other", 60_000))
+                    .join()
+                    .unwrap()
+            }));
+        });
+        let other = other.unwrap();
+        assert!(
+            other.is_err(),
+            "answered from a record never durable: {other:?}"
+        );
+        assert!(batch.is_err(), "the batch's sync failed too: {batch:?}");
+        assert_eq!(fs.injected(), 1);
     }
 }

@@ -94,44 +94,42 @@ type Write = import("../native/binding.js").Write;
  * would wait) run in the order they were called, in batches: one
  * `writeBatch` job at a time, each taking every write queued while the one
  * before ran, applied in call order under one sync (`LogStore::batch`). A
- * lone write is sent as soon as the code running now is done
- * (`queueMicrotask`); after a batch settles, the next one goes at
- * `setImmediate`, once the reactions of the writes just settled have run,
- * so concurrent writers awaiting their writes queue their next ones into one
- * batch. While anything is queued or in flight, a `flush` store's writes
- * queue too instead of running in place, so none overtakes an earlier one.
+ * write queued while no job runs is sent once the code running now and the
+ * promise reactions queued behind it are done (`queueMicrotask`), so
+ * concurrent writers whose writes just settled queue their next ones into
+ * one batch. While a write is queued or a job runs, a `flush` store's
+ * writes queue too instead of running in place, so none overtakes an
+ * earlier one.
  */
 class Batcher {
   private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
-  /** A batch is scheduled, in flight, or just settled and the next not yet decided. */
-  private busy = false;
+  /** A `writeBatch` job runs. */
+  private inFlight = false;
   private drainedWaiters: Array<() => void> = [];
 
   constructor(private readonly n: NativeStore) {}
 
-  /** True when no write is queued or in flight. */
+  /** True when no write is queued and no job runs. */
   get idle(): boolean {
-    return !this.busy;
+    return !this.inFlight && this.queue.length === 0;
   }
 
   run(write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
+      if (this.idle) queueMicrotask(() => this.send());
       this.queue.push({ write, resolve, reject });
-      if (!this.busy) {
-        this.busy = true;
-        queueMicrotask(() => this.send());
-      }
     });
   }
 
   /** Settles once every write queued so far has settled. */
   drained(): Promise<void> {
-    return this.busy ? new Promise((resolve) => this.drainedWaiters.push(resolve)) : Promise.resolve();
+    return this.idle ? Promise.resolve() : new Promise((resolve) => this.drainedWaiters.push(resolve));
   }
 
   private send(): void {
     const batch = this.queue;
     this.queue = [];
+    this.inFlight = true;
     let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
     try {
       sent = this.n.writeBatch(batch.map((q) => q.write));
@@ -148,16 +146,15 @@ class Batcher {
           for (const q of batch) q.reject(e instanceof Error ? new Error(e.message) : e);
         },
       )
-      .finally(() => setImmediate(() => this.next()));
-  }
-
-  private next(): void {
-    if (this.queue.length > 0) {
-      this.send();
-      return;
-    }
-    this.busy = false;
-    for (const done of this.drainedWaiters.splice(0)) done();
+      .finally(() => {
+        this.inFlight = false;
+        if (this.queue.length > 0) {
+          // Queued while this job ran: the next batch, at once.
+          this.send();
+        } else {
+          for (const done of this.drainedWaiters.splice(0)) done();
+        }
+      });
   }
 }
 

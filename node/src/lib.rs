@@ -188,51 +188,29 @@ impl NativeStore {
         Ok(doc.as_ref().map(rows::raw_document))
     }
 
-    /// An upsert (`expected` undefined) or CAS put of the JSON text `body`
-    /// in place, for a `flush` store: the row's JSON text, `null`, or
-    /// `""` when the write would wait (see [`now`]) and must go through
-    /// `writeBatch` instead.
+    /// A write of a `flush` store in place: the JSON text `writeBatch` would
+    /// give for it, or `""` when it would wait (see [`now`]) and must go
+    /// through `writeBatch` instead.
+    /// Its arguments are a `Write`'s fields one by one: a napi object
+    /// costs about 0.8 microseconds more to cross, a tenth of a put in
+    /// place (measured with a one-off script of sequential puts).
     #[napi(catch_unwind)]
-    pub fn put_now(
+    pub fn write_now(
         &self,
-        collection: String,
-        id: String,
-        body: String,
-        expected: Option<f64>,
+        op: String,
+        a: String,
+        b: String,
+        body: Option<String>,
+        num: Option<f64>,
     ) -> napi::Result<String> {
-        now(
-            &self.store,
-            |s| put(s, &collection, &id, &body, expected),
-            text_or_null,
-        )
-    }
-
-    /// A shallow merge of the JSON object `patch_body` at version `expected`,
-    /// in place, for a `flush` store (as `put_now`).
-    #[napi(catch_unwind)]
-    pub fn patch_now(
-        &self,
-        collection: String,
-        id: String,
-        patch_body: String,
-        expected: f64,
-    ) -> napi::Result<String> {
-        now(
-            &self.store,
-            |s| patch(s, &collection, &id, &patch_body, expected),
-            text_or_null,
-        )
-    }
-
-    /// `delete` in place, for a `flush` store: `"true"`, `"false"`, or `""`
-    /// when it would wait.
-    #[napi(catch_unwind)]
-    pub fn delete_now(&self, collection: String, id: String) -> napi::Result<String> {
-        now(
-            &self.store,
-            |s| s.docs().delete(&collection, &id),
-            |b| b.to_string(),
-        )
+        let w = Write {
+            op,
+            a,
+            b,
+            body,
+            num,
+        };
+        now(&self.store, |s| write(s, &w))
     }
 
     /// JSON text of the matching rows. `values` are index strings (the
@@ -335,24 +313,6 @@ impl NativeStore {
         spawn(env, move || Ok(rows::blob_metas(&s.blobs().list(&list)?)))
     }
 
-    /// A lease write in place, for a `flush` store: `op` is `"acquire"`,
-    /// `"renew"`, `"release"` or `"releaseAll"` (`key` unused); the answer
-    /// is the JSON text `writeBatch` gives, or `""` when it would wait.
-    #[napi(catch_unwind)]
-    pub fn lease_now(
-        &self,
-        op: String,
-        key: String,
-        owner: String,
-        ttl_ms: f64,
-    ) -> napi::Result<String> {
-        now(
-            &self.store,
-            |s| lease_write(s, &op, &key, &owner, ttl_ms),
-            |text| text,
-        )
-    }
-
     /// Runs `writes` in order on the pool as one batch (`LogStore::batch`):
     /// each is appended as it comes and all share one sync, so the writes
     /// one turn of the event loop queued cost one sync, not one each. Each
@@ -388,8 +348,8 @@ impl NativeStore {
     }
 }
 
-/// One write of a batch (`NativeStore.writeBatch`): `op` names it, the
-/// other fields are its arguments.
+/// One document or lease write (`NativeStore.writeNow`, `writeBatch`): `op`
+/// names it, the other fields are its arguments.
 #[napi(object)]
 pub struct Write {
     /// `"put"`, `"patch"`, `"delete"`, `"acquire"`, `"renew"`, `"release"`
@@ -413,7 +373,7 @@ pub struct Written {
     pub error: Option<String>,
 }
 
-/// Runs one batch write; its answer as JSON text (a row or `null`, `true`
+/// Runs one write, in place or in a batch; its answer as JSON text (a row or `null`, `true`
 /// or `false`, a lease result, a count).
 fn write(s: &LogStore, w: &Write) -> logstore::Result<String> {
     let body = || {
@@ -460,15 +420,15 @@ fn lease_write(
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
-/// an append to the page cache: measured one after another, a put took 9
-/// microseconds in place and 70 through the pool and back.
-fn now<T>(
+/// an append to the page cache: measured one after another with a one-off
+/// script (BENCHMARKS.md), a put took 9.5 microseconds in place and 70
+/// through the pool and back.
+fn now(
     store: &LogStore,
-    f: impl FnOnce(&LogStore) -> logstore::Result<T>,
-    text: impl FnOnce(T) -> String,
+    f: impl FnOnce(&LogStore) -> logstore::Result<String>,
 ) -> napi::Result<String> {
     match store.without_waiting(f) {
-        Ok(answer) => Ok(text(answer)),
+        Ok(answer) => Ok(answer),
         Err(logstore::Error::WouldBlock) => Ok(String::new()),
         Err(e) => Err(work::to_napi(e)),
     }

@@ -79,7 +79,7 @@ const IN_THREAD_QUERY_ROWS = 1000;
 
 /**
  * A `flush` store's document and lease writes first run on the JavaScript
- * thread through the addon's `*Now` calls, which never block: a write that
+ * thread through the addon's `writeNow`, which never blocks: a write that
  * would wait for the disk or another writer (a roll to a new segment, a
  * writer lock a pooled call holds) answers `""` having written nothing, and
  * only then goes to the worker pool (through the `Batcher`). A `sync` write
@@ -107,14 +107,31 @@ class Batcher {
   private inFlight = false;
   private drainedWaiters: Array<() => void> = [];
 
-  constructor(private readonly n: NativeStore) {}
+  constructor(
+    private readonly n: NativeStore,
+    /** A `flush` store: writes try the JavaScript thread first. */
+    private readonly inPlace: boolean,
+  ) {}
+
+  /**
+   * A write's answer as JSON text: run in place when the store is `flush`
+   * and nothing is queued or running and the engine need not wait (see
+   * `WOULD_WAIT`), otherwise queued.
+   */
+  async submit(write: Write): Promise<string> {
+    if (this.inPlace && this.idle) {
+      const text = callSync(() => this.n.writeNow(write.op, write.a, write.b, write.body, write.num));
+      if (text !== WOULD_WAIT) return text;
+    }
+    return this.run(write);
+  }
 
   /** True when no write is queued and no job runs. */
   get idle(): boolean {
     return !this.inFlight && this.queue.length === 0;
   }
 
-  run(write: Write): Promise<string> {
+  private run(write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.idle) queueMicrotask(() => this.send());
       this.queue.push({ write, resolve, reject });
@@ -182,7 +199,6 @@ const numberOrUndefined = (v: unknown): number | undefined => (v == null ? undef
 class LogDocumentStore implements DocumentStore {
   constructor(
     private readonly n: NativeStore,
-    private readonly inPlace: boolean,
     private readonly batch: Batcher,
   ) {}
 
@@ -210,13 +226,8 @@ class LogDocumentStore implements DocumentStore {
     if (typeof body !== "string") {
       throw new TypeError("store: document data must be a JSON object");
     }
-    const args = [String(collection), String(id), body, numberOrUndefined(expectedVersion)] as const;
-    if (this.inPlace && this.batch.idle) {
-      const row = callSync(() => this.n.putNow(...args));
-      if (row !== WOULD_WAIT) return parseOrNull(row);
-    }
-    const [a, b, , num] = args;
-    return parseOrNull(await this.batch.run({ op: "put", a, b, body, num }));
+    const num = numberOrUndefined(expectedVersion);
+    return parseOrNull(await this.batch.submit({ op: "put", a: String(collection), b: String(id), body, num }));
   }
 
   async patch(
@@ -235,13 +246,8 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        const args = [String(collection), String(id), body, expectedVersion] as const;
-        if (this.inPlace && this.batch.idle) {
-          const row = callSync(() => this.n.patchNow(...args));
-          if (row !== WOULD_WAIT) return parseOrNull(row);
-        }
-        const [a, b, , num] = args;
-        return parseOrNull(await this.batch.run({ op: "patch", a, b, body, num }));
+        const write = { op: "patch", a: String(collection), b: String(id), body, num: expectedVersion };
+        return parseOrNull(await this.batch.submit(write));
       }
     }
     // What the reference SQLite driver does: read, merge in JavaScript, CAS
@@ -254,10 +260,7 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    const [a, b] = [String(collection), String(id)];
-    const now = this.inPlace && this.batch.idle ? callSync(() => this.n.deleteNow(a, b)) : WOULD_WAIT;
-    const done = now !== WOULD_WAIT ? now : await this.batch.run({ op: "delete", a, b });
-    return done === "true";
+    return (await this.batch.submit({ op: "delete", a: String(collection), b: String(id) })) === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
@@ -372,15 +375,11 @@ class LogBlobStore implements BlobStore {
 class LogLeaseStore implements LeaseStore {
   constructor(
     private readonly n: NativeStore,
-    private readonly inPlace: boolean,
     private readonly batch: Batcher,
   ) {}
 
-  /** A lease write: in place when it can be (see `WOULD_WAIT`), else batched. */
-  private async write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
-    const [a, b, num] = [String(key), String(owner), Number(ttlMs)];
-    const text = this.inPlace && this.batch.idle ? callSync(() => this.n.leaseNow(op, a, b, num)) : WOULD_WAIT;
-    return text !== WOULD_WAIT ? text : this.batch.run({ op, a, b, num });
+  private write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
+    return this.batch.submit({ op, a: String(key), b: String(owner), num: Number(ttlMs) });
   }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
@@ -405,12 +404,11 @@ class LogLeaseStore implements LeaseStore {
 }
 
 function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown): PatternStores {
-  const inPlace = durability === "flush";
-  const batch = new Batcher(n);
+  const batch = new Batcher(n, durability === "flush");
   return {
-    docs: new LogDocumentStore(n, inPlace, batch),
+    docs: new LogDocumentStore(n, batch),
     blobs: new LogBlobStore(n, maxBlobBytes),
-    leases: new LogLeaseStore(n, inPlace, batch),
+    leases: new LogLeaseStore(n, batch),
     close: async () => {
       // Writes called before close go first.
       await batch.drained();

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::{IndexValues, PutMeta, State};
 use crate::blob_files;
 use crate::codec::DecodeError;
-use crate::contract::{BlobMeta, Document, LeaseRow};
+use crate::contract::{BlobMeta, Document, LeaseRow, RawDocument};
 use crate::log::record::{Record, BLOB_HASH_LEN};
 use crate::log::segment::Loc;
 use crate::validate;
@@ -267,26 +267,51 @@ pub fn stored_values(body: &[u8], fields: &[String]) -> IndexValues {
     }
 }
 
-/// The document a `DocPut` record writes, its body parsed; otherwise why
-/// it is not one.
+/// What a `DocPut` record holds: collection, id, version, created and
+/// updated times, and the body's bytes; otherwise why it is not one.
+type DocPut<'r> = (&'r str, &'r str, u64, i64, i64, &'r [u8]);
+
+fn doc_put<'r>(record: &Record<'r>) -> std::result::Result<DocPut<'r>, DecodeError> {
+    match *record {
+        Record::DocPut {
+            collection,
+            id,
+            version,
+            created_at,
+            updated_at,
+            body,
+        } => Ok((collection, id, version, created_at, updated_at, body)),
+        _ => Err(DecodeError::malformed("expected a document record")),
+    }
+}
+
+/// The document a `DocPut` record writes, its body parsed straight from
+/// the record's bytes; otherwise why it is not one.
 pub fn document(record: &Record<'_>) -> std::result::Result<Document, DecodeError> {
-    let Record::DocPut {
-        collection,
-        id,
-        version,
-        created_at,
-        updated_at,
-        body,
-    } = *record
-    else {
-        return Err(DecodeError::malformed("expected a document record"));
-    };
+    let (collection, id, version, created_at, updated_at, body) = doc_put(record)?;
     let data = serde_json::from_slice(body)
         .map_err(|e| DecodeError::malformed(format!("document body is not a JSON object: {e}")))?;
     Ok(Document {
         id: id.to_string(),
         collection: collection.to_string(),
         data,
+        version,
+        created_at,
+        updated_at,
+    })
+}
+
+/// The document a `DocPut` record writes, its body handed back as the JSON
+/// text it was stored as. The engine serialized the text and the frame
+/// holding it verified, so it is neither parsed nor re-serialized here.
+pub fn raw_document(record: &Record<'_>) -> std::result::Result<RawDocument, DecodeError> {
+    let (collection, id, version, created_at, updated_at, body) = doc_put(record)?;
+    let data = std::str::from_utf8(body)
+        .map_err(|e| DecodeError::malformed(format!("document body is not UTF-8 text: {e}")))?;
+    Ok(RawDocument {
+        id: id.to_string(),
+        collection: collection.to_string(),
+        data: data.to_string(),
         version,
         created_at,
         updated_at,

@@ -184,27 +184,53 @@ mod tests {
         move |e| (keys[e as usize], e).cmp(&(keys[doc as usize], doc))
     }
 
-    #[test]
-    fn inserts_and_removes_keep_the_order_across_chunk_splits() {
-        // A key per number, inserted in a scrambled order with many ties.
+    /// A key per number with many ties, the numbers in a scrambled insert
+    /// order, and the order the list must end in.
+    struct Scrambled {
+        keys: Vec<u64>,
+        inserts: Vec<u32>,
+        expected: Vec<u32>,
+    }
+
+    fn scrambled() -> Scrambled {
         let n = 5 * CHUNK as u32 + 17;
         let keys: Vec<u64> = (0..n)
             .map(|d| u64::from(d.wrapping_mul(7919) % 97))
             .collect();
-        let mut list = OrderList::default();
-        for i in 0..n {
-            // 7 and n share no factor, so this visits each number once.
-            let doc = (i * 7 + 3) % n;
-            list.insert(doc, by_key(&keys, doc));
-        }
+        // 7 and n share no factor, so this visits each number once.
+        let inserts = (0..n).map(|i| (i * 7 + 3) % n).collect();
         let mut expected: Vec<u32> = (0..n).collect();
         expected.sort_by_key(|&d| (keys[d as usize], d));
-        assert_eq!(list.len(), n as usize);
+        Scrambled {
+            keys,
+            inserts,
+            expected,
+        }
+    }
+
+    /// The list holds `expected`, in chunks none empty or over `CHUNK`.
+    fn assert_holds(list: &OrderList, expected: &[u32]) {
+        assert_eq!(list.len(), expected.len());
         assert_eq!(list.iter().collect::<Vec<_>>(), expected);
         assert!(list
             .chunks
             .iter()
             .all(|c| !c.is_empty() && c.len() <= CHUNK));
+    }
+
+    #[test]
+    fn inserts_and_removes_keep_the_order_across_chunk_splits() {
+        let Scrambled {
+            keys,
+            inserts,
+            expected,
+        } = scrambled();
+        let n = inserts.len() as u32;
+        let mut list = OrderList::default();
+        for &doc in &inserts {
+            list.insert(doc, by_key(&keys, doc));
+        }
+        assert_holds(&list, &expected);
         for skip in [
             0,
             1,
@@ -238,24 +264,18 @@ mod tests {
     /// finds the entry.
     #[test]
     fn a_missed_search_places_the_insert() {
-        let n = 5 * CHUNK as u32 + 17;
-        let keys: Vec<u64> = (0..n)
-            .map(|d| u64::from(d.wrapping_mul(7919) % 97))
-            .collect();
+        let Scrambled {
+            keys,
+            inserts,
+            expected,
+        } = scrambled();
         let mut list = OrderList::default();
-        for i in 0..n {
-            let doc = (i * 7 + 3) % n;
+        for &doc in &inserts {
             let place = list.search(by_key(&keys, doc)).expect_err("not there yet");
             list.insert_at(place, doc);
             assert_eq!(list.search(by_key(&keys, doc)), Ok(doc));
         }
-        let mut expected: Vec<u32> = (0..n).collect();
-        expected.sort_by_key(|&d| (keys[d as usize], d));
-        assert_eq!(list.iter().collect::<Vec<_>>(), expected);
-        assert!(list
-            .chunks
-            .iter()
-            .all(|c| !c.is_empty() && c.len() <= CHUNK));
+        assert_holds(&list, &expected);
     }
 
     #[test]

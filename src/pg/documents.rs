@@ -313,31 +313,11 @@ impl DocumentStore for PgStore {
     }
 
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        validate::collection_and_id(collection, id)?;
-        self.with_conn(|conn| {
-            conn.query_opt(
-                &format!(
-                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = $1 AND d.id = $2"
-                ),
-                &[&collection.as_bytes(), &id.as_bytes()],
-            )?
-            .map(|row| read_doc(&row))
-            .transpose()
-        })
+        self.get_row(collection, id, read_doc)
     }
 
     fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
-        validate::collection_and_id(collection, id)?;
-        self.with_conn(|conn| {
-            conn.query_opt(
-                &format!(
-                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = $1 AND d.id = $2"
-                ),
-                &[&collection.as_bytes(), &id.as_bytes()],
-            )?
-            .map(|row| read_raw(&row))
-            .transpose()
-        })
+        self.get_row(collection, id, read_raw)
     }
 
     fn put(
@@ -451,6 +431,26 @@ impl DocumentStore for PgStore {
 
 impl PgStore {
     /// The rows of a query, each turned into a `T` by `read`.
+    /// The document `id` of `collection`, read by `read` (parsed or raw).
+    fn get_row<T>(
+        &self,
+        collection: &str,
+        id: &str,
+        read: fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        validate::collection_and_id(collection, id)?;
+        self.with_conn(|conn| {
+            conn.query_opt(
+                &format!(
+                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = $1 AND d.id = $2"
+                ),
+                &[&collection.as_bytes(), &id.as_bytes()],
+            )?
+            .map(|row| read(&row))
+            .transpose()
+        })
+    }
+
     fn query_rows<T>(&self, query: &Query, read: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
         validate::collection_name(&query.collection)?;
         self.with_conn(|conn| {

@@ -70,28 +70,13 @@ impl DocumentStore for SqliteStore {
     }
 
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        validate::collection_and_id(collection, id)?;
-        self.with_conn(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = ?1 AND d.id = ?2"
-            ))?
-            .query_row(params![collection, id], read_doc)
-            .optional()?
+        self.get_row(collection, id, read_doc)?
             .map(finish_doc)
             .transpose()
-        })
     }
 
     fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
-        validate::collection_and_id(collection, id)?;
-        self.with_conn(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = ?1 AND d.id = ?2"
-                ))?
-                .query_row(params![collection, id], read_raw)
-                .optional()?)
-        })
+        self.get_row(collection, id, read_raw)
     }
 
     fn put(
@@ -246,6 +231,24 @@ impl DocumentStore for SqliteStore {
 
 impl SqliteStore {
     /// The rows of a query, each turned into a `T` by `read`.
+    /// The document `id` of `collection`, read by `read` (parsed or raw).
+    fn get_row<T>(
+        &self,
+        collection: &str,
+        id: &str,
+        read: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
+        validate::collection_and_id(collection, id)?;
+        self.with_conn(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {DOC_COLUMNS} FROM store_docs d WHERE d.collection = ?1 AND d.id = ?2"
+                ))?
+                .query_row(params![collection, id], read)
+                .optional()?)
+        })
+    }
+
     fn query_rows<T>(
         &self,
         query: &Query,

@@ -43,6 +43,28 @@ pub(crate) use snapshot_file::SNAPSHOT_FILE;
 pub use stats::Stats;
 pub use verify::{Problem, VerifyReport};
 
+/// Puts a thread-local back as it was when dropped, however the scope that
+/// set it ends (a panic included).
+struct Restore<T: Copy + 'static> {
+    key: &'static std::thread::LocalKey<std::cell::Cell<T>>,
+    was: T,
+}
+
+impl<T: Copy + 'static> Restore<T> {
+    fn set(key: &'static std::thread::LocalKey<std::cell::Cell<T>>, value: T) -> Self {
+        Restore {
+            key,
+            was: key.replace(value),
+        }
+    }
+}
+
+impl<T: Copy + 'static> Drop for Restore<T> {
+    fn drop(&mut self) {
+        self.key.set(self.was);
+    }
+}
+
 /// The name of the lock file in a store directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
@@ -217,19 +239,12 @@ impl LogStore {
     /// The final wait's error (`Io` or `Poisoned`: the store is then
     /// poisoned, and no answer of `f` may be taken as durable).
     pub fn batch<T>(&self, f: impl FnOnce(&Self) -> T) -> Result<T> {
-        /// Restores the thread's batch (none) however `f` ends.
-        struct Reset(Option<(*const Inner, u64)>);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                BATCH.set(self.0);
-            }
-        }
         let me = Arc::as_ptr(&self.inner);
         if matches!(BATCH.get(), Some((store, _)) if store == me) {
             // Nested: the outer batch waits for these too.
             return Ok(f(self));
         }
-        let reset = Reset(BATCH.replace(Some((me, 0))));
+        let reset = Restore::set(&BATCH, Some((me, 0)));
         let answer = f(self);
         let last = BATCH.get().map_or(0, |(_, seq)| seq);
         drop(reset);
@@ -259,14 +274,7 @@ impl LogStore {
     /// # Errors
     /// What `f` returns.
     pub fn without_waiting<T>(&self, f: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
-        /// Clears the flag however `f` ends, a panic included.
-        struct Reset(bool);
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                NO_WAIT.set(self.0);
-            }
-        }
-        let _reset = Reset(NO_WAIT.replace(true));
+        let _reset = Restore::set(&NO_WAIT, true);
         f(self)
     }
 
@@ -369,34 +377,7 @@ fn read_document_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Docum
 /// Reads and verifies the document record at `loc` of `segment`, its body
 /// handed back as the stored JSON text, unparsed.
 fn read_raw_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<RawDocument> {
-    with_record(segment, dir, loc, raw_document)
-}
-
-/// The document a `DocPut` record writes, its body as the JSON text it was
-/// stored as. The text was serialized by the engine and the frame holding
-/// it verified, so it is neither parsed nor re-serialized here.
-fn raw_document(record: Record<'_>) -> std::result::Result<RawDocument, DecodeError> {
-    let Record::DocPut {
-        collection,
-        id,
-        version,
-        created_at,
-        updated_at,
-        body,
-    } = record
-    else {
-        return Err(DecodeError::malformed("expected a document record"));
-    };
-    let data = std::str::from_utf8(body)
-        .map_err(|e| DecodeError::malformed(format!("document body is not UTF-8 text: {e}")))?;
-    Ok(RawDocument {
-        id: id.to_string(),
-        collection: collection.to_string(),
-        data: data.to_string(),
-        version,
-        created_at,
-        updated_at,
-    })
+    with_record(segment, dir, loc, |record| apply::raw_document(&record))
 }
 
 /// What a write decided from the state it read under the writer lock.

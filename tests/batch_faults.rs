@@ -1,0 +1,479 @@
+//! `LogStore::batch`, answers that change nothing, `without_waiting` and the
+//! active segment's map, driven through the fault model: power loss at every
+//! sync point, a failed sync at every sync (fsyncgate), a failed sync racing
+//! in-place writes, a segment shortened under a snapshot.
+mod common;
+
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::power_fs::{image_fs, Image, PowerFs};
+use logstore::{Acquire, BlobPut, Durability, Error, LogStore, ManualClock, Options, Store};
+use serde_json::json;
+
+fn opts(clock: &Arc<ManualClock>, durability: Durability, seg: u64) -> Options {
+    Options {
+        clock: clock.clone(),
+        durability,
+        segment_bytes: seg,
+        auto_compact: false,
+        ..Options::default()
+    }
+}
+fn keys() -> Vec<String> {
+    vec!["k1".into(), "k2".into()]
+}
+fn dump(s: &LogStore) -> String {
+    common::dump(s, &keys())
+}
+fn dir() -> &'static Path {
+    Path::new("db")
+}
+
+fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
+    let d = store.docs();
+    match i % 11 {
+        0 => d.ensure_collection("c", &["owner"]),
+        1..=3 => d
+            .put(
+                "c",
+                &format!("d{}", i % 7),
+                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(300)}),
+                None,
+            )
+            .map(drop),
+        4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
+        5 => store
+            .blobs()
+            .put(
+                &mut Cursor::new(format!("blob {}", i % 4).into_bytes()),
+                BlobPut::default(),
+            )
+            .map(drop),
+        6 => store
+            .leases()
+            .acquire(&keys()[i % 2], &format!("run{}", i % 3), 1_000)
+            .map(drop),
+        7 => store.leases().release_all("run1").map(drop),
+        // CAS that may fail (Unchanged) or succeed
+        8 => d.put("c", "d1", json!({"cas": i}), Some(1)).map(drop),
+        9 => {
+            // delete the first blob if any (orphaning -> WriteSynced inside the batch)
+            let list = store.blobs().list(&Default::default())?;
+            match list.first() {
+                Some(m) => store.blobs().delete(&m.id).map(drop),
+                None => Ok(()),
+            }
+        }
+        _ => store.compact().map(drop),
+    }
+}
+
+fn open_image(image: &Image, o: &Options) -> Result<String, String> {
+    let fs = Arc::new(image_fs(image));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let s =
+            LogStore::open_with_fs(fs, dir(), o.clone()).map_err(|e| format!("no open: {e}"))?;
+        let st = dump(&s);
+        let r = s.verify().map_err(|e| format!("verify {e}"))?;
+        if !r.is_clean() {
+            return Err(format!("verify {:?}", r.problems));
+        }
+        Ok(st)
+    }))
+    .unwrap_or_else(|_| Err("panic".into()))
+}
+
+const SIZES: [usize; 6] = [3, 1, 5, 2, 4, 6];
+
+/// Batches under the page model: every image must be the state after all
+/// acknowledged batches and at most the batch in flight.
+fn batch_page_model(durability: Durability) {
+    let fs = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(1_000));
+    let o = opts(&clock, durability, 4096);
+    let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+    let mut history = vec![dump(&store)];
+    let mut ends = vec![0usize];
+    let mut i = 0;
+    for b in 0..12 {
+        let k = SIZES[b % SIZES.len()];
+        let h = store
+            .batch(|s| {
+                let mut hs = Vec::new();
+                for j in i..i + k {
+                    clock.advance(1);
+                    step(s, j).unwrap();
+                    hs.push(dump(s));
+                }
+                hs
+            })
+            .unwrap();
+        history.extend(h);
+        i += k;
+        ends.push(i);
+        fs.acked.store(i, Ordering::SeqCst);
+    }
+    fs.capture_now();
+    drop(store);
+    fs.capture_now();
+    let images = fs.take_labelled_images();
+    let last = history.len() - 1;
+    let mut failures = Vec::new();
+    for (n, (image, acked, label)) in images.iter().enumerate() {
+        let next_end = ends.iter().copied().find(|e| e > acked).unwrap_or(last);
+        let allowed = match durability {
+            Durability::Sync => *acked..=next_end,
+            _ => 0..=next_end,
+        };
+        match open_image(image, &o) {
+            Err(w) => failures.push(format!("img {n} acked {acked} {label}: {w}")),
+            Ok(st) if !history[allowed.clone()].contains(&st) => failures.push(format!(
+                "img {n} acked {acked} {label}: not in {allowed:?} (is {:?})",
+                history.iter().position(|h| *h == st)
+            )),
+            _ => {}
+        }
+    }
+    eprintln!("{durability:?}: {} images", images.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures[..failures.len().min(8)].join("\n")
+    );
+}
+
+#[test]
+fn batch_page_model_sync() {
+    batch_page_model(Durability::Sync);
+}
+#[test]
+fn batch_page_model_flush() {
+    batch_page_model(Durability::Flush);
+}
+
+/// fsyncgate at sync N for every N, under batches; then power loss; then
+/// reopen from the page cache, more batches, close, power loss.
+#[test]
+fn batch_fsyncgate_sweep() {
+    let mut failures = Vec::new();
+    let mut n = 1;
+    loop {
+        let fs = PowerFs::new();
+        fs.set_capture(false);
+        let clock = Arc::new(ManualClock::new(1_000));
+        let o = opts(&clock, Durability::Sync, 4096);
+        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        fs.fail_sync_at(n);
+        let mut history = vec![dump(&store)];
+        let mut acked = 0;
+        let mut i = 0;
+        let mut failed_in = None;
+        for b in 0..12 {
+            let k = SIZES[b % SIZES.len()];
+            let before = fs.failed_syncs();
+            let r = store.batch(|s| {
+                let mut v = Vec::new();
+                for j in i..i + k {
+                    clock.advance(1);
+                    v.push(step(s, j));
+                    history.push(dump(s));
+                }
+                v
+            });
+            i += k;
+            let all_ok = matches!(&r, Ok(v) if v.iter().all(|x| x.is_ok()));
+            if fs.failed_syncs() > before {
+                if all_ok {
+                    failures.push(format!("sync {n}: batch {b} all Ok though a sync failed"));
+                }
+                failed_in = Some(b);
+                break;
+            }
+            assert!(all_ok, "sync {n}: batch {b} failed without fault: {r:?}");
+            acked = i;
+        }
+        let Some(b) = failed_in else { break };
+        let case = format!("sync {n} (batch {b})");
+        match open_image(&fs.durable_image(), &o) {
+            Err(w) => failures.push(format!("{case}: power loss image {w}")),
+            Ok(st) => {
+                if !history[acked..].contains(&st) {
+                    failures.push(format!(
+                        "{case}: power loss state not in history[{acked}..] (pos {:?})",
+                        history.iter().position(|h| *h == st)
+                    ));
+                }
+            }
+        }
+        drop(store);
+        let re = match LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("{case}: reopen {e}"));
+                n += 1;
+                continue;
+            }
+        };
+        let r0 = dump(&re);
+        if !history[acked..].contains(&r0) {
+            failures.push(format!("{case}: reopen state not a prefix >= acked"));
+        }
+        let mut ok = true;
+        for (bb, j0) in [(0usize, 100usize), (1, 105)] {
+            let r = re.batch(|s| {
+                (j0..j0 + SIZES[bb])
+                    .map(|j| {
+                        clock.advance(1);
+                        step(s, j)
+                    })
+                    .collect::<Vec<_>>()
+            });
+            if !matches!(&r, Ok(v) if v.iter().all(|x| x.is_ok())) {
+                failures.push(format!("{case}: after reopen batch {r:?}"));
+                ok = false;
+                break;
+            }
+        }
+        let view = dump(&re);
+        if let Err(e) = re.close() {
+            failures.push(format!("{case}: close {e}"));
+            ok = false;
+        }
+        drop(re);
+        match open_image(&fs.durable_image(), &o) {
+            Err(w) => failures.push(format!("{case}: final image {w}")),
+            Ok(st) if ok && st != view => {
+                failures.push(format!("{case}: final power loss lost acknowledged"))
+            }
+            _ => {}
+        }
+        n += 1;
+    }
+    eprintln!("{} syncs swept", n - 1);
+    assert!(n > 10);
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures[..failures.len().min(10)].join("\n")
+    );
+}
+
+/// Thread A's batch writes; its final sync fails. Thread B, meanwhile, asks
+/// questions whose answers change nothing but rest on A's records. None
+/// may come back Ok.
+#[test]
+fn unchanged_answers_resting_on_a_failed_batch() {
+    let mut bad = Vec::new();
+    for probe in 0..6 {
+        let fs = PowerFs::new();
+        fs.set_capture(false);
+        let clock = Arc::new(ManualClock::new(1_000));
+        let o = opts(&clock, Durability::Sync, 64 * 1024);
+        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        store.docs().ensure_collection("c", &[]).unwrap();
+        store.docs().put("c", "x", json!({"v": 1}), None).unwrap();
+        store.leases().acquire("k1", "b", 60_000).unwrap();
+        fs.fail_sync_at(1);
+        let mut answer = String::new();
+        let batch = store.batch(|s| {
+            // A's writes: v2 of x, delete of y (absent anyway), lease k1 released, k2 taken
+            s.docs().put("c", "x", json!({"v": 2}), None).unwrap();
+            s.docs().put("c", "z", json!({}), None).unwrap();
+            s.leases().release("k1", "b").unwrap();
+            s.leases().acquire("k2", "a", 60_000).unwrap();
+            answer = std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    let d = store.docs();
+                    match probe {
+                        0 => format!(
+                            "{:?}",
+                            d.put("c", "x", json!({}), Some(1)).map(|o| o.is_none())
+                        ), // CAS fails on v2
+                        1 => format!(
+                            "{:?}",
+                            store
+                                .leases()
+                                .acquire("k2", "b", 1000)
+                                .map(|a| matches!(a, Acquire::Held { .. }))
+                        ),
+                        2 => format!(
+                            "{:?}",
+                            store
+                                .leases()
+                                .renew("k1", "b", 1000)
+                                .map(|a| matches!(a, Acquire::Held { .. }))
+                        ),
+                        3 => format!("{:?}", store.leases().release_all("b")),
+                        4 => format!("{:?}", d.patch("c", "x", json!({}), 1).map(|o| o.is_none())),
+                        _ => format!(
+                            "{:?}",
+                            store.without_waiting(|s| s.docs().delete("c", "nope"))
+                        ),
+                    }
+                })
+                .join()
+                .unwrap()
+            });
+        });
+        eprintln!("probe {probe}: {answer} batch {batch:?}");
+        let ok_answer = answer.starts_with("Ok");
+        if ok_answer && !(probe == 5 && answer.contains("WouldBlock")) {
+            bad.push(format!(
+                "probe {probe}: answered {answer} resting on a batch whose sync failed ({batch:?})"
+            ));
+        }
+        assert!(batch.is_err());
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// Flush store: one thread runs without_waiting puts in a loop; another
+/// does blob deletes that orphan (synced) while the Nth sync fails. Each
+/// refused write must be absent, each Ok one present after a reopen from
+/// the page cache, no Ok after poison was observed, and nothing poisoned by
+/// a refusal.
+#[test]
+fn without_waiting_flush_against_a_failed_sync() {
+    let mut bad = Vec::new();
+    for n in 1..=8u64 {
+        let fs = PowerFs::new();
+        fs.set_capture(false);
+        let clock = Arc::new(ManualClock::new(1_000));
+        let o = opts(&clock, Durability::Flush, 16 * 1024);
+        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        store.docs().ensure_collection("c", &[]).unwrap();
+        fs.fail_sync_at(n);
+        let stop = AtomicBool::new(false);
+        let poisoned_seen = AtomicBool::new(false);
+        let results = Mutex::new(Vec::new());
+        let count = AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                for i in 0..40 {
+                    let m = store.blobs().put(
+                        &mut Cursor::new(format!("b{i}").into_bytes()),
+                        BlobPut::default(),
+                    );
+                    let r = m.and_then(|m| store.blobs().delete(&m.id));
+                    if r.is_err() {
+                        let probe = store.docs().put("c", "probe", json!({}), None);
+                        if matches!(probe, Err(Error::Poisoned)) {
+                            poisoned_seen.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                    let _ = store.docs().put(
+                        "c",
+                        &format!("big{i}"),
+                        json!({"p": "q".repeat(1500)}),
+                        None,
+                    );
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+            sc.spawn(|| {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) || i < 50 {
+                    let was_poisoned = poisoned_seen.load(Ordering::SeqCst);
+                    let id = format!("w{i}");
+                    let r =
+                        store.without_waiting(|s| s.docs().put("c", &id, json!({"i": i}), None));
+                    if was_poisoned && r.is_ok() {
+                        results
+                            .lock()
+                            .unwrap()
+                            .push((id.clone(), "ok-after-poison".to_string()));
+                    }
+                    let tag = match &r {
+                        Ok(_) => "ok",
+                        Err(Error::WouldBlock) => "wb",
+                        Err(_) => "err",
+                    };
+                    results.lock().unwrap().push((id, tag.to_string()));
+                    count.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                    if i > 5000 {
+                        break;
+                    }
+                }
+            });
+        });
+        if fs.failed_syncs() == 0 {
+            continue;
+        }
+        let res = results.into_inner().unwrap();
+        let c = |t: &str| res.iter().filter(|(_, x)| x == t).count();
+        eprintln!(
+            "n {n}: failed {} poisoned {} ok {} wb {} err {}",
+            fs.failed_syncs(),
+            poisoned_seen.load(Ordering::SeqCst),
+            c("ok"),
+            c("wb"),
+            c("err")
+        );
+        drop(store);
+        let re = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        for (id, tag) in &res {
+            let present = re.docs().get("c", id).unwrap().is_some();
+            match tag.as_str() {
+                "ok" if !present => bad.push(format!("n {n}: {id} Ok but missing after restart")),
+                "wb" if present => bad.push(format!("n {n}: {id} WouldBlock but written")),
+                "ok-after-poison" => bad.push(format!("n {n}: {id} Ok after poison seen")),
+                _ => {}
+            }
+        }
+        let v = re.verify().unwrap();
+        if !v.is_clean() {
+            bad.push(format!("n {n}: verify {:?}", v.problems));
+        }
+    }
+    assert!(bad.is_empty(), "{:#?}", &bad[..bad.len().min(10)]);
+}
+
+/// Out of the fault model (a file shortened behind a valid snapshot): the
+/// active map must not be read past the file's end.
+#[test]
+fn active_map_with_a_snapshot_past_a_shortened_segment() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Options {
+        auto_compact: false,
+        ..Options::default()
+    };
+    {
+        let s = LogStore::open(d.path(), o.clone()).unwrap();
+        s.docs().ensure_collection("c", &[]).unwrap();
+        for i in 0..200 {
+            s.docs()
+                .put("c", &format!("{i}"), json!({"p": "z".repeat(500)}), None)
+                .unwrap();
+        }
+        s.close().unwrap();
+    }
+    let segs = common::segments(d.path());
+    let newest = segs.last().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .unwrap();
+    f.set_len(8192).unwrap();
+    drop(f);
+    match LogStore::open(d.path(), o) {
+        Err(e) => eprintln!("open refused: {e}"),
+        Ok(s) => {
+            eprintln!("opened: {:?}", s.recovery_report());
+            let mut errs = 0;
+            for i in 0..200 {
+                if s.docs().get("c", &format!("{i}")).is_err() {
+                    errs += 1;
+                }
+            }
+            eprintln!("gets failing: {errs}");
+            eprintln!("verify: {:?}", s.verify().map(|r| r.problems.len()));
+        }
+    }
+}

@@ -32,43 +32,9 @@ fn dir() -> &'static Path {
     Path::new("db")
 }
 
+/// One step of the workload, by number.
 fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
-    let d = store.docs();
-    match i % 11 {
-        0 => d.ensure_collection("c", &["owner"]),
-        1..=3 => d
-            .put(
-                "c",
-                &format!("d{}", i % 7),
-                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(300)}),
-                None,
-            )
-            .map(drop),
-        4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
-        5 => store
-            .blobs()
-            .put(
-                &mut Cursor::new(format!("blob {}", i % 4).into_bytes()),
-                BlobPut::default(),
-            )
-            .map(drop),
-        6 => store
-            .leases()
-            .acquire(&keys()[i % 2], &format!("run{}", i % 3), 1_000)
-            .map(drop),
-        7 => store.leases().release_all("run1").map(drop),
-        // CAS that may fail (Unchanged) or succeed
-        8 => d.put("c", "d1", json!({"cas": i}), Some(1)).map(drop),
-        9 => {
-            // delete the first blob if any (orphaning -> WriteSynced inside the batch)
-            let list = store.blobs().list(&Default::default())?;
-            match list.first() {
-                Some(m) => store.blobs().delete(&m.id).map(drop),
-                None => Ok(()),
-            }
-        }
-        _ => store.compact().map(drop),
-    }
+    common::workload_step(store, i, 11)
 }
 
 fn open_image(image: &Image, o: &Options) -> Result<String, String> {
@@ -138,12 +104,7 @@ fn batch_page_model(durability: Durability) {
         }
     }
     eprintln!("{durability:?}: {} images", images.len());
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures[..failures.len().min(8)].join("\n")
-    );
+    common::assert_no_failures("batch", &failures);
 }
 
 #[test]
@@ -255,12 +216,7 @@ fn batch_fsyncgate_sweep() {
     }
     eprintln!("{} syncs swept", n - 1);
     assert!(n > 10);
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures[..failures.len().min(10)].join("\n")
-    );
+    common::assert_no_failures("batch", &failures);
 }
 
 /// Thread A's batch writes; its final sync fails. Thread B, meanwhile, asks

@@ -45,32 +45,7 @@ fn dump(store: &LogStore) -> String {
 
 /// One step of the workload, by number.
 fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
-    let d = store.docs();
-    match i % 9 {
-        0 => d.ensure_collection("c", &["owner"]),
-        1..=3 => d
-            .put(
-                "c",
-                &format!("d{}", i % 7),
-                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(300)}),
-                None,
-            )
-            .map(drop),
-        4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
-        5 => store
-            .blobs()
-            .put(
-                &mut Cursor::new(format!("blob {}", i % 4).into_bytes()),
-                BlobPut::default(),
-            )
-            .map(drop),
-        6 => store
-            .leases()
-            .acquire(&keys()[i % 2], &format!("run{}", i % 3), 1_000)
-            .map(drop),
-        7 => store.leases().release_all("run1").map(drop),
-        _ => store.compact().map(drop),
-    }
+    common::workload_step(store, i, 9)
 }
 
 #[test]

@@ -90,15 +90,6 @@ fn short(state: &str) -> String {
     state.chars().take(120).collect()
 }
 
-fn fail_report(what: &str, failures: &[String]) {
-    assert!(
-        failures.is_empty(),
-        "{what}: {} failures; the first:\n{}",
-        failures.len(),
-        failures[..failures.len().min(8)].join("\n")
-    );
-}
-
 // ---------------------------------------------------------------------
 // fsyncgate
 // ---------------------------------------------------------------------
@@ -175,7 +166,7 @@ fn a_failed_sync_fails_every_waiting_writer_and_nothing_is_acknowledged_after_it
             ));
         }
     }
-    fail_report("group commit under fsyncgate", &failures);
+    common::assert_no_failures("group commit under fsyncgate", &failures);
 }
 
 /// What the operation under test does after the write whose sync fails.
@@ -304,7 +295,7 @@ fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
         }
     }
     eprintln!("{durability:?}: {cases} cases");
-    fail_report(
+    common::assert_no_failures(
         &format!("{durability:?}: acknowledgements after a failed sync"),
         &failures,
     );
@@ -457,7 +448,7 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
     }
     eprintln!("segment_bytes {segment_bytes}: {} syncs swept", n - 1);
     assert!(n > 10, "the workload syncs: {n}");
-    fail_report("reopen from the page cache after fsyncgate", &failures);
+    common::assert_no_failures("reopen from the page cache after fsyncgate", &failures);
 }
 
 #[test]
@@ -677,7 +668,7 @@ fn strings_holding_a_valid_frame_then_a_torn_append_still_open() {
             }
         }
     }
-    fail_report("crafted strings", &failures);
+    common::assert_no_failures("crafted strings", &failures);
 }
 
 type Step = Box<dyn Fn(&LogStore) -> logstore::Result<()>>;
@@ -740,7 +731,7 @@ fn crafted_ids_survive_every_power_loss_image() {
     }
     eprintln!("{} images", images.len());
     assert!(images.len() > 50, "{} images", images.len());
-    fail_report("crafted ids over power-loss images", &failures);
+    common::assert_no_failures("crafted ids over power-loss images", &failures);
 }
 
 // ---------------------------------------------------------------------
@@ -796,7 +787,7 @@ fn a_snapshot_written_by_compaction_covers_only_durable_records() {
             failures.push(format!("{label}: {why}"));
         }
     }
-    fail_report("snapshot after a write during compaction", &failures);
+    common::assert_no_failures("snapshot after a write during compaction", &failures);
 }
 
 // ---------------------------------------------------------------------
@@ -846,5 +837,5 @@ fn what_open_made_durable_is_never_in_a_page_written_again() {
             failures.push(format!("{label}: the deleted blob is back"));
         }
     }
-    fail_report("after open acted on a replayed delete", &failures);
+    common::assert_no_failures("after open acted on a replayed delete", &failures);
 }

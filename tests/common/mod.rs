@@ -105,3 +105,54 @@ pub fn dump(store: &dyn logstore::Store, lease_keys: &[String]) -> String {
     }
     out
 }
+
+/// Fails the test with the count and the first few of `failures`, if any.
+pub fn assert_no_failures(what: &str, failures: &[String]) {
+    assert!(
+        failures.is_empty(),
+        "{what}: {} failures; the first:\n{}",
+        failures.len(),
+        failures[..failures.len().min(8)].join("\n")
+    );
+}
+
+/// Step `i` of the crash tests' workload over `kinds` kinds of step: an
+/// ensure, puts, a delete, a blob put, a lease acquire and a release-all,
+/// then with `kinds` above 9 a compare-and-swap put that may change nothing
+/// and a blob delete that may orphan its file, and last a compaction.
+pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logstore::Result<()> {
+    use logstore::{BlobPut, Store};
+    use serde_json::json;
+    let d = store.docs();
+    let lease_keys = ["k1", "k2"];
+    match i % kinds {
+        0 => d.ensure_collection("c", &["owner"]),
+        1..=3 => d
+            .put(
+                "c",
+                &format!("d{}", i % 7),
+                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(300)}),
+                None,
+            )
+            .map(drop),
+        4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
+        5 => store
+            .blobs()
+            .put(
+                &mut std::io::Cursor::new(format!("blob {}", i % 4).into_bytes()),
+                BlobPut::default(),
+            )
+            .map(drop),
+        6 => store
+            .leases()
+            .acquire(lease_keys[i % 2], &format!("run{}", i % 3), 1_000)
+            .map(drop),
+        7 => store.leases().release_all("run1").map(drop),
+        8 if kinds > 9 => d.put("c", "d1", json!({"cas": i}), Some(1)).map(drop),
+        9 if kinds > 9 => match store.blobs().list(&Default::default())?.first() {
+            Some(m) => store.blobs().delete(&m.id).map(drop),
+            None => Ok(()),
+        },
+        _ => store.compact().map(drop),
+    }
+}

@@ -51,6 +51,36 @@ pub fn content_path(dir: &Path, hash: &str) -> (PathBuf, PathBuf) {
     (folder, path)
 }
 
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A content folder's name: two hex digits.
+pub(crate) fn is_folder_name(name: &str) -> bool {
+    is_hex(name, 2)
+}
+
+/// A staging file's name: a UUID and `.tmp`.
+pub(crate) fn is_staging_name(name: &str) -> bool {
+    name.strip_suffix(".tmp")
+        .is_some_and(|stem| uuid::Uuid::try_parse(stem).is_ok())
+}
+
+/// A content file's name in folder `folder`: 64 hex digits that start
+/// with the folder's two.
+pub(crate) fn is_content_name(folder: &str, name: &str) -> bool {
+    is_hex(name, 64) && name.starts_with(folder)
+}
+
+/// A folder the engine did not make (a link, or a file): sweeps skip it,
+/// `verify` reports it.
+fn is_foreign(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotADirectory | io::ErrorKind::InvalidInput
+    )
+}
+
 fn io_err<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(io::Error) -> Error + 'a {
     move |e| Error::io(format!("{what} {}", path.display()), e)
 }
@@ -122,11 +152,11 @@ pub fn stage_new<'a>(
     let root = dir.join(BLOB_DIR);
     let tmp_dir = root.join(TMP_DIR);
     let tmp = tmp_dir.join(format!("{}.tmp", uuid::Uuid::new_v4()));
-    let file = match fs.open(&tmp, true) {
+    let file = match fs.create_new(&tmp) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             create_dir_durable(fs, &root, poison)?;
             create_dir_durable(fs, &tmp_dir, poison)?;
-            fs.open(&tmp, true)
+            fs.create_new(&tmp)
         }
         opened => opened,
     }
@@ -145,7 +175,7 @@ pub fn stage_new<'a>(
 /// staging; the log engine stages through `stage_new`.)
 #[cfg(feature = "sqlite")]
 pub fn stage(fs: &dyn Vfs, tmp: PathBuf, reader: &mut dyn Read, max: u64) -> Result<Staged> {
-    let file = fs.open(&tmp, true).map_err(io_err(&tmp, "creating"))?;
+    let file = fs.create_new(&tmp).map_err(io_err(&tmp, "creating"))?;
     stage_into(fs, file, tmp, reader, max)
 }
 
@@ -536,7 +566,8 @@ pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
 
 /// Removes content files no blob refers to and leftover temporary files;
 /// returns how many of each. Only at open: staged files of puts in flight
-/// live in the same folder.
+/// live in the same folder. Only regular files under names the engine
+/// makes are removed; a folder that is a link is never entered.
 ///
 /// First syncs the store directory and `blobs/` when `blobs/` exists, so
 /// the blob directories are durable in their parents even if a crash came
@@ -548,7 +579,7 @@ pub fn sweep(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool) -> Res
             fs.sync_dir(dir).map_err(io_err(dir, "syncing"))?;
             fs.sync_dir(&root).map_err(io_err(&root, "syncing"))?;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound || is_foreign(&e) => return Ok((0, 0)),
         Err(e) => return Err(io_err(&root, "listing")(e)),
     }
     let orphans = sweep_orphans(fs, dir, referenced)?;
@@ -556,13 +587,13 @@ pub fn sweep(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool) -> Res
     let mut temps = 0;
     match fs.list(&tmp_dir) {
         Ok(names) => {
-            for name in names {
+            for name in names.into_iter().filter(|n| is_staging_name(n)) {
                 let path = tmp_dir.join(name);
                 fs.remove(&path).map_err(io_err(&path, "removing"))?;
                 temps += 1;
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound || is_foreign(&e) => {}
         Err(e) => return Err(io_err(&tmp_dir, "listing")(e)),
     }
     Ok((orphans, temps))
@@ -575,14 +606,15 @@ pub fn sweep_orphans(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool
     let root = dir.join(BLOB_DIR);
     let mut orphans = 0;
     for prefix in 0..=255u8 {
-        let folder = root.join(format!("{prefix:02x}"));
+        let hex = format!("{prefix:02x}");
+        let folder = root.join(&hex);
         let names = match fs.list(&folder) {
             Ok(names) => names,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_foreign(&e) => continue,
             Err(e) => return Err(io_err(&folder, "listing")(e)),
         };
         for name in names {
-            if !referenced(&name) {
+            if is_content_name(&hex, &name) && !referenced(&name) {
                 let path = folder.join(&name);
                 fs.remove(&path).map_err(io_err(&path, "removing orphan"))?;
                 orphans += 1;

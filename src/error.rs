@@ -35,6 +35,16 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// The directory is neither a logstore directory (it has no manifest
+    /// and no segment) nor empty, so the store refuses to create one there
+    /// or read it as one. Nothing was written.
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The handle was opened read-only ([`LogStore::open_read_only`](crate::LogStore::open_read_only)):
+    /// it reads and follows the log but never writes. Nothing was written.
+    ReadOnly,
     /// An earlier write or sync failed, so the store no longer knows what is
     /// durable. It refuses writes until it is reopened.
     Poisoned,
@@ -105,6 +115,15 @@ impl fmt::Display for Error {
                 f,
                 "the store at {} is locked by another open handle (this or another process); close it first",
                 path.display()
+            ),
+            Error::NotAStore { path } => write!(
+                f,
+                "{} is not a logstore directory (it has no MANIFEST and no segment file, and is not empty)",
+                path.display()
+            ),
+            Error::ReadOnly => write!(
+                f,
+                "the store was opened read-only; open it with `LogStore::open` to write"
             ),
             Error::Poisoned => write!(
                 f,

@@ -84,6 +84,7 @@ pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{
-    salvage, CompactionReport, LogStore, Problem, Salvage, SalvageReport, Stats, VerifyReport,
+    salvage, CompactionReport, ForeignEntry, LogStore, Problem, Salvage, SalvageReport, Stats,
+    StoreDir, VerifyReport,
 };
 pub use transfer::Transfer;

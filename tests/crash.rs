@@ -332,7 +332,12 @@ fn crashed_store(fs: &FaultFs, clock: &Arc<ManualClock>) {
     let file = mem.file(&Path::new("db").join(&newest)).unwrap();
     // Cut into the last record (the writer keeps zeros reserved after it).
     file.set_len(common::log_end(&file.contents()) - 5).unwrap();
-    let stray = mem.open(Path::new("db/blobs/tmp/x.tmp"), true).unwrap();
+    let stray = mem
+        .open(
+            Path::new("db/blobs/tmp/0b6a4ab5-54c1-4a7e-9d53-2f2d3c1a9e10.tmp"),
+            true,
+        )
+        .unwrap();
     stray.write_all_at(b"half a blob", 0).unwrap();
 }
 

@@ -80,7 +80,11 @@ fn open_collects_orphan_and_staged_files() {
     let folder = dir.join("blobs").join(&orphan_hash[..2]);
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join(&orphan_hash), b"orphan").unwrap();
-    std::fs::write(dir.join("blobs/tmp/5f1e.tmp"), b"half").unwrap();
+    std::fs::write(
+        dir.join("blobs/tmp/0b6a4ab5-54c1-4a7e-9d53-2f2d3c1a9e10.tmp"),
+        b"half",
+    )
+    .unwrap();
     let store = LogStore::open(&dir, Options::default()).unwrap();
     assert_eq!(store.recovery_report().orphan_blobs_removed, 1);
     assert_eq!(store.recovery_report().temp_files_removed, 1);
@@ -467,13 +471,25 @@ fn a_put_that_finds_the_store_poisoned_or_closed_removes_its_staged_file() {
 
 /// The real file system, recording which directories are created and
 /// synced, and failing the syncs of one directory when asked.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct DirRecorder {
+    fs: RealFs,
     log: Mutex<Vec<(&'static str, PathBuf)>>,
     fail_sync_of: Mutex<Option<PathBuf>>,
 }
 
 impl DirRecorder {
+    /// Records the calls on the real file system confined to `dir`, which
+    /// it creates.
+    fn new(dir: &Path) -> Self {
+        logstore::io::create_dirs_durable(dir).unwrap();
+        DirRecorder {
+            fs: RealFs::open_root(dir, logstore::io::Access::ReadWrite).unwrap(),
+            log: Mutex::default(),
+            fail_sync_of: Mutex::default(),
+        }
+    }
+
     fn log(&self) -> Vec<(&'static str, PathBuf)> {
         self.log.lock().unwrap().clone()
     }
@@ -485,19 +501,19 @@ impl Vfs for DirRecorder {
             .lock()
             .unwrap()
             .push(("create_dir_all", dir.to_path_buf()));
-        RealFs.create_dir_all(dir)
+        self.fs.create_dir_all(dir)
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        RealFs.list(dir)
+        self.fs.list(dir)
     }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
-        RealFs.open(path, create)
+        self.fs.open(path, create)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
+        self.fs.rename(from, to)
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
-        RealFs.remove(path)
+        self.fs.remove(path)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.log
@@ -507,10 +523,10 @@ impl Vfs for DirRecorder {
         if self.fail_sync_of.lock().unwrap().as_deref() == Some(dir) {
             return Err(io::Error::other("injected directory sync failure"));
         }
-        RealFs.sync_dir(dir)
+        self.fs.sync_dir(dir)
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
-        RealFs.try_lock(path)
+        self.fs.try_lock(path)
     }
 }
 
@@ -518,7 +534,7 @@ impl Vfs for DirRecorder {
 fn new_blob_directories_are_synced_into_their_parents() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let fs = Arc::new(DirRecorder::default());
+    let fs = Arc::new(DirRecorder::new(&dir));
     let store = LogStore::open_with_fs(fs.clone(), &dir, Options::default()).unwrap();
     let meta = put(&store, b"first bytes");
     let hash = meta.content_hash.unwrap();
@@ -548,7 +564,7 @@ fn new_blob_directories_are_synced_into_their_parents() {
 fn a_failed_sync_of_a_new_blob_directory_poisons_the_store() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let fs = Arc::new(DirRecorder::default());
+    let fs = Arc::new(DirRecorder::new(&dir));
     let store = LogStore::open_with_fs(fs.clone(), &dir, Options::default()).unwrap();
     // The first put creates blobs/ in the store directory.
     *fs.fail_sync_of.lock().unwrap() = Some(dir.clone());
@@ -573,7 +589,7 @@ fn open_syncs_the_blob_directories_into_their_parents() {
         let store = LogStore::open(&dir, Options::default()).unwrap();
         put(&store, b"kept")
     };
-    let fs = Arc::new(DirRecorder::default());
+    let fs = Arc::new(DirRecorder::new(&dir));
     let store = LogStore::open_with_fs(fs.clone(), &dir, Options::default()).unwrap();
     let log = fs.log();
     for parent in [dir.clone(), dir.join("blobs")] {
@@ -595,7 +611,10 @@ fn store_deleting_on_open(
     bytes: &[u8],
 ) -> (Arc<LogStore>, BlobMeta, mpsc::Receiver<bool>) {
     use common::wrap_fs::WrapFs;
-    let fs = WrapFs::new(Arc::new(RealFs));
+    logstore::io::create_dirs_durable(dir).unwrap();
+    let fs = WrapFs::new(Arc::new(
+        RealFs::open_root(dir, logstore::io::Access::ReadWrite).unwrap(),
+    ));
     let store =
         Arc::new(LogStore::open_with_fs(Arc::new(fs.clone()), dir, Options::default()).unwrap());
     let meta = put(store.as_ref(), bytes);

@@ -134,30 +134,30 @@ fn salvage_refuses_a_store_that_is_open_and_reads_it_once_closed() {
 /// The real file system, but the lock file cannot be opened for writing:
 /// what a read-only mount or a store owned by another user gives.
 #[derive(Debug)]
-struct ReadOnlyLock;
+struct ReadOnlyLock(logstore::io::RealFs);
 
 impl logstore::io::Vfs for ReadOnlyLock {
     fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        logstore::io::RealFs.create_dir_all(dir)
+        self.0.create_dir_all(dir)
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        logstore::io::RealFs.list(dir)
+        self.0.list(dir)
     }
     fn open(
         &self,
         path: &Path,
         create: bool,
     ) -> std::io::Result<std::sync::Arc<dyn logstore::io::VFile>> {
-        logstore::io::RealFs.open(path, create)
+        self.0.open(path, create)
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        logstore::io::RealFs.rename(from, to)
+        self.0.rename(from, to)
     }
     fn remove(&self, path: &Path) -> std::io::Result<()> {
-        logstore::io::RealFs.remove(path)
+        self.0.remove(path)
     }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        logstore::io::RealFs.sync_dir(dir)
+        self.0.sync_dir(dir)
     }
     fn try_lock(&self, _path: &Path) -> std::io::Result<Option<Box<dyn logstore::io::LockGuard>>> {
         Err(std::io::ErrorKind::ReadOnlyFilesystem.into())
@@ -172,7 +172,13 @@ fn a_store_on_a_read_only_file_system_is_still_salvaged() {
     let src = tmp.path().join("src");
     closed_store(&src, 5);
     let dst = LogStore::open(tmp.path().join("dst"), opts()).unwrap();
-    let salvage = logstore::Salvage::lock_with_fs(std::sync::Arc::new(ReadOnlyLock), &src).unwrap();
+    let salvage = logstore::Salvage::lock_with_fs(
+        std::sync::Arc::new(ReadOnlyLock(
+            logstore::io::RealFs::open_root(&src, logstore::io::Access::ReadWrite).unwrap(),
+        )),
+        &src,
+    )
+    .unwrap();
     let report = salvage.run(&dst).unwrap();
     assert!(report.lost.is_empty(), "{report:?}");
     assert_eq!(all_docs(dst.docs(), "c").len(), 5);

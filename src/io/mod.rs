@@ -3,14 +3,14 @@
 //! loss, and the in-memory store runs the same engine on [`MemFs`].
 
 mod fault;
+mod real;
 
 pub use fault::FaultFs;
+pub use real::{create_dirs_durable, Access, RealFs};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -49,6 +49,29 @@ pub trait VFile: Send + Sync + fmt::Debug {
     }
 }
 
+/// What a directory entry is, as [`Vfs::list_entries`] reports it (links
+/// are never followed to find out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Link,
+    /// Anything else (a FIFO, a socket, a device, a name that is not UTF-8).
+    Other,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The entry's name.
+    pub name: String,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
 /// A held directory lock; dropping it releases the lock.
 pub trait LockGuard: Send + Sync + fmt::Debug {}
 
@@ -56,10 +79,36 @@ pub trait LockGuard: Send + Sync + fmt::Debug {}
 pub trait Vfs: Send + Sync + fmt::Debug {
     /// Creates a directory and its parents.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// The names of the files in `dir`.
+    /// The names of the regular files in `dir`, sorted.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Every entry of `dir`, sorted by name, with its kind: what
+    /// `verify` and `stats` read to report what the engine did not make.
+    /// The default lists the files of [`Vfs::list`].
+    fn list_entries(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        Ok(self
+            .list(dir)?
+            .into_iter()
+            .map(|name| Entry {
+                name,
+                kind: EntryKind::File,
+            })
+            .collect())
+    }
     /// Opens a file for reading and writing; `create` makes it if missing.
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>>;
+    /// Creates a new, empty file; `AlreadyExists` when anything (a link
+    /// included) has that name. Temporary and quarantine files are made
+    /// this way, so they never open something already there. The default
+    /// suits the single-process test file systems.
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        if self.open(path, false).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", path.display()),
+            ));
+        }
+        self.open(path, true)
+    }
     /// Renames a file, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
@@ -88,17 +137,24 @@ pub(crate) fn temp_name(name: &str) -> String {
 }
 
 /// The first half of replacing the file `name` in `dir` atomically: writes
-/// `bytes` to `<name>.tmp` (truncating a leftover one) and syncs it. The
+/// `bytes` to a new `<name>.tmp` (removing a leftover regular file of that
+/// name first; anything else there is refused, never written through) and
+/// syncs it. The
 /// file in force is untouched, so a failure here changes nothing a reader
 /// or the next open sees.
 pub(crate) fn write_temp(fs: &dyn Vfs, dir: &Path, name: &str, bytes: &[u8]) -> crate::Result<()> {
     let tmp = dir.join(temp_name(name));
     let context = || format!("writing {}", tmp.display());
+    match fs.remove(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(crate::Error::io(context(), e));
+        }
+        _ => {}
+    }
     let file = fs
-        .open(&tmp, true)
+        .create_new(&tmp)
         .map_err(|e| crate::Error::io(context(), e))?;
-    file.set_len(0)
-        .and_then(|()| file.write_all_at(bytes, 0))
+    file.write_all_at(bytes, 0)
         .and_then(|()| file.sync_data())
         .map_err(|e| crate::Error::io(context(), e))
 }
@@ -134,128 +190,6 @@ pub(crate) fn write_atomic(
 ) -> crate::Result<()> {
     write_temp(fs, dir, name, bytes)?;
     rename_temp(fs, dir, name, sync_dir)
-}
-
-/// The real file system.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RealFs;
-
-#[derive(Debug)]
-struct RealFile(File);
-
-impl VFile for RealFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
-    }
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
-    }
-    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
-        // SAFETY: a map is only asked for a file no one changes while it is
-        // mapped (reading a page past a shortened end raises SIGBUS, and
-        // bytes changing under a reader break Rust's aliasing rules), which
-        // the engine holds to: only sealed segments and the snapshot are
-        // mapped; sealed segments are never written, truncated or extended
-        // again, and the snapshot is replaced only by renaming a new file
-        // over it. FORMAT.md ("Mapped reads") gives the argument. The
-        // directory lock keeps other logstore handles away; a process that
-        // ignores the lock and shortens or overwrites a file is outside the
-        // contract.
-        let map = unsafe { memmap2::Mmap::map(&self.0)? };
-        Ok(Some(Arc::new(map)))
-    }
-    fn map_ahead(&self, len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
-        let Ok(len) = usize::try_from(len) else {
-            return Ok(None);
-        };
-        // SAFETY: as for `map`, and only the active segment is mapped ahead:
-        // it only grows while this map lives (appends and the zeros written
-        // ahead of them; the roll's cut of those zeros happens after the
-        // last record, and readers only read records), and a reader builds
-        // a slice only of a record the index already points at, whose bytes
-        // are written once and never again. FORMAT.md ("Mapped reads").
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
-        Ok(Some(Arc::new(map)))
-    }
-}
-
-#[derive(Debug)]
-struct FileLock(File);
-
-impl LockGuard for FileLock {}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        // Closing the descriptor releases the lock too; unlocking first
-        // makes the release independent of other clones of the descriptor.
-        let _ = self.0.unlock();
-    }
-}
-
-impl Vfs for RealFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() {
-                if let Some(name) = entry.file_name().to_str() {
-                    names.push(name.to_string());
-                }
-            }
-        }
-        names.sort();
-        Ok(names)
-    }
-    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path)?;
-        Ok(Arc::new(RealFile(file)))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
-    }
-    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        // The standard library's lock (stable since Rust 1.89, hence the
-        // crate's rust-version) rather than `fs2`, unmaintained since 2018,
-        // or its fork `fs4`: one dependency fewer for the same call. On Unix
-        // it is the same `flock(LOCK_EX | LOCK_NB)` fs2 took, so a store
-        // stays locked against a process built with the older crate, and
-        // contention is a typed `WouldBlock` instead of a comparison of raw
-        // OS error codes.
-        match file.try_lock() {
-            Ok(()) => Ok(Some(Box::new(FileLock(file)))),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
-    }
 }
 
 /// A file system held in memory: the backing of `LogStore::in_memory`, and
@@ -379,6 +313,18 @@ impl Vfs for MemFs {
         }
         if !create {
             return Err(not_found(path));
+        }
+        let file = Arc::new(MemFile::default());
+        files.insert(path.to_path_buf(), file.clone());
+        Ok(file)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        let mut files = self.files.lock();
+        if files.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", path.display()),
+            ));
         }
         let file = Arc::new(MemFile::default());
         files.insert(path.to_path_buf(), file.clone());

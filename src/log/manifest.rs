@@ -7,7 +7,7 @@
 //! inputs. Open finishes or undoes whatever a crash interrupted (see
 //! [`layout`]). FORMAT.md describes the bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::codec::{checked_body, DecodeError, Reader, Writer};
@@ -109,7 +109,14 @@ pub fn read(fs: &dyn Vfs, dir: &Path) -> Result<Manifest> {
     let path = dir.join(MANIFEST_FILE);
     let file = match fs.open(&path, false) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A crash (or a live writer) inside `relink` leaves the manifest
+            // under its passing name for a moment.
+            match fs.open(&dir.join(format!("{MANIFEST_FILE}{RELINK_SUFFIX}")), false) {
+                Ok(file) => file,
+                Err(_) => return Ok(Manifest::default()),
+            }
+        }
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
     };
     let len = file
@@ -138,6 +145,92 @@ pub struct Layout {
     pub order: Vec<u32>,
     /// The largest segment id seen, live or not, so new ids never repeat.
     pub max_id: u32,
+    /// Live segments whose file is not (yet) under its own name: a
+    /// read-only open settles nothing, so it reads a committed compaction
+    /// output as `<id>.seg.tmp` and a file caught mid-relink as
+    /// `<id>.seg.relink`.
+    pub names: BTreeMap<u32, String>,
+}
+
+impl Layout {
+    /// The file name segment `id` is read under.
+    pub fn file_name(&self, id: u32) -> String {
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| segment_name(id))
+    }
+}
+
+/// The layout as a read-only handle sees it: the same segments, in the
+/// same order, that [`layout`] would keep, without renaming or removing
+/// anything. A committed compaction's output still under its temporary
+/// name, and a file caught mid-relink, are read under the name they have;
+/// an uncommitted output, and a compacted input not yet removed, are
+/// ignored.
+///
+/// # Errors
+/// `Corruption` when the manifest names a segment that is not there (a
+/// live writer can be in the middle of a compaction: the caller reads the
+/// manifest again and retries); `Io` from the file system.
+pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
+    let manifest = read(fs, dir)?;
+    let base: BTreeSet<u32> = manifest.base.iter().copied().collect();
+    let mut max_id = manifest
+        .base
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(manifest.horizon);
+    let mut present: BTreeMap<u32, String> = BTreeMap::new();
+    for name in listing(fs, dir)? {
+        let (id, own) = if let Some(id) = parse_segment_name(&name) {
+            (id, true)
+        } else if let Some(id) = name
+            .strip_suffix(RELINK_SUFFIX)
+            .and_then(parse_segment_name)
+        {
+            (id, false)
+        } else if let Some(id) = name
+            .strip_suffix(TMP_SUFFIX)
+            .and_then(parse_segment_name)
+            .filter(|id| base.contains(id))
+        {
+            (id, false)
+        } else {
+            continue;
+        };
+        max_id = max_id.max(id);
+        if own || !present.contains_key(&id) {
+            present.insert(id, name);
+        }
+    }
+    for id in &manifest.base {
+        if !present.contains_key(id) {
+            return Err(Error::corruption(
+                dir.join(MANIFEST_FILE),
+                0,
+                format!("the manifest names segment {id}{SEGMENT_SUFFIX}, which is missing"),
+            ));
+        }
+    }
+    let mut order = manifest.base.clone();
+    order.extend(
+        present
+            .keys()
+            .filter(|id| **id >= manifest.horizon && !base.contains(id)),
+    );
+    let names = present
+        .into_iter()
+        .filter(|(id, name)| *name != segment_name(*id) && order.contains(id))
+        .collect();
+    Ok(Layout {
+        manifest,
+        order,
+        max_id,
+        names,
+    })
 }
 
 /// Reads the manifest and settles the directory:
@@ -219,6 +312,7 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         manifest,
         order,
         max_id,
+        names: BTreeMap::new(),
     })
 }
 

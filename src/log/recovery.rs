@@ -105,6 +105,20 @@ pub struct Position {
     pub offset: u64,
 }
 
+/// How open treats what it finds past the log's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The writer's open: cut a torn tail (after its quarantine copy),
+    /// restart a segment whose header never reached the disk, write the
+    /// replayed tail again, create the first segment of a new store.
+    Repair,
+    /// A read-only open: the same log, ending at the same frame, with
+    /// nothing written. A newest segment whose header does not verify yet
+    /// (a writer creating it right now) is left for a later refresh: the
+    /// tail it returns has `end` 0.
+    ReadOnly,
+}
+
 /// Scans the segments of `layout` in replay order, registering each in
 /// `files` and calling `apply` for each record. With `start`, the segments
 /// before it are only registered and replay begins at its offset (the
@@ -115,10 +129,16 @@ pub fn recover(
     layout: &Layout,
     files: &SegmentFiles,
     start: Option<Position>,
+    mode: Mode,
     mut apply: impl FnMut(Record<'_>, Loc) -> Result<()>,
 ) -> Result<(Tail, RecoveryReport)> {
     let mut report = RecoveryReport::default();
     let Some(&newest) = layout.order.last() else {
+        if mode == Mode::ReadOnly {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+            });
+        }
         return Ok((first_segment(fs, dir, layout, files)?, report));
     };
     let mut sealed_bytes = 0;
@@ -126,7 +146,7 @@ pub fn recover(
     let mut end = SEGMENT_HEADER_LEN as u64;
     for &id in &layout.order {
         let is_newest = id == newest;
-        let path = dir.join(segment::segment_name(id));
+        let path = dir.join(layout.file_name(id));
         let (file, len, header) = open_segment(fs, &path)?;
         let mut first = SEGMENT_HEADER_LEN as u64;
         if let Some(start) = start.filter(|p| skipping && p.segment == id) {
@@ -138,6 +158,28 @@ pub fn recover(
         }
         let framing = match segment::check_header(&header, id) {
             Ok(framing) => framing,
+            Err(reason) if is_newest && mode == Mode::ReadOnly => {
+                if Scan::new(file.as_ref(), Framing::V1, id, len, 0)
+                    .nonzero_end(SEGMENT_HEADER_LEN as u64)
+                    .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?
+                    > SEGMENT_HEADER_LEN as u64
+                {
+                    return Err(Error::corruption(
+                        &path,
+                        0,
+                        format!("{reason}, and records follow it"),
+                    ));
+                }
+                let tail = Tail {
+                    segment: id,
+                    file: SegmentFile::new(file, Framing::V1),
+                    end: 0,
+                    order: layout.order[..layout.order.len() - 1].to_vec(),
+                    max_id: layout.max_id,
+                    sealed_bytes,
+                };
+                return Ok((tail, report));
+            }
             Err(reason) if is_newest && first == SEGMENT_HEADER_LEN as u64 => {
                 let (framing, cut) =
                     restart_segment(file.as_ref(), &path, id, len, reason.to_string())?;
@@ -167,7 +209,8 @@ pub fn recover(
             id,
             len,
         };
-        let replayed_to = scanned.replay(fs, dir, first, is_newest, &mut apply, &mut report)?;
+        let replayed_to =
+            scanned.replay(fs, dir, first, is_newest, mode, &mut apply, &mut report)?;
         if is_newest {
             end = replayed_to;
         }
@@ -181,7 +224,7 @@ pub fn recover(
         Some(p) if p.segment == newest => p.offset,
         _ => 0,
     };
-    if from < end {
+    if from < end && mode == Mode::Repair {
         end = settle_newest(fs, dir, &segment, newest, from, end)?;
     }
     let tail = Tail {
@@ -241,6 +284,7 @@ impl Scanned<'_> {
         dir: &Path,
         first: u64,
         is_newest: bool,
+        mode: Mode,
         apply: &mut impl FnMut(Record<'_>, Loc) -> Result<()>,
         report: &mut RecoveryReport,
     ) -> Result<u64> {
@@ -266,6 +310,10 @@ impl Scanned<'_> {
                 Step::Invalid { offset, reason } if !is_newest => {
                     let reason = format!("{reason} in a sealed segment");
                     return Err(Error::corruption(path, offset, reason));
+                }
+                Step::Invalid { offset, .. } if mode == Mode::ReadOnly => {
+                    scan.seek(offset);
+                    break;
                 }
                 Step::Invalid { offset, reason } => {
                     let last = scan.nonzero_end(offset).map_err(io_err)?;
@@ -387,13 +435,17 @@ fn quarantine(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("segment");
-    let taken = fs.list(&qdir).map_err(io_err)?;
-    let name = (0u32..)
-        .map(|n| format!("{stem}.at-{offset:020}.{n}"))
-        .find(|name| !taken.contains(name))
-        .unwrap_or_default();
-    let target = qdir.join(name);
-    let copy = fs.open(&target, true).map_err(io_err)?;
+    // A new name, created exclusively: never a file (or a link) that is
+    // already there.
+    let mut n = 0u32;
+    let (target, copy) = loop {
+        let target = qdir.join(format!("{stem}.at-{offset:020}.{n}"));
+        match fs.create_new(&target) {
+            Ok(copy) => break (target, copy),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+            Err(e) => return Err(io_err(e)),
+        }
+    };
     for_each_window(file, 0, last, |at, bytes| copy.write_all_at(bytes, at)).map_err(io_err)?;
     copy.sync_data()
         .and_then(|()| fs.sync_dir(&qdir))

@@ -63,6 +63,7 @@ pub struct Scan<'f> {
     pos: u64,
     buf: Vec<u8>,
     buf_start: u64,
+    window: usize,
 }
 
 impl<'f> Scan<'f> {
@@ -76,7 +77,14 @@ impl<'f> Scan<'f> {
             pos: from.max(SEGMENT_HEADER_LEN as u64),
             buf: Vec::new(),
             buf_start: 0,
+            window: WINDOW,
         }
+    }
+
+    /// The same scan reading `window` bytes at a time (more only for a
+    /// frame that needs it) instead of [`WINDOW`].
+    pub fn window(self, window: usize) -> Self {
+        Scan { window, ..self }
     }
 
     /// The offset of the next frame.
@@ -98,7 +106,7 @@ impl<'f> Scan<'f> {
         if from >= self.buf_start && end <= buf_end {
             return Ok(true);
         }
-        let want = (n.max(WINDOW) as u64).min(self.len - from) as usize;
+        let want = (n.max(self.window) as u64).min(self.len - from) as usize;
         self.buf.clear();
         self.buf.resize(want, 0);
         self.file.read_exact_at(&mut self.buf, from)?;

@@ -121,7 +121,7 @@ pub fn check_header(bytes: &[u8], id: u32) -> std::result::Result<Framing, Decod
 pub fn create(fs: &dyn Vfs, dir: &Path, id: u32) -> Result<SegmentFile> {
     let path = dir.join(segment_name(id));
     let context = || format!("creating segment {}", path.display());
-    let file = fs.open(&path, true).map_err(|e| Error::io(context(), e))?;
+    let file = fs.create_new(&path).map_err(|e| Error::io(context(), e))?;
     let framing = write_header(file.as_ref(), id).map_err(|e| Error::io(context(), e))?;
     fs.sync_dir(dir).map_err(|e| Error::io(context(), e))?;
     Ok(SegmentFile::new(file, framing))
@@ -286,9 +286,10 @@ mod tests {
     /// process).
     #[test]
     fn an_active_map_is_read_only_below_the_written_end() {
-        use crate::io::RealFs;
+        use crate::io::{Access, RealFs};
         let dir = tempfile::tempdir().unwrap();
-        let segment = create(&RealFs, dir.path(), 1).unwrap();
+        let fs = RealFs::open_root(dir.path(), Access::ReadWrite).unwrap();
+        let segment = create(&fs, dir.path(), 1).unwrap();
         let record = b"0123456789abcdef";
         segment.file.write_all_at(record, FIRST_APPEND).unwrap();
         let end = FIRST_APPEND + record.len() as u64;

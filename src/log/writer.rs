@@ -188,6 +188,31 @@ impl LogWriter {
         files.write().insert(self.segment, self.file.clone());
     }
 
+    /// A read-only handle's view moved on: its records now end at `end` of
+    /// segment `segment` (`file`, mapped ahead), which is the one it had or
+    /// a newer one the writer rolled to. A segment left behind is sealed:
+    /// the writer cut it to its final length before it created the next,
+    /// so it is mapped whole from here on.
+    pub fn follow(&mut self, files: &SegmentFiles, segment: u32, file: SegmentFile, end: u64) {
+        if segment != self.segment {
+            let mut map = files.write();
+            if self.end > 0 {
+                map.insert(self.segment, self.file.clone().sealed());
+                self.sealed_bytes += self.end;
+            }
+            map.insert(segment, file.clone());
+            self.order.push(segment);
+            self.segment = segment;
+            self.next_id = self.next_id.max(segment.saturating_add(1));
+        } else if self.end == 0 {
+            files.write().insert(segment, file.clone());
+            self.order.push(segment);
+        }
+        self.file = file;
+        self.end = end;
+        self.file.written_to(end);
+    }
+
     /// A fresh segment id, for a new segment or a compaction output.
     pub fn allocate_id(&mut self) -> Result<u32> {
         let id = self.next_id;

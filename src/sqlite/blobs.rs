@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use super::SqliteStore;
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
-use crate::io::{RealFs, Vfs};
+use crate::io::Vfs;
 use crate::options::Durability;
 use crate::validate;
 use crate::{Error, Result};
@@ -32,6 +32,12 @@ impl SqliteStore {
     fn blob_path(&self, id: &str) -> PathBuf {
         self.blob_dir.join(id)
     }
+
+    /// A fresh staging name for a put or an import: a new UUID each time,
+    /// created exclusively, so no planted file or link is ever written.
+    pub(super) fn staging_path(&self) -> PathBuf {
+        self.blob_dir.join(format!(".{}.tmp", uuid::Uuid::new_v4()))
+    }
 }
 
 impl BlobStore for SqliteStore {
@@ -39,9 +45,9 @@ impl BlobStore for SqliteStore {
         let (mime, owner_id) = validate::blob_put(&opts)?;
         self.with_conn(|_| Ok(()))?;
         let id = uuid::Uuid::new_v4().to_string();
-        let fs = RealFs;
-        let tmp = self.blob_dir.join(format!(".{id}.tmp"));
-        let staged = blob_files::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        let fs = &self.blob_fs;
+        let tmp = self.staging_path();
+        let staged = blob_files::stage(fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
         let path = self.blob_path(&id);
         fs.rename(&tmp, &path)
             .map_err(|e| Error::io(format!("renaming a staged blob to {}", path.display()), e))?;
@@ -65,7 +71,7 @@ impl BlobStore for SqliteStore {
             Ok(())
         });
         if let Err(e) = inserted {
-            let _ = std::fs::remove_file(&path);
+            let _ = fs.remove(&path);
             return Err(e);
         }
         Ok(meta)
@@ -76,7 +82,7 @@ impl BlobStore for SqliteStore {
             return Ok(None);
         };
         let path = self.blob_path(id);
-        let file = RealFs.open(&path, false).map_err(|e| {
+        let file = self.blob_fs.open(&path, false).map_err(|e| {
             Error::corruption(
                 &path,
                 0,
@@ -119,7 +125,7 @@ impl BlobStore for SqliteStore {
             return Ok(false);
         }
         let path = self.blob_path(id);
-        match std::fs::remove_file(&path) {
+        match self.blob_fs.remove(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io(format!("removing {}", path.display()), e))
             }

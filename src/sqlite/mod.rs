@@ -21,6 +21,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
 use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, Store};
+use crate::io::{Access, RealFs};
 use crate::options::{Durability, Options};
 use crate::validate::{self, CheckedQuery, OrderKey};
 use crate::{Error, Result};
@@ -86,6 +87,9 @@ pub struct SqliteStore {
     conn: Mutex<Option<Connection>>,
     opts: Options,
     blob_dir: PathBuf,
+    /// The blob directory, opened once: every blob file is reached through
+    /// it, never through a link.
+    blob_fs: RealFs,
     /// The database file (`:memory:` for one in memory), named by the
     /// `Corruption` errors of rows that do not decode.
     db_path: PathBuf,
@@ -116,8 +120,10 @@ impl SqliteStore {
             }
             Connection::open(db_path)?
         };
-        std::fs::create_dir_all(&blob_dir)
+        crate::io::create_dirs_durable(&blob_dir)
             .map_err(|e| Error::io(format!("creating {}", blob_dir.display()), e))?;
+        let blob_fs = RealFs::open_root(&blob_dir, Access::ReadWrite)
+            .map_err(|e| Error::io(format!("opening {}", blob_dir.display()), e))?;
         conn.busy_timeout(Duration::from_secs(5))?;
         // An in-memory database answers "memory"; a file answers "wal".
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -131,6 +137,7 @@ impl SqliteStore {
             conn: Mutex::new(Some(conn)),
             opts,
             blob_dir,
+            blob_fs,
             db_path: db_path.to_path_buf(),
         })
     }

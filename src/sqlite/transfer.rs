@@ -8,7 +8,7 @@ use super::leases::{read_row, LEASE_COLUMNS};
 use super::{write_index_rows, SqliteStore};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
-use crate::io::{RealFs, Vfs};
+use crate::io::Vfs;
 use crate::transfer::Transfer;
 use crate::validate;
 use crate::{Error, Result};
@@ -93,9 +93,9 @@ impl Transfer for SqliteStore {
         if crate::contract::BlobStore::get_meta(self, &meta.id)?.is_some() {
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }
-        let fs = RealFs;
-        let tmp = self.blob_dir.join(format!(".{}.tmp", meta.id));
-        let staged = blob_files::stage(&fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
+        let fs = &self.blob_fs;
+        let tmp = self.staging_path();
+        let staged = blob_files::stage(fs, tmp.clone(), bytes, self.opts.max_blob_bytes)?;
         if staged.size != meta.size {
             let _ = fs.remove(&tmp);
             return Err(Error::invalid(format!(

@@ -175,7 +175,7 @@ impl<'a> Output<'a> {
             let file = self
                 .inner
                 .fs
-                .open(&path, true)
+                .create_new(&path)
                 .map_err(|e| Error::io(context(), e))?;
             let salt = new_salt();
             file.write_all_at(&encode_header(id, salt), 0)

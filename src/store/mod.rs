@@ -5,7 +5,9 @@
 
 mod blobs;
 mod compaction;
+mod dir;
 mod documents;
+mod follow;
 mod leases;
 mod repair;
 mod snapshot_file;
@@ -26,17 +28,18 @@ use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, RawDocumen
 use crate::index::apply::{self, Change};
 use crate::index::snapshot::Covers;
 use crate::index::State;
-use crate::io::{LockGuard, MemFs, RealFs, Vfs};
+use crate::io::{Access, LockGuard, MemFs, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
 use crate::log::manifest;
 use crate::log::record::{Frame, Record};
-use crate::log::recovery::{recover, RecoveryReport};
+use crate::log::recovery::{recover, Mode, RecoveryReport};
 use crate::log::segment::SegmentFiles;
 use crate::log::segment::{segment_name, Loc, SegmentFile};
 use crate::log::writer::LogWriter;
 use crate::options::{Durability, Options};
 use crate::{Error, Result};
 pub use compaction::CompactionReport;
+pub use dir::{ForeignEntry, StoreDir};
 pub use repair::{salvage, Salvage, SalvageReport};
 #[cfg(test)]
 pub(crate) use snapshot_file::SNAPSHOT_FILE;
@@ -106,17 +109,46 @@ struct Inner {
     /// What the snapshot on disk covers, so close skips rewriting it when
     /// nothing changed.
     snapshot_covers: Mutex<Option<Covers>>,
+    /// Set on a read-only handle: what its view was built from. Every
+    /// write of such a handle returns `Error::ReadOnly`.
+    follow: Option<Mutex<follow::Follow>>,
 }
 
 impl LogStore {
-    /// Opens (or creates) the store in directory `dir`, replaying its log.
+    /// Opens the store in directory `dir`, replaying its log; creates it
+    /// when `dir` is missing or empty.
+    ///
+    /// The path is resolved once, here: the handle keeps the directory
+    /// open and does every file operation relative to it, never following
+    /// a link inside it, so a later change of the working directory (or a
+    /// link planted in the store) cannot send a write elsewhere.
     ///
     /// # Errors
-    /// `Locked` if another handle owns the directory; `Corruption` if the
-    /// log holds damage other than a torn tail; `InvalidInput` for options
-    /// out of range; `Io` from the file system.
+    /// `NotAStore` if `dir` holds other files and no store; `Locked` if
+    /// another handle owns the directory; `Corruption` if the log holds
+    /// damage other than a torn tail; `InvalidInput` for options out of
+    /// range; `Io` from the file system.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<LogStore> {
-        Self::open_with_fs(Arc::new(RealFs), dir.as_ref(), opts)
+        let dir = dir.as_ref();
+        opts.validate()?;
+        crate::io::create_dirs_durable(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let fs = RealFs::open_root(dir, Access::ReadWrite)
+            .map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+        Self::open_with_fs(Arc::new(fs), dir, opts)
+    }
+
+    /// What the directory `dir` holds, as open judges it: a store, an empty
+    /// directory (where `open` would make one), or something else (which
+    /// every open refuses with `NotAStore`). Reads only.
+    ///
+    /// # Errors
+    /// `Io` when `dir` is missing, is not a directory or cannot be listed.
+    pub fn probe(dir: impl AsRef<Path>) -> Result<StoreDir> {
+        let dir = dir.as_ref();
+        let fs = RealFs::open_root(dir, Access::ReadOnly)
+            .map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+        dir::classify(&fs, dir)
     }
 
     /// A store held in memory: the same engine on an in-memory file system.
@@ -137,10 +169,13 @@ impl LogStore {
     pub fn open_with_fs(fs: Arc<dyn Vfs>, dir: &Path, opts: Options) -> Result<LogStore> {
         opts.validate()?;
         let dir = dir.to_path_buf();
-        // The directory's own entry is made durable in its parent too: a
-        // store whose first writes were acknowledged must not vanish whole.
-        crate::io::create_dir_durable(fs.as_ref(), &dir)
+        // `open` made the directory durably on the real file system; the
+        // simulated ones keep no directories.
+        fs.create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        if dir::classify(fs.as_ref(), &dir)? == StoreDir::Other {
+            return Err(Error::NotAStore { path: dir });
+        }
         let lock = fs
             .try_lock(&dir.join(LOCK_FILE))
             .map_err(|e| Error::io(format!("locking {}", dir.display()), e))?
@@ -149,10 +184,15 @@ impl LogStore {
         let layout = manifest::layout(fs.as_ref(), &dir)?;
         let files = SegmentFiles::default();
         let (mut state, start, snapshot_use) = snapshot_file::load(fs.as_ref(), &dir, &layout);
-        let (tail, mut recovery) =
-            recover(fs.as_ref(), &dir, &layout, &files, start, |record, loc| {
-                state.replay(record, loc, &|at| read_body(&files, &dir, at))
-            })?;
+        let (tail, mut recovery) = recover(
+            fs.as_ref(),
+            &dir,
+            &layout,
+            &files,
+            start,
+            Mode::Repair,
+            |record, loc| state.replay(record, loc, &|at| read_body(&files, &dir, at)),
+        )?;
         recovery.snapshot = snapshot_use;
         let (orphans, temps) =
             blob_files::sweep(fs.as_ref(), &dir, &|hash| state.blobs.refs(hash) > 0)?;
@@ -194,6 +234,7 @@ impl LogStore {
             compaction: Mutex::new(()),
             auto: compaction::AutoCompact::default(),
             snapshot_covers: Mutex::new(snapshot_covers),
+            follow: None,
         });
         let compactor = if auto_compact {
             let thread = compaction::spawn(inner.clone())
@@ -424,6 +465,9 @@ impl Inner {
 
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
+        if self.follow.is_some() {
+            return Err(Error::ReadOnly);
+        }
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -619,7 +663,7 @@ impl Inner {
         // anything.
         let _no_compaction = self.compaction.lock();
         let mut writer = self.writer.lock();
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.closed.swap(true, Ordering::AcqRel) || self.follow.is_some() {
             return Ok(());
         }
         // The snapshot syncs the log first, so this is the one sync.

@@ -11,7 +11,7 @@ use super::LOCK_FILE;
 use crate::blob_files;
 use crate::contract::{BlobMeta, LeaseStore};
 use crate::index::apply;
-use crate::io::{LockGuard, RealFs, Vfs};
+use crate::io::{Access, LockGuard, RealFs, Vfs};
 use crate::log::manifest::{self, Manifest, MANIFEST_FILE, RELINK_SUFFIX, TMP_SUFFIX};
 use crate::log::record::{Framing, Record};
 use crate::log::recovery::QUARANTINE_DIR;
@@ -116,7 +116,25 @@ impl Salvage {
     /// `Locked` when a program has the store open; `Io` when the lock file
     /// cannot be made.
     pub fn lock(src: &Path) -> Result<Salvage> {
-        Self::lock_with_fs(Arc::new(RealFs), src)
+        let open = |access| {
+            RealFs::open_root(src, access)
+                .map_err(|e| Error::io(format!("opening {}", src.display()), e))
+        };
+        let reads = open(Access::ReadOnly)?;
+        if super::dir::classify(&reads, src)? != super::StoreDir::Store {
+            return Err(Error::NotAStore {
+                path: src.to_path_buf(),
+            });
+        }
+        // The lock is taken through a writable handle on the same
+        // directory; the files are read through a read-only one, so a
+        // store on read-only media is salvaged too.
+        let lock = Self::take_lock(&open(Access::ReadWrite)?, src)?;
+        Ok(Salvage {
+            fs: Arc::new(reads),
+            src: src.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     /// [`Salvage::lock`] through a given file system: the seam the tests use.
@@ -125,13 +143,20 @@ impl Salvage {
     /// As [`Salvage::lock`].
     #[doc(hidden)]
     pub fn lock_with_fs(fs: Arc<dyn Vfs>, src: &Path) -> Result<Salvage> {
-        let lock = match fs.try_lock(&src.join(LOCK_FILE)) {
-            Ok(Some(lock)) => Some(lock),
-            Ok(None) => {
-                return Err(Error::Locked {
-                    path: src.to_path_buf(),
-                })
-            }
+        let lock = Self::take_lock(fs.as_ref(), src)?;
+        Ok(Salvage {
+            fs,
+            src: src.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    fn take_lock(fs: &dyn Vfs, src: &Path) -> Result<Option<Box<dyn LockGuard>>> {
+        match fs.try_lock(&src.join(LOCK_FILE)) {
+            Ok(Some(lock)) => Ok(Some(lock)),
+            Ok(None) => Err(Error::Locked {
+                path: src.to_path_buf(),
+            }),
             // A store this user cannot write to (a read-only mount, a copy
             // owned by someone else) is read without its lock: salvage only
             // reads, and this user's programs cannot open it for writing
@@ -142,15 +167,10 @@ impl Salvage {
                     std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
                 ) =>
             {
-                None
+                Ok(None)
             }
-            Err(e) => return Err(Error::io(format!("locking {}", src.display()), e)),
-        };
-        Ok(Salvage {
-            fs,
-            src: src.to_path_buf(),
-            _lock: lock,
-        })
+            Err(e) => Err(Error::io(format!("locking {}", src.display()), e)),
+        }
     }
 
     /// Replays every verifying record into `dst`, with the records recovery

@@ -45,7 +45,7 @@ fn try_load(
         .order
         .iter()
         .filter_map(|id| {
-            fs.open(&dir.join(crate::log::segment::segment_name(*id)), false)
+            fs.open(&dir.join(layout.file_name(*id)), false)
                 .and_then(|f| f.size())
                 .ok()
         })
@@ -72,7 +72,7 @@ fn try_load(
             covers.segment
         ));
     }
-    let segment = dir.join(crate::log::segment::segment_name(covers.segment));
+    let segment = dir.join(layout.file_name(covers.segment));
     let segment_len = fs
         .open(&segment, false)
         .and_then(|f| f.size())

@@ -28,11 +28,17 @@ pub struct Stats {
     pub leases_expired: u64,
     /// An estimate of the heap the in-memory index holds, in bytes.
     pub index_bytes_estimate: u64,
+    /// Entries of the store directory the store did not make (links,
+    /// stray files and folders), which it leaves alone; `verify` lists them.
+    pub foreign_entries: u64,
 }
 
 impl Inner {
     pub(super) fn stats(&self) -> Result<Stats> {
         self.check_open()?;
+        // Listed before the locks are taken: no writer waits on a listing.
+        let foreign_entries =
+            super::dir::foreign_entries(self.fs.as_ref(), &self.dir)?.len() as u64;
         let writer = self.writer.lock();
         let state = self.state.read();
         let total = writer.total_bytes();
@@ -58,6 +64,7 @@ impl Inner {
                 .filter(|(row, _)| row.expires_at < now)
                 .count() as u64,
             index_bytes_estimate: state.index_bytes_estimate(),
+            foreign_entries,
         })
     }
 }

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::dir::ForeignEntry;
 use super::snapshot_file::SNAPSHOT_FILE;
 use super::{read_body, Inner};
 use crate::blob_files;
@@ -57,6 +58,10 @@ pub struct VerifyReport {
     pub snapshot_checked: bool,
     /// Everything that did not verify.
     pub problems: Vec<Problem>,
+    /// Entries of the store directory the store did not make (links,
+    /// stray files and folders): left alone, listed so a user can see them.
+    /// They are not damage, and do not make the report unclean.
+    pub foreign: Vec<ForeignEntry>,
 }
 
 impl VerifyReport {
@@ -93,7 +98,10 @@ impl Inner {
                 }
             }
         }
-        let mut report = VerifyReport::default();
+        let mut report = VerifyReport {
+            foreign: super::dir::foreign_entries(self.fs.as_ref(), &self.dir)?,
+            ..VerifyReport::default()
+        };
         let saved = self.saved_snapshot(&covers);
         let replayed =
             self.replay_for_check(&order, &files, &covers, saved.as_ref(), &mut report)?;

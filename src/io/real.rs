@@ -1,0 +1,429 @@
+//! The real file system, confined to one directory.
+//!
+//! A store directory is untrusted input: anyone who can write into it may
+//! plant a symbolic link, a FIFO or a folder where the engine expects its
+//! own file. So [`RealFs`] opens the directory once (resolving the path the
+//! caller gave, links included, at that moment only) and does every later
+//! operation relative to that descriptor, one path component at a time,
+//! with `O_NOFOLLOW` and close-on-exec:
+//!
+//! - A link anywhere below the root is never followed: opening it, or a
+//!   folder through it, fails with `ErrorKind::NotADirectory` (for a
+//!   folder) or `ErrorKind::InvalidInput` (for a file), which sweeps treat
+//!   as "not ours" and skip.
+//! - Only regular files are opened, listed by [`Vfs::list`] and removed;
+//!   anything else is reported by [`Vfs::list_entries`] and left alone.
+//! - [`Vfs::create_new`] creates exclusively (`O_EXCL`), so a temporary or
+//!   quarantine name never opens something that already exists.
+//! - A path the engine passes must lie under the root as given (it is the
+//!   root joined with names); anything else is refused, never resolved
+//!   against the current directory again. Changing the process's working
+//!   directory after open changes nothing.
+//! - A read-only instance opens files `O_RDONLY` and refuses every
+//!   mutating call with `ErrorKind::PermissionDenied`, so a read-only
+//!   handle cannot write even through a bug.
+//!
+//! rustix provides the `*at` calls: a well-kept, safe wrapper over the
+//! system calls (the standard library has no `openat`), with no C code,
+//! already in the dependency tree through `tempfile`. cap-std would do the
+//! same one level higher, but hides the flags this module wants to state.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use super::{Entry, EntryKind, LockGuard, VFile, Vfs};
+
+/// How [`RealFs::open_root`] opens the store directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Read and write.
+    ReadWrite,
+    /// Read only: the directory must exist, and nothing is ever written.
+    ReadOnly,
+}
+
+/// The real file system, confined to one directory opened once; clones
+/// share the directory descriptor.
+#[derive(Debug, Clone)]
+pub struct RealFs {
+    root: Arc<Root>,
+}
+
+#[derive(Debug)]
+struct Root {
+    fd: OwnedFd,
+    /// The path as the caller gave it: what the engine joins names to, and
+    /// what messages show. Never resolved again.
+    path: PathBuf,
+    access: Access,
+}
+
+/// A directory descriptor: the root's, borrowed, or one opened below it.
+enum DirFd<'a> {
+    Root(BorrowedFd<'a>),
+    Sub(OwnedFd),
+}
+
+impl AsFd for DirFd<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            DirFd::Root(fd) => *fd,
+            DirFd::Sub(fd) => fd.as_fd(),
+        }
+    }
+}
+
+fn read_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        "the store directory is open read-only",
+    )
+}
+
+fn not_a_dir(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotADirectory,
+        format!(
+            "{} is not a directory the store made (a link or another kind of file); left alone",
+            path.display()
+        ),
+    )
+}
+
+fn not_a_file(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "{} is not a regular file the store made (a link or another kind of file); left alone",
+            path.display()
+        ),
+    )
+}
+
+fn kind_of(file_type: FileType) -> EntryKind {
+    match file_type {
+        FileType::RegularFile => EntryKind::File,
+        FileType::Directory => EntryKind::Dir,
+        FileType::Symlink => EntryKind::Link,
+        _ => EntryKind::Other,
+    }
+}
+
+impl RealFs {
+    /// Opens the existing directory `dir` as the root of every later call.
+    ///
+    /// # Errors
+    /// `NotFound`, `NotADirectory`, or what the system returned.
+    pub fn open_root(dir: &Path, access: Access) -> io::Result<RealFs> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(RealFs {
+            root: Arc::new(Root {
+                fd,
+                path: dir.to_path_buf(),
+                access,
+            }),
+        })
+    }
+
+    /// The directory this file system is confined to, as given.
+    pub fn root(&self) -> &Path {
+        &self.root.path
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        match self.root.access {
+            Access::ReadWrite => Ok(()),
+            Access::ReadOnly => Err(read_only()),
+        }
+    }
+
+    /// The components of `path` below the root.
+    fn parts<'p>(&self, path: &'p Path) -> io::Result<Vec<&'p OsStr>> {
+        let outside = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is outside the store directory {}",
+                    path.display(),
+                    self.root.path.display()
+                ),
+            )
+        };
+        let rel = path.strip_prefix(&self.root.path).map_err(|_| outside())?;
+        let mut parts = Vec::new();
+        for component in rel.components() {
+            match component {
+                Component::Normal(name) => parts.push(name),
+                Component::CurDir => {}
+                _ => return Err(outside()),
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Opens the directory `parts` below the root, never through a link;
+    /// with `create`, makes each missing folder on the way.
+    fn walk(&self, path: &Path, parts: &[&OsStr], create: bool) -> io::Result<DirFd<'_>> {
+        let mut dir = DirFd::Root(self.root.fd.as_fd());
+        for name in parts {
+            if create {
+                match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            dir = match rustix::fs::openat(&dir, *name, flags, Mode::empty()) {
+                Ok(fd) => DirFd::Sub(fd),
+                Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                    return Err(not_a_dir(path))
+                }
+                Err(e) => return Err(e.into()),
+            };
+        }
+        Ok(dir)
+    }
+
+    /// The folder holding `path` and the file's own name.
+    fn parent_of<'p>(&self, path: &'p Path) -> io::Result<(DirFd<'_>, &'p OsStr)> {
+        let parts = self.parts(path)?;
+        let Some((name, folders)) = parts.split_last() else {
+            return Err(not_a_file(path));
+        };
+        Ok((self.walk(path, folders, false)?, name))
+    }
+
+    /// Opens the regular file at `path` with `flags`, never through a
+    /// link and never anything but a regular file.
+    fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+        let (dir, name) = self.parent_of(path)?;
+        // NONBLOCK: opening a FIFO planted under an engine name must not
+        // hang; it changes nothing for a regular file.
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o644)) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::LOOP) => return Err(not_a_file(path)),
+            Err(e) => return Err(e.into()),
+        };
+        let stat = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(not_a_file(path));
+        }
+        Ok(fd)
+    }
+
+    fn open_file(&self, path: &Path, flags: OFlags) -> io::Result<Arc<dyn VFile>> {
+        let access = match self.root.access {
+            Access::ReadWrite => OFlags::RDWR,
+            Access::ReadOnly => OFlags::RDONLY,
+        };
+        let fd = self.open_fd(path, flags | access)?;
+        Ok(Arc::new(RealFile(File::from(fd))))
+    }
+}
+
+/// Creates `dir` and its missing parents, syncing each new entry into its
+/// parent so a store whose first writes were acknowledged cannot vanish
+/// whole. An existing `dir` is left as it is.
+pub fn create_dirs_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && !at.exists() {
+        missing.push(at);
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    for new in missing.into_iter().rev() {
+        match std::fs::create_dir(new) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let parent = match new.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct RealFile(File);
+
+impl VFile for RealFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        // SAFETY: a map is only asked for a file no one changes while it is
+        // mapped (reading a page past a shortened end raises SIGBUS, and
+        // bytes changing under a reader break Rust's aliasing rules), which
+        // the engine holds to: only sealed segments and the snapshot are
+        // mapped; sealed segments are never written, truncated or extended
+        // again, and the snapshot is replaced only by renaming a new file
+        // over it. FORMAT.md ("Mapped reads") gives the argument. The
+        // directory lock keeps other writers away, and read-only handles
+        // never write; a process that ignores the lock and shortens or
+        // overwrites a file is outside the contract.
+        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        Ok(Some(Arc::new(map)))
+    }
+    fn map_ahead(&self, len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(None);
+        };
+        // SAFETY: as for `map`, and only the active segment is mapped ahead:
+        // it only grows while this map lives (appends and the zeros written
+        // ahead of them; the roll's cut of those zeros happens after the
+        // last record, and readers only read records), and a reader builds
+        // a slice only of a record the index already points at, whose bytes
+        // are written once and never again. FORMAT.md ("Mapped reads").
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
+        Ok(Some(Arc::new(map)))
+    }
+}
+
+#[derive(Debug)]
+struct FileLock(File);
+
+impl LockGuard for FileLock {}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the lock too; unlocking first
+        // makes the release independent of other clones of the descriptor.
+        let _ = self.0.unlock();
+    }
+}
+
+impl Vfs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.writable()?;
+        let parts = self.parts(dir)?;
+        self.walk(dir, &parts, true).map(drop)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        Ok(self
+            .list_entries(dir)?
+            .into_iter()
+            .filter(|e| e.kind == EntryKind::File)
+            .map(|e| e.name)
+            .collect())
+    }
+    fn list_entries(&self, dir: &Path) -> io::Result<Vec<Entry>> {
+        let parts = self.parts(dir)?;
+        let fd = self.walk(dir, &parts, false)?;
+        let listing = rustix::fs::Dir::read_from(&fd)?;
+        let mut entries = Vec::new();
+        for entry in listing {
+            let entry = entry?;
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            let mut file_type = entry.file_type();
+            if file_type == FileType::Unknown {
+                let stat = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?;
+                file_type = FileType::from_raw_mode(stat.st_mode);
+            }
+            // A name that is not UTF-8 is never one the engine made.
+            let (name, kind) = match std::str::from_utf8(raw) {
+                Ok(name) => (name.to_string(), kind_of(file_type)),
+                Err(_) => (
+                    String::from_utf8_lossy(OsStr::from_bytes(raw).as_bytes()).into_owned(),
+                    EntryKind::Other,
+                ),
+            };
+            entries.push(Entry { name, kind });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
+        if create {
+            self.writable()?;
+        }
+        let flags = if create {
+            OFlags::CREATE
+        } else {
+            OFlags::empty()
+        };
+        self.open_file(path, flags)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        self.writable()?;
+        self.open_file(path, OFlags::CREATE | OFlags::EXCL)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.writable()?;
+        let (from_dir, from_name) = self.parent_of(from)?;
+        let stat = rustix::fs::statat(&from_dir, from_name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(not_a_file(from));
+        }
+        let (to_dir, to_name) = self.parent_of(to)?;
+        rustix::fs::renameat(&from_dir, from_name, &to_dir, to_name)?;
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.writable()?;
+        let (dir, name) = self.parent_of(path)?;
+        let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+            return Err(not_a_file(path));
+        }
+        rustix::fs::unlinkat(&dir, name, AtFlags::empty())?;
+        Ok(())
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.writable()?;
+        let parts = self.parts(dir)?;
+        let fd = self.walk(dir, &parts, false)?;
+        rustix::fs::fsync(&fd)?;
+        Ok(())
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        self.writable()?;
+        let fd = self.open_fd(path, OFlags::RDWR | OFlags::CREATE)?;
+        let file = File::from(fd);
+        // The standard library's lock (stable since Rust 1.89, hence the
+        // crate's rust-version) rather than `fs2`, unmaintained since 2018,
+        // or its fork `fs4`: one dependency fewer for the same call. On Unix
+        // it is the same `flock(LOCK_EX | LOCK_NB)` fs2 took, so a store
+        // stays locked against a process built with the older crate, and
+        // contention is a typed `WouldBlock` instead of a comparison of raw
+        // OS error codes.
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Box::new(FileLock(file)))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}

@@ -67,6 +67,31 @@ pub fn for_each_window(
     Ok(())
 }
 
+/// [`for_each_window`] over the data of `from..to` alone: the holes that
+/// [`VFile::next_data`] reports read as zeros and are skipped, so a copy
+/// made through it is as sparse as the file (and its caller sets the
+/// copy's length when a hole ends the range).
+pub fn for_each_data_window(
+    file: &dyn VFile,
+    from: u64,
+    to: u64,
+    mut each: impl FnMut(u64, &[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut at = from;
+    while at < to {
+        let Some((start, end)) = file.next_data(at)? else {
+            break;
+        };
+        let (start, end) = (start.max(at), end.min(to));
+        if start >= end {
+            break;
+        }
+        for_each_window(file, start, end, &mut each)?;
+        at = end;
+    }
+    Ok(())
+}
+
 /// What the scan found at its position.
 #[derive(Debug)]
 pub enum Step<'a> {

@@ -6,10 +6,15 @@
 mod common;
 
 use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
+use std::sync::Arc;
 
-use common::{all_docs, copy_store, flush_opts, log_end, segments};
-use logstore::{Error, LogStore, Options, Query, Store};
+use common::count_fs::CountFs;
+use common::{
+    all_docs, copy_store, doc_put_payload, flush_opts, frame_v2, log_end, salt_of, segments,
+};
+use logstore::{Error, LogStore, Options, Query, Salvage, Store};
 use serde_json::json;
 
 /// Writes `n` documents and returns the newest segment's length after each
@@ -304,29 +309,6 @@ fn a_torn_segment_header_is_rebuilt_when_nothing_follows() {
     assert_eq!(all_docs(store.docs(), "c").len(), 61);
 }
 
-/// The segment's salt, from its header (bytes 16..20 in format 2).
-fn salt_of(segment: &[u8]) -> u32 {
-    u32::from_le_bytes(segment[16..20].try_into().unwrap())
-}
-
-/// A format-2 frame of `payload` valid at `offset` under `salt`, built from
-/// FORMAT.md's description.
-fn frame_v2(salt: u32, offset: u64, payload: &[u8]) -> Vec<u8> {
-    let masked = |crc: u32| crc.rotate_right(15).wrapping_add(0xa282_ead8);
-    let len = (payload.len() as u32).to_le_bytes();
-    let mut head = crc32fast::Hasher::new();
-    head.update(&salt.to_le_bytes());
-    head.update(&offset.to_le_bytes());
-    head.update(&len);
-    let mut whole = head.clone();
-    whole.update(payload);
-    let mut frame = len.to_vec();
-    frame.extend_from_slice(&masked(head.finalize()).to_le_bytes());
-    frame.extend_from_slice(&masked(whole.finalize()).to_le_bytes());
-    frame.extend_from_slice(payload);
-    frame
-}
-
 /// An id that holds a complete, valid frame (even one built with the real
 /// salt, which an attacker cannot know) changes nothing: a torn append of
 /// that record is cut like any other, and the store opens.
@@ -487,6 +469,113 @@ fn a_huge_sparse_tail_and_snapshot_open_in_bounded_memory() {
         store.recovery_report().snapshot,
         logstore::SnapshotUse::Rejected(_)
     ));
+}
+
+const GIB: u64 = 1 << 30;
+/// What open or salvage of a small store may read: its few files, and the
+/// zeros the writer reserves ahead of the log, a window at a time. A read
+/// past it fails (`CountFs`), so a scan that reads a hole stops at once.
+const READ_BUDGET: u64 = 64 << 20;
+/// What they do read of such a store, holes skipped.
+const READ_BOUND: u64 = 8 << 20;
+
+/// A newest segment that runs on into 64 GiB of holes (a crafted or
+/// damaged directory) opens without reading them: only zeros follow the
+/// log, so nothing is cut, every record is kept, and the store takes
+/// writes.
+#[test]
+fn a_64_gib_sparse_tail_is_skipped_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    build(&dir, 3, flush_opts());
+    let seg = segments(&dir).pop().unwrap();
+    truncate(&seg, 64 * GIB);
+    let fs = CountFs::new(Arc::new(common::real_fs(&dir)), READ_BUDGET);
+    let store = LogStore::open_with_fs(fs.as_vfs(), &dir, flush_opts()).unwrap();
+    assert!(fs.read() < READ_BOUND, "open read {} bytes", fs.read());
+    assert!(
+        fs.written() < READ_BOUND,
+        "open wrote {} bytes",
+        fs.written()
+    );
+    assert_eq!(all_docs(store.docs(), "c").len(), 3);
+    assert_eq!(store.recovery_report().truncated, None);
+    // The padding of the segment's first page, the collection, 3 documents.
+    assert_eq!(store.recovery_report().records, 5);
+    store.docs().put("c", "new", json!({}), None).unwrap();
+    store.close().unwrap();
+    let store = LogStore::open(&dir, flush_opts()).unwrap();
+    assert_eq!(all_docs(store.docs(), "c").len(), 4);
+}
+
+/// A whole frame 32 GiB into a 64 GiB hole (debris of a write after the
+/// last sync, or a crafted file) is cut and quarantined like any tail that
+/// is not all zeros, without reading the hole: open reads and writes a few
+/// MiB, its quarantine copy keeps the hole a hole, and salvage finds the
+/// frame in the copy, again without reading the hole.
+#[test]
+fn a_frame_after_a_64_gib_hole_is_quarantined_and_salvaged_without_reading_the_hole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let ends = build(&dir, 3, flush_opts());
+    let seg = segments(&dir).pop().unwrap();
+    let at = 32 * GIB;
+    let salt = salt_of(&std::fs::read(&seg).unwrap());
+    let frame = frame_v2(salt, at, &doc_put_payload("c", "late", 1, b"{}"));
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    file.write_all_at(&frame, at).unwrap();
+    file.set_len(64 * GIB).unwrap();
+    drop(file);
+    let last = at + frame.len() as u64;
+
+    let fs = CountFs::new(Arc::new(common::real_fs(&dir)), READ_BUDGET);
+    let store = LogStore::open_with_fs(fs.as_vfs(), &dir, flush_opts()).unwrap();
+    assert!(fs.read() < READ_BOUND, "open read {} bytes", fs.read());
+    assert!(
+        fs.written() < READ_BOUND,
+        "open wrote {} bytes",
+        fs.written()
+    );
+    // Nothing after the hole is replayed: the state is a prefix.
+    let ids: Vec<String> = all_docs(store.docs(), "c")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, ["d000", "d001", "d002"]);
+    let cut = store.recovery_report().truncated.clone().expect("a cut");
+    assert_eq!(cut.offset, *ends.last().unwrap());
+    assert_eq!(cut.bytes_cut, last - cut.offset);
+    let copy = cut.quarantined.clone().expect("a quarantine copy");
+    let meta = std::fs::metadata(&copy).unwrap();
+    assert_eq!(meta.len(), last, "the copy runs to the last non-zero byte");
+    let stored = meta.blocks() * 512;
+    assert!(stored < READ_BOUND, "the copy takes {stored} bytes on disk");
+    let mut copied = vec![0u8; frame.len()];
+    std::fs::File::open(&copy)
+        .unwrap()
+        .read_exact_at(&mut copied, at)
+        .unwrap();
+    assert_eq!(copied, frame);
+    drop(store);
+
+    let fs = CountFs::new(Arc::new(common::real_fs(&dir)), READ_BUDGET);
+    let dst = LogStore::open(tmp.path().join("dst"), flush_opts()).unwrap();
+    let report = Salvage::lock_with_fs(fs.as_vfs(), &dir)
+        .unwrap()
+        .run(&dst)
+        .unwrap();
+    assert!(fs.read() < READ_BOUND, "salvage read {} bytes", fs.read());
+    let ids: Vec<String> = all_docs(dst.docs(), "c")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, ["d000", "d001", "d002", "late"]);
+    let lost: Vec<(&Path, u64)> = report
+        .lost
+        .iter()
+        .map(|p| (p.file.as_path(), p.offset))
+        .collect();
+    assert_eq!(lost, [(copy.as_path(), cut.offset)], "{report:?}");
 }
 
 /// A document record whose body cannot be parsed back (nested past what

@@ -4,10 +4,13 @@
 
 mod common;
 
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
-use common::{all_docs, flush_opts, segments};
-use logstore::{LogStore, Options, Store};
+use common::count_fs::CountFs;
+use common::{all_docs, doc_put_payload, flush_opts, frame_v2, log_end, salt_of, segments};
+use logstore::{LogStore, Options, Salvage, Store};
 use serde_json::json;
 
 fn opts() -> Options {
@@ -182,4 +185,97 @@ fn a_store_on_a_read_only_file_system_is_still_salvaged() {
     let report = salvage.run(&dst).unwrap();
     assert!(report.lost.is_empty(), "{report:?}");
     assert_eq!(all_docs(dst.docs(), "c").len(), 5);
+}
+
+const GIB: u64 = 1 << 30;
+/// What salvage of a small store may read: its few files, and the zeros
+/// the writer reserves ahead of the log, a window at a time. A read past it
+/// fails (`CountFs`), so a scan that reads a hole stops at once.
+const READ_BUDGET: u64 = 64 << 20;
+/// What it does read of such a store, holes skipped.
+const READ_BOUND: u64 = 8 << 20;
+
+/// Salvages `src` into a new store at `dst` through a file system that
+/// counts (and bounds) the bytes read; returns the bytes read too.
+fn salvaged_counting(src: &Path, dst: &Path) -> (LogStore, logstore::SalvageReport, u64) {
+    let fs = CountFs::new(Arc::new(common::real_fs(&src)), READ_BUDGET);
+    let store = LogStore::open(dst, opts()).unwrap();
+    let report = Salvage::lock_with_fs(fs.as_vfs(), src)
+        .unwrap()
+        .run(&store)
+        .unwrap();
+    (store, report, fs.read())
+}
+
+/// A newest segment that runs on into 64 GiB of holes is salvaged without
+/// reading them: only zeros follow the log, so every record is kept and
+/// nothing is reported lost.
+#[test]
+fn a_64_gib_sparse_tail_is_salvaged_without_reading_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    closed_store(&src, 10);
+    let seg = segments(&src).pop().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(64 * GIB)
+        .unwrap();
+    let (dst, report, read) = salvaged_counting(&src, &tmp.path().join("dst"));
+    assert!(read < READ_BOUND, "salvage read {read} bytes");
+    assert_eq!(all_docs(dst.docs(), "c").len(), 10);
+    assert!(report.lost.is_empty(), "{report:?}");
+}
+
+/// Damage, then a 64 GiB hole with a whole frame in its middle: salvage
+/// skips the damaged record, finds the next one, and then the frame past
+/// 32 GiB of holes, reading only the file's data; it reports the damaged
+/// record and the hole.
+#[test]
+fn salvage_finds_a_frame_past_damage_and_a_64_gib_hole_without_reading_the_hole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    closed_store(&src, 10);
+    let seg = segments(&src).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = log_end(&bytes);
+    let salt = salt_of(&bytes);
+    // Damage the record of a5: its body `{"i":5}` is the only one with a 5.
+    let body = br#"{"i":5}"#;
+    let damaged = bytes
+        .windows(body.len())
+        .position(|w| w == body)
+        .expect("a5 is in the newest segment") as u64;
+    let at = 32 * GIB;
+    let frame = frame_v2(salt, at, &doc_put_payload("c", "late", 1, b"{}"));
+    let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    file.write_all_at(b"#", damaged + 5).unwrap();
+    file.write_all_at(&frame, at).unwrap();
+    file.set_len(64 * GIB).unwrap();
+    drop(file);
+    let (dst, report, read) = salvaged_counting(&src, &tmp.path().join("dst"));
+    assert!(read < READ_BOUND, "salvage read {read} bytes");
+    let ids: Vec<String> = all_docs(dst.docs(), "c")
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    let mut expected: Vec<String> = (0..10)
+        .filter(|i| *i != 5)
+        .map(|i| format!("a{i}"))
+        .collect();
+    expected.push("late".into());
+    assert_eq!(ids, expected);
+    let lost: Vec<(&Path, u64)> = report
+        .lost
+        .iter()
+        .map(|p| (p.file.as_path(), p.offset))
+        .collect();
+    assert_eq!(lost.len(), 2, "{report:?}");
+    assert!(lost[0].0 == seg && lost[0].1 < damaged, "{report:?}");
+    // The log ends at a page boundary (close pads it), and its last
+    // non-zero byte is in that page.
+    assert_eq!(lost[1], (seg.as_path(), end.next_multiple_of(4096)));
+    let skipped = format!("{} bytes skipped", at - lost[1].1);
+    assert!(report.lost[1].description.ends_with(&skipped), "{report:?}");
 }

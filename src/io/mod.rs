@@ -47,6 +47,20 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn map_ahead(&self, _len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
         Ok(None)
     }
+    /// The next extent `[start, end)` at or after `offset` that may hold
+    /// data; the bytes between `offset` and `start` are a hole, which reads
+    /// as zeros. `None` when nothing but a hole (or nothing) follows
+    /// `offset`. A scan over a long stretch of the file asks this first, so
+    /// that a sparse file's holes are skipped instead of read. The default,
+    /// for a file system that cannot tell: all the rest of the file.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        whole_rest(self.size()?, offset)
+    }
+}
+
+/// [`VFile::next_data`] for a file of `size` bytes without holes.
+pub(crate) fn whole_rest(size: u64, offset: u64) -> io::Result<Option<(u64, u64)>> {
+    Ok((offset < size).then_some((offset, size)))
 }
 
 /// What a directory entry is, as [`Vfs::list_entries`] reports it (links
@@ -349,5 +363,55 @@ impl Vfs for MemFs {
     fn try_lock(&self, _path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         // A MemFs belongs to one store handle; nothing else can reach it.
         Ok(Some(Box::new(NoLock)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    /// A real sparse file reports its data extents and skips its holes:
+    /// a page at the start, one in the middle of a 64 GiB file, nothing
+    /// after it. (A file system may round an extent out to its block or
+    /// allocation size, so only "covers the page, spans little more" is
+    /// asserted.)
+    #[test]
+    fn a_real_file_reports_its_data_and_skips_its_holes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = RealFs::open_root(tmp.path(), Access::ReadWrite)
+            .unwrap()
+            .open(&tmp.path().join("sparse"), true)
+            .unwrap();
+        let page = [7u8; 4096];
+        file.write_all_at(&page, 0).unwrap();
+        file.write_all_at(&page, 32 * GIB).unwrap();
+        file.set_len(64 * GIB).unwrap();
+        let around = |offset: u64, page_at: u64| {
+            let (start, end) = file.next_data(offset).unwrap().expect("data");
+            assert!(offset <= start && start <= page_at.max(offset), "{start}");
+            assert!(end >= page_at + 4096, "{start}..{end}");
+            assert!(end - start <= 1 << 20, "{start}..{end}");
+            end
+        };
+        let end = around(0, 0);
+        assert_eq!(file.next_data(100).unwrap().unwrap().0, 100);
+        let end = around(end, 32 * GIB);
+        assert_eq!(file.next_data(end).unwrap(), None);
+        assert_eq!(file.next_data(64 * GIB).unwrap(), None);
+        assert_eq!(file.next_data(65 * GIB).unwrap(), None);
+    }
+
+    /// A file system that cannot tell holes from data reports the whole
+    /// rest of the file.
+    #[test]
+    fn the_default_is_the_rest_of_the_file() {
+        let file = MemFs::new().open(Path::new("f"), true).unwrap();
+        file.set_len(100).unwrap();
+        assert_eq!(file.next_data(0).unwrap(), Some((0, 100)));
+        assert_eq!(file.next_data(99).unwrap(), Some((99, 100)));
+        assert_eq!(file.next_data(100).unwrap(), None);
+        assert_eq!(file.next_data(1000).unwrap(), None);
     }
 }

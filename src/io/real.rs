@@ -308,6 +308,39 @@ impl VFile for RealFile {
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
         Ok(Some(Arc::new(map)))
     }
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "dragonfly",
+        target_os = "illumos",
+        target_os = "solaris",
+    ))]
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        use rustix::fs::{seek, SeekFrom};
+        use rustix::io::Errno;
+        // `lseek` moves the descriptor's position, which nothing here uses:
+        // every read and write is positioned (`pread`, `pwrite`).
+        match seek(&self.0, SeekFrom::Data(offset)) {
+            Ok(start) => {
+                // There is always a hole at the end of the file, so this
+                // finds one unless the file shrank in between.
+                let end = match seek(&self.0, SeekFrom::Hole(start)) {
+                    Ok(end) => end,
+                    Err(Errno::NXIO) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                Ok(Some((start, end)))
+            }
+            // Only a hole from `offset` to the end, or `offset` is past it.
+            Err(Errno::NXIO) => Ok(None),
+            // A file system without SEEK_DATA: no holes are known.
+            Err(Errno::INVAL | Errno::NOTSUP) => super::whole_rest(self.size()?, offset),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
 use crate::log::record::{pad_frame, pad_len, Framing, Record};
-use crate::log::scan::{for_each_window, Scan, Step};
+use crate::log::scan::{for_each_data_window, for_each_window, Scan, Step};
 use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
@@ -419,7 +419,7 @@ impl Tail {
 
 /// Copies bytes `0..last` of the segment at `path` to a new file in the
 /// quarantine folder, named by the segment and the cut offset, and makes
-/// the copy durable.
+/// the copy durable. The segment's holes stay holes in the copy.
 fn quarantine(
     fs: &dyn Vfs,
     dir: &Path,
@@ -446,7 +446,17 @@ fn quarantine(
             Err(e) => return Err(io_err(e)),
         }
     };
-    for_each_window(file, 0, last, |at, bytes| copy.write_all_at(bytes, at)).map_err(io_err)?;
+    // Holes are left holes: the byte before `last` is not zero, so it is
+    // data and the copy ends at `last`, unless the file changed meanwhile.
+    for_each_data_window(file, 0, last, |at, bytes| copy.write_all_at(bytes, at))
+        .and_then(|()| {
+            if copy.size()? < last {
+                copy.set_len(last)
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(io_err)?;
     copy.sync_data()
         .and_then(|()| fs.sync_dir(&qdir))
         .map_err(io_err)?;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod count_fs;
 pub mod power_fs;
 pub mod wrap_fs;
 
@@ -155,4 +156,50 @@ pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logs
         },
         _ => store.compact().map(drop),
     }
+}
+
+/// The segment's salt, from its header (bytes 16..20 in format 2).
+pub fn salt_of(segment: &[u8]) -> u32 {
+    u32::from_le_bytes(segment[16..20].try_into().unwrap())
+}
+
+/// A format-2 frame of `payload` valid at `offset` under `salt`, built from
+/// FORMAT.md's description.
+pub fn frame_v2(salt: u32, offset: u64, payload: &[u8]) -> Vec<u8> {
+    let masked = |crc: u32| crc.rotate_right(15).wrapping_add(0xa282_ead8);
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut head = crc32fast::Hasher::new();
+    head.update(&salt.to_le_bytes());
+    head.update(&offset.to_le_bytes());
+    head.update(&len);
+    let mut whole = head.clone();
+    whole.update(payload);
+    let mut frame = len.to_vec();
+    frame.extend_from_slice(&masked(head.finalize()).to_le_bytes());
+    frame.extend_from_slice(&masked(whole.finalize()).to_le_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The payload of a document record (kind 2) with both timestamps 1, as
+/// FORMAT.md lays it out.
+pub fn doc_put_payload(collection: &str, id: &str, version: u64, body: &[u8]) -> Vec<u8> {
+    let mut payload = vec![2u8];
+    for field in [collection.as_bytes(), id.as_bytes()] {
+        payload.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        payload.extend_from_slice(field);
+    }
+    payload.extend_from_slice(&version.to_le_bytes());
+    payload.extend_from_slice(&1i64.to_le_bytes());
+    payload.extend_from_slice(&1i64.to_le_bytes());
+    payload.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    payload.extend_from_slice(body);
+    payload
+}
+
+/// The real file system confined to the store directory `dir`, which it
+/// creates when missing.
+pub fn real_fs(dir: &std::path::Path) -> logstore::io::RealFs {
+    logstore::io::create_dirs_durable(dir).unwrap();
+    logstore::io::RealFs::open_root(dir, logstore::io::Access::ReadWrite).unwrap()
 }

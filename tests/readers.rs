@@ -418,3 +418,86 @@ fn a_blob_the_writer_deleted_is_gone_for_a_reader_too() {
     assert!(reader.blobs().get(&meta.id).unwrap().is_none());
     assert!(reader.blobs().get_meta(&meta.id).unwrap().is_none());
 }
+
+/// A file system over a `MemFs` that runs a hook once, at the first
+/// listing after it is armed: the moment a refresh has read the manifest
+/// and lists the directory.
+#[derive(Clone)]
+struct ListHook {
+    inner: MemFs,
+    hook: Arc<parking_lot::Mutex<Option<HookFn>>>,
+}
+
+type HookFn = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for ListHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ListHook")
+    }
+}
+
+impl Vfs for ListHook {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        let hook = self.hook.lock().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        self.inner.list(dir)
+    }
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
+        self.inner.open(path, create)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
+        self.inner.try_lock(path)
+    }
+}
+
+/// A compaction that commits between a refresh's read of the manifest and
+/// its listing of the directory: the listing shows the compaction's
+/// outputs under their final names, which the refresh must not take for
+/// the writer's new segments (their records would apply twice, over newer
+/// ones).
+#[test]
+fn a_compaction_between_the_manifest_and_the_listing_rebuilds_the_view() {
+    let fs = MemFs::new();
+    let dir = Path::new("db");
+    let clock = Arc::new(ManualClock::new(1_000));
+    let writer = Arc::new(LogStore::open_with_fs(Arc::new(fs.clone()), dir, opts(&clock)).unwrap());
+    writer.docs().ensure_collection("c", &["k"]).unwrap();
+    for i in 0..30 {
+        let body = json!({"k": i % 3, "pad": "p".repeat(200)});
+        writer
+            .docs()
+            .put("c", &format!("d{}", i % 10), body, None)
+            .unwrap();
+    }
+    let hook = ListHook {
+        inner: fs.clone(),
+        hook: Arc::default(),
+    };
+    let reader =
+        LogStore::open_read_only_with_fs(Arc::new(hook.clone()), dir, opts(&clock)).unwrap();
+    for i in 0..10 {
+        writer.docs().delete("c", &format!("d{i}")).unwrap();
+    }
+    let compacting = writer.clone();
+    *hook.hook.lock() = Some(Box::new(move || {
+        compacting.compact().unwrap();
+    }));
+    reader.refresh().unwrap();
+    assert!(hook.hook.lock().is_none(), "the hook ran");
+    assert_eq!(dump(&reader), dump(&writer));
+    assert_eq!(reader.stats().unwrap().documents, 0);
+}

@@ -252,6 +252,13 @@ impl Inner {
         // every append to the ones before it, so reading those to their
         // end after the listing misses nothing.
         let newer = self.newer_segments(&follow.manifest)?;
+        // A compaction renames its outputs into place only after it
+        // commits its manifest: if the listing caught one, the manifest
+        // read again has changed, and the view is rebuilt instead of the
+        // outputs being taken for the writer's new segments.
+        if manifest::read(self.fs.as_ref(), &self.dir)? != follow.manifest {
+            return self.reload(&mut follow);
+        }
         let mut writer = self.writer.lock();
         let (id, end) = {
             let at = writer.position();

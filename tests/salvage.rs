@@ -198,7 +198,7 @@ const READ_BOUND: u64 = 8 << 20;
 /// Salvages `src` into a new store at `dst` through a file system that
 /// counts (and bounds) the bytes read; returns the bytes read too.
 fn salvaged_counting(src: &Path, dst: &Path) -> (LogStore, logstore::SalvageReport, u64) {
-    let fs = CountFs::new(Arc::new(common::real_fs(&src)), READ_BUDGET);
+    let fs = CountFs::new(Arc::new(common::real_fs(src)), READ_BUDGET);
     let store = LogStore::open(dst, opts()).unwrap();
     let report = Salvage::lock_with_fs(fs.as_vfs(), src)
         .unwrap()

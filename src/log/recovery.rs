@@ -208,9 +208,9 @@ pub fn recover(
             framing,
             id,
             len,
+            mode,
         };
-        let replayed_to =
-            scanned.replay(fs, dir, first, is_newest, mode, &mut apply, &mut report)?;
+        let replayed_to = scanned.replay(fs, dir, first, is_newest, &mut apply, &mut report)?;
         if is_newest {
             end = replayed_to;
         }
@@ -271,6 +271,7 @@ struct Scanned<'a> {
     framing: Framing,
     id: u32,
     len: u64,
+    mode: Mode,
 }
 
 impl Scanned<'_> {
@@ -284,7 +285,6 @@ impl Scanned<'_> {
         dir: &Path,
         first: u64,
         is_newest: bool,
-        mode: Mode,
         apply: &mut impl FnMut(Record<'_>, Loc) -> Result<()>,
         report: &mut RecoveryReport,
     ) -> Result<u64> {
@@ -311,7 +311,7 @@ impl Scanned<'_> {
                     let reason = format!("{reason} in a sealed segment");
                     return Err(Error::corruption(path, offset, reason));
                 }
-                Step::Invalid { offset, .. } if mode == Mode::ReadOnly => {
+                Step::Invalid { offset, .. } if self.mode == Mode::ReadOnly => {
                     scan.seek(offset);
                     break;
                 }

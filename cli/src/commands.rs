@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use logstore::{Query, Store};
+use logstore::{LogStore, Query, Store};
 use serde_json::{json, Value};
 
 use crate::store::{self, Opened};
@@ -121,8 +121,9 @@ pub fn compact(opened: &Opened) -> Result<Outcome> {
 /// Salvages the log store at `src` into a new store; with `in_place`, the
 /// repaired store replaces the original, which is kept beside it.
 pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {
-    if !src.is_dir() {
-        bail!("{} is not a log store directory", src.display());
+    store::existing_log_store(src)?;
+    if out.is_some_and(|out| store::is_sqlite(out) || crate::pg::url_of(out).is_some()) {
+        bail!("repair writes a log store; --out must be a directory");
     }
     if in_place && !cfg!(target_os = "linux") {
         bail!("repair --in-place needs an atomic directory exchange (Linux); use --out");
@@ -152,12 +153,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
             kept.display()
         );
     }
-    let dst = match store::open(&target, None, true)? {
-        Opened::Log(s) => s,
-        Opened::Sqlite(_) | Opened::Pg(_) => {
-            bail!("repair writes a log store; --out must be a directory")
-        }
-    };
+    let dst = LogStore::open(&target, store::options())?;
     let report = salvage.run(&dst)?;
     dst.close()?;
     let mut stdout = format!(

@@ -406,7 +406,7 @@ fn scripts_get_put_delete_query_and_count() {
 }
 
 #[test]
-fn stats_compact_a_locked_store_and_usage_errors() {
+fn stats_compact_a_held_store_and_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let d = dir.to_str().unwrap();
@@ -422,14 +422,19 @@ fn stats_compact_a_locked_store_and_usage_errors() {
     assert!(compacted.status.success(), "{}", text(&compacted.stderr));
     assert!(text(&compacted.stdout).starts_with("compacted"));
 
+    // A store another handle holds: inspection reads it, writes are refused.
     let held = LogStore::open(&dir, Options::default()).unwrap();
-    let locked = logstore(&["stats", d]);
-    assert_eq!(locked.status.code(), Some(1));
-    assert!(
-        text(&locked.stderr).contains("locked"),
-        "{}",
-        text(&locked.stderr)
-    );
+    let read = logstore(&["stats", d]);
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    for write in [&["compact", d][..], &["put", d, "msgs", "x", "{}"]] {
+        let locked = logstore(write);
+        assert_eq!(locked.status.code(), Some(1), "{write:?}");
+        assert!(
+            text(&locked.stderr).contains("locked"),
+            "{}",
+            text(&locked.stderr)
+        );
+    }
     drop(held);
 
     assert_eq!(logstore(&["stats"]).status.code(), Some(2));

@@ -50,6 +50,7 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
             "space_amplification": st.space_amplification,
             "documents": st.documents,
             "index_bytes_estimate": st.index_bytes_estimate,
+            "foreign_entries": st.foreign_entries,
         });
         report["blobs"]["distinct_files"] = json!(st.blob_files);
         report["leases"]["expired"] = json!(st.leases_expired);
@@ -65,6 +66,12 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
             log["segments"], log["total_bytes"], log["live_bytes"], log["dead_bytes"],
             log["space_amplification"].as_f64().unwrap_or(0.0), log["documents"], log["index_bytes_estimate"]
         );
+        out += &format!("foreign entries: {}", log["foreign_entries"]);
+        if log["foreign_entries"].as_u64().unwrap_or(0) > 0 {
+            out +=
+                " (entries the store did not make and leaves alone; `logstore verify` lists them)";
+        }
+        out += "\n";
     }
     out += "collections:\n";
     for c in &collections {
@@ -89,8 +96,8 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
 pub fn verify(opened: &Opened) -> Result<Outcome> {
     let log = opened.log("verify")?;
     let report = log.verify()?;
-    if report.is_clean() {
-        return Ok(Outcome::ok(format!(
+    let mut stdout = if report.is_clean() {
+        format!(
             "ok: {} segments, {} records, {} blobs verified{}\n",
             report.segments,
             report.records,
@@ -100,12 +107,17 @@ pub fn verify(opened: &Opened) -> Result<Outcome> {
             } else {
                 ""
             }
-        )));
+        )
+    } else {
+        report.problems.iter().map(|p| format!("{p}\n")).collect()
+    };
+    // Not damage: listed so a user sees them, without failing the check.
+    for entry in &report.foreign {
+        stdout += &format!("warning: {entry}\n");
     }
-    let lines: String = report.problems.iter().map(|p| format!("{p}\n")).collect();
     Ok(Outcome {
-        stdout: lines,
-        problem: true,
+        stdout,
+        problem: !report.is_clean(),
     })
 }
 

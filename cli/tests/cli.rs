@@ -478,3 +478,33 @@ fn repair_in_place_swaps_the_directories_and_keeps_the_original() {
     assert!(!again.status.success());
     assert!(kept.exists());
 }
+
+/// Entries the store did not make are warnings in `verify`, which still
+/// passes, and a count in `stats`.
+#[test]
+fn verify_warns_of_foreign_entries_and_stats_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    build_log_store(&dir);
+    std::os::unix::fs::symlink("../elsewhere", dir.join("stray-link")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let verified = logstore(&["verify", d]);
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    let report = text(&verified.stdout);
+    assert!(report.starts_with("ok:"), "{report}");
+    let link = dir.join("stray-link");
+    assert!(
+        report.contains(&format!(
+            "warning: {}: a symbolic link the store did not make (left alone)",
+            link.display()
+        )),
+        "{report}"
+    );
+    assert!(report.contains("notes.txt: a file the store did not make"));
+    let stats = logstore(&["stats", d]);
+    assert!(text(&stats.stdout).contains("foreign entries: 2 ("));
+    let json = logstore(&["stats", d, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["log"]["foreign_entries"], 2);
+}

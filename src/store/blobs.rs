@@ -74,7 +74,17 @@ impl BlobStore for LogStore {
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
         validate::blob_id(id)?;
         self.inner.check_open()?;
-        let Some((meta, opened)) = self.inner.open_blob(id) else {
+        let found = match self.inner.open_blob(id) {
+            // A read-only handle's view may still list a blob whose file
+            // the writer removed with its last reference: the view is
+            // brought up to date and the blob looked up again.
+            Some((_, Err(_))) if self.inner.follow.is_some() => {
+                self.inner.refresh()?;
+                self.inner.open_blob(id)
+            }
+            found => found,
+        };
+        let Some((meta, opened)) = found else {
             return Ok(None);
         };
         // Streamed, hashed as it goes: a damaged blob fails the read that

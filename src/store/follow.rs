@@ -251,7 +251,7 @@ impl Inner {
         // The listing comes first: a segment it shows was created after
         // every append to the ones before it, so reading those to their
         // end after the listing misses nothing.
-        let newer = self.newer_segments()?;
+        let newer = self.newer_segments(&follow.manifest)?;
         let mut writer = self.writer.lock();
         let (id, end) = {
             let at = writer.position();
@@ -325,8 +325,11 @@ impl Inner {
         Ok(Some((segment, end)))
     }
 
-    /// The writer's segments newer than this view's newest, in order.
-    fn newer_segments(&self) -> Result<Vec<u32>> {
+    /// The writer's segments newer than this view's newest, in order: a
+    /// compaction's outputs (the manifest's base) take ids above the
+    /// writer's segment of the moment, but replay before it, and are not
+    /// among them.
+    fn newer_segments(&self, manifest: &Manifest) -> Result<Vec<u32>> {
         let newest = self.writer.lock().position().segment;
         let mut ids: Vec<u32> = self
             .fs
@@ -334,7 +337,7 @@ impl Inner {
             .map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?
             .iter()
             .filter_map(|name| parse_segment_name(name))
-            .filter(|id| *id > newest)
+            .filter(|id| *id > newest && !manifest.base.contains(id))
             .collect();
         ids.sort_unstable();
         Ok(ids)

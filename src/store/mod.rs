@@ -3,6 +3,7 @@
 //! `Inner::commit`, which holds that sequence; a facility only decides,
 //! from the state, what (if anything) to write.
 
+mod backup;
 mod blobs;
 mod compaction;
 mod dir;
@@ -38,6 +39,7 @@ use crate::log::segment::{segment_name, Loc, SegmentFile};
 use crate::log::writer::LogWriter;
 use crate::options::{Durability, Options};
 use crate::{Error, Result};
+pub use backup::BackupReport;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
 pub use repair::{salvage, Salvage, SalvageReport};

@@ -130,6 +130,27 @@ pub fn compact(opened: &Opened) -> Result<Outcome> {
     )))
 }
 
+/// Copies the log store `opened` (named `src`) into the new or empty
+/// directory `dest`; the library verifies the copy before it returns.
+pub fn backup(opened: &Opened, src: &Path, dest: &Path) -> Result<Outcome> {
+    let log = opened.log("backup")?;
+    match store::look(dest)? {
+        store::Found::Missing | store::Found::Dir(logstore::StoreDir::Empty) => {}
+        _ => bail!(
+            "{} exists and is not an empty directory; backup writes only into a new or empty directory",
+            dest.display()
+        ),
+    }
+    let r = log
+        .backup_to(dest)
+        .with_context(|| format!("backing up {} to {}", src.display(), dest.display()))?;
+    Ok(Outcome::ok(format!(
+        "backed up {} documents, {} blobs and {} leases ({} segments, {} bytes; {} blob files, {} bytes) to {}; the copy verifies\n",
+        r.documents, r.blobs, r.leases, r.segments, r.segment_bytes, r.blob_files, r.blob_bytes,
+        dest.display()
+    )))
+}
+
 /// Salvages the log store at `src` into a new store; with `in_place`, the
 /// repaired store replaces the original, which is kept beside it.
 pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {

@@ -26,7 +26,7 @@ use crate::store::Access;
 #[command(
     name = "logstore",
     version,
-    about = "Benchmark, inspect, verify, repair and migrate logstore stores",
+    about = "Benchmark, inspect, verify, repair, back up and migrate logstore stores",
     after_help = "A STORE is a directory (a log store) or a file ending in .db (an SQLite store in the\nreference layout, with its blobs in blobs/ beside it or in --blob-dir)."
 )]
 struct Cli {
@@ -112,6 +112,18 @@ enum Command {
     /// Write every collection, document, blob and lease as JSON Lines on stdout.
     #[command(after_help = "Example:\n  logstore dump .pattern-data/store.db > backup.jsonl")]
     Dump { store: PathBuf },
+    /// Copy a log store, even one in use, into a new directory; the copy is verified.
+    ///
+    /// The copy is the store as it stood at one moment, while programs may go on
+    /// writing to it; it is opened and verified before the command returns.
+    #[command(
+        after_help = "Example:\n  logstore backup .pattern-data/log /mnt/backups/log-monday"
+    )]
+    Backup {
+        store: PathBuf,
+        /// The new directory (missing, or empty) to copy into.
+        dest: PathBuf,
+    },
     /// Read JSON Lines from stdin into an empty store.
     #[command(after_help = "Example:\n  logstore load .pattern-data/log < backup.jsonl")]
     Load { store: PathBuf },
@@ -225,6 +237,9 @@ fn run(cli: Cli) -> Result<Outcome> {
         }),
         Command::Compact { store } => spinning("compacting", || commands::compact(&write(&store)?)),
         Command::Dump { store } => dump(&inspect(&store)?),
+        Command::Backup { store, dest } => spinning("backing up", || {
+            commands::backup(&inspect(&store)?, &store, &dest)
+        }),
         Command::Load { store } => load(&store::open(&store, blob_dir, Access::Create)?),
         Command::Migrate { from, to } => migrate(&from, &to, blob_dir),
         Command::Get {

@@ -26,6 +26,7 @@ fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
         vec!["repair", store],
         vec!["repair", store, "--out", &to("repaired")],
         vec!["migrate", store, &to("migrated")],
+        vec!["backup", store, &to("backup")],
     ]
     .into_iter()
     .map(|args| args.into_iter().map(String::from).collect())

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -32,8 +33,8 @@ pub fn text(bytes: &[u8]) -> String {
 }
 
 /// Every entry at and under `path`, in name order: its path relative to
-/// `path`, kind, size and modification time, and a file's bytes or a
-/// link's target. Two pictures are equal only if nothing was made,
+/// `path`, kind, size and modification time, and a hash of a file's bytes
+/// or a link's target. Two pictures are equal only if nothing was made,
 /// removed, renamed, written or touched (access times are left out:
 /// reading moves them).
 pub fn tree(path: &Path) -> Vec<String> {
@@ -61,7 +62,9 @@ fn picture(path: &Path, name: &Path, out: &mut Vec<String>) {
     if meta.is_symlink() {
         out.push(format!("{head} -> {:?}", std::fs::read_link(path).unwrap()));
     } else if meta.is_file() {
-        out.push(format!("{head} {:?}", std::fs::read(path).unwrap()));
+        let mut hasher = DefaultHasher::new();
+        std::fs::read(path).unwrap().hash(&mut hasher);
+        out.push(format!("{head}, contents {:016x}", hasher.finish()));
     } else {
         out.push(head);
         let mut names: Vec<_> = std::fs::read_dir(path)

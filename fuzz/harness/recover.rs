@@ -11,7 +11,9 @@
 //!   the segment's salt, or not); the tail of the segment header zeroed.
 //!
 //! Open must return a store or a clean error: never panic, hang, or
-//! allocate without bound. Once a store opens, recovery must be
+//! allocate without bound. A read-only open of the same files first must
+//! change no byte of them and, when both open, serve the same state as
+//! the writable open. Once a store opens, recovery must be
 //! idempotent: a second open succeeds, cuts nothing more and finds the
 //! same documents, leases and blobs. For the fault-model shapes the
 //! integrity check of the reopened store must find nothing wrong with the
@@ -362,9 +364,32 @@ pub fn run(data: &[u8]) {
         }
         4096
     };
+    let before = fs.snapshot();
+    let read_only = LogStore::open_read_only_with_fs(
+        Arc::new(fs.clone()),
+        Path::new("db"),
+        opts(segment_bytes),
+    );
+    let seen = read_only.as_ref().ok().map(state);
+    drop(read_only);
+    assert!(
+        fs.snapshot() == before,
+        "a read-only open changed the files"
+    );
     let Ok(store) = open(&fs, segment_bytes) else {
+        assert!(
+            seen.is_none(),
+            "a read-only open read a store a writable open refuses"
+        );
         return;
     };
+    if let Some(seen) = seen {
+        assert_eq!(
+            seen,
+            state(&store),
+            "the read-only view differs from the writable open"
+        );
+    }
     // Recovery is idempotent: open again, nothing more is cut and the
     // state is the same.
     let first = state(&store);

@@ -288,6 +288,15 @@ impl MemFs {
         self.files.lock().get(path).cloned()
     }
 
+    /// Every file's path and bytes, in path order.
+    pub fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.files
+            .lock()
+            .iter()
+            .map(|(path, file)| (path.clone(), file.contents()))
+            .collect()
+    }
+
     /// An independent copy of every file: what a crash at this moment
     /// would leave, for a store kept entirely in memory.
     pub fn deep_copy(&self) -> MemFs {

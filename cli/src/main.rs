@@ -116,9 +116,7 @@ enum Command {
     ///
     /// The copy is the store as it stood at one moment, while programs may go on
     /// writing to it; it is opened and verified before the command returns.
-    #[command(
-        after_help = "Example:\n  logstore backup .pattern-data/log /mnt/backups/log-monday"
-    )]
+    #[command(after_help = "Example:\n  logstore backup .pattern-data/log backups/log-monday")]
     Backup {
         store: PathBuf,
         /// The new directory (missing, or empty) to copy into.

@@ -208,20 +208,65 @@ impl RealFs {
     /// Opens the regular file at `path` with `flags`, never through a
     /// link and never anything but a regular file.
     fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
-        let (dir, name) = self.parent_of(path)?;
         // NONBLOCK: opening a FIFO planted under an engine name must not
         // hang; it changes nothing for a regular file.
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-        let fd = match rustix::fs::openat(&dir, name, flags, Mode::from_raw_mode(0o644)) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::LOOP) => return Err(not_a_file(path)),
-            Err(e) => return Err(e.into()),
+        // openat2 refuses a mode without O_CREAT.
+        let mode = if flags.contains(OFlags::CREATE) {
+            Mode::from_raw_mode(0o644)
+        } else {
+            Mode::empty()
+        };
+        let fd = match self.open_beneath(path, flags, mode)? {
+            Some(fd) => fd,
+            None => {
+                let (dir, name) = self.parent_of(path)?;
+                match rustix::fs::openat(&dir, name, flags, mode) {
+                    Ok(fd) => fd,
+                    Err(rustix::io::Errno::LOOP) => return Err(not_a_file(path)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
         };
         let stat = rustix::fs::fstat(&fd)?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_a_file(path));
         }
         Ok(fd)
+    }
+
+    /// A file below a folder of the root (a blob content file) in one
+    /// `openat2` call that refuses any link on the way, instead of one
+    /// `openat` per component. `None` where that call is not available, or
+    /// refused the path (the component walk then gives the precise error).
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn open_beneath(&self, path: &Path, flags: OFlags, mode: Mode) -> io::Result<Option<OwnedFd>> {
+        use rustix::fs::ResolveFlags;
+        use rustix::io::Errno;
+        let parts = self.parts(path)?;
+        if parts.len() < 2 {
+            return Ok(None);
+        }
+        let rel: PathBuf = parts.iter().collect();
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rustix::fs::openat2(&self.root.fd, &rel, flags, mode, resolve) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(
+                Errno::NOSYS
+                | Errno::PERM
+                | Errno::LOOP
+                | Errno::NOTDIR
+                | Errno::XDEV
+                | Errno::AGAIN,
+            ) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn open_beneath(&self, _: &Path, _: OFlags, _: Mode) -> io::Result<Option<OwnedFd>> {
+        Ok(None)
     }
 
     fn open_file(&self, path: &Path, flags: OFlags) -> io::Result<Arc<dyn VFile>> {
@@ -458,5 +503,115 @@ impl Vfs for RealFs {
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A store folder with a victim folder beside it, and the confined
+    /// file system on the store folder.
+    fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, RealFs) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("store");
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir_all(store.join("blobs")).unwrap();
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("secret"), b"victim bytes").unwrap();
+        let fs = RealFs::open_root(&store, Access::ReadWrite).unwrap();
+        (tmp, store, victim, fs)
+    }
+
+    #[test]
+    fn links_are_never_followed_for_a_file_or_a_folder() {
+        let (_tmp, store, victim, fs) = setup();
+        symlink(victim.join("secret"), store.join("SNAPSHOT")).unwrap();
+        symlink(&victim, store.join("blobs/ab")).unwrap();
+        let file = fs.open(&store.join("SNAPSHOT"), false).unwrap_err();
+        assert_eq!(file.kind(), io::ErrorKind::InvalidInput, "{file}");
+        let deep = fs.open(&store.join("blobs/ab/secret"), false).unwrap_err();
+        assert_eq!(deep.kind(), io::ErrorKind::NotADirectory, "{deep}");
+        let listed = fs.list(&store.join("blobs/ab")).unwrap_err();
+        assert_eq!(listed.kind(), io::ErrorKind::NotADirectory);
+        let made = fs.create_new(&store.join("SNAPSHOT")).unwrap_err();
+        assert_eq!(made.kind(), io::ErrorKind::AlreadyExists);
+        assert!(fs.remove(&store.join("SNAPSHOT")).is_err());
+        assert!(fs
+            .rename(&store.join("SNAPSHOT"), &store.join("x"))
+            .is_err());
+        assert!(fs.create_dir_all(&store.join("blobs/ab/cd")).is_err());
+        assert_eq!(
+            std::fs::read(victim.join("secret")).unwrap(),
+            b"victim bytes"
+        );
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1);
+        let kinds: Vec<_> = fs
+            .list_entries(&store)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("SNAPSHOT".to_string(), EntryKind::Link),
+                ("blobs".to_string(), EntryKind::Dir)
+            ]
+        );
+        assert!(fs.list(&store).unwrap().is_empty(), "links are not files");
+    }
+
+    #[test]
+    fn a_fifo_under_an_engine_name_is_refused_without_blocking() {
+        let (_tmp, store, _victim, fs) = setup();
+        let fifo = store.join("MANIFEST");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let refused = fs.open(&fifo, false).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{refused}");
+        assert_eq!(fs.list_entries(&store).unwrap()[0].kind, EntryKind::Other);
+    }
+
+    #[test]
+    fn paths_outside_the_root_are_refused_and_the_root_is_resolved_once() {
+        let (tmp, store, victim, fs) = setup();
+        let outside = fs.open(&victim.join("secret"), false).unwrap_err();
+        assert_eq!(outside.kind(), io::ErrorKind::InvalidInput);
+        let up = fs.open(&store.join("../victim/secret"), false).unwrap_err();
+        assert_eq!(up.kind(), io::ErrorKind::InvalidInput);
+        // The folder moves: the handle still reaches it, not a new one at
+        // the old path.
+        let moved = tmp.path().join("moved");
+        std::fs::rename(&store, &moved).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        fs.create_new(&store.join("MANIFEST.tmp")).unwrap();
+        assert!(moved.join("MANIFEST.tmp").exists());
+        assert!(!store.join("MANIFEST.tmp").exists());
+    }
+
+    #[test]
+    fn a_read_only_root_refuses_every_change() {
+        let (_tmp, store, _victim, fs) = setup();
+        fs.create_new(&store.join("LOCK")).unwrap();
+        let ro = RealFs::open_root(&store, Access::ReadOnly).unwrap();
+        let denied =
+            |r: io::Result<()>| assert_eq!(r.unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        denied(ro.create_new(&store.join("x")).map(drop));
+        denied(ro.open(&store.join("x"), true).map(drop));
+        denied(ro.remove(&store.join("LOCK")));
+        denied(ro.rename(&store.join("LOCK"), &store.join("y")));
+        denied(ro.sync_dir(&store));
+        denied(ro.create_dir_all(&store.join("q")));
+        denied(ro.try_lock(&store.join("LOCK")).map(drop));
+        let file = ro.open(&store.join("LOCK"), false).unwrap();
+        assert!(file.write_all_at(b"x", 0).is_err(), "opened read-only");
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use logstore::{Query, Store};
+use logstore::{LogStore, Query, Store};
 use serde_json::{json, Value};
 
 use crate::store::{self, Opened};
@@ -50,6 +50,7 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
             "space_amplification": st.space_amplification,
             "documents": st.documents,
             "index_bytes_estimate": st.index_bytes_estimate,
+            "foreign_entries": st.foreign_entries,
         });
         report["blobs"]["distinct_files"] = json!(st.blob_files);
         report["leases"]["expired"] = json!(st.leases_expired);
@@ -65,6 +66,12 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
             log["segments"], log["total_bytes"], log["live_bytes"], log["dead_bytes"],
             log["space_amplification"].as_f64().unwrap_or(0.0), log["documents"], log["index_bytes_estimate"]
         );
+        out += &format!("foreign entries: {}", log["foreign_entries"]);
+        if log["foreign_entries"].as_u64().unwrap_or(0) > 0 {
+            out +=
+                " (entries the store did not make and leaves alone; `logstore verify` lists them)";
+        }
+        out += "\n";
     }
     out += "collections:\n";
     for c in &collections {
@@ -89,8 +96,8 @@ pub fn stats(opened: &Opened, as_json: bool) -> Result<Outcome> {
 pub fn verify(opened: &Opened) -> Result<Outcome> {
     let log = opened.log("verify")?;
     let report = log.verify()?;
-    if report.is_clean() {
-        return Ok(Outcome::ok(format!(
+    let mut stdout = if report.is_clean() {
+        format!(
             "ok: {} segments, {} records, {} blobs verified{}\n",
             report.segments,
             report.records,
@@ -100,12 +107,17 @@ pub fn verify(opened: &Opened) -> Result<Outcome> {
             } else {
                 ""
             }
-        )));
+        )
+    } else {
+        report.problems.iter().map(|p| format!("{p}\n")).collect()
+    };
+    // Not damage: listed so a user sees them, without failing the check.
+    for entry in &report.foreign {
+        stdout += &format!("warning: {entry}\n");
     }
-    let lines: String = report.problems.iter().map(|p| format!("{p}\n")).collect();
     Ok(Outcome {
-        stdout: lines,
-        problem: true,
+        stdout,
+        problem: !report.is_clean(),
     })
 }
 
@@ -118,11 +130,33 @@ pub fn compact(opened: &Opened) -> Result<Outcome> {
     )))
 }
 
+/// Copies the log store `opened` (named `src`) into the new or empty
+/// directory `dest`; the library verifies the copy before it returns.
+pub fn backup(opened: &Opened, src: &Path, dest: &Path) -> Result<Outcome> {
+    let log = opened.log("backup")?;
+    match store::look(dest)? {
+        store::Found::Missing | store::Found::Dir(logstore::StoreDir::Empty) => {}
+        _ => bail!(
+            "{} exists and is not an empty directory; backup writes only into a new or empty directory",
+            dest.display()
+        ),
+    }
+    let r = log
+        .backup_to(dest)
+        .with_context(|| format!("backing up {} to {}", src.display(), dest.display()))?;
+    Ok(Outcome::ok(format!(
+        "backed up {} documents, {} blobs and {} leases ({} segments, {} bytes; {} blob files, {} bytes) to {}; the copy verifies\n",
+        r.documents, r.blobs, r.leases, r.segments, r.segment_bytes, r.blob_files, r.blob_bytes,
+        dest.display()
+    )))
+}
+
 /// Salvages the log store at `src` into a new store; with `in_place`, the
 /// repaired store replaces the original, which is kept beside it.
 pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {
-    if !src.is_dir() {
-        bail!("{} is not a log store directory", src.display());
+    store::existing_log_store(src)?;
+    if out.is_some_and(|out| store::is_sqlite(out) || crate::pg::url_of(out).is_some()) {
+        bail!("repair writes a log store; --out must be a directory");
     }
     if in_place && !cfg!(target_os = "linux") {
         bail!("repair --in-place needs an atomic directory exchange (Linux); use --out");
@@ -152,12 +186,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
             kept.display()
         );
     }
-    let dst = match store::open(&target, None, true)? {
-        Opened::Log(s) => s,
-        Opened::Sqlite(_) | Opened::Pg(_) => {
-            bail!("repair writes a log store; --out must be a directory")
-        }
-    };
+    let dst = LogStore::open(&target, store::options())?;
     let report = salvage.run(&dst)?;
     dst.close()?;
     let mut stdout = format!(

@@ -20,12 +20,13 @@ use logstore::Durability;
 
 use crate::commands::Outcome;
 use crate::progress::Progress;
+use crate::store::Access;
 
 #[derive(Parser)]
 #[command(
     name = "logstore",
     version,
-    about = "Benchmark, inspect, verify, repair and migrate logstore stores",
+    about = "Benchmark, inspect, verify, repair, back up and migrate logstore stores",
     after_help = "A STORE is a directory (a log store) or a file ending in .db (an SQLite store in the\nreference layout, with its blobs in blobs/ beside it or in --blob-dir)."
 )]
 struct Cli {
@@ -111,6 +112,16 @@ enum Command {
     /// Write every collection, document, blob and lease as JSON Lines on stdout.
     #[command(after_help = "Example:\n  logstore dump .pattern-data/store.db > backup.jsonl")]
     Dump { store: PathBuf },
+    /// Copy a log store, even one in use, into a new directory; the copy is verified.
+    ///
+    /// The copy is the store as it stood at one moment, while programs may go on
+    /// writing to it; it is opened and verified before the command returns.
+    #[command(after_help = "Example:\n  logstore backup .pattern-data/log backups/log-monday")]
+    Backup {
+        store: PathBuf,
+        /// The new directory (missing, or empty) to copy into.
+        dest: PathBuf,
+    },
     /// Read JSON Lines from stdin into an empty store.
     #[command(after_help = "Example:\n  logstore load .pattern-data/log < backup.jsonl")]
     Load { store: PathBuf },
@@ -186,7 +197,8 @@ struct QueryArgs {
 
 fn run(cli: Cli) -> Result<Outcome> {
     let blob_dir = cli.blob_dir.as_deref();
-    let open = |path: &Path| store::open(path, blob_dir, false);
+    let inspect = |path: &Path| store::open(path, blob_dir, Access::Inspect);
+    let write = |path: &Path| store::open(path, blob_dir, Access::Write);
     match cli.command {
         Command::Bench {
             docs,
@@ -212,8 +224,8 @@ fn run(cli: Cli) -> Result<Outcome> {
             };
             run_bench(&config, json)
         }
-        Command::Stats { store, json } => commands::stats(&open(&store)?, json),
-        Command::Verify { store } => spinning("verifying", || commands::verify(&open(&store)?)),
+        Command::Stats { store, json } => commands::stats(&inspect(&store)?, json),
+        Command::Verify { store } => spinning("verifying", || commands::verify(&inspect(&store)?)),
         Command::Repair {
             store,
             out,
@@ -221,15 +233,18 @@ fn run(cli: Cli) -> Result<Outcome> {
         } => spinning("salvaging", || {
             commands::repair(&store, out.as_deref(), in_place)
         }),
-        Command::Compact { store } => spinning("compacting", || commands::compact(&open(&store)?)),
-        Command::Dump { store } => dump(&open(&store)?),
-        Command::Load { store } => load(&store::open(&store, blob_dir, true)?),
+        Command::Compact { store } => spinning("compacting", || commands::compact(&write(&store)?)),
+        Command::Dump { store } => dump(&inspect(&store)?),
+        Command::Backup { store, dest } => spinning("backing up", || {
+            commands::backup(&inspect(&store)?, &store, &dest)
+        }),
+        Command::Load { store } => load(&store::open(&store, blob_dir, Access::Create)?),
         Command::Migrate { from, to } => migrate(&from, &to, blob_dir),
         Command::Get {
             store,
             collection,
             id,
-        } => commands::get(open(&store)?.transfer(), &collection, &id),
+        } => commands::get(inspect(&store)?.transfer(), &collection, &id),
         Command::Put {
             store,
             collection,
@@ -237,7 +252,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             json,
             expected_version,
         } => commands::put(
-            store::open(&store, blob_dir, true)?.transfer(),
+            store::open(&store, blob_dir, Access::Create)?.transfer(),
             &collection,
             &id,
             &json,
@@ -247,7 +262,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             store,
             collection,
             id,
-        } => commands::delete(open(&store)?.transfer(), &collection, &id),
+        } => commands::delete(write(&store)?.transfer(), &collection, &id),
         Command::Query {
             store,
             collection,
@@ -261,7 +276,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                 query.limit,
                 query.offset,
             )?;
-            commands::query(open(&store)?.transfer(), &q)
+            commands::query(inspect(&store)?.transfer(), &q)
         }
         Command::Count {
             store,
@@ -269,7 +284,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             query,
         } => {
             let q = commands::query_of(&collection, &query.conditions, None, false, usize::MAX, 0)?;
-            commands::count(open(&store)?.transfer(), &q)
+            commands::count(inspect(&store)?.transfer(), &q)
         }
     }
 }
@@ -319,8 +334,8 @@ fn load(dst: &store::Opened) -> Result<Outcome> {
 /// Copies `from` into the empty store `to`; a log-store target is verified
 /// afterwards, and its problems make the outcome a problem.
 fn migrate(from: &Path, to: &Path, blob_dir: Option<&Path>) -> Result<Outcome> {
-    let src = store::open(from, blob_dir, false)?;
-    let dst = store::open(to, blob_dir, true)?;
+    let src = store::open(from, blob_dir, Access::Inspect)?;
+    let dst = store::open(to, blob_dir, Access::Create)?;
     let n = transfer::migrate(src.transfer(), dst.transfer(), &Progress::new())?;
     let mut stdout = format!(
         "copied {n} items from {} to {}\n",

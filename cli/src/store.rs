@@ -2,11 +2,17 @@
 //! ending in `.db` is an SQLite store whose blobs live in `blobs/` beside
 //! it (as the reference package lays out `.pattern-data/`), or in
 //! `--blob-dir`; a `postgres://` URL is a PostgreSQL store (`crate::pg`).
+//!
+//! Only commands that fill a new store (`put`, `load`, a `migrate` target)
+//! make one, and only in a missing or empty directory; every other command
+//! refuses a path that holds no store, so a mistyped path never becomes an
+//! empty store. Commands that only read open a log store read-only: they
+//! write nothing, and work beside a program that has the store open.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, Transfer};
+use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, StoreDir, Transfer};
 
 /// An open store of either kind.
 pub enum Opened {
@@ -36,12 +42,25 @@ impl Opened {
     }
 }
 
+/// What a command does with the store it names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads an existing store and writes nothing: a log store is opened
+    /// read-only.
+    Inspect,
+    /// Writes to an existing store.
+    Write,
+    /// Writes, and makes a new store in a missing or empty directory (or a
+    /// missing `.db` file), saying so on stderr.
+    Create,
+}
+
 /// True when `path` names an SQLite store.
 pub fn is_sqlite(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "db")
 }
 
-fn options() -> Options {
+pub fn options() -> Options {
     Options {
         durability: Durability::Sync,
         // A tool run is short; it compacts only when asked to.
@@ -50,27 +69,82 @@ fn options() -> Options {
     }
 }
 
-/// Opens the store at `path`; `create` allows a new one.
-pub fn open(path: &Path, blob_dir: Option<&Path>, create: bool) -> Result<Opened> {
+/// What a path names, as a log store directory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    Missing,
+    /// Something other than a directory.
+    File,
+    Dir(StoreDir),
+}
+
+/// Looks at `path` without changing anything.
+pub fn look(path: &Path) -> Result<Found> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Missing),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        Ok(meta) if !meta.is_dir() => Ok(Found::File),
+        Ok(_) => Ok(Found::Dir(LogStore::probe(path)?)),
+    }
+}
+
+/// Refuses `path` unless it is a log store directory.
+pub fn existing_log_store(path: &Path) -> Result<()> {
+    let why = match look(path)? {
+        Found::Dir(StoreDir::Store) => return Ok(()),
+        Found::File => bail!("{} is a file, not a logstore directory", path.display()),
+        Found::Missing => "it does not exist",
+        Found::Dir(StoreDir::Empty) => "it is empty",
+        Found::Dir(StoreDir::Other) => "it has no MANIFEST and no segment file",
+    };
+    bail!("{} is not a logstore directory ({why})", path.display())
+}
+
+/// Opens the store at `path` as `access` allows.
+pub fn open(path: &Path, blob_dir: Option<&Path>, access: Access) -> Result<Opened> {
     if let Some(url) = crate::pg::url_of(path) {
         return crate::pg::open(url).map(Opened::Pg);
     }
-    if !create && !path.exists() {
-        bail!("no store at {}", path.display());
-    }
     if is_sqlite(path) {
-        let blobs: PathBuf = match blob_dir {
-            Some(dir) => dir.to_path_buf(),
-            None => path.parent().unwrap_or(Path::new(".")).join("blobs"),
-        };
-        Ok(SqliteStore::open(path, blobs, options()).map(Opened::Sqlite)?)
-    } else {
-        if !create && !path.is_dir() {
-            bail!(
-                "{} is neither a log store directory nor a .db file",
-                path.display()
-            );
-        }
-        Ok(LogStore::open(path, options()).map(Opened::Log)?)
+        return open_sqlite(path, blob_dir, access);
     }
+    if access == Access::Create {
+        match look(path)? {
+            Found::Missing | Found::Dir(StoreDir::Empty) => {
+                let store = LogStore::open(path, options())?;
+                eprintln!("created a new store in {}", path.display());
+                return Ok(Opened::Log(store));
+            }
+            Found::Dir(StoreDir::Other) => bail!(
+                "{} is not a logstore directory (it holds other files); a new store is made only in a missing or empty directory",
+                path.display()
+            ),
+            Found::File | Found::Dir(StoreDir::Store) => {}
+        }
+    }
+    existing_log_store(path)?;
+    Ok(Opened::Log(if access == Access::Inspect {
+        LogStore::open_read_only(path, options())?
+    } else {
+        LogStore::open(path, options())?
+    }))
+}
+
+fn open_sqlite(path: &Path, blob_dir: Option<&Path>, access: Access) -> Result<Opened> {
+    let exists = path.exists();
+    if !exists && access != Access::Create {
+        bail!(
+            "no SQLite store at {} (the file does not exist)",
+            path.display()
+        );
+    }
+    let blobs: PathBuf = match blob_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => path.parent().unwrap_or(Path::new(".")).join("blobs"),
+    };
+    let store = SqliteStore::open(path, blobs, options())?;
+    if !exists {
+        eprintln!("created a new SQLite store at {}", path.display());
+    }
+    Ok(Opened::Sqlite(store))
 }

@@ -406,7 +406,7 @@ fn scripts_get_put_delete_query_and_count() {
 }
 
 #[test]
-fn stats_compact_a_locked_store_and_usage_errors() {
+fn stats_compact_a_held_store_and_usage_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let d = dir.to_str().unwrap();
@@ -422,14 +422,19 @@ fn stats_compact_a_locked_store_and_usage_errors() {
     assert!(compacted.status.success(), "{}", text(&compacted.stderr));
     assert!(text(&compacted.stdout).starts_with("compacted"));
 
+    // A store another handle holds: inspection reads it, writes are refused.
     let held = LogStore::open(&dir, Options::default()).unwrap();
-    let locked = logstore(&["stats", d]);
-    assert_eq!(locked.status.code(), Some(1));
-    assert!(
-        text(&locked.stderr).contains("locked"),
-        "{}",
-        text(&locked.stderr)
-    );
+    let read = logstore(&["stats", d]);
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    for write in [&["compact", d][..], &["put", d, "msgs", "x", "{}"]] {
+        let locked = logstore(write);
+        assert_eq!(locked.status.code(), Some(1), "{write:?}");
+        assert!(
+            text(&locked.stderr).contains("locked"),
+            "{}",
+            text(&locked.stderr)
+        );
+    }
     drop(held);
 
     assert_eq!(logstore(&["stats"]).status.code(), Some(2));
@@ -472,4 +477,34 @@ fn repair_in_place_swaps_the_directories_and_keeps_the_original() {
     let again = logstore(&["repair", dir.to_str().unwrap(), "--in-place"]);
     assert!(!again.status.success());
     assert!(kept.exists());
+}
+
+/// Entries the store did not make are warnings in `verify`, which still
+/// passes, and a count in `stats`.
+#[test]
+fn verify_warns_of_foreign_entries_and_stats_counts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let d = dir.to_str().unwrap();
+    build_log_store(&dir);
+    std::os::unix::fs::symlink("../elsewhere", dir.join("stray-link")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let verified = logstore(&["verify", d]);
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    let report = text(&verified.stdout);
+    assert!(report.starts_with("ok:"), "{report}");
+    let link = dir.join("stray-link");
+    assert!(
+        report.contains(&format!(
+            "warning: {}: a symbolic link the store did not make (left alone)",
+            link.display()
+        )),
+        "{report}"
+    );
+    assert!(report.contains("notes.txt: a file the store did not make"));
+    let stats = logstore(&["stats", d]);
+    assert!(text(&stats.stdout).contains("foreign entries: 2 ("));
+    let json = logstore(&["stats", d, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["log"]["foreign_entries"], 2);
 }

@@ -1,0 +1,196 @@
+//! Which directories each command takes: every command that needs a store
+//! refuses a path that holds none (missing, empty, other files, a file)
+//! and changes nothing there; only `put`, `load` and a `migrate` target
+//! make a store, only in a missing or empty directory, and say so.
+
+mod common;
+
+use std::path::Path;
+
+use common::{logstore, logstore_with_input, text, tree};
+
+/// Every command that needs an existing store, on `store`; whatever else
+/// a command names (a copy's target) is under `aside`.
+fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
+    let to = |name: &str| aside.join(name).to_str().unwrap().to_string();
+    [
+        vec!["stats", store],
+        vec!["stats", store, "--json"],
+        vec!["verify", store],
+        vec!["dump", store],
+        vec!["get", store, "msgs", "m1"],
+        vec!["query", store, "msgs"],
+        vec!["count", store, "msgs"],
+        vec!["delete", store, "msgs", "m1"],
+        vec!["compact", store],
+        vec!["repair", store],
+        vec!["repair", store, "--out", &to("repaired")],
+        vec!["migrate", store, &to("migrated")],
+        vec!["backup", store, &to("backup")],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(String::from).collect())
+    .collect()
+}
+
+/// Runs `args`, which must be refused with `message` on stderr.
+fn refused(args: &[String], message: &str) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = logstore(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains(message),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// The commands that make a store, each of which must refuse `dir`.
+fn making_a_store(dir: &str, source: &str) -> Vec<Vec<String>> {
+    [
+        vec!["put", dir, "msgs", "m1", "{}"],
+        vec!["load", dir],
+        vec!["migrate", source, dir],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(String::from).collect())
+    .collect()
+}
+
+#[test]
+fn a_directory_of_other_files_is_refused_by_every_command_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir_all(plain.join("sub")).unwrap();
+    std::fs::write(plain.join("notes.txt"), "some notes\n").unwrap();
+    std::fs::write(plain.join("sub").join("data.bin"), [0u8, 1, 2, 3]).unwrap();
+    // Names the engine uses for blobs, in a folder that holds no store.
+    let blobby = tmp.path().join("blobby");
+    let hash = format!("ab{}", "0".repeat(62));
+    std::fs::create_dir_all(blobby.join("blobs").join("ab")).unwrap();
+    std::fs::create_dir_all(blobby.join("blobs").join("tmp")).unwrap();
+    std::fs::write(blobby.join("blobs").join("ab").join(&hash), "bytes").unwrap();
+    std::fs::write(blobby.join("blobs").join("tmp").join("x.tmp"), "staged").unwrap();
+    // A real store, as the source of a migrate into the plain folders.
+    let source = tmp.path().join("source");
+    let made = logstore(&["put", source.to_str().unwrap(), "msgs", "m1", "{}"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let before = tree(tmp.path());
+
+    let stats = logstore(&["stats", plain.to_str().unwrap()]);
+    assert_eq!(stats.status.code(), Some(1));
+    assert!(
+        text(&stats.stderr).contains(&format!("{} is not a logstore directory", plain.display())),
+        "{}",
+        text(&stats.stderr)
+    );
+    assert_eq!(tree(tmp.path()), before);
+
+    for dir in [&plain, &blobby] {
+        let d = dir.to_str().unwrap();
+        for args in needing_a_store(d, tmp.path()) {
+            refused(&args, "is not a logstore directory");
+        }
+        for args in making_a_store(d, source.to_str().unwrap()) {
+            refused(&args, "is not a logstore directory");
+        }
+    }
+    assert_eq!(tree(tmp.path()), before, "nothing made, changed or removed");
+}
+
+#[test]
+fn an_empty_or_missing_directory_is_refused_and_nothing_is_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = tmp.path().join("missing");
+    let before = tree(tmp.path());
+    for dir in [&empty, &missing] {
+        for args in needing_a_store(dir.to_str().unwrap(), tmp.path()) {
+            refused(&args, "is not a logstore directory");
+            assert_eq!(tree(tmp.path()), before, "{args:?}");
+        }
+    }
+}
+
+#[test]
+fn a_file_is_named_as_one_and_a_missing_db_is_not_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("notes");
+    std::fs::write(&file, "not a store\n").unwrap();
+    let f = file.to_str().unwrap();
+    let db = tmp.path().join("store.db");
+    let before = tree(tmp.path());
+    for args in needing_a_store(f, tmp.path()) {
+        refused(&args, "is a file, not a logstore directory");
+    }
+    refused(
+        &making_a_store(f, f)[0],
+        "is a file, not a logstore directory",
+    );
+    let db = db.to_str().unwrap();
+    for args in [["stats", db], ["dump", db]] {
+        refused(&args.map(String::from), "no SQLite store at");
+    }
+    refused(
+        &["count", db, "msgs"].map(String::from),
+        "no SQLite store at",
+    );
+    assert_eq!(tree(tmp.path()), before, "no .db file and no blobs/ made");
+}
+
+#[test]
+fn put_load_and_migrate_make_a_store_only_where_there_is_none_and_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let new = tmp.path().join("new");
+    let n = new.to_str().unwrap();
+    let first = logstore(&["put", n, "msgs", "m1", r#"{"a":1}"#]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stderr).contains(&format!("created a new store in {n}")),
+        "{}",
+        text(&first.stderr)
+    );
+    let second = logstore(&["put", n, "msgs", "m2", r#"{"a":2}"#]);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(text(&second.stderr), "", "no message for an existing store");
+    assert_eq!(text(&logstore(&["count", n, "msgs"]).stdout), "2\n");
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let put = logstore(&["put", empty.to_str().unwrap(), "msgs", "m1", "{}"]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    assert!(text(&put.stderr).contains("created a new store in"));
+
+    let dump = logstore(&["dump", n]);
+    assert!(dump.status.success(), "{}", text(&dump.stderr));
+    let loaded_into = tmp.path().join("loaded");
+    let load = logstore_with_input(&["load", loaded_into.to_str().unwrap()], &dump.stdout);
+    assert!(load.status.success(), "{}", text(&load.stderr));
+    assert!(text(&load.stderr).contains("created a new store in"));
+
+    let migrated = tmp.path().join("migrated");
+    std::fs::create_dir(&migrated).unwrap();
+    let migrate = logstore(&["migrate", n, migrated.to_str().unwrap()]);
+    assert!(migrate.status.success(), "{}", text(&migrate.stderr));
+    assert!(text(&migrate.stderr).contains("created a new store in"));
+    for copy in [&loaded_into, &migrated] {
+        let got = logstore(&["get", copy.to_str().unwrap(), "msgs", "m2"]);
+        assert!(text(&got.stdout).contains(r#""a":2"#), "{}", copy.display());
+    }
+
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    std::fs::write(plain.join("keep.txt"), "mine").unwrap();
+    let before = tree(&plain);
+    refused(
+        &making_a_store(plain.to_str().unwrap(), n)[0],
+        "is not a logstore directory",
+    );
+    assert_eq!(tree(&plain), before);
+}

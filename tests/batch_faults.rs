@@ -13,21 +13,7 @@ use common::power_fs::{image_fs, Image, PowerFs};
 use logstore::{Acquire, BlobPut, Durability, Error, LogStore, ManualClock, Options, Store};
 use serde_json::json;
 
-fn opts(clock: &Arc<ManualClock>, durability: Durability, seg: u64) -> Options {
-    Options {
-        clock: clock.clone(),
-        durability,
-        segment_bytes: seg,
-        auto_compact: false,
-        ..Options::default()
-    }
-}
-fn keys() -> Vec<String> {
-    vec!["k1".into(), "k2".into()]
-}
-fn dump(s: &LogStore) -> String {
-    common::dump(s, &keys())
-}
+use common::{test_opts as opts, workload_dump as dump};
 fn dir() -> &'static Path {
     Path::new("db")
 }

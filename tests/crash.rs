@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::workload_dump as dump;
+
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -26,21 +28,7 @@ use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Store};
 use serde_json::json;
 
 fn opts(clock: &Arc<ManualClock>) -> Options {
-    Options {
-        clock: clock.clone(),
-        durability: Durability::Sync,
-        segment_bytes: 4096,
-        auto_compact: false,
-        ..Options::default()
-    }
-}
-
-fn keys() -> Vec<String> {
-    vec!["k1".into(), "k2".into()]
-}
-
-fn dump(store: &LogStore) -> String {
-    common::dump(store, &keys())
+    common::test_opts(clock, Durability::Sync, 4096)
 }
 
 /// One step of the workload, by number.

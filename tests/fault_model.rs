@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::{keys, workload_dump as dump};
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -25,23 +27,7 @@ use serde_json::json;
 /// carrying it can be strings.
 const ASCII_TIME: i64 = 0x0101_0101_0101;
 
-fn opts(clock: &Arc<ManualClock>, durability: Durability, segment_bytes: u64) -> Options {
-    Options {
-        clock: clock.clone(),
-        durability,
-        segment_bytes,
-        auto_compact: false,
-        ..Options::default()
-    }
-}
-
-fn keys() -> Vec<String> {
-    vec!["k1".into(), "k2".into()]
-}
-
-fn dump(store: &LogStore) -> String {
-    common::dump(store, &keys())
-}
+use common::test_opts as opts;
 
 fn dir() -> &'static Path {
     Path::new("db")

@@ -222,11 +222,7 @@ fn exercise(dir: &Path, docs: usize, write: bool, compact: bool) {
 fn open_never_deletes_files_behind_a_linked_blob_tmp_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = LogStore::open(&dir, opts()).unwrap();
-    put_docs(&store, 3);
-    let kept = put_blob(&store, b"a blob of the store").unwrap();
-    store.close().unwrap();
-    drop(store);
+    let kept = store_with_a_blob(&dir);
 
     let names = vec![
         "notes.txt".to_string(),
@@ -254,6 +250,15 @@ fn open_never_deletes_files_behind_a_linked_blob_tmp_folder() {
     }
 }
 
+/// A closed store in `dir` with three documents and one blob, returned.
+fn store_with_a_blob(dir: &Path) -> logstore::BlobMeta {
+    let store = LogStore::open(dir, opts()).unwrap();
+    put_docs(&store, 3);
+    let kept = put_blob(&store, b"a blob of the store").unwrap();
+    store.close().unwrap();
+    kept
+}
+
 /// A UUID-shaped name, as blob puts name their staging files.
 fn uuid_like() -> String {
     let hex = blake3::hash(b"uuid").to_hex().to_string();
@@ -274,11 +279,7 @@ fn uuid_like() -> String {
 fn open_never_deletes_files_behind_a_linked_blob_content_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
-    let store = LogStore::open(&dir, opts()).unwrap();
-    put_docs(&store, 3);
-    let kept = put_blob(&store, b"a blob of the store").unwrap();
-    store.close().unwrap();
-    drop(store);
+    let kept = store_with_a_blob(&dir);
 
     // A content folder the store's own blob does not use.
     let own = &kept.content_hash.as_deref().unwrap()[..2];

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{keys, workload_dump as dump};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,21 +17,7 @@ use logstore::{BlobPut, Durability, Error, LogStore, ManualClock, Options, Store
 use serde_json::json;
 
 fn opts(clock: &Arc<ManualClock>) -> Options {
-    Options {
-        clock: clock.clone(),
-        durability: Durability::Sync,
-        segment_bytes: 4096,
-        auto_compact: false,
-        ..Options::default()
-    }
-}
-
-fn keys() -> Vec<String> {
-    vec!["k1".into(), "k2".into()]
-}
-
-fn dump(store: &LogStore) -> String {
-    common::dump(store, &keys())
+    common::test_opts(clock, Durability::Sync, 4096)
 }
 
 /// A file system that refuses, and counts, every call that would change
@@ -419,51 +407,6 @@ fn a_blob_the_writer_deleted_is_gone_for_a_reader_too() {
     assert!(reader.blobs().get_meta(&meta.id).unwrap().is_none());
 }
 
-/// A file system over a `MemFs` that runs a hook once, at the first
-/// listing after it is armed: the moment a refresh has read the manifest
-/// and lists the directory.
-#[derive(Clone)]
-struct ListHook {
-    inner: MemFs,
-    hook: Arc<parking_lot::Mutex<Option<HookFn>>>,
-}
-
-type HookFn = Box<dyn FnOnce() + Send>;
-
-impl std::fmt::Debug for ListHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ListHook")
-    }
-}
-
-impl Vfs for ListHook {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        let hook = self.hook.lock().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
-        self.inner.open(path, create)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
-        self.inner.try_lock(path)
-    }
-}
-
 /// A compaction that commits between a refresh's read of the manifest and
 /// its listing of the directory: the listing shows the compaction's
 /// outputs under their final names, which the refresh must not take for
@@ -483,21 +426,18 @@ fn a_compaction_between_the_manifest_and_the_listing_rebuilds_the_view() {
             .put("c", &format!("d{}", i % 10), body, None)
             .unwrap();
     }
-    let hook = ListHook {
-        inner: fs.clone(),
-        hook: Arc::default(),
-    };
+    let hook = common::wrap_fs::WrapFs::new(Arc::new(fs.clone()));
     let reader =
         LogStore::open_read_only_with_fs(Arc::new(hook.clone()), dir, opts(&clock)).unwrap();
     for i in 0..10 {
         writer.docs().delete("c", &format!("d{i}")).unwrap();
     }
     let compacting = writer.clone();
-    *hook.hook.lock() = Some(Box::new(move || {
+    hook.on_list(move || {
         compacting.compact().unwrap();
-    }));
+    });
     reader.refresh().unwrap();
-    assert!(hook.hook.lock().is_none(), "the hook ran");
+    assert!(!hook.list_hook_pending(), "the hook ran");
     assert_eq!(dump(&reader), dump(&writer));
     assert_eq!(reader.stats().unwrap().documents, 0);
 }

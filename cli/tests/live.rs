@@ -82,14 +82,7 @@ fn inspection_and_backup_work_on_a_store_another_handle_is_writing() {
     }
     let ok = |args: &[&str]| {
         let acked_before = acked.load(Ordering::SeqCst);
-        let out = logstore(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        (text(&out.stdout), acked_before)
+        (common::ok(args), acked_before)
     };
     let started = acked.load(Ordering::SeqCst);
 
@@ -209,13 +202,7 @@ fn inspection_changes_no_file_of_a_store_with_a_torn_tail_and_an_orphan_blob() {
         &["backup", d, &copy],
         &["migrate", d, &migrated],
     ] {
-        let out = logstore(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
+        common::ok(args);
         assert_eq!(tree(&dir), before, "{args:?} changed the store");
     }
     let counted = logstore(&["count", &copy, "msgs"]);

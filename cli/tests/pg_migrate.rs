@@ -3,29 +3,15 @@
 //! again, with every dump along the way the same. Without the variable the
 //! test returns at once, except under CI, where it fails.
 
+mod common;
+
 use std::io::Cursor;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use logstore::{BlobPut, LogStore, Options, Store, Transfer};
 use serde_json::{json, Value};
 
-fn logstore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_logstore"))
-        .args(args)
-        .output()
-        .expect("run logstore")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = logstore(args);
-    assert!(
-        out.status.success(),
-        "logstore {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{logstore, ok};
 
 fn server() -> Option<String> {
     match std::env::var("LOGSTORE_PG_URL") {

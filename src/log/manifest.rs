@@ -36,6 +36,28 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The largest segment id the manifest names (its horizon included).
+    fn max_id(&self) -> u32 {
+        self.base
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(self.horizon)
+    }
+
+    /// `Corruption` unless `present` holds every segment of the base.
+    fn check_base(&self, dir: &Path, present: impl Fn(u32) -> bool) -> Result<()> {
+        match self.base.iter().find(|id| !present(**id)) {
+            None => Ok(()),
+            Some(id) => Err(Error::corruption(
+                dir.join(MANIFEST_FILE),
+                0,
+                format!("the manifest names segment {id}{SEGMENT_SUFFIX}, which is missing"),
+            )),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(24 + 4 * self.base.len());
         let mut w = Writer::new(&mut out);
@@ -176,13 +198,7 @@ impl Layout {
 pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
     let manifest = read(fs, dir)?;
     let base: BTreeSet<u32> = manifest.base.iter().copied().collect();
-    let mut max_id = manifest
-        .base
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(manifest.horizon);
+    let mut max_id = manifest.max_id();
     let mut present: BTreeMap<u32, String> = BTreeMap::new();
     for name in listing(fs, dir)? {
         let (id, own) = if let Some(id) = parse_segment_name(&name) {
@@ -206,15 +222,7 @@ pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
             present.insert(id, name);
         }
     }
-    for id in &manifest.base {
-        if !present.contains_key(id) {
-            return Err(Error::corruption(
-                dir.join(MANIFEST_FILE),
-                0,
-                format!("the manifest names segment {id}{SEGMENT_SUFFIX}, which is missing"),
-            ));
-        }
-    }
+    manifest.check_base(dir, |id| present.contains_key(&id))?;
     let mut order = manifest.base.clone();
     order.extend(
         present
@@ -242,13 +250,7 @@ pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
 pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
     let manifest = read(fs, dir)?;
     let base: BTreeSet<u32> = manifest.base.iter().copied().collect();
-    let mut max_id = manifest
-        .base
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(manifest.horizon);
+    let mut max_id = manifest.max_id();
     let mut names = listing(fs, dir)?;
     let mut changed = restore_relinked(fs, dir, &names)?;
     if changed {
@@ -293,15 +295,9 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         }
     }
     regular.sort_unstable();
-    for id in &manifest.base {
-        if fs.open(&dir.join(segment_name(*id)), false).is_err() {
-            return Err(Error::corruption(
-                dir.join(MANIFEST_FILE),
-                0,
-                format!("the manifest names segment {id}{SEGMENT_SUFFIX}, which is missing"),
-            ));
-        }
-    }
+    manifest.check_base(dir, |id| {
+        fs.open(&dir.join(segment_name(id)), false).is_ok()
+    })?;
     if changed {
         fs.sync_dir(dir)
             .map_err(|e| Error::io(format!("syncing {}", dir.display()), e))?;

@@ -8,7 +8,7 @@ pub mod wrap_fs;
 
 use std::path::{Path, PathBuf};
 
-use logstore::{Document, DocumentStore, Durability, Options, Query};
+use logstore::{Document, DocumentStore, Durability, ManualClock, Options, Query};
 
 /// Options that skip fsync: recovery tests reopen hundreds of times.
 pub fn flush_opts() -> Options {
@@ -202,4 +202,31 @@ pub fn doc_put_payload(collection: &str, id: &str, version: u64, body: &[u8]) ->
 pub fn real_fs(dir: &std::path::Path) -> logstore::io::RealFs {
     logstore::io::create_dirs_durable(dir).unwrap();
     logstore::io::RealFs::open_root(dir, logstore::io::Access::ReadWrite).unwrap()
+}
+
+/// The options of the crash tests: `durability`, segments of
+/// `segment_bytes`, the test's clock, and no background compaction (so
+/// every compaction is one the test asked for).
+pub fn test_opts(
+    clock: &std::sync::Arc<ManualClock>,
+    durability: Durability,
+    segment_bytes: u64,
+) -> Options {
+    Options {
+        clock: clock.clone(),
+        durability,
+        segment_bytes,
+        auto_compact: false,
+        ..Options::default()
+    }
+}
+
+/// The lease keys `workload_step` uses.
+pub fn keys() -> Vec<String> {
+    vec!["k1".into(), "k2".into()]
+}
+
+/// [`dump`] over the lease keys `workload_step` uses.
+pub fn workload_dump(store: &logstore::LogStore) -> String {
+    dump(store, &keys())
 }

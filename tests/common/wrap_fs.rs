@@ -1,7 +1,8 @@
 //! A file system wrapper for timing and space faults over any other `Vfs`:
 //! syncs that take a while (to widen races), writes that fail once a budget
 //! runs out (as ENOSPC does), and a hook run once when a file whose name
-//! ends a certain way is first opened (to act at a chosen moment).
+//! ends a certain way is first opened, or at the next directory listing
+//! (to act at a chosen moment).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -22,6 +23,7 @@ pub struct WrapFs {
     /// Every file sync first sleeps this many microseconds.
     pub sync_sleep_us: Arc<AtomicU64>,
     on_open: Arc<Mutex<Option<Hook>>>,
+    on_list: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
 }
 
 impl std::fmt::Debug for WrapFs {
@@ -40,7 +42,18 @@ impl WrapFs {
             writes_left: Arc::default(),
             sync_sleep_us: Arc::default(),
             on_open: Arc::default(),
+            on_list: Arc::default(),
         }
+    }
+
+    /// Runs `hook` once, at the next listing of a directory (before it).
+    pub fn on_list(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.on_list.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// Whether the hook given to `on_list` is still waiting to run.
+    pub fn list_hook_pending(&self) -> bool {
+        self.on_list.lock().unwrap().is_some()
     }
 
     /// Runs `hook` once, the first time a file whose path ends with
@@ -98,6 +111,10 @@ impl Vfs for WrapFs {
         self.inner.create_dir_all(dir)
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        let hook = self.on_list.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.inner.list(dir)
     }
     fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {

@@ -15,6 +15,18 @@ pub fn logstore(args: &[&str]) -> Output {
         .expect("run logstore")
 }
 
+/// Runs the tool, which must succeed; returns what it printed on stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = logstore(args);
+    assert!(
+        out.status.success(),
+        "logstore {args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
 /// Runs the tool with `input` on its stdin.
 pub fn logstore_with_input(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_logstore"))

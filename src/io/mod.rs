@@ -47,6 +47,11 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn map_ahead(&self, _len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
         Ok(None)
     }
+    /// Whether the file has other hard links, so that the engine must not
+    /// write it (the real file system then refuses every change to it).
+    fn is_shared(&self) -> bool {
+        false
+    }
     /// The next extent `[start, end)` at or after `offset` that may hold
     /// data; the bytes between `offset` and `start` are a hole, which reads
     /// as zeros. `None` when nothing but a hole (or nothing) follows

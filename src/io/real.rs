@@ -12,7 +12,10 @@
 //!   folder) or `ErrorKind::InvalidInput` (for a file), which sweeps treat
 //!   as "not ours" and skip.
 //! - Only regular files are opened, listed by [`Vfs::list`] and removed;
-//!   anything else is reported by [`Vfs::list_entries`] and left alone.
+//!   anything else is reported by [`Vfs::list_entries`] and left alone. A
+//!   file with more than one hard link is read but never written (its
+//!   writes, syncs and length changes are refused): it may be a file
+//!   outside the store linked in under an engine name.
 //! - [`Vfs::create_new`] creates exclusively (`O_EXCL`), so a temporary or
 //!   quarantine name never opens something that already exists.
 //! - A path the engine passes must lie under the root as given (it is the
@@ -275,7 +278,15 @@ impl RealFs {
             Access::ReadOnly => OFlags::RDONLY,
         };
         let fd = self.open_fd(path, flags | access)?;
-        Ok(Arc::new(RealFile(File::from(fd))))
+        // A file with another hard link may be someone else's file (a
+        // victim linked in under an engine name, or a copy made with
+        // `cp -al`): it is read, never written.
+        let links = rustix::fs::fstat(&fd)?.st_nlink;
+        let shared = (access == OFlags::RDWR && links > 1).then(|| path.to_path_buf());
+        Ok(Arc::new(RealFile {
+            file: File::from(fd),
+            shared,
+        }))
     }
 }
 
@@ -308,23 +319,49 @@ pub fn create_dirs_durable(dir: &Path) -> io::Result<()> {
 }
 
 #[derive(Debug)]
-struct RealFile(File);
+struct RealFile {
+    file: File,
+    /// The file's path when it has more than one hard link: then every
+    /// change is refused.
+    shared: Option<PathBuf>,
+}
+
+impl RealFile {
+    fn writable(&self) -> io::Result<()> {
+        match &self.shared {
+            None => Ok(()),
+            Some(path) => Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} has other hard links, so it may not be the store's alone; it is read, never written",
+                    path.display()
+                ),
+            )),
+        }
+    }
+}
 
 impl VFile for RealFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.0.read_exact_at(buf, offset)
+        self.file.read_exact_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, offset)
+        self.writable()?;
+        self.file.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.writable()?;
+        self.file.sync_data()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.writable()?;
+        self.file.set_len(len)
     }
     fn size(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
+    }
+    fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
     fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
         // SAFETY: a map is only asked for a file no one changes while it is
@@ -337,7 +374,7 @@ impl VFile for RealFile {
         // directory lock keeps other writers away, and read-only handles
         // never write; a process that ignores the lock and shortens or
         // overwrites a file is outside the contract.
-        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(Some(Arc::new(map)))
     }
     fn map_ahead(&self, len: u64) -> io::Result<Option<Arc<memmap2::Mmap>>> {
@@ -350,7 +387,7 @@ impl VFile for RealFile {
         // last record, and readers only read records), and a reader builds
         // a slice only of a record the index already points at, whose bytes
         // are written once and never again. FORMAT.md ("Mapped reads").
-        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.0)? };
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
         Ok(Some(Arc::new(map)))
     }
     #[cfg(any(
@@ -368,11 +405,11 @@ impl VFile for RealFile {
         use rustix::io::Errno;
         // `lseek` moves the descriptor's position, which nothing here uses:
         // every read and write is positioned (`pread`, `pwrite`).
-        match seek(&self.0, SeekFrom::Data(offset)) {
+        match seek(&self.file, SeekFrom::Data(offset)) {
             Ok(start) => {
                 // There is always a hole at the end of the file, so this
                 // finds one unless the file shrank in between.
-                let end = match seek(&self.0, SeekFrom::Hole(start)) {
+                let end = match seek(&self.file, SeekFrom::Hole(start)) {
                     Ok(end) => end,
                     Err(Errno::NXIO) => return Ok(None),
                     Err(e) => return Err(e.into()),

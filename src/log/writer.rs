@@ -263,6 +263,11 @@ impl LogWriter {
         Ok(())
     }
 
+    /// The active segment.
+    pub fn active(&self) -> &SegmentFile {
+        &self.file
+    }
+
     /// Whether the active segment is of an older format than this build
     /// writes (open then seals it and starts a new one).
     pub fn active_is_old_format(&self) -> bool {

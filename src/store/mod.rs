@@ -220,6 +220,17 @@ impl LogStore {
             writer.roll(&files)?;
         }
         writer.map_active(&files);
+        if writer.active().file.is_shared() {
+            // Appends would be refused one by one (and poison the store):
+            // refuse the open instead, saying why.
+            return Err(Error::io(
+                format!("opening {} for writing", dir.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "its newest segment has other hard links (a copy made with `cp -al`, or a file linked in from outside), so the store will not append to it; copy the store with `logstore backup` or `cp -a` instead",
+                ),
+            ));
+        }
         let auto_compact = opts.auto_compact;
         let inner = Arc::new(Inner {
             dir,

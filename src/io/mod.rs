@@ -137,6 +137,12 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     /// Takes the exclusive lock on `path` without waiting: `Ok(None)` when
     /// another handle holds it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// The device and inode of the directory this file system is confined
+    /// to, where it is one on disk: how a backup tells that its target
+    /// lies inside the store.
+    fn root_id(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// Creates `dir` (and missing parents) and syncs its parent, so that the

@@ -140,6 +140,17 @@ impl RealFs {
         })
     }
 
+    /// Removes the empty folder `path` (never a link or a file).
+    ///
+    /// # Errors
+    /// As the system's `rmdir`; `PermissionDenied` when read-only.
+    pub fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.writable()?;
+        let (dir, name) = self.parent_of(path)?;
+        rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)?;
+        Ok(())
+    }
+
     /// The directory this file system is confined to, as given.
     pub fn root(&self) -> &Path {
         &self.root.path
@@ -523,6 +534,10 @@ impl Vfs for RealFs {
         let fd = self.walk(dir, &parts, false)?;
         rustix::fs::fsync(&fd)?;
         Ok(())
+    }
+    fn root_id(&self) -> Option<(u64, u64)> {
+        let stat = rustix::fs::fstat(&self.root.fd).ok()?;
+        Some((stat.st_dev, stat.st_ino))
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         self.writable()?;

@@ -46,16 +46,30 @@ impl Manifest {
             .max(self.horizon)
     }
 
-    /// `Corruption` unless `present` holds every segment of the base.
-    fn check_base(&self, dir: &Path, present: impl Fn(u32) -> bool) -> Result<()> {
-        match self.base.iter().find(|id| !present(**id)) {
-            None => Ok(()),
-            Some(id) => Err(Error::corruption(
+    /// `Corruption` unless `present` holds every segment of the base, and
+    /// the horizon's own segment: a compaction rolls to it (created and
+    /// synced) before it commits the manifest, and nothing removes it while
+    /// the manifest stands. A manifest whose horizon segment is missing
+    /// was not written by a compaction of this store, and acting on it
+    /// (removing every segment below its horizon) would drop the log.
+    fn check_present(&self, dir: &Path, present: impl Fn(u32) -> bool) -> Result<()> {
+        let missing = |what: String| {
+            Err(Error::corruption(
                 dir.join(MANIFEST_FILE),
                 0,
-                format!("the manifest names segment {id}{SEGMENT_SUFFIX}, which is missing"),
-            )),
+                format!("the manifest names {what}, which is missing"),
+            ))
+        };
+        if let Some(id) = self.base.iter().find(|id| !present(**id)) {
+            return missing(format!("segment {id}{SEGMENT_SUFFIX}"));
         }
+        if *self != Manifest::default() && !present(self.horizon) {
+            return missing(format!(
+                "its horizon segment {}{SEGMENT_SUFFIX}",
+                self.horizon
+            ));
+        }
+        Ok(())
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -222,7 +236,7 @@ pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
             present.insert(id, name);
         }
     }
-    manifest.check_base(dir, |id| present.contains_key(&id))?;
+    manifest.check_present(dir, |id| present.contains_key(&id))?;
     let mut order = manifest.base.clone();
     order.extend(
         present
@@ -257,6 +271,11 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         names = listing(fs, dir)?;
     }
     let present: BTreeSet<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    // Checked before anything below the horizon is removed on the
+    // manifest's word.
+    if manifest != Manifest::default() && !present.contains(&manifest.horizon) {
+        manifest.check_present(dir, |id| present.contains(&id))?;
+    }
     let settles = names.iter().any(|n| n.ends_with(TMP_SUFFIX))
         || present
             .iter()
@@ -295,7 +314,7 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         }
     }
     regular.sort_unstable();
-    manifest.check_base(dir, |id| {
+    manifest.check_present(dir, |id| {
         fs.open(&dir.join(segment_name(id)), false).is_ok()
     })?;
     if changed {

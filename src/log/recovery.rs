@@ -240,7 +240,13 @@ pub fn recover(
 
 /// A log with no segment yet (a new store): its first segment, created.
 fn first_segment(fs: &dyn Vfs, dir: &Path, layout: &Layout, files: &SegmentFiles) -> Result<Tail> {
-    let id = layout.max_id + 1;
+    let id = layout.max_id.checked_add(1).ok_or_else(|| {
+        Error::corruption(
+            dir,
+            0,
+            "segment ids are exhausted (the manifest names the largest)",
+        )
+    })?;
     let segment = segment::create(fs, dir, id)?;
     files.write().insert(id, segment.clone());
     Ok(Tail {

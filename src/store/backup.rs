@@ -10,10 +10,15 @@
 //!   compaction that removes it meanwhile changes nothing; the newest is
 //!   copied only up to the view's end, and bytes below that end are never
 //!   written again.
-//! - A blob file is copied by its content address and hashed as it is
-//!   copied. One the writer removed meanwhile (its last reference deleted
-//!   after the view was taken) makes the backup start again from a newer
-//!   view.
+//! - Blob files are copied first, by content address, each hashed as it
+//!   is copied. One the writer removed meanwhile (its last reference
+//!   deleted after the view was taken) makes the backup take a newer view
+//!   and copy only the files it does not have yet, so each attempt is
+//!   short and the backup makes progress however busy the writer is; a
+//!   file copied for an older view and no longer referenced is swept when
+//!   the copy is first opened.
+//! - The destination may not lie inside the store: a backup from a
+//!   read-only handle writes nothing in the store it copies.
 //!
 //! Every file is created new (exclusively) in the destination and synced,
 //! then the destination's directories; the copy is then opened as a store,
@@ -33,9 +38,9 @@ use crate::log::segment::{segment_name, SegmentFile};
 use crate::options::Options;
 use crate::{Error, Result};
 
-/// How many times a backup starts again when the writer removed a blob
-/// file the view still referred to.
-const ATTEMPTS: usize = 10;
+/// How many views a backup takes at most when the writer keeps removing
+/// blob files the last one referred to.
+const ATTEMPTS: usize = 100;
 
 /// What a backup copied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,10 +80,11 @@ impl LogStore {
     /// (after a refresh), so a tool can back up a store an app holds.
     ///
     /// # Errors
-    /// `InvalidInput` when `dest` exists and is not an empty directory;
-    /// `Corruption` when a blob file does not match its hash, or the copy
-    /// does not verify; `Io` from the file system; `Closed`. After an error
-    /// the files the backup made are removed.
+    /// `InvalidInput` when `dest` exists and is not an empty directory, or
+    /// lies inside the store; `Corruption` when a blob file does not match
+    /// its hash, or the copy does not verify; `Io` from the file system;
+    /// `Closed`. After an error the files and folders the backup made are
+    /// removed.
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref();
         self.inner.check_open()?;
@@ -92,35 +98,100 @@ impl LogStore {
                 )))
             }
         }
+        if inside(self.inner.fs.as_ref(), dest) {
+            return Err(Error::invalid(format!(
+                "the backup target {} is inside the store it would copy",
+                dest.display()
+            )));
+        }
+        let existed = dest.exists();
         crate::io::create_dirs_durable(dest)
             .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
         let out = RealFs::open_root(dest, Access::ReadWrite)
             .map_err(|e| Error::io(format!("opening {}", dest.display()), e))?;
-        let mut last = None;
-        for _ in 0..ATTEMPTS {
-            self.refresh()?;
-            let view = self.inner.backup_view();
-            let mut made = Vec::new();
-            match copy_view(&self.inner, &view, &out, dest, &mut made) {
-                Ok(mut report) => {
-                    return check_copy(dest, &self.inner.opts, &view, &mut report)
-                        .map(|()| report)
-                        .inspect_err(|_| remove_made(&out, dest, &made));
-                }
-                Err(e) => {
-                    remove_made(&out, dest, &made);
-                    match e {
-                        Error::Io { ref source, .. }
-                            if source.kind() == io::ErrorKind::NotFound =>
-                        {
-                            last = Some(e)
-                        }
-                        e => return Err(e),
-                    }
-                }
+        let mut made = Made::default();
+        let result = self.copy_into(&out, dest, &mut made);
+        if result.is_err() {
+            made.remove(&out, dest);
+            if !existed {
+                let _ = std::fs::remove_dir(dest);
             }
         }
-        Err(last.unwrap_or_else(|| Error::Internal("a backup made no attempt".into())))
+        result
+    }
+
+    fn copy_into(&self, out: &RealFs, dest: &Path, made: &mut Made) -> Result<BackupReport> {
+        let inner = &self.inner;
+        let mut last = None;
+        let mut view = None;
+        for _ in 0..ATTEMPTS {
+            self.refresh()?;
+            let taken = inner.backup_view();
+            match copy_blobs(inner, &taken, out, dest, made) {
+                Ok(()) => {
+                    view = Some(taken);
+                    break;
+                }
+                Err(e @ Error::Io { .. }) if is_not_found(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(view) = view else {
+            return Err(last.unwrap_or_else(|| Error::Internal("a backup took no view".into())));
+        };
+        let mut report = copy_segments(&view, out, dest, made)?;
+        report.blob_files = view.contents.len() as u64;
+        report.blob_bytes = view.contents.values().sum();
+        check_copy(dest, &inner.opts, &view, &mut report)?;
+        Ok(report)
+    }
+}
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+}
+
+/// Whether `dest` (or the folder it would be made in) is the store
+/// directory of `fs` or lies inside it, by device and inode: no path is
+/// trusted to tell.
+fn inside(fs: &dyn Vfs, dest: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(root) = fs.root_id() else {
+        return false;
+    };
+    let existing = dest
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(Path::new("."));
+    let Ok(real) = std::fs::canonicalize(if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    }) else {
+        return false;
+    };
+    real.ancestors()
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == root))
+}
+
+/// What a backup made in its destination, removed if it fails.
+#[derive(Default)]
+struct Made {
+    files: Vec<PathBuf>,
+    folders: Vec<PathBuf>,
+}
+
+impl Made {
+    /// Best effort: what is left is reported by the error that stopped it.
+    fn remove(&self, out: &RealFs, dest: &Path) {
+        for path in self.files.iter().rev() {
+            let _ = out.remove(path);
+        }
+        let _ = out.remove(&dest.join(crate::store::LOCK_FILE));
+        let _ = out.remove(&dest.join(crate::store::snapshot_file::SNAPSHOT_FILE));
+        for folder in self.folders.iter().rev() {
+            let _ = out.remove_dir(folder);
+        }
     }
 }
 
@@ -169,38 +240,22 @@ fn io_err(path: &Path, what: &str) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::io(context, e)
 }
 
-/// Copies the view's files into `dest`, noting each file it makes in
-/// `made`.
-fn copy_view(
+/// Copies each blob file of the view that `dest` does not hold yet,
+/// hashing it as it goes, and syncs the folders it wrote into.
+fn copy_blobs(
     inner: &Inner,
     view: &View,
     out: &RealFs,
     dest: &Path,
-    made: &mut Vec<PathBuf>,
-) -> Result<BackupReport> {
-    let mut report = BackupReport::default();
-    for (id, segment, len) in &view.segments {
-        let path = dest.join(segment_name(*id));
-        let copy = out.create_new(&path).map_err(io_err(&path, "creating"))?;
-        made.push(path.clone());
-        for_each_data_window(segment.file.as_ref(), 0, *len, |at, bytes| {
-            copy.write_all_at(bytes, at)
-        })
-        .and_then(|()| copy.set_len(*len))
-        .and_then(|()| copy.sync_data())
-        .map_err(io_err(&path, "copying"))?;
-        report.segments += 1;
-        report.segment_bytes += len;
-    }
-    if view.manifest != Manifest::default() {
-        made.push(dest.join(manifest::MANIFEST_FILE));
-        manifest::prepare(out, dest, &view.manifest)?;
-        manifest::commit(out, dest)?;
-    }
+    made: &mut Made,
+) -> Result<()> {
     let mut folders = Vec::new();
     for (hash, size) in &view.contents {
         let (_, path) = blob_files::content_path(&inner.dir, hash);
         let (dest_folder, dest_path) = blob_files::content_path(dest, hash);
+        if made.files.contains(&dest_path) {
+            continue;
+        }
         let source = inner
             .fs
             .open(&path, false)
@@ -212,12 +267,16 @@ fn copy_view(
                 format!("the blob file is not the {size} bytes its blob records"),
             ));
         }
-        crate::io::create_dir_durable(out, &dest_folder)
-            .map_err(io_err(&dest_folder, "creating"))?;
+        for folder in [dest.join(BLOB_DIR), dest_folder.clone()] {
+            if !made.folders.contains(&folder) {
+                crate::io::create_dir_durable(out, &folder).map_err(io_err(&folder, "creating"))?;
+                made.folders.push(folder);
+            }
+        }
         let copy = out
             .create_new(&dest_path)
             .map_err(io_err(&dest_path, "creating"))?;
-        made.push(dest_path.clone());
+        made.files.push(dest_path.clone());
         let mut hasher = blake3::Hasher::new();
         for_each_window(source.as_ref(), 0, *size, |at, bytes| {
             hasher.update(bytes);
@@ -232,17 +291,40 @@ fn copy_view(
                 "the blob file's bytes do not match their hash",
             ));
         }
-        report.blob_files += 1;
-        report.blob_bytes += size;
         folders.push(dest_folder);
     }
-    if !folders.is_empty() {
-        folders.sort();
-        folders.dedup();
-        folders.push(dest.join(BLOB_DIR));
-        for folder in &folders {
-            out.sync_dir(folder).map_err(io_err(folder, "syncing"))?;
-        }
+    folders.sort();
+    folders.dedup();
+    for folder in &folders {
+        out.sync_dir(folder).map_err(io_err(folder, "syncing"))?;
+    }
+    Ok(())
+}
+
+/// Copies the view's segments and manifest, and syncs the destination.
+fn copy_segments(view: &View, out: &RealFs, dest: &Path, made: &mut Made) -> Result<BackupReport> {
+    let mut report = BackupReport::default();
+    for (id, segment, len) in &view.segments {
+        let path = dest.join(segment_name(*id));
+        let copy = out.create_new(&path).map_err(io_err(&path, "creating"))?;
+        made.files.push(path.clone());
+        for_each_data_window(segment.file.as_ref(), 0, *len, |at, bytes| {
+            copy.write_all_at(bytes, at)
+        })
+        .and_then(|()| copy.set_len(*len))
+        .and_then(|()| copy.sync_data())
+        .map_err(io_err(&path, "copying"))?;
+        report.segments += 1;
+        report.segment_bytes += len;
+    }
+    if view.manifest != Manifest::default() {
+        made.files.push(dest.join(manifest::MANIFEST_FILE));
+        manifest::prepare(out, dest, &view.manifest)?;
+        manifest::commit(out, dest)?;
+    }
+    if made.folders.iter().any(|f| f == &dest.join(BLOB_DIR)) {
+        let blobs = dest.join(BLOB_DIR);
+        out.sync_dir(&blobs).map_err(io_err(&blobs, "syncing"))?;
     }
     out.sync_dir(dest).map_err(io_err(dest, "syncing"))?;
     Ok(report)
@@ -275,14 +357,4 @@ fn check_copy(dest: &Path, opts: &Options, view: &View, report: &mut BackupRepor
         )));
     }
     copy.shut_down()
-}
-
-/// Removes the files a failed backup made (best effort: what is left is
-/// reported by the error that stopped it).
-fn remove_made(out: &RealFs, dest: &Path, made: &[PathBuf]) {
-    for path in made.iter().rev() {
-        let _ = out.remove(path);
-    }
-    let _ = out.remove(&dest.join(crate::store::LOCK_FILE));
-    let _ = out.remove(&dest.join(crate::store::snapshot_file::SNAPSHOT_FILE));
 }

@@ -35,6 +35,25 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// [`Inner::open_blob`], except that a read-only handle whose view
+    /// still lists a blob whose file the writer removed (with its last
+    /// reference) brings its view up to date and looks the blob up again:
+    /// the answer is the writer's, never a missing file.
+    pub(super) fn open_blob_current(
+        &self,
+        id: &str,
+    ) -> Result<Option<(BlobMeta, Result<blob_files::Opened>)>> {
+        match self.open_blob(id) {
+            Some((_, Err(_))) if self.follow.is_some() => {
+                self.refresh()?;
+                Ok(self.open_blob(id))
+            }
+            found => Ok(found),
+        }
+    }
+}
+
 impl BlobStore for LogStore {
     fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
         let (mime, owner_id) = validate::blob_put(&opts)?;
@@ -74,17 +93,7 @@ impl BlobStore for LogStore {
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
         validate::blob_id(id)?;
         self.inner.check_open()?;
-        let found = match self.inner.open_blob(id) {
-            // A read-only handle's view may still list a blob whose file
-            // the writer removed with its last reference: the view is
-            // brought up to date and the blob looked up again.
-            Some((_, Err(_))) if self.inner.follow.is_some() => {
-                self.inner.refresh()?;
-                self.inner.open_blob(id)
-            }
-            found => found,
-        };
-        let Some((meta, opened)) = found else {
+        let Some((meta, opened)) = self.inner.open_blob_current(id)? else {
             return Ok(None);
         };
         // Streamed, hashed as it goes: a damaged blob fails the read that

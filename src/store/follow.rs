@@ -62,6 +62,8 @@ const FOLLOW_WINDOW: usize = 64 * 1024;
 pub(super) struct Follow {
     /// The manifest the view was built from.
     manifest: Manifest,
+    /// A refresh failed part way: the next one rebuilds the view whole.
+    stale: bool,
 }
 
 /// A store's state built from its files, read-only.
@@ -126,6 +128,7 @@ impl LogStore {
             snapshot_covers: Mutex::new(None),
             follow: Some(Mutex::new(Follow {
                 manifest: view.layout.manifest,
+                stale: false,
             })),
         });
         Ok(LogStore {
@@ -143,7 +146,8 @@ impl LogStore {
     ///
     /// # Errors
     /// `Closed`; `Corruption` for damage in a segment the writer sealed;
-    /// `Io` from the file system. The view is unchanged after an error.
+    /// `Io` from the file system. After an error the view is still a
+    /// prefix of the log, and the next refresh rebuilds it whole.
     pub fn refresh(&self) -> Result<()> {
         self.inner.refresh()
     }
@@ -245,7 +249,7 @@ impl Inner {
         };
         let mut follow = follow.lock();
         let manifest = manifest::read(self.fs.as_ref(), &self.dir)?;
-        if manifest != follow.manifest {
+        if follow.stale || manifest != follow.manifest {
             return self.reload(&mut follow);
         }
         // The listing comes first: a segment it shows was created after
@@ -260,51 +264,81 @@ impl Inner {
             return self.reload(&mut follow);
         }
         let mut writer = self.writer.lock();
-        let (id, end) = {
-            let at = writer.position();
-            (at.segment, at.offset)
-        };
+        let at = writer.position();
+        // Every segment to read is opened before any record is applied: a
+        // compaction that commits now may remove the newer ones (they are
+        // its inputs), and that is a new manifest, not an error.
+        let last = newer.last().copied().unwrap_or(at.segment);
+        let mut segments = Vec::new();
+        for id in std::iter::once(at.segment).chain(newer.iter().copied()) {
+            let from = if id == at.segment { at.offset } else { 0 };
+            match self.segment_to_follow(id, from, id != last) {
+                Ok(Some(segment)) => segments.push((id, from, segment)),
+                Ok(None) => break,
+                Err(e) if switched(&e) => {
+                    drop(writer);
+                    return self.reload(&mut follow);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let mut state = self.state.write();
-        let last = newer.last().copied().unwrap_or(id);
-        for next in std::iter::once(id).chain(newer.iter().copied()) {
-            let from = if next == id { end } else { 0 };
-            let Some((file, to)) = self.catch_up(next, from, next != last, &mut state)? else {
-                break;
-            };
-            writer.follow(&self.files, next, file, to);
+        for (id, from, segment) in segments {
+            match self.catch_up(id, &segment, from, id != last, &mut state) {
+                Ok(end) => writer.follow(&self.files, id, segment, end),
+                Err(e) => {
+                    // Some records may be applied and others not: the view
+                    // is rebuilt whole, now or at the next refresh.
+                    follow.stale = true;
+                    drop((state, writer));
+                    // A rebuild that succeeds reads the same files: the
+                    // error was the moment's, and the view is now whole.
+                    return self.reload(&mut follow).map_err(|_| e);
+                }
+            }
         }
         Ok(())
     }
 
-    /// Reads segment `id` on from `from` (0: from its header, not yet
-    /// read), applying each record that verifies; returns the segment,
-    /// mapped ahead, and where its records now end, or `None` when its
-    /// header does not verify yet (the writer is creating it).
+    /// The segment `id` a refresh reads on from `from`: the one the view
+    /// holds, or (for a segment new to it) opened, its header checked.
+    /// `None` when a new segment's header does not verify yet (the writer
+    /// is creating it); a sealed one's must.
+    fn segment_to_follow(&self, id: u32, from: u64, sealed: bool) -> Result<Option<SegmentFile>> {
+        if from > 0 {
+            if let Some(segment) = self.files.read().get(&id) {
+                return Ok(Some(segment.clone()));
+            }
+        }
+        let path = self.dir.join(crate::log::segment::segment_name(id));
+        let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
+        let file = self.fs.open(&path, false).map_err(io_err)?;
+        let len = file.size().map_err(io_err)?;
+        let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
+        file.read_exact_at(&mut header, 0).map_err(io_err)?;
+        match check_header(&header, id) {
+            Ok(framing) => Ok(Some(
+                SegmentFile::new(file, framing)
+                    .active(self.opts.segment_bytes, SEGMENT_HEADER_LEN as u64),
+            )),
+            Err(_) if !sealed => Ok(None),
+            Err(reason) => Err(Error::corruption(&path, 0, reason)),
+        }
+    }
+
+    /// Reads `segment` (id `id`) on from `from`, applying each record that
+    /// verifies; returns where its records now end. A sealed segment must
+    /// verify to its end; the newest ends at its first invalid frame.
     fn catch_up(
         &self,
         id: u32,
+        segment: &SegmentFile,
         from: u64,
         sealed: bool,
         state: &mut State,
-    ) -> Result<Option<(SegmentFile, u64)>> {
+    ) -> Result<u64> {
         let path = self.dir.join(crate::log::segment::segment_name(id));
         let io_err = |e| Error::io(format!("reading segment {}", path.display()), e);
-        let known = self.files.read().get(&id).cloned();
-        let segment = match known {
-            Some(segment) if from > 0 => segment,
-            _ => {
-                let file = self.fs.open(&path, false).map_err(io_err)?;
-                let len = file.size().map_err(io_err)?;
-                let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
-                file.read_exact_at(&mut header, 0).map_err(io_err)?;
-                match check_header(&header, id) {
-                    Ok(framing) => SegmentFile::new(file, framing)
-                        .active(self.opts.segment_bytes, SEGMENT_HEADER_LEN as u64),
-                    Err(_) if !sealed => return Ok(None),
-                    Err(reason) => return Err(Error::corruption(&path, 0, reason)),
-                }
-            }
-        };
         let len = segment.file.size().map_err(io_err)?;
         let start = from.max(SEGMENT_HEADER_LEN as u64);
         let mut scan =
@@ -313,7 +347,7 @@ impl Inner {
         // reads a body (a patch) finds it; readers wait on the state lock
         // the caller holds, so none sees the file before its records.
         self.files.write().insert(id, segment.clone());
-        let end = loop {
+        loop {
             match scan.next().map_err(io_err)? {
                 Step::Frame { loc, record, .. } => {
                     let record = record.map_err(|reason| {
@@ -321,15 +355,14 @@ impl Inner {
                     })?;
                     state.replay(record, loc, &|at| read_body(&self.files, &self.dir, at))?;
                 }
-                Step::End => break scan.position().min(len),
+                Step::End => return Ok(scan.position().min(len)),
                 Step::Invalid { offset, reason } if sealed => {
                     let reason = format!("{reason} in a sealed segment");
                     return Err(Error::corruption(&path, offset, reason));
                 }
-                Step::Invalid { offset, .. } => break offset,
+                Step::Invalid { offset, .. } => return Ok(offset),
             }
-        };
-        Ok(Some((segment, end)))
+        }
     }
 
     /// The writer's segments newer than this view's newest, in order: a
@@ -363,6 +396,7 @@ impl Inner {
         *state = view.state;
         *old_writer = writer;
         follow.manifest = view.layout.manifest;
+        follow.stale = false;
         Ok(())
     }
 }

@@ -122,7 +122,7 @@ impl Inner {
         for id in ids {
             // Each file is opened under the lock that finds its metadata: a
             // blob deleted meanwhile is skipped, never reported missing.
-            let Some((meta, opened)) = self.open_blob(&id) else {
+            let Some((meta, opened)) = self.open_blob_current(&id)? else {
                 continue;
             };
             report.blobs += 1;

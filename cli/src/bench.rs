@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::progress::Progress;
 
 mod floors;
+mod readers;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -68,6 +69,8 @@ pub struct Report {
     /// With `Sync`: the log engine's concurrent puts against the disk's
     /// floor for the same writes, measured in the same run.
     pub floors: Vec<FloorRow>,
+    /// A read-only handle beside the log engine's writer, in the same run.
+    pub readers: Vec<readers::ReaderRow>,
 }
 
 /// A write figure of the log engine beside the floor the disk sets for it.
@@ -391,7 +394,8 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
     let thread_counts = thread_counts(config.threads);
-    progress.start(2 + Op::ALL.len() as u64 + 1 + 2 + thread_counts.len() as u64 + 1);
+    progress
+        .start(2 + Op::ALL.len() as u64 + 1 + 2 + thread_counts.len() as u64 + 1 + readers::STEPS);
     let mut rows = Vec::new();
     let mut row = |operation: String, log: f64, sqlite: f64| {
         rows.push(Row {
@@ -469,6 +473,8 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let (log_open, sqlite_open) = (1.0 / log.1, 1.0 / sqlite.1);
     row("open (opens per second)".to_string(), log_open, sqlite_open);
     let (log, sqlite) = (log.0, sqlite.0);
+    // Last, so the puts it adds change no other row's store.
+    let readers = readers::rows(&log, config, progress)?;
     drop(log);
     if let Baseline::Postgres { url } = &config.baseline {
         drop(sqlite);
@@ -483,6 +489,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         rows,
         floors,
+        readers,
     })
 }
 
@@ -526,5 +533,5 @@ pub fn table(report: &Report) -> String {
             row.operation, row.log_ops_per_sec, row.driver_ops_per_sec
         );
     }
-    out + &floors::table(&report.floors)
+    out + &floors::table(&report.floors) + &readers::table(&report.readers)
 }

@@ -118,7 +118,7 @@ impl fmt::Display for Error {
             ),
             Error::NotAStore { path } => write!(
                 f,
-                "{} is not a logstore directory (it has no MANIFEST and no segment file, and is not empty)",
+                "{} is not a logstore directory (it has no MANIFEST and no segment file; a new store is made only in a missing or empty directory)",
                 path.display()
             ),
             Error::ReadOnly => write!(

@@ -348,7 +348,18 @@ impl Inner {
         // the caller holds, so none sees the file before its records.
         self.files.write().insert(id, segment.clone());
         loop {
-            match scan.next().map_err(io_err)? {
+            let step = match scan.next() {
+                Ok(step) => step,
+                // The writer's roll cuts the zeros it reserved past its last
+                // record: the file may have ended before the length read
+                // above. The records so far are whole; the next refresh
+                // reads on from them.
+                Err(e) if !sealed && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(scan.position());
+                }
+                Err(e) => return Err(io_err(e)),
+            };
+            match step {
                 Step::Frame { loc, record, .. } => {
                     let record = record.map_err(|reason| {
                         Error::corruption(&path, u64::from(loc.offset), reason)

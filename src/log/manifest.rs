@@ -214,7 +214,7 @@ pub fn layout_read_only(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
     let base: BTreeSet<u32> = manifest.base.iter().copied().collect();
     let mut max_id = manifest.max_id();
     let mut present: BTreeMap<u32, String> = BTreeMap::new();
-    for name in listing(fs, dir)? {
+    for name in settled_listing(fs, dir)? {
         let (id, own) = if let Some(id) = parse_segment_name(&name) {
             (id, true)
         } else if let Some(id) = name
@@ -329,6 +329,31 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         max_id,
         names: BTreeMap::new(),
     })
+}
+
+/// The segment id a file name stands for, under any of the names the
+/// engine gives a segment (its own, `.tmp`, `.relink`).
+fn segment_id(name: &str) -> Option<u32> {
+    parse_segment_name(name)
+        .or_else(|| name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name))
+        .or_else(|| name.strip_suffix(RELINK_SUFFIX).and_then(parse_segment_name))
+}
+
+/// A listing of `dir` for a reader beside a live writer. A directory read
+/// while entries are added may leave out one added during it yet show a
+/// later one (POSIX leaves it unspecified; ext4's hashed directories do
+/// it), which would leave a gap in the log. So the directory is listed
+/// twice: every segment up to the highest id the first listing shows was
+/// created before the second began (the writer's ids grow with time), so
+/// the second shows all of them; newer ones wait for the next listing.
+pub fn settled_listing(fs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {
+    let first = listing(fs, dir)?;
+    let Some(highest) = first.iter().filter_map(|n| segment_id(n)).max() else {
+        return listing(fs, dir);
+    };
+    let mut names = listing(fs, dir)?;
+    names.retain(|n| segment_id(n).is_none_or(|id| id <= highest));
+    Ok(names)
 }
 
 fn listing(fs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {

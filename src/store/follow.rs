@@ -382,10 +382,7 @@ impl Inner {
     /// among them.
     fn newer_segments(&self, manifest: &Manifest) -> Result<Vec<u32>> {
         let newest = self.writer.lock().position().segment;
-        let mut ids: Vec<u32> = self
-            .fs
-            .list(&self.dir)
-            .map_err(|e| Error::io(format!("listing {}", self.dir.display()), e))?
+        let mut ids: Vec<u32> = manifest::settled_listing(self.fs.as_ref(), &self.dir)?
             .iter()
             .filter_map(|name| parse_segment_name(name))
             .filter(|id| *id > newest && !manifest.base.contains(id))

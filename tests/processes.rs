@@ -24,6 +24,8 @@
 //! Two runs by default (about 6 seconds in a debug build);
 //! `LOGSTORE_READER_RUNS=50` for a longer run.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -31,7 +33,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use logstore::io::{LockGuard, MemFs, VFile, Vfs};
+use common::wrap_fs::WrapFs;
+use logstore::io::{MemFs, Vfs};
 use logstore::{BlobList, BlobPut, Durability, LogStore, Options, Query, Store};
 use logstore_workload::Rng;
 use serde_json::json;
@@ -458,70 +461,6 @@ fn readers_in_other_processes_see_a_growing_prefix_through_rolls_compactions_and
 // for a read-only open; the test above meets the real thing now and then
 // (a reader saw `d0..d192, d194, …`).
 
-/// A `MemFs` whose next listing of the store first runs `hook` (the
-/// writer rolling meanwhile) and then leaves out the names in `hide`.
-#[derive(Clone)]
-struct Readdir {
-    inner: MemFs,
-    next: Arc<Mutex<Option<ListingHook>>>,
-    /// Listings to leave alone before the hook's.
-    skip: Arc<AtomicI64>,
-}
-
-type ListingHook = (Box<dyn FnOnce() + Send>, Box<dyn Fn(&str) -> bool + Send>);
-
-impl std::fmt::Debug for Readdir {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readdir").finish_non_exhaustive()
-    }
-}
-
-impl Readdir {
-    /// At the next listing: runs `during`, then leaves out each name
-    /// `hide` picks.
-    fn next_listing(
-        &self,
-        during: impl FnOnce() + Send + 'static,
-        hide: impl Fn(&str) -> bool + Send + 'static,
-    ) {
-        *self.next.lock().unwrap() = Some((Box::new(during), Box::new(hide)));
-    }
-}
-
-impl Vfs for Readdir {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        if self.skip.fetch_sub(1, Ordering::SeqCst) > 0 {
-            return self.inner.list(dir);
-        }
-        let hook = self.next.lock().unwrap().take();
-        let Some((during, hide)) = hook else {
-            return self.inner.list(dir);
-        };
-        during();
-        let mut names = self.inner.list(dir)?;
-        names.retain(|n| !hide(n));
-        Ok(names)
-    }
-    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
-        self.inner.open(path, create)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
-        self.inner.try_lock(path)
-    }
-}
-
 fn small_segments() -> Options {
     Options {
         durability: Durability::Flush,
@@ -563,9 +502,9 @@ fn roll_twice(writer: &LogStore, fs: &MemFs, from: u64) -> (u32, u64) {
     (newest + 1, n + 1)
 }
 
-/// A writer and a reader (on `Readdir`) with `d0..d2` written; the next
-/// number.
-fn writer_and_listing() -> (MemFs, Readdir, Arc<LogStore>, u64) {
+/// A writer, and a file system for a reader whose listings the test
+/// steers, with `d0..d2` written; the next number.
+fn writer_and_listing() -> (MemFs, WrapFs, Arc<LogStore>, u64) {
     let fs = MemFs::new();
     let writer =
         LogStore::open_with_fs(Arc::new(fs.clone()), Path::new("db"), small_segments()).unwrap();
@@ -576,11 +515,7 @@ fn writer_and_listing() -> (MemFs, Readdir, Arc<LogStore>, u64) {
             .put("docs", &format!("d{n}"), body(n), None)
             .unwrap();
     }
-    let listing = Readdir {
-        inner: fs.clone(),
-        next: Arc::default(),
-        skip: Arc::default(),
-    };
+    let listing = WrapFs::new(Arc::new(fs.clone()));
     (fs, listing, Arc::new(writer), 3)
 }
 
@@ -601,7 +536,8 @@ fn a_refresh_whose_listing_misses_a_new_segment_leaves_no_gap() {
     let hidden = first_new.clone();
     let last = Arc::new(AtomicI64::new(0));
     let written = last.clone();
-    listing.next_listing(
+    listing.on_listing(
+        0,
         move || {
             let (id, n) = roll_twice(&w, &f, next);
             *first_new.lock().unwrap() = id;
@@ -627,7 +563,10 @@ fn a_read_only_open_whose_listing_misses_a_new_segment_leaves_no_gap() {
     let (w, f) = (writer.clone(), fs.clone());
     let first_new = Arc::new(Mutex::new(0u32));
     let hidden = first_new.clone();
-    listing.next_listing(
+    // The listing the open's classification makes comes first: the hook
+    // is for the one that reads the layout.
+    listing.on_listing(
+        1,
         move || {
             let (id, _) = roll_twice(&w, &f, next);
             *first_new.lock().unwrap() = id;
@@ -636,9 +575,6 @@ fn a_read_only_open_whose_listing_misses_a_new_segment_leaves_no_gap() {
             name.strip_suffix(".seg").and_then(|n| n.parse().ok()) == Some(*hidden.lock().unwrap())
         },
     );
-    // The listing the open's classification makes comes first: the hook
-    // is for the one that reads the layout.
-    listing.skip.store(1, Ordering::SeqCst);
     let reader = LogStore::open_read_only_with_fs(
         Arc::new(listing.clone()),
         Path::new("db"),

@@ -209,72 +209,6 @@ fn a_manifest_no_compaction_wrote_is_refused_and_removes_nothing() {
     assert!(LogStore::open_read_only(&lone, opts(&clock)).is_err());
 }
 
-/// A file system whose files report a length one page longer than they
-/// hold, once, after `stale` is set: what a refresh sees when the writer's
-/// roll cuts the zeros reserved past its last record between the
-/// refresh's read of the length and its read of the bytes.
-#[derive(Debug, Clone)]
-struct StaleLength {
-    inner: MemFs,
-    stale: Arc<AtomicBool>,
-}
-
-#[derive(Debug)]
-struct StaleFile {
-    inner: Arc<dyn logstore::io::VFile>,
-    stale: Arc<AtomicBool>,
-}
-
-impl logstore::io::VFile for StaleFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn size(&self) -> std::io::Result<u64> {
-        let extra = if self.stale.swap(false, Ordering::SeqCst) {
-            4096
-        } else {
-            0
-        };
-        Ok(self.inner.size()? + extra)
-    }
-}
-
-impl Vfs for StaleLength {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn logstore::io::VFile>> {
-        Ok(Arc::new(StaleFile {
-            inner: self.inner.open(path, create)?,
-            stale: self.stale.clone(),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn logstore::io::LockGuard>>> {
-        self.inner.try_lock(path)
-    }
-}
-
 /// A newest segment that ends before the length a refresh read (the
 /// writer cut its reserved zeros meanwhile) is no error: the refresh
 /// keeps what it has, and the next one reads on.
@@ -289,14 +223,12 @@ fn a_segment_shorter_than_the_length_a_refresh_read_is_no_error() {
     };
     let writer = LogStore::open_with_fs(Arc::new(fs.clone()), dir, options.clone()).unwrap();
     writer.docs().put("c", "a", json!({}), None).unwrap();
-    let stale = Arc::new(AtomicBool::new(false));
-    let wrapped = StaleLength {
-        inner: fs.clone(),
-        stale: stale.clone(),
-    };
-    let reader = LogStore::open_read_only_with_fs(Arc::new(wrapped), dir, options).unwrap();
+    let wrapped = WrapFs::new(Arc::new(fs.clone()));
+    let reader = LogStore::open_read_only_with_fs(Arc::new(wrapped.clone()), dir, options).unwrap();
     writer.docs().put("c", "b", json!({}), None).unwrap();
-    stale.store(true, Ordering::SeqCst);
+    // The next length read is a page past the end: as if the writer had
+    // cut its reserved zeros right after the refresh read it.
+    wrapped.stale_size_once.store(true, Ordering::SeqCst);
     reader.refresh().unwrap();
     reader.refresh().unwrap();
     assert!(reader.docs().get("c", "b").unwrap().is_some());

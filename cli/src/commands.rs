@@ -133,14 +133,9 @@ pub fn compact(opened: &Opened) -> Result<Outcome> {
 /// Copies the log store `opened` (named `src`) into the new or empty
 /// directory `dest`; the library verifies the copy before it returns.
 pub fn backup(opened: &Opened, src: &Path, dest: &Path) -> Result<Outcome> {
+    // The library refuses a target that is not new or empty, or lies
+    // inside the store, before it makes anything.
     let log = opened.log("backup")?;
-    match store::look(dest)? {
-        store::Found::Missing | store::Found::Dir(logstore::StoreDir::Empty) => {}
-        _ => bail!(
-            "{} exists and is not an empty directory; backup writes only into a new or empty directory",
-            dest.display()
-        ),
-    }
     let r = log
         .backup_to(dest)
         .with_context(|| format!("backing up {} to {}", src.display(), dest.display()))?;

@@ -151,11 +151,6 @@ impl RealFs {
         Ok(())
     }
 
-    /// The directory this file system is confined to, as given.
-    pub fn root(&self) -> &Path {
-        &self.root.path
-    }
-
     fn writable(&self) -> io::Result<()> {
         match self.root.access {
             Access::ReadWrite => Ok(()),
@@ -220,8 +215,9 @@ impl RealFs {
     }
 
     /// Opens the regular file at `path` with `flags`, never through a
-    /// link and never anything but a regular file.
-    fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<OwnedFd> {
+    /// link and never anything but a regular file; returns it with its
+    /// hard-link count.
+    fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<(OwnedFd, u64)> {
         // NONBLOCK: opening a FIFO planted under an engine name must not
         // hang; it changes nothing for a regular file.
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -246,7 +242,7 @@ impl RealFs {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_a_file(path));
         }
-        Ok(fd)
+        Ok((fd, u64::from(stat.st_nlink)))
     }
 
     /// A file below a folder of the root (a blob content file) in one
@@ -269,6 +265,7 @@ impl RealFs {
             Err(
                 Errno::NOSYS
                 | Errno::PERM
+                | Errno::INVAL
                 | Errno::LOOP
                 | Errno::NOTDIR
                 | Errno::XDEV
@@ -288,11 +285,10 @@ impl RealFs {
             Access::ReadWrite => OFlags::RDWR,
             Access::ReadOnly => OFlags::RDONLY,
         };
-        let fd = self.open_fd(path, flags | access)?;
+        let (fd, links) = self.open_fd(path, flags | access)?;
         // A file with another hard link may be someone else's file (a
         // victim linked in under an engine name, or a copy made with
         // `cp -al`): it is read, never written.
-        let links = rustix::fs::fstat(&fd)?.st_nlink;
         let shared = (access == OFlags::RDWR && links > 1).then(|| path.to_path_buf());
         Ok(Arc::new(RealFile {
             file: File::from(fd),
@@ -541,7 +537,7 @@ impl Vfs for RealFs {
     }
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         self.writable()?;
-        let fd = self.open_fd(path, OFlags::RDWR | OFlags::CREATE)?;
+        let (fd, _) = self.open_fd(path, OFlags::RDWR | OFlags::CREATE)?;
         let file = File::from(fd);
         // The standard library's lock (stable since Rust 1.89, hence the
         // crate's rust-version) rather than `fs2`, unmaintained since 2018,

@@ -333,7 +333,7 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
 
 /// The segment id a file name stands for, under any of the names the
 /// engine gives a segment (its own, `.tmp`, `.relink`).
-fn segment_id(name: &str) -> Option<u32> {
+pub fn segment_id(name: &str) -> Option<u32> {
     parse_segment_name(name)
         .or_else(|| name.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name))
         .or_else(|| {

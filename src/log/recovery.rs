@@ -85,7 +85,7 @@ pub struct TruncatedTail {
 }
 
 /// Where appends continue after recovery.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tail {
     pub segment: u32,
     pub file: SegmentFile,
@@ -159,17 +159,7 @@ pub fn recover(
         let framing = match segment::check_header(&header, id) {
             Ok(framing) => framing,
             Err(reason) if is_newest && mode == Mode::ReadOnly => {
-                if Scan::new(file.as_ref(), Framing::V1, id, len, 0)
-                    .nonzero_end(SEGMENT_HEADER_LEN as u64)
-                    .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?
-                    > SEGMENT_HEADER_LEN as u64
-                {
-                    return Err(Error::corruption(
-                        &path,
-                        0,
-                        format!("{reason}, and records follow it"),
-                    ));
-                }
+                header_never_synced(file.as_ref(), &path, id, len, &reason.to_string())?;
                 let tail = Tail {
                     segment: id,
                     file: SegmentFile::new(file, Framing::V1),
@@ -364,6 +354,31 @@ fn settle_newest(
     Ok(end + pad)
 }
 
+/// `Corruption` unless only zeros follow the header of segment `id` (whose
+/// header did not verify for `reason`): a header is synced before any
+/// record goes in, so records after a bad one mean the header was damaged,
+/// not that a crash came while the segment was created.
+fn header_never_synced(
+    file: &dyn VFile,
+    path: &Path,
+    id: u32,
+    len: u64,
+    reason: &str,
+) -> Result<()> {
+    let header = SEGMENT_HEADER_LEN as u64;
+    let last = Scan::new(file, Framing::V1, id, len, 0)
+        .nonzero_end(header)
+        .map_err(|e| Error::io(format!("reading segment {}", path.display()), e))?;
+    if last > header {
+        return Err(Error::corruption(
+            path,
+            0,
+            format!("{reason}, and records follow it"),
+        ));
+    }
+    Ok(())
+}
+
 /// A newest segment whose header does not verify: if only zeros follow it,
 /// a crash came while it was created (its header is synced before any
 /// record goes in), and it is started again; otherwise the synced header
@@ -376,15 +391,8 @@ fn restart_segment(
     reason: String,
 ) -> Result<(Framing, TruncatedTail)> {
     let io_err = |e| Error::io(format!("restarting segment {}", path.display()), e);
-    let mut scan = Scan::new(file, Framing::V1, id, len, 0);
+    header_never_synced(file, path, id, len, &reason)?;
     let header = SEGMENT_HEADER_LEN as u64;
-    if scan.nonzero_end(header).map_err(io_err)? > header {
-        return Err(Error::corruption(
-            path,
-            0,
-            format!("{reason}, and records follow it"),
-        ));
-    }
     let framing = segment::write_header(file, id).map_err(io_err)?;
     let cut = TruncatedTail {
         file: path.to_path_buf(),

@@ -159,15 +159,17 @@ fn inside(fs: &dyn Vfs, dest: &Path) -> bool {
     let Some(root) = fs.root_id() else {
         return false;
     };
-    let existing = dest
-        .ancestors()
-        .find(|p| p.exists())
-        .unwrap_or(Path::new("."));
-    let Ok(real) = std::fs::canonicalize(if existing.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        existing
-    }) else {
+    fn here(p: &Path) -> &Path {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    }
+    let Some(existing) = dest.ancestors().map(here).find(|p| p.exists()) else {
+        return false;
+    };
+    let Ok(real) = std::fs::canonicalize(existing) else {
         return false;
     };
     real.ancestors()

@@ -33,9 +33,7 @@ impl Inner {
         let opened = blob_files::open_content(self.fs.as_ref(), &self.dir, meta);
         Some((meta.clone(), opened))
     }
-}
 
-impl Inner {
     /// [`Inner::open_blob`], except that a read-only handle whose view
     /// still lists a blob whose file the writer removed (with its last
     /// reference) brings its view up to date and looks the blob up again:

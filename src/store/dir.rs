@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::blob_files::{is_content_name, is_folder_name, is_staging_name, BLOB_DIR, TMP_DIR};
 use crate::io::{EntryKind, Vfs};
-use crate::log::manifest::{MANIFEST_FILE, RELINK_SUFFIX, TMP_SUFFIX};
+use crate::log::manifest::{segment_id, MANIFEST_FILE, RELINK_SUFFIX, TMP_SUFFIX};
 use crate::log::recovery::QUARANTINE_DIR;
-use crate::log::segment::parse_segment_name;
 use crate::{Error, Result};
 
 use super::snapshot_file::SNAPSHOT_FILE;
@@ -43,7 +42,7 @@ pub(crate) fn classify(fs: &dyn Vfs, dir: &Path) -> Result<StoreDir> {
     let is_file = |kind| kind == EntryKind::File;
     if entries
         .iter()
-        .any(|e| is_file(e.kind) && (e.name == MANIFEST_FILE || segment_file(&e.name)))
+        .any(|e| is_file(e.kind) && (e.name == MANIFEST_FILE || segment_id(&e.name).is_some()))
     {
         return Ok(StoreDir::Store);
     }
@@ -54,15 +53,6 @@ pub(crate) fn classify(fs: &dyn Vfs, dir: &Path) -> Result<StoreDir> {
         return Ok(StoreDir::Empty);
     }
     Ok(StoreDir::Other)
-}
-
-/// A segment, or a segment under one of the engine's passing names.
-fn segment_file(name: &str) -> bool {
-    let base = name
-        .strip_suffix(TMP_SUFFIX)
-        .or_else(|| name.strip_suffix(RELINK_SUFFIX))
-        .unwrap_or(name);
-    parse_segment_name(base).is_some()
 }
 
 /// An entry of a store directory that the engine did not make: never
@@ -122,7 +112,7 @@ fn foreign_kinds(fs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, EntryKind)>> 
                     || name == format!("{MANIFEST_FILE}{TMP_SUFFIX}")
                     || name == format!("{SNAPSHOT_FILE}{TMP_SUFFIX}")
                     || name == format!("{MANIFEST_FILE}{RELINK_SUFFIX}")
-                    || segment_file(name)
+                    || segment_id(name).is_some()
             }
             EntryKind::Dir if name == BLOB_DIR => {
                 blob_entries(fs, &path, &mut foreign)?;

@@ -168,19 +168,11 @@ impl View {
         opts: &Options,
         commit: Arc<GroupCommit>,
     ) -> LogWriter {
-        let tail = Tail {
-            segment: self.tail.segment,
-            file: self.tail.file.clone(),
-            end: self.tail.end,
-            order: self.tail.order.clone(),
-            max_id: self.tail.max_id,
-            sealed_bytes: self.tail.sealed_bytes,
-        };
         let mut writer = LogWriter::new(
             fs.clone(),
             dir.to_path_buf(),
             opts.segment_bytes,
-            tail,
+            self.tail.clone(),
             self.layout.manifest.clone(),
             commit,
         );

@@ -1,8 +1,10 @@
 //! A file system wrapper for timing and space faults over any other `Vfs`:
 //! syncs that take a while (to widen races), writes that fail once a budget
-//! runs out (as ENOSPC does), and a hook run once when a file whose name
-//! ends a certain way is first opened, or at the next directory listing
-//! (to act at a chosen moment).
+//! runs out (as ENOSPC does), a hook run once when a file whose name
+//! ends a certain way is first opened, or at a directory listing (to act
+//! at a chosen moment), a listing that leaves names out (as a directory
+//! read while entries are added may), and a file length read once a page
+//! longer than the file (as a length read before a writer cut its file).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -11,7 +13,13 @@ use std::sync::{Arc, Mutex};
 use logstore::io::{LockGuard, VFile, Vfs};
 
 type Hook = (String, Box<dyn FnOnce() + Send>);
-type ListHook = Box<dyn FnOnce() + Send>;
+/// What to do at a listing: listings to let pass first, what to run
+/// before the one after them, and which names to leave out of it.
+type ListHook = (
+    usize,
+    Box<dyn FnOnce() + Send>,
+    Box<dyn Fn(&str) -> bool + Send>,
+);
 
 /// The wrapper; clones share their settings.
 #[derive(Clone)]
@@ -23,6 +31,9 @@ pub struct WrapFs {
     pub writes_left: Arc<AtomicI64>,
     /// Every file sync first sleeps this many microseconds.
     pub sync_sleep_us: Arc<AtomicU64>,
+    /// While set, the next file length read is a page longer than the
+    /// file (and the flag clears).
+    pub stale_size_once: Arc<AtomicBool>,
     on_open: Arc<Mutex<Option<Hook>>>,
     on_list: Arc<Mutex<Option<ListHook>>>,
 }
@@ -42,6 +53,7 @@ impl WrapFs {
             fail_writes: Arc::default(),
             writes_left: Arc::default(),
             sync_sleep_us: Arc::default(),
+            stale_size_once: Arc::default(),
             on_open: Arc::default(),
             on_list: Arc::default(),
         }
@@ -49,7 +61,18 @@ impl WrapFs {
 
     /// Runs `hook` once, at the next listing of a directory (before it).
     pub fn on_list(&self, hook: impl FnOnce() + Send + 'static) {
-        *self.on_list.lock().unwrap() = Some(Box::new(hook));
+        self.on_listing(0, hook, |_| false);
+    }
+
+    /// Lets `skip` listings pass, then at the next one runs `during`
+    /// (before it) and leaves out of it each name `hide` picks.
+    pub fn on_listing(
+        &self,
+        skip: usize,
+        during: impl FnOnce() + Send + 'static,
+        hide: impl Fn(&str) -> bool + Send + 'static,
+    ) {
+        *self.on_list.lock().unwrap() = Some((skip, Box::new(during), Box::new(hide)));
     }
 
     /// Whether the hook given to `on_list` is still waiting to run.
@@ -103,7 +126,8 @@ impl VFile for WrapFile {
         self.inner.set_len(len)
     }
     fn size(&self) -> std::io::Result<u64> {
-        self.inner.size()
+        let stale = self.fs.stale_size_once.swap(false, Ordering::SeqCst);
+        Ok(self.inner.size()? + if stale { 4096 } else { 0 })
     }
 }
 
@@ -112,11 +136,23 @@ impl Vfs for WrapFs {
         self.inner.create_dir_all(dir)
     }
     fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        let hook = self.on_list.lock().unwrap().take();
-        if let Some(hook) = hook {
-            hook();
-        }
-        self.inner.list(dir)
+        let hook = {
+            let mut slot = self.on_list.lock().unwrap();
+            match slot.as_mut() {
+                Some((skip, _, _)) if *skip > 0 => {
+                    *skip -= 1;
+                    None
+                }
+                _ => slot.take(),
+            }
+        };
+        let Some((_, during, hide)) = hook else {
+            return self.inner.list(dir);
+        };
+        during();
+        let mut names = self.inner.list(dir)?;
+        names.retain(|n| !hide(n));
+        Ok(names)
     }
     fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
         let hook = {

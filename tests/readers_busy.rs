@@ -233,3 +233,29 @@ fn a_segment_shorter_than_the_length_a_refresh_read_is_no_error() {
     reader.refresh().unwrap();
     assert!(reader.docs().get("c", "b").unwrap().is_some());
 }
+
+/// A backup after a failed sync (fsyncgate: the kernel may have dropped
+/// the pages, and the write was reported failed) is refused: copying the
+/// log as the page cache holds it would make that write durable.
+#[test]
+fn a_backup_of_a_store_whose_sync_failed_is_refused() {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let options = common::test_opts(&clock, Durability::Sync, 1 << 20);
+    let fs = common::power_fs::PowerFs::new();
+    fs.set_capture(false);
+    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), options).unwrap();
+    store
+        .docs()
+        .put("c", "a", json!({"v": "acknowledged"}), None)
+        .unwrap();
+    fs.fail_sync_at(1);
+    let failed = store
+        .docs()
+        .put("c", "a", json!({"v": "sync failed"}), None);
+    assert!(failed.is_err());
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backup");
+    let refused = store.backup_to(&dest).unwrap_err();
+    assert!(matches!(refused, Error::Poisoned), "{refused}");
+    assert!(!dest.exists());
+}

@@ -215,9 +215,9 @@ impl RealFs {
     }
 
     /// Opens the regular file at `path` with `flags`, never through a
-    /// link and never anything but a regular file; returns it with its
-    /// hard-link count.
-    fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<(OwnedFd, u64)> {
+    /// link and never anything but a regular file; returns it with whether
+    /// it has other hard links.
+    fn open_fd(&self, path: &Path, flags: OFlags) -> io::Result<(OwnedFd, bool)> {
         // NONBLOCK: opening a FIFO planted under an engine name must not
         // hang; it changes nothing for a regular file.
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -242,7 +242,7 @@ impl RealFs {
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(not_a_file(path));
         }
-        Ok((fd, u64::from(stat.st_nlink)))
+        Ok((fd, stat.st_nlink > 1))
     }
 
     /// A file below a folder of the root (a blob content file) in one
@@ -285,11 +285,11 @@ impl RealFs {
             Access::ReadWrite => OFlags::RDWR,
             Access::ReadOnly => OFlags::RDONLY,
         };
-        let (fd, links) = self.open_fd(path, flags | access)?;
+        let (fd, linked) = self.open_fd(path, flags | access)?;
         // A file with another hard link may be someone else's file (a
         // victim linked in under an engine name, or a copy made with
         // `cp -al`): it is read, never written.
-        let shared = (access == OFlags::RDWR && links > 1).then(|| path.to_path_buf());
+        let shared = (access == OFlags::RDWR && linked).then(|| path.to_path_buf());
         Ok(Arc::new(RealFile {
             file: File::from(fd),
             shared,

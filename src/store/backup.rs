@@ -87,7 +87,7 @@ impl LogStore {
     /// removed.
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref();
-        self.inner.check_open()?;
+        self.inner.check_unpoisoned()?;
         match LogStore::probe(dest) {
             Ok(StoreDir::Empty) => {}
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
@@ -140,6 +140,10 @@ impl LogStore {
             return Err(last.unwrap_or_else(|| Error::Internal("a backup took no view".into())));
         };
         let mut report = copy_segments(&view, out, dest, made)?;
+        // A sync that failed while the copy ran may have covered records
+        // the view holds: they were never acknowledged, and the copy must
+        // not make them durable.
+        inner.check_unpoisoned()?;
         report.blob_files = view.contents.len() as u64;
         report.blob_bytes = view.contents.values().sum();
         check_copy(dest, &inner.opts, &view, &mut report)?;
@@ -181,6 +185,9 @@ fn inside(fs: &dyn Vfs, dest: &Path) -> bool {
 struct Made {
     files: Vec<PathBuf>,
     folders: Vec<PathBuf>,
+    /// Blob folders holding files not yet synced into them, whichever
+    /// attempt copied the files.
+    unsynced: Vec<PathBuf>,
 }
 
 impl Made {
@@ -251,7 +258,6 @@ fn copy_blobs(
     dest: &Path,
     made: &mut Made,
 ) -> Result<()> {
-    let mut folders = Vec::new();
     for (hash, size) in &view.contents {
         let (_, path) = blob_files::content_path(&inner.dir, hash);
         let (dest_folder, dest_path) = blob_files::content_path(dest, hash);
@@ -293,13 +299,14 @@ fn copy_blobs(
                 "the blob file's bytes do not match their hash",
             ));
         }
-        folders.push(dest_folder);
+        made.unsynced.push(dest_folder);
     }
-    folders.sort();
-    folders.dedup();
-    for folder in &folders {
+    made.unsynced.sort();
+    made.unsynced.dedup();
+    for folder in &made.unsynced {
         out.sync_dir(folder).map_err(io_err(folder, "syncing"))?;
     }
+    made.unsynced.clear();
     Ok(())
 }
 

@@ -476,15 +476,23 @@ impl Inner {
             .inspect_err(|_| self.poison())
     }
 
+    /// `Closed`, or `Poisoned` when a sync failed: then bytes the log holds
+    /// were never acknowledged, and no path (a backup) may make them
+    /// durable.
+    fn check_unpoisoned(&self) -> Result<()> {
+        self.check_open()?;
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
     fn check_writable(&self) -> Result<()> {
         self.check_open()?;
         if self.follow.is_some() {
             return Err(Error::ReadOnly);
         }
-        if self.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+        self.check_unpoisoned()
     }
 
     /// Reads a document body with the writer lock held (no compaction can

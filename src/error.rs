@@ -52,10 +52,10 @@ pub enum Error {
     InvalidInput(String),
     /// The store was closed; open it again to use it.
     Closed,
-    /// A write run through [`LogStore::without_waiting`](crate::LogStore::without_waiting)
-    /// would have had to wait (for the disk, or for another writer); it
-    /// wrote nothing. Run it again the ordinary way.
-    WouldBlock,
+    /// A write made through [`LogStore::without_waiting`](crate::LogStore::without_waiting)
+    /// would have had to wait, for the reason given; it wrote nothing. Make
+    /// it again through the store itself.
+    WouldBlock(Blocked),
     /// A bug or an impossible state: an internal limit was reached or an
     /// invariant the code relies on did not hold. Nothing the caller passed
     /// explains it; please report it.
@@ -68,6 +68,44 @@ pub enum Error {
     /// `NotConnected`): retry those once the server is back.
     #[cfg(feature = "postgres")]
     Postgres(postgres::Error),
+}
+
+/// What a write that may not block would have waited for: the reason a
+/// [`Error::WouldBlock`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Blocked {
+    /// The store syncs every write (`Durability::Sync`).
+    SyncEveryWrite,
+    /// Another thread holds the writer lock (writing, rolling the log or
+    /// syncing it).
+    WriterBusy,
+    /// The record does not fit the active segment: the log would roll to a
+    /// new one, which takes two syncs.
+    Roll,
+    /// The record ends past the zeros written ahead of the tail: the next
+    /// window of them would be written first.
+    Reserve,
+    /// The write stores a blob, whose file is written and synced first.
+    BlobFile,
+    /// The delete leaves a blob file with no reference: its record is
+    /// synced before the file is removed.
+    BlobRemoval,
+}
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Blocked::SyncEveryWrite => "the store syncs every write",
+            Blocked::WriterBusy => "another thread holds the writer lock",
+            Blocked::Roll => "the record would roll the log to a new segment",
+            Blocked::Reserve => "the record would first write zeros ahead of the log's tail",
+            Blocked::BlobFile => "a blob's file is written and synced before its record",
+            Blocked::BlobRemoval => {
+                "the delete's record is synced before the blob's file is removed"
+            }
+        })
+    }
 }
 
 /// The crate's result type.
@@ -131,9 +169,9 @@ impl fmt::Display for Error {
             ),
             Error::InvalidInput(message) => write!(f, "invalid input: {message}"),
             Error::Closed => write!(f, "the store is closed; open it again to use it"),
-            Error::WouldBlock => write!(
+            Error::WouldBlock(why) => write!(
                 f,
-                "the write would have waited for the disk or another writer, so it was not made; run it again without `without_waiting`"
+                "the write would have waited ({why}), so it was not made; make it again without `without_waiting`"
             ),
             Error::Internal(message) => write!(
                 f,

@@ -44,6 +44,8 @@ mod blob_files;
 mod codec;
 mod contract;
 mod error;
+#[cfg(test)]
+mod format_doc;
 mod index;
 mod lease_rules;
 mod limits;
@@ -68,7 +70,7 @@ pub use contract::{
     DocumentStore, LeaseRow, LeaseStore, OrderDir, Query, RawDocument, Store, DEFAULT_LIMIT,
     DEFAULT_MIME,
 };
-pub use error::{Error, Result};
+pub use error::{Blocked, Error, Result};
 pub use limits::{
     DEFAULT_BLOB_LIMIT, MAX_BLOB_ID_BYTES, MAX_COLLECTION_NAME_BYTES, MAX_DOCUMENT_DEPTH,
     MAX_ID_BYTES, MAX_INDEXES, MAX_INDEX_PATH_BYTES, MAX_KEY_BYTES, MAX_MIME_BYTES,
@@ -85,6 +87,6 @@ pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     salvage, BackupReport, CompactionReport, ForeignEntry, LogStore, Problem, Salvage,
-    SalvageReport, Stats, StoreDir, VerifyReport,
+    SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
 pub use transfer::Transfer;

@@ -18,9 +18,10 @@ fn dir() -> &'static Path {
     Path::new("db")
 }
 
-/// One step of the workload, by number.
-fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
-    common::workload_step(store, i, 11)
+/// One step of the workload, by number: its writes through `writes` (a
+/// batch's session), a compaction through `store`.
+fn step(store: &LogStore, writes: &dyn Store, i: usize) -> logstore::Result<()> {
+    common::workload_step_in(store, writes, i, 11)
 }
 
 fn open_image(image: &Image, o: &Options) -> Result<String, String> {
@@ -57,7 +58,7 @@ fn batch_page_model(durability: Durability) {
                 let mut hs = Vec::new();
                 for j in i..i + k {
                     clock.advance(1);
-                    step(s, j).unwrap();
+                    step(&store, s, j).unwrap();
                     hs.push(dump(s));
                 }
                 hs
@@ -126,7 +127,7 @@ fn batch_fsyncgate_sweep() {
                 let mut v = Vec::new();
                 for j in i..i + k {
                     clock.advance(1);
-                    v.push(step(s, j));
+                    v.push(step(&store, s, j));
                     history.push(dump(s));
                 }
                 v
@@ -175,7 +176,7 @@ fn batch_fsyncgate_sweep() {
                 (j0..j0 + SIZES[bb])
                     .map(|j| {
                         clock.advance(1);
-                        step(s, j)
+                        step(&re, s, j)
                     })
                     .collect::<Vec<_>>()
             });
@@ -333,7 +334,7 @@ fn without_waiting_flush_against_a_failed_sync() {
                     }
                     let tag = match &r {
                         Ok(_) => "ok",
-                        Err(Error::WouldBlock) => "wb",
+                        Err(Error::WouldBlock(_)) => "wb",
                         Err(_) => "err",
                     };
                     results.lock().unwrap().push((id, tag.to_string()));

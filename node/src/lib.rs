@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use logstore::{
-    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, Store, DEFAULT_LIMIT,
+    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, Session, Store,
+    DEFAULT_LIMIT,
 };
 use napi::bindgen_prelude::Object;
 use napi::Env;
@@ -375,7 +376,7 @@ pub struct Written {
 
 /// Runs one write, in place or in a batch; its answer as JSON text (a row or `null`, `true`
 /// or `false`, a lease result, a count).
-fn write(s: &LogStore, w: &Write) -> logstore::Result<String> {
+fn write(s: &dyn Store, w: &Write) -> logstore::Result<String> {
     let body = || {
         w.body
             .as_deref()
@@ -391,7 +392,7 @@ fn write(s: &LogStore, w: &Write) -> logstore::Result<String> {
 
 /// A lease write; its answer as JSON text.
 fn lease_write(
-    s: &LogStore,
+    s: &dyn Store,
     op: &str,
     key: &str,
     owner: &str,
@@ -420,16 +421,15 @@ fn lease_write(
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
-/// an append to the page cache: measured one after another with a one-off
-/// script (BENCHMARKS.md), a put took 9.5 microseconds in place and 70
-/// through the pool and back.
+/// an append to the page cache, far cheaper than a trip to the pool and
+/// back.
 fn now(
     store: &LogStore,
-    f: impl FnOnce(&LogStore) -> logstore::Result<String>,
+    f: impl FnOnce(&Session) -> logstore::Result<String>,
 ) -> napi::Result<String> {
     match store.without_waiting(f) {
         Ok(answer) => Ok(answer),
-        Err(logstore::Error::WouldBlock) => Ok(String::new()),
+        Err(logstore::Error::WouldBlock(_)) => Ok(String::new()),
         Err(e) => Err(work::to_napi(e)),
     }
 }
@@ -441,7 +441,7 @@ fn text_or_null(row: Option<String>) -> String {
 /// Upsert (`expected` `None`) or CAS put of the JSON text `body`; the row's
 /// JSON text, or `None` on a lost race.
 fn put(
-    s: &LogStore,
+    s: &dyn Store,
     collection: &str,
     id: &str,
     body: &str,
@@ -461,7 +461,7 @@ fn put(
 
 /// Shallow merge of the JSON object `patch` at version `expected`.
 fn patch(
-    s: &LogStore,
+    s: &dyn Store,
     collection: &str,
     id: &str,
     patch: &str,

@@ -9,7 +9,7 @@ use crate::log::manifest::Manifest;
 use crate::log::record::{pad_frame, pad_len, Record};
 use crate::log::recovery::{Position, Tail};
 use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND};
-use crate::{Error, Result};
+use crate::{Blocked, Error, Result};
 
 /// How far ahead of the tail the active segment is zero-filled at a time.
 pub const ZERO_AHEAD: u64 = 1024 * 1024;
@@ -77,7 +77,8 @@ impl LogWriter {
     /// and its sequence number. A record that does not fit the active
     /// segment first rolls to a new one (two syncs), and one past the
     /// zeros reserved ahead first writes the next window of them; with
-    /// `may_wait` false either is `Error::WouldBlock` with nothing written.
+    /// `may_wait` false either is `Error::WouldBlock` (`Roll` or `Reserve`)
+    /// with nothing written.
     /// Any other error leaves the tail in an unknown state: the caller must
     /// poison the store.
     pub fn append(
@@ -92,7 +93,7 @@ impl LogWriter {
         let has_records = self.end > FIRST_APPEND;
         if has_records && self.end + frame_len > self.segment_bytes {
             if !may_wait {
-                return Err(Error::WouldBlock);
+                return Err(Error::WouldBlock(Blocked::Roll));
             }
             self.roll(files)?;
             // A new segment may frame differently than an old-format one.
@@ -100,7 +101,7 @@ impl LogWriter {
         }
         let frame_len = self.scratch.len() as u64;
         if !may_wait && self.end + frame_len > self.zeroed_to {
-            return Err(Error::WouldBlock);
+            return Err(Error::WouldBlock(Blocked::Reserve));
         }
         self.file.framing.seal(&mut self.scratch, self.end);
         self.reserve(frame_len)?;

@@ -3,22 +3,14 @@
 
 use std::io::Read;
 
-use super::{Decision, Inner, LogStore};
+use super::commit::Decision;
+use super::{Inner, Session};
 use crate::blob_files;
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::index::apply::Change;
+use crate::index::State;
 use crate::validate;
 use crate::Result;
-
-/// What a blob delete found.
-enum Deleted {
-    /// No blob has the id.
-    Missing,
-    /// Deleted; other blobs still refer to its content file.
-    Kept,
-    /// Deleted, and its content file (by hash) lost its last reference.
-    Orphaned(String),
-}
 
 impl Inner {
     /// The metadata of blob `id` and its content file, opened under the
@@ -52,40 +44,38 @@ impl Inner {
     }
 }
 
-impl BlobStore for LogStore {
+impl BlobStore for Session {
     fn put(&self, bytes: &mut dyn Read, opts: BlobPut) -> Result<BlobMeta> {
         let (mime, owner_id) = validate::blob_put(&opts)?;
         let inner = &self.inner;
-        inner.check_writable()?;
-        // Staging and installing the file sync it.
-        inner.refuse_if_no_wait()?;
-        let id = uuid::Uuid::new_v4().to_string();
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();
-        // Dropped on any error before install, `staged` removes its file.
-        let staged =
-            blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
-        let (size, hash) = (staged.size(), staged.hash());
-        inner.commit(|_| {
-            // Installed under the writer lock, before the record: the
-            // metadata never points at a missing file.
-            blob_files::install(fs, &inner.dir, staged, &poison)?;
-            let meta = BlobMeta {
-                id,
-                mime,
-                size,
-                owner_id,
-                created_at: inner.opts.clock.now_ms(),
-                content_hash: Some(blob_files::hex(&hash)),
-            };
-            Ok(Decision::Write(
-                Change::BlobPut {
-                    meta: meta.clone(),
-                    hash,
-                },
-                meta,
-            ))
-        })
+        self.commit_file(
+            // Dropped on any error before install, the staged file is
+            // removed.
+            || blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison),
+            |_, staged| {
+                let (size, hash) = (staged.size(), staged.hash());
+                // Installed under the writer lock, before the record: the
+                // metadata never points at a missing file.
+                blob_files::install(fs, &inner.dir, staged, &poison)?;
+                let meta = BlobMeta {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    mime,
+                    size,
+                    owner_id,
+                    created_at: inner.opts.clock.now_ms(),
+                    content_hash: Some(blob_files::hex(&hash)),
+                };
+                Ok(Decision::Write(
+                    Change::BlobPut {
+                        meta: meta.clone(),
+                        hash,
+                    },
+                    meta,
+                ))
+            },
+        )
     }
 
     fn get(&self, id: &str) -> Result<Option<(BlobMeta, BlobReader)>> {
@@ -109,36 +99,35 @@ impl BlobStore for LogStore {
     fn delete(&self, id: &str) -> Result<bool> {
         validate::blob_id(id)?;
         let inner = &self.inner;
-        let deleted = inner.commit(|state| {
+        self.commit(|state| {
             let Some(meta) = state.blobs.get(id) else {
-                return Ok(Decision::Unchanged(Deleted::Missing));
+                return Ok(Decision::Unchanged(false));
             };
             let change = Change::BlobDelete { id };
             // When this is the only blob that refers to its content file,
             // the delete leaves the file unreferenced (the writer lock keeps
-            // the count as read until the delete applies). The file may
-            // only go once the delete is on disk: a crash before that would
-            // otherwise bring back metadata without its bytes.
+            // the count as read until the delete applies): it goes once the
+            // delete is on disk.
             let orphaned = meta
                 .content_hash
                 .as_ref()
                 .filter(|h| state.blobs.refs(h) == 1);
             Ok(match orphaned {
-                Some(hash) => Decision::WriteSynced(change, Deleted::Orphaned(hash.clone())),
-                None => Decision::Write(change, Deleted::Kept),
+                Some(hash) => {
+                    let hash = hash.clone();
+                    let remove = move |state: &State| {
+                        // A put of the same bytes may have claimed the file
+                        // meanwhile.
+                        if state.blobs.refs(&hash) > 0 {
+                            return Ok(());
+                        }
+                        blob_files::remove_content(inner.fs.as_ref(), &inner.dir, &hash)
+                    };
+                    Decision::WriteThenClean(change, true, Box::new(remove))
+                }
+                None => Decision::Write(change, true),
             })
-        })?;
-        let hash = match deleted {
-            Deleted::Missing => return Ok(false),
-            Deleted::Kept => return Ok(true),
-            Deleted::Orphaned(hash) => hash,
-        };
-        let _writer = inner.writer.lock();
-        // A put of the same bytes may have claimed the file meanwhile.
-        if inner.state.read().blobs.refs(&hash) == 0 {
-            blob_files::remove_content(inner.fs.as_ref(), &inner.dir, &hash)?;
-        }
-        Ok(true)
+        })
     }
 
     fn list(&self, query: &BlobList) -> Result<Vec<BlobMeta>> {

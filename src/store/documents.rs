@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::{Decision, LogStore};
+use super::commit::Decision;
+use super::{read, Session};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::index::apply::{self, Change};
 use crate::index::State;
@@ -56,13 +57,13 @@ impl<'a> DocWrite<'a> {
     }
 }
 
-impl LogStore {
+impl Session {
     /// Ensures a collection; `created_at` is its creation time if it is new
     /// (an existing collection keeps its own).
     pub(super) fn ensure(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
         validate::index_paths(name, indexes)?;
         let inner = &self.inner;
-        inner.commit(|state| {
+        self.commit(|state| {
             let current = state.indexes(name);
             let merged = validate::merge_indexes(current, indexes);
             let existing = state.collection(name).filter(|c| c.ensured);
@@ -82,7 +83,7 @@ impl LogStore {
             for loc in locs {
                 // As replay does: a body that verifies but does not parse
                 // gets no values (reading it reports the corruption).
-                let body = super::read_body(&inner.files, &inner.dir, loc)?;
+                let body = crate::log::read::body(&inner.files, &inner.dir, loc)?;
                 backfill.insert(loc, apply::stored_values(&body, new_fields));
             }
             let change = Change::Collection {
@@ -96,14 +97,9 @@ impl LogStore {
     }
 }
 
-impl LogStore {
+impl Session {
     /// A get, the record read with `read` (parsed or raw).
-    fn get_with<T>(
-        &self,
-        collection: &str,
-        id: &str,
-        read: super::ReadDoc<T>,
-    ) -> Result<Option<T>> {
+    fn get_with<T>(&self, collection: &str, id: &str, read: read::ReadDoc<T>) -> Result<Option<T>> {
         validate::collection_and_id(collection, id)?;
         self.inner.check_open()?;
         self.inner
@@ -111,7 +107,7 @@ impl LogStore {
     }
 
     /// A query, each record read with `read` (parsed or raw).
-    fn query_with<T>(&self, query: &Query, read: super::ReadDoc<T>) -> Result<Vec<T>> {
+    fn query_with<T>(&self, query: &Query, read: read::ReadDoc<T>) -> Result<Vec<T>> {
         self.inner.check_open()?;
         self.inner.read_found(
             |state| {
@@ -123,7 +119,7 @@ impl LogStore {
     }
 }
 
-impl DocumentStore for LogStore {
+impl DocumentStore for Session {
     fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
         self.ensure(name, indexes, self.inner.opts.clock.now_ms())
     }
@@ -134,11 +130,11 @@ impl DocumentStore for LogStore {
     }
 
     fn get(&self, collection: &str, id: &str) -> Result<Option<Document>> {
-        self.get_with(collection, id, super::read_document_in)
+        self.get_with(collection, id, read::document_in)
     }
 
     fn get_raw(&self, collection: &str, id: &str) -> Result<Option<RawDocument>> {
-        self.get_with(collection, id, super::read_raw_in)
+        self.get_with(collection, id, read::raw_in)
     }
 
     fn put(
@@ -151,7 +147,7 @@ impl DocumentStore for LogStore {
         validate::collection_and_id(collection, id)?;
         let (data, body) = validate::document_body(data, self.inner.opts.max_document_bytes)?;
         let clock = &self.inner.opts.clock;
-        self.inner.commit(|state| {
+        self.commit(|state| {
             let current = state.doc(collection, id).map(|m| (m.version, m.created_at));
             let (version, created_at) = match (current, expected_version) {
                 (None, Some(_)) => return Ok(Decision::Unchanged(None)),
@@ -183,7 +179,7 @@ impl DocumentStore for LogStore {
         validate::collection_and_id(collection, id)?;
         let patch = validate::patch_body(patch)?;
         let inner = &self.inner;
-        inner.commit(|state| {
+        self.commit(|state| {
             let Some(meta) = state.doc(collection, id) else {
                 return Ok(Decision::Unchanged(None));
             };
@@ -209,7 +205,7 @@ impl DocumentStore for LogStore {
 
     fn delete(&self, collection: &str, id: &str) -> Result<bool> {
         validate::collection_and_id(collection, id)?;
-        self.inner.commit(|state| {
+        self.commit(|state| {
             if state.doc(collection, id).is_none() {
                 return Ok(Decision::Unchanged(false));
             }
@@ -218,11 +214,11 @@ impl DocumentStore for LogStore {
     }
 
     fn query(&self, query: &Query) -> Result<Vec<Document>> {
-        self.query_with(query, super::read_document_in)
+        self.query_with(query, read::document_in)
     }
 
     fn query_raw(&self, query: &Query) -> Result<Vec<RawDocument>> {
-        self.query_with(query, super::read_raw_in)
+        self.query_with(query, read::raw_in)
     }
 
     fn count(&self, query: &Query) -> Result<u64> {

@@ -35,11 +35,12 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use super::dir::{self, StoreDir};
-use super::{read_body, snapshot_file, Inner, LogStore};
+use super::{snapshot_file, Inner, LogStore};
 use crate::index::State;
 use crate::io::{Access, RealFs, Vfs};
 use crate::log::commit::GroupCommit;
 use crate::log::manifest::{self, Layout, Manifest};
+use crate::log::read::body as read_body;
 use crate::log::recovery::{recover, Mode, RecoveryReport, Tail};
 use crate::log::scan::{Scan, Step};
 use crate::log::segment::{
@@ -131,10 +132,7 @@ impl LogStore {
                 stale: false,
             })),
         });
-        Ok(LogStore {
-            inner,
-            compactor: Mutex::new(None),
-        })
+        Ok(LogStore::serving(inner, None))
     }
 
     /// Catches up a read-only handle with what the writer appended since

@@ -2,7 +2,8 @@
 //! release-all that changes something is one record; the rules are in
 //! `crate::lease_rules` and run under the writer lock.
 
-use super::{Decision, LogStore};
+use super::commit::Decision;
+use super::Session;
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
 use crate::index::apply::Change;
 use crate::lease_rules;
@@ -11,12 +12,12 @@ use crate::Result;
 
 type Rule = fn(Option<&LeaseRow>, &str, &str, i64, i64) -> Result<Acquire>;
 
-impl LogStore {
+impl Session {
     fn claim(&self, key: &str, owner: &str, ttl_ms: i64, rule: Rule) -> Result<Acquire> {
         validate::lease_key(key)?;
         validate::lease_owner(owner)?;
         let clock = &self.inner.opts.clock;
-        self.inner.commit(|state| {
+        self.commit(|state| {
             let outcome = rule(state.leases.get(key), key, owner, clock.now_ms(), ttl_ms)?;
             Ok(match &outcome {
                 // The state keeps one copy of the row, the caller the other.
@@ -27,7 +28,7 @@ impl LogStore {
     }
 }
 
-impl LeaseStore for LogStore {
+impl LeaseStore for Session {
     fn acquire(&self, key: &str, owner: &str, ttl_ms: i64) -> Result<Acquire> {
         self.claim(key, owner, ttl_ms, lease_rules::acquire)
     }
@@ -39,7 +40,7 @@ impl LeaseStore for LogStore {
     fn release(&self, key: &str, owner: &str) -> Result<()> {
         validate::lease_key(key)?;
         validate::lease_owner(owner)?;
-        self.inner.commit(|state| {
+        self.commit(|state| {
             let held = state.leases.get(key).is_some_and(|row| row.owner == owner);
             Ok(match held {
                 true => Decision::Write(Change::LeaseDelete { key }, ()),
@@ -50,7 +51,7 @@ impl LeaseStore for LogStore {
 
     fn release_all(&self, owner: &str) -> Result<u64> {
         validate::lease_owner(owner)?;
-        self.inner.commit(|state| {
+        self.commit(|state| {
             Ok(match state.leases.count_of(owner) {
                 0 => Decision::Unchanged(0),
                 count => Decision::Write(Change::LeaseReleaseAll { owner }, count),

@@ -2,8 +2,9 @@
 
 use std::io::Read;
 
+use super::commit::Decision;
 use super::documents::DocWrite;
-use super::{Decision, LogStore};
+use super::{LogStore, Session};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::index::apply::Change;
@@ -11,7 +12,7 @@ use crate::transfer::Transfer;
 use crate::validate;
 use crate::{Error, Result};
 
-impl Transfer for LogStore {
+impl Transfer for Session {
     fn unensured_collections(&self) -> Result<Vec<String>> {
         self.inner.check_open()?;
         Ok(self
@@ -64,8 +65,7 @@ impl Transfer for LogStore {
             created_at: doc.created_at,
             updated_at: doc.updated_at,
         };
-        self.inner
-            .commit(|state| Ok(Decision::Write(write.change(state, &data, body), ())))
+        self.commit(|state| Ok(Decision::Write(write.change(state, &data, body), ())))
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
@@ -76,48 +76,87 @@ impl Transfer for LogStore {
         };
         let (mime, owner_id) = validate::blob_put(&request)?;
         let inner = &self.inner;
-        inner.check_writable()?;
-        // Staging and installing the file sync it.
-        inner.refuse_if_no_wait()?;
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();
-        // Staged under a fresh name, not the blob id: two imports of one id
-        // must not write one file. Dropped on any error before install,
-        // `staged` removes its file.
-        let staged =
-            blob_files::stage_new(fs, &inner.dir, bytes, inner.opts.max_blob_bytes, &poison)?;
-        let (size, hash) = (staged.size(), staged.hash());
-        if size != meta.size {
-            return Err(Error::invalid(format!(
-                "blob {} should be {} bytes, the stream had {size}",
-                meta.id, meta.size
-            )));
-        }
-        inner.commit(|state| {
-            if state.blobs.get(&meta.id).is_some() {
-                return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
-            }
-            blob_files::install(fs, &inner.dir, staged, &poison)?;
-            let imported = BlobMeta {
-                id: meta.id.clone(),
-                mime,
-                size,
-                owner_id,
-                created_at: meta.created_at,
-                content_hash: Some(blob_files::hex(&hash)),
-            };
-            let change = Change::BlobPut {
-                meta: imported.clone(),
-                hash,
-            };
-            Ok(Decision::Write(change, imported))
-        })
+        self.commit_file(
+            // Staged under a fresh name, not the blob id: two imports of one
+            // id must not write one file. Dropped on any error before
+            // install, the staged file is removed.
+            || {
+                let staged = blob_files::stage_new(
+                    fs,
+                    &inner.dir,
+                    bytes,
+                    inner.opts.max_blob_bytes,
+                    &poison,
+                )?;
+                if staged.size() != meta.size {
+                    return Err(Error::invalid(format!(
+                        "blob {} should be {} bytes, the stream had {}",
+                        meta.id,
+                        meta.size,
+                        staged.size()
+                    )));
+                }
+                Ok(staged)
+            },
+            |state, staged| {
+                if state.blobs.get(&meta.id).is_some() {
+                    return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
+                }
+                let (size, hash) = (staged.size(), staged.hash());
+                blob_files::install(fs, &inner.dir, staged, &poison)?;
+                let imported = BlobMeta {
+                    id: meta.id.clone(),
+                    mime,
+                    size,
+                    owner_id,
+                    created_at: meta.created_at,
+                    content_hash: Some(blob_files::hex(&hash)),
+                };
+                let change = Change::BlobPut {
+                    meta: imported.clone(),
+                    hash,
+                };
+                Ok(Decision::Write(change, imported))
+            },
+        )
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
         validate::lease_key(&row.key)?;
         validate::lease_owner(&row.owner)?;
-        self.inner
-            .commit(|_| Ok(Decision::Write(Change::LeaseSet(row.clone()), ())))
+        self.commit(|_| Ok(Decision::Write(Change::LeaseSet(row.clone()), ())))
+    }
+}
+
+/// The store's own transfers wait, as its other calls do.
+impl Transfer for LogStore {
+    fn unensured_collections(&self) -> Result<Vec<String>> {
+        self.waiting.unensured_collections()
+    }
+
+    fn collection_created_at(&self, name: &str) -> Result<Option<i64>> {
+        self.waiting.collection_created_at(name)
+    }
+
+    fn import_collection(&self, name: &str, indexes: &[&str], created_at: i64) -> Result<()> {
+        self.waiting.import_collection(name, indexes, created_at)
+    }
+
+    fn all_leases(&self) -> Result<Vec<LeaseRow>> {
+        self.waiting.all_leases()
+    }
+
+    fn import_document(&self, doc: &Document) -> Result<()> {
+        self.waiting.import_document(doc)
+    }
+
+    fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
+        self.waiting.import_blob(meta, bytes)
+    }
+
+    fn import_lease(&self, row: &LeaseRow) -> Result<()> {
+        self.waiting.import_lease(row)
     }
 }

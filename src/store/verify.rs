@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use super::dir::ForeignEntry;
 use super::snapshot_file::SNAPSHOT_FILE;
-use super::{read_body, Inner};
+use super::Inner;
 use crate::blob_files;
 use crate::codec::DecodeError;
 use crate::index::apply;
 use crate::index::snapshot::{self, Covers};
 use crate::index::State;
+use crate::log::read::body as read_body;
 use crate::log::record::Record;
 use crate::log::scan::{Scan, Step};
 use crate::log::segment::{self, segment_name, SEGMENT_HEADER_LEN};

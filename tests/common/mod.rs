@@ -122,9 +122,20 @@ pub fn assert_no_failures(what: &str, failures: &[String]) {
 /// then with `kinds` above 9 a compare-and-swap put that may change nothing
 /// and a blob delete that may orphan its file, and last a compaction.
 pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logstore::Result<()> {
-    use logstore::{BlobPut, Store};
+    workload_step_in(store, store, i, kinds)
+}
+
+/// [`workload_step`] with the writes made through `writes` (a batch's
+/// session) and the compaction through `store`.
+pub fn workload_step_in(
+    store: &logstore::LogStore,
+    writes: &dyn logstore::Store,
+    i: usize,
+    kinds: usize,
+) -> logstore::Result<()> {
+    use logstore::BlobPut;
     use serde_json::json;
-    let d = store.docs();
+    let d = writes.docs();
     let lease_keys = ["k1", "k2"];
     match i % kinds {
         0 => d.ensure_collection("c", &["owner"]),
@@ -137,21 +148,21 @@ pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logs
             )
             .map(drop),
         4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
-        5 => store
+        5 => writes
             .blobs()
             .put(
                 &mut std::io::Cursor::new(format!("blob {}", i % 4).into_bytes()),
                 BlobPut::default(),
             )
             .map(drop),
-        6 => store
+        6 => writes
             .leases()
             .acquire(lease_keys[i % 2], &format!("run{}", i % 3), 1_000)
             .map(drop),
-        7 => store.leases().release_all("run1").map(drop),
+        7 => writes.leases().release_all("run1").map(drop),
         8 if kinds > 9 => d.put("c", "d1", json!({"cas": i}), Some(1)).map(drop),
-        9 if kinds > 9 => match store.blobs().list(&Default::default())?.first() {
-            Some(m) => store.blobs().delete(&m.id).map(drop),
+        9 if kinds > 9 => match writes.blobs().list(&Default::default())?.first() {
+            Some(m) => writes.blobs().delete(&m.id).map(drop),
             None => Ok(()),
         },
         _ => store.compact().map(drop),
@@ -227,6 +238,6 @@ pub fn keys() -> Vec<String> {
 }
 
 /// [`dump`] over the lease keys `workload_step` uses.
-pub fn workload_dump(store: &logstore::LogStore) -> String {
+pub fn workload_dump(store: &dyn logstore::Store) -> String {
     dump(store, &keys())
 }

@@ -1,15 +1,15 @@
 //! Holds FORMAT.md to the code: its constants table and its worked examples
 //! must match what the engine writes.
 
-use super::manifest::{MANIFEST_FILE, MANIFEST_MAGIC};
-use super::record::*;
-use super::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::blob_files::{BLOB_DIR, TMP_DIR};
 use crate::codec::CRC_MASK_DELTA;
 use crate::index::snapshot::{DOC_META_LEN, NO_VALUE, SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+use crate::log::manifest::{MANIFEST_FILE, MANIFEST_MAGIC};
+use crate::log::record::*;
+use crate::log::segment::{encode_header, FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::store::SNAPSHOT_FILE;
 
-const FORMAT_MD: &str = include_str!("../../FORMAT.md");
+const FORMAT_MD: &str = include_str!("../FORMAT.md");
 
 /// The `| `NAME` | `VALUE` |` rows of the constants table.
 fn documented_constants() -> Vec<(String, String)> {
@@ -55,7 +55,7 @@ fn constants_table_matches_the_code() {
         ("FRAME_HEADER_LEN_V1", FRAME_HEADER_LEN_V1.to_string()),
         ("MAX_PAYLOAD_LEN", MAX_PAYLOAD_LEN.to_string()),
         ("CRC_MASK_DELTA", format!("{CRC_MASK_DELTA:#x}")),
-        ("ZERO_AHEAD", super::writer::ZERO_AHEAD.to_string()),
+        ("ZERO_AHEAD", crate::log::writer::ZERO_AHEAD.to_string()),
         ("KIND_COLLECTION", KIND_COLLECTION.to_string()),
         ("KIND_DOC_PUT", KIND_DOC_PUT.to_string()),
         ("KIND_DOC_DELETE", KIND_DOC_DELETE.to_string()),
@@ -85,9 +85,9 @@ fn constants_table_matches_the_code() {
         ("NO_VALUE", format!("{NO_VALUE:#x}")),
         (
             "QUARANTINE_DIR",
-            super::recovery::QUARANTINE_DIR.to_string(),
+            crate::log::recovery::QUARANTINE_DIR.to_string(),
         ),
-        ("WINDOW", super::scan::WINDOW.to_string()),
+        ("WINDOW", crate::log::scan::WINDOW.to_string()),
     ];
     let documented = documented_constants();
     assert_eq!(
@@ -130,7 +130,7 @@ fn example_snapshot() -> Vec<u8> {
     use crate::index::State;
     use std::borrow::Cow;
     let no_bodies = |_| -> crate::Result<Vec<u8>> { Err(crate::Error::invalid("no bodies")) };
-    let loc = |offset, len| super::segment::Loc {
+    let loc = |offset, len| crate::log::segment::Loc {
         segment: 1,
         offset,
         len,

@@ -1,0 +1,86 @@
+//! The read path: find locations in the state, then read each record from
+//! its segment (verified by `log::read`) as a parsed or a raw document.
+
+use std::path::Path;
+
+use super::Inner;
+use crate::contract::{Document, RawDocument};
+use crate::index::apply;
+use crate::index::State;
+use crate::log::read::{self, corrupt};
+use crate::log::segment::{Loc, SegmentFile};
+use crate::Result;
+
+/// How a read turns the document record at a location of a segment into a
+/// row: [`document_in`] (parsed) or [`raw_in`] (raw text).
+pub(super) type ReadDoc<T> = fn(&SegmentFile, &Path, Loc) -> Result<T>;
+
+/// Reads and verifies the document record at `loc` of `segment`; the body
+/// is parsed straight from the verified frame.
+pub(super) fn document_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<Document> {
+    read::with_record(segment, dir, loc, |record| apply::document(&record))
+}
+
+/// Reads and verifies the document record at `loc` of `segment`, its body
+/// handed back as the stored JSON text, unparsed.
+pub(super) fn raw_in(segment: &SegmentFile, dir: &Path, loc: Loc) -> Result<RawDocument> {
+    read::with_record(segment, dir, loc, |record| apply::raw_document(&record))
+}
+
+impl Inner {
+    /// Reads a document body with the writer lock held (no compaction can
+    /// move it meanwhile).
+    pub(super) fn read_document(&self, loc: Loc) -> Result<Document> {
+        document_in(
+            &read::segment_at(&self.files, &self.dir, loc)?,
+            &self.dir,
+            loc,
+        )
+    }
+
+    /// Finds documents with `find` and reads each with `read` (parsed or
+    /// raw). The file handles are taken under the same state lock as the
+    /// locations, so a compaction's switch cannot remove a file between the
+    /// two; reading happens after the lock is released, from a handle (and
+    /// map) that stays valid even once compaction has unlinked its file.
+    pub(super) fn read_found<T>(
+        &self,
+        find: impl FnOnce(&State) -> Result<Vec<Loc>>,
+        read: ReadDoc<T>,
+    ) -> Result<Vec<T>> {
+        let found: Vec<(Loc, Option<SegmentFile>)> = {
+            let state = self.state.read();
+            let locs = find(&state)?;
+            let files = self.files.read();
+            locs.into_iter()
+                .map(|loc| (loc, files.get(&loc.segment).cloned()))
+                .collect()
+        };
+        found
+            .into_iter()
+            .map(|(loc, file)| {
+                let file =
+                    file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+                read(&file, &self.dir, loc)
+            })
+            .collect()
+    }
+
+    /// Finds at most one document with `find` and reads it with `read`: a
+    /// get, as [`Inner::read_found`] does it but without collecting.
+    pub(super) fn read_one<T>(
+        &self,
+        find: impl FnOnce(&State) -> Option<Loc>,
+        read: ReadDoc<T>,
+    ) -> Result<Option<T>> {
+        let (loc, file) = {
+            let state = self.state.read();
+            let Some(loc) = find(&state) else {
+                return Ok(None);
+            };
+            (loc, self.files.read().get(&loc.segment).cloned())
+        };
+        let file = file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+        read(&file, &self.dir, loc).map(Some)
+    }
+}

@@ -1,0 +1,309 @@
+//! The engine's own tests of what the integration tests cannot reach: its
+//! maps and its write modes.
+
+use super::*;
+use crate::options::{Durability, MIN_SEGMENT_BYTES};
+use crate::Blocked;
+
+/// Which segments are mapped: on the real file system every one, sealed
+/// (rolled, compacted, or found sealed at open) and active (mapped ahead,
+/// after open, and each new one the writer rolls to); none on the
+/// in-memory file system.
+#[test]
+fn every_segment_is_mapped_on_the_real_file_system() {
+    let mapped = |store: &LogStore| -> Vec<(u32, bool)> {
+        let files = store.inner.files.read();
+        files.iter().map(|(id, f)| (*id, f.is_mapped())).collect()
+    };
+    let fill = |store: &LogStore| {
+        store.docs().ensure_collection("c", &["k"]).unwrap();
+        for i in 0..200 {
+            let body = serde_json::json!({"k": i % 3, "text": "x".repeat(500)});
+            store.docs().put("c", &format!("{i}"), body, None).unwrap();
+        }
+    };
+    let check = |store: &LogStore| {
+        let segments = mapped(store);
+        assert!(segments.len() > 2, "{segments:?}");
+        assert!(segments.iter().all(|(_, m)| *m), "{segments:?}");
+        for i in 0..200 {
+            let doc = store.docs().get("c", &format!("{i}")).unwrap().unwrap();
+            assert_eq!(doc.data["k"], i % 3);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || Options {
+        segment_bytes: 4 * MIN_SEGMENT_BYTES,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::open(dir.path(), opts()).unwrap();
+    fill(&store);
+    check(&store);
+    store.compact().unwrap();
+    fill(&store);
+    check(&store);
+    store.close().unwrap();
+    drop(store);
+    let store = LogStore::open(dir.path(), opts()).unwrap();
+    check(&store);
+
+    let memory = LogStore::in_memory(opts()).unwrap();
+    fill(&memory);
+    assert!(mapped(&memory).iter().all(|(_, m)| !m));
+}
+
+/// `without_waiting` appends what needs no wait and refuses, writing
+/// nothing and poisoning nothing, each write that would wait: every
+/// write under Sync; under Flush one that finds the writer lock held,
+/// one that would roll the log or write zeros ahead of the tail, a blob
+/// put or import, and a blob delete that orphans its file, each with its
+/// reason. Outside it, the same writes run as usual.
+#[test]
+fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
+    use crate::contract::BlobPut;
+    let body = |n: usize| serde_json::json!({"text": "x".repeat(n)});
+    let refused = |r: Result<Option<crate::Document>>, why: Blocked| {
+        matches!(r, Err(Error::WouldBlock(w)) if w == why)
+    };
+
+    let sync = LogStore::in_memory(Options::default()).unwrap();
+    let put = sync.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+    assert!(refused(put, Blocked::SyncEveryWrite));
+    assert!(sync.docs().get("c", "a").unwrap().is_none());
+
+    let opts = Options {
+        durability: Durability::Flush,
+        segment_bytes: 4 * MIN_SEGMENT_BYTES,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    // A new segment has no zeros written ahead of its tail yet.
+    let first = store.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+    assert!(refused(first, Blocked::Reserve));
+    assert!(store.docs().get("c", "a").unwrap().is_none());
+    store.docs().put("c", "first", body(10), None).unwrap();
+    let done = store.without_waiting(|s| s.docs().put("c", "a", body(10), None));
+    assert_eq!(done.unwrap().unwrap().version, 1);
+    assert_eq!(
+        store.docs().get("c", "a").unwrap().unwrap().data["text"],
+        "x".repeat(10)
+    );
+
+    // Another writer holds the lock (here, this thread).
+    let held = store.inner.writer.lock();
+    let busy = store.without_waiting(|s| s.docs().put("c", "b", body(10), None));
+    assert!(refused(busy, Blocked::WriterBusy));
+    drop(held);
+
+    // Fill the segment until the next record would roll it.
+    let segments = || store.inner.files.read().len();
+    let before = segments();
+    let fill = |n: usize| {
+        let put = store.without_waiting(|s| s.docs().put("c", &format!("f{n}"), body(900), None));
+        refused(put, Blocked::Roll)
+    };
+    let n = (0..100)
+        .find(|&n| fill(n))
+        .expect("a put that would roll is refused");
+    assert!(n > 5, "{n} records fit a 16 KiB segment");
+    assert_eq!(segments(), before, "a refused roll rolls nothing");
+    assert!(store.docs().get("c", &format!("f{n}")).unwrap().is_none());
+    // Not poisoned; the ordinary write rolls.
+    store
+        .docs()
+        .put("c", &format!("f{n}"), body(900), None)
+        .unwrap();
+    assert_eq!(segments(), before + 1);
+
+    let blob = store.without_waiting(|s| s.blobs().put(&mut &b"bytes"[..], BlobPut::default()));
+    assert!(matches!(blob, Err(Error::WouldBlock(Blocked::BlobFile))));
+    let meta = crate::contract::BlobMeta {
+        id: "imported".into(),
+        mime: "text/plain".into(),
+        size: 5,
+        owner_id: None,
+        created_at: 1,
+        content_hash: None,
+    };
+    use crate::Transfer;
+    let import = store.without_waiting(|s| s.import_blob(&meta, &mut &b"bytes"[..]));
+    assert!(matches!(import, Err(Error::WouldBlock(Blocked::BlobFile))));
+    assert!(store.blobs().list(&Default::default()).unwrap().is_empty());
+    let meta = store
+        .blobs()
+        .put(&mut &b"bytes"[..], BlobPut::default())
+        .unwrap();
+    let delete = store.without_waiting(|s| s.blobs().delete(&meta.id));
+    assert!(matches!(delete, Err(Error::WouldBlock(Blocked::BlobRemoval))));
+    assert!(store.blobs().get_meta(&meta.id).unwrap().is_some());
+
+    // The mode is the session's: the store's own calls wait as before.
+    assert!(store.docs().delete("c", "a").unwrap());
+    let put = sync.docs().put("c", "a", body(10), None);
+    assert_eq!(put.unwrap().unwrap().version, 1);
+}
+
+/// A clock that, once armed, lets another thread queue on the writer
+/// lock while a write (which reads the clock under that lock) holds it.
+#[derive(Debug, Default)]
+struct QueueingClock {
+    armed: AtomicBool,
+    go: AtomicBool,
+}
+
+impl crate::options::Clock for QueueingClock {
+    fn now_ms(&self) -> i64 {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.go.store(true, Ordering::SeqCst);
+            // Long enough for the other thread to block on the lock.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        1_000
+    }
+}
+
+/// A `without_waiting` write that got the writer lock never takes it
+/// again (the compactor check of every 64th write included): it returns
+/// while another thread, queued behind it, holds the lock.
+#[test]
+fn without_waiting_never_waits_for_the_writer_lock_after_writing() {
+    use std::time::{Duration, Instant};
+    let clock = Arc::new(QueueingClock::default());
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: true,
+        compaction_min_bytes: u64::MAX / 2,
+        clock: clock.clone(),
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    for i in 0..63 {
+        let body = serde_json::json!({"i": i});
+        store.docs().put("c", &format!("{i}"), body, None).unwrap();
+    }
+    let done = AtomicBool::new(false);
+    let returned_while_held = std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            while !clock.go.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            let _held = store.inner.writer.lock();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            done.load(Ordering::SeqCst)
+        });
+        clock.armed.store(true, Ordering::SeqCst);
+        let put = store.without_waiting(|s| s.docs().put("c", "64th", serde_json::json!({}), None));
+        done.store(true, Ordering::SeqCst);
+        assert!(put.unwrap().is_some());
+        holder.join().unwrap()
+    });
+    assert!(
+        returned_while_held,
+        "the write waited for the lock it had released"
+    );
+}
+
+/// `batch` defers each write's sync to its end: inside it, with the
+/// next sync set to fail, every put still answers (nothing synced
+/// yet), the batch returns the sync's error, and the store is poisoned.
+/// With the sync healthy, one batch's writes are all there after a
+/// reopen. Writes to another store inside the batch wait as usual.
+#[test]
+fn batch_defers_the_syncs_of_its_writes_to_its_end() {
+    use crate::io::FaultFs;
+    let fs = FaultFs::new();
+    let open = || LogStore::open_with_fs(fs.as_vfs(), Path::new("s"), Options::default());
+    let store = open().unwrap();
+    store
+        .docs()
+        .put("c", "before", serde_json::json!({}), None)
+        .unwrap();
+    let other = LogStore::in_memory(Options::default()).unwrap();
+
+    let answers = store
+        .batch(|s| {
+            (0..5)
+                .map(|i| {
+                    s.docs()
+                        .put("c", &format!("{i}"), serde_json::json!({"i": i}), None)
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+
+    fs.fail_next("sync");
+    let mut inside = Vec::new();
+    let failed = store.batch(|s| {
+        for i in 5..10 {
+            inside.push(
+                s.docs()
+                    .put("c", &format!("{i}"), serde_json::json!({}), None),
+            );
+        }
+        // Another store's write is not the batch's: it syncs now.
+        other
+            .docs()
+            .put("c", "x", serde_json::json!({}), None)
+            .unwrap();
+    });
+    assert!(
+        inside.iter().all(|a| matches!(a, Ok(Some(_)))),
+        "{inside:?}"
+    );
+    assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+    assert!(matches!(
+        store.docs().put("c", "after", serde_json::json!({}), None),
+        Err(Error::Poisoned)
+    ));
+    drop(store);
+    fs.heal();
+    let store = open().unwrap();
+    for i in 0..5 {
+        assert!(store.docs().get("c", &format!("{i}")).unwrap().is_some());
+    }
+}
+
+/// A write that changes nothing answers from the state, which may hold
+/// another writer's record not yet synced: it answers only once that
+/// record is durable. Here a lease taken inside a batch (its sync
+/// deferred) makes a second acquire from another thread wait for that
+/// sync, which fails: the second caller gets the error, never "held by
+/// me" for a lease that was never durable.
+#[test]
+fn an_unchanged_answer_waits_for_the_records_it_rests_on() {
+    use crate::io::FaultFs;
+    let fs = FaultFs::new();
+    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("s"), Options::default()).unwrap();
+    store
+        .docs()
+        .put("c", "warm", serde_json::json!({}), None)
+        .unwrap();
+    fs.fail_next("sync");
+    let mut other = None;
+    let batch = store.batch(|s| {
+        let taken = s.leases().acquire("k", "me", 60_000);
+        assert!(
+            matches!(taken, Ok(crate::Acquire::Acquired(_))),
+            "{taken:?}"
+        );
+        other = Some(std::thread::scope(|scope| {
+            scope
+                .spawn(|| store.leases().acquire("k", "other", 60_000))
+                .join()
+                .unwrap()
+        }));
+    });
+    let other = other.unwrap();
+    assert!(
+        other.is_err(),
+        "answered from a record never durable: {other:?}"
+    );
+    assert!(batch.is_err(), "the batch's sync failed too: {batch:?}");
+    assert_eq!(fs.injected(), 1);
+}

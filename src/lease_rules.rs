@@ -3,7 +3,7 @@
 //! states the same rules as conditional SQL.
 
 use crate::contract::{Acquire, LeaseRow};
-use crate::validate;
+use crate::document_rules;
 use crate::Result;
 
 /// The expiry of a lease taken at `now` for `ttl_ms` (negative allowed: the
@@ -25,7 +25,7 @@ fn granted(
         key: key.to_string(),
         owner: owner.to_string(),
         expires_at: expiry(now, ttl_ms),
-        version: current.map_or(Ok(1), |row| validate::next_version(row.version))?,
+        version: current.map_or(Ok(1), |row| document_rules::next_version(row.version))?,
         created_at: current.map_or(now, |row| row.created_at),
         updated_at: now,
     }))

@@ -43,6 +43,7 @@
 mod blob_files;
 mod codec;
 mod contract;
+mod document_rules;
 mod error;
 #[cfg(test)]
 mod format_doc;

@@ -19,9 +19,9 @@ use super::{IndexValues, PutMeta, State};
 use crate::blob_files;
 use crate::codec::DecodeError;
 use crate::contract::{BlobMeta, Document, LeaseRow, RawDocument};
+use crate::document_rules;
 use crate::log::record::{Record, BLOB_HASH_LEN};
 use crate::log::segment::Loc;
-use crate::validate;
 use crate::Result;
 
 /// Reads the body of the document record at a location: how a replayed
@@ -252,7 +252,7 @@ impl State {
 pub fn values_of(data: &Map<String, Value>, fields: &[String]) -> IndexValues {
     fields
         .iter()
-        .map(|f| validate::index_value(data, f))
+        .map(|f| document_rules::index_value(data, f))
         .collect()
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{text_column, to_i64, version_arg, PgStore, Session, Sql, MAX_VERSION};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
+use crate::document_rules;
 use crate::validate::{self, CheckedQuery, OrderKey};
 use crate::{Error, Result};
 
@@ -74,7 +75,7 @@ pub(super) fn write_index_rows(
     let mut names: Vec<&[u8]> = Vec::with_capacity(fields.len());
     let mut values: Vec<Vec<u8>> = Vec::with_capacity(fields.len());
     for field in fields {
-        if let Some(value) = validate::index_value(data, field) {
+        if let Some(value) = document_rules::index_value(data, field) {
             names.push(field.as_bytes());
             values.push(value.into_bytes());
         }
@@ -202,7 +203,7 @@ impl PgStore {
                 let id = text_column(row, 0)?;
                 let data = parse_data(name, &id, &row.try_get::<_, String>(1)?)?;
                 for field in fields {
-                    if let Some(value) = validate::index_value(&data, field) {
+                    if let Some(value) = document_rules::index_value(&data, field) {
                         ids.push(id.clone().into_bytes());
                         names.push(field.as_bytes());
                         values.push(value.into_bytes());
@@ -232,7 +233,7 @@ impl PgStore {
                     &[&c, &i],
                 )?;
                 match row.map(|r| r.try_get::<_, i64>(0)).transpose()? {
-                    Some(v) if v as u64 == MAX_VERSION => Err(validate::version_overflow(MAX_VERSION)),
+                    Some(v) if v as u64 == MAX_VERSION => Err(document_rules::version_overflow(MAX_VERSION)),
                     _ => Ok(None),
                 }
             }
@@ -256,7 +257,7 @@ impl PgStore {
                      RETURNING version, created_at, updated_at",
                     &[&c, &i, &text, &now],
                 )?
-                .ok_or_else(|| validate::version_overflow(MAX_VERSION))
+                .ok_or_else(|| document_rules::version_overflow(MAX_VERSION))
                 .map(Some),
         }
     }
@@ -271,7 +272,7 @@ impl DocumentStore for PgStore {
             s.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])?;
             let existing = collection_indexes(s, name)?;
             let current = existing.clone().unwrap_or_default();
-            let merged = validate::merge_indexes(&current, indexes);
+            let merged = document_rules::merge_indexes(&current, indexes);
             if existing.is_some() && merged.len() == current.len() {
                 return Ok(());
             }
@@ -369,10 +370,10 @@ impl DocumentStore for PgStore {
                 return Ok(None);
             };
             if expected_version >= MAX_VERSION {
-                return Err(validate::version_overflow(expected_version));
+                return Err(document_rules::version_overflow(expected_version));
             }
             let mut data = parse_data(collection, id, &current.try_get::<_, String>(0)?)?;
-            validate::apply_patch(&mut data, patch);
+            document_rules::apply_patch(&mut data, patch);
             let (data, body) = validate::document_body(Value::Object(data), max)?;
             let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
             let row = s.query_opt(

@@ -8,6 +8,7 @@ use postgres::Row;
 
 use super::{text_column, Conn, PgStore, Sql, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
+use crate::document_rules;
 use crate::lease_rules::{self, expiry};
 use crate::validate;
 use crate::{Error, Result};
@@ -63,7 +64,7 @@ fn refused(conn: &mut Conn, claim: &Claim<'_>) -> Result<Option<Acquire>> {
     )?;
     match (outcome, current) {
         (Acquire::Acquired(_), Some(row)) if row.version >= MAX_VERSION => {
-            Err(validate::version_overflow(row.version))
+            Err(document_rules::version_overflow(row.version))
         }
         (Acquire::Acquired(_), _) => Ok(None),
         (held, _) => Ok(Some(held)),

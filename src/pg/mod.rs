@@ -9,7 +9,7 @@
 //!
 //! - Document bodies are `json`, never `jsonb`: `jsonb` reorders keys and
 //!   drops duplicates, and the contract keeps the body as written.
-//! - Index values are computed in Rust by `validate::index_value`, the code
+//! - Index values are computed in Rust by `document_rules::index_value`, the code
 //!   every driver uses, because PostgreSQL writes numbers differently from
 //!   JavaScript's `String(n)`.
 //! - Every name, id, key, owner, index field and index value is `bytea`:

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::*;
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
+use crate::document_rules;
 use crate::validate::{self, OrderKey};
 use crate::{Error, Result};
 
@@ -17,7 +18,7 @@ impl DocumentStore for SqliteStore {
             let tx = conn.transaction()?;
             let existing = collection_indexes(&tx, name)?;
             let current = existing.clone().unwrap_or_default();
-            let merged = validate::merge_indexes(&current, indexes);
+            let merged = document_rules::merge_indexes(&current, indexes);
             if existing.is_some() && merged.len() == current.len() {
                 return Ok(());
             }
@@ -98,7 +99,7 @@ impl DocumentStore for SqliteStore {
                 // The UPDATE below could only match a row at the top version.
                 Some(MAX_VERSION) => {
                     return match doc_version(&tx, collection, id)? {
-                        Some(MAX_VERSION) => Err(validate::version_overflow(MAX_VERSION)),
+                        Some(MAX_VERSION) => Err(document_rules::version_overflow(MAX_VERSION)),
                         _ => Ok(None),
                     };
                 }
@@ -130,7 +131,7 @@ impl DocumentStore for SqliteStore {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                     .optional()?
-                    .ok_or_else(|| validate::version_overflow(MAX_VERSION))?,
+                    .ok_or_else(|| document_rules::version_overflow(MAX_VERSION))?,
                 ),
             };
             let Some((version, created_at, updated_at)) = row else {
@@ -168,10 +169,10 @@ impl DocumentStore for SqliteStore {
                 return Ok(None);
             };
             if expected_version >= MAX_VERSION {
-                return Err(validate::version_overflow(expected_version));
+                return Err(document_rules::version_overflow(expected_version));
             }
             let mut data = parse_data(collection, id, &text)?;
-            validate::apply_patch(&mut data, patch);
+            document_rules::apply_patch(&mut data, patch);
             let (data, body) = validate::document_body(Value::Object(data), max)?;
             let text = json_text(body)?;
             let (version, created_at, updated_at): (i64, i64, i64) = tx

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{SqliteStore, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
+use crate::document_rules;
 use crate::lease_rules::{self, expiry};
 use crate::validate;
 use crate::Result;
@@ -39,7 +40,7 @@ fn refused(conn: &Connection, claim: &Claim<'_>) -> Result<Acquire> {
     if let Some(row) = current.as_ref().filter(|row| row.version >= MAX_VERSION) {
         let outcome = (claim.rule)(Some(row), claim.key, claim.owner, claim.now, claim.ttl_ms)?;
         if matches!(outcome, Acquire::Acquired(_)) {
-            return Err(validate::version_overflow(row.version));
+            return Err(document_rules::version_overflow(row.version));
         }
     }
     let (owner, expires_at) = current.map_or_else(Default::default, |r| (r.owner, r.expires_at));

@@ -21,9 +21,10 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
 use crate::contract::{BlobStore, Document, DocumentStore, LeaseStore, Store};
+use crate::document_rules;
 use crate::io::{Access, RealFs};
 use crate::options::{Durability, Options};
-use crate::validate::{self, CheckedQuery, OrderKey};
+use crate::validate::{CheckedQuery, OrderKey};
 use crate::{Error, Result};
 
 /// The reference package's migrations, in order: documents, blob metadata,
@@ -245,7 +246,7 @@ fn insert_index_rows(
         "INSERT OR REPLACE INTO store_index (collection, doc_id, field, value) VALUES (?1, ?2, ?3, ?4)",
     )?;
     for field in fields {
-        if let Some(value) = validate::index_value(data, field) {
+        if let Some(value) = document_rules::index_value(data, field) {
             insert.execute(params![collection, id, field, value])?;
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::commit::Decision;
 use super::{read, Session};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
+use crate::document_rules;
 use crate::index::apply::{self, Change};
 use crate::index::State;
 use crate::log::segment::Loc;
@@ -65,7 +66,7 @@ impl Session {
         let inner = &self.inner;
         self.commit(|state| {
             let current = state.indexes(name);
-            let merged = validate::merge_indexes(current, indexes);
+            let merged = document_rules::merge_indexes(current, indexes);
             let existing = state.collection(name).filter(|c| c.ensured);
             if existing.is_some() && merged.len() == current.len() {
                 return Ok(Decision::Unchanged(()));
@@ -155,7 +156,9 @@ impl DocumentStore for Session {
                     return Ok(Decision::Unchanged(None))
                 }
                 (None, None) => (1, clock.now_ms()),
-                (Some((version, created_at)), _) => (validate::next_version(version)?, created_at),
+                (Some((version, created_at)), _) => {
+                    (document_rules::next_version(version)?, created_at)
+                }
             };
             let write = DocWrite {
                 collection,
@@ -186,9 +189,9 @@ impl DocumentStore for Session {
             if meta.version != expected_version {
                 return Ok(Decision::Unchanged(None));
             }
-            let version = validate::next_version(meta.version)?;
+            let version = document_rules::next_version(meta.version)?;
             let mut doc = inner.read_document(meta.loc)?;
-            validate::apply_patch(&mut doc.data, patch);
+            document_rules::apply_patch(&mut doc.data, patch);
             let (data, body) =
                 validate::document_body(Value::Object(doc.data), inner.opts.max_document_bytes)?;
             let write = DocWrite {

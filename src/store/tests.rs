@@ -63,9 +63,7 @@ fn every_segment_is_mapped_on_the_real_file_system() {
 fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
     use crate::contract::BlobPut;
     let body = |n: usize| serde_json::json!({"text": "x".repeat(n)});
-    let refused = |r: Result<Option<crate::Document>>, why: Blocked| {
-        matches!(r, Err(Error::WouldBlock(w)) if w == why)
-    };
+    let refused = |r: Result<Option<crate::Document>>, why: Blocked| matches!(r, Err(Error::WouldBlock(w)) if w == why);
 
     let sync = LogStore::in_memory(Options::default()).unwrap();
     let put = sync.without_waiting(|s| s.docs().put("c", "a", body(10), None));
@@ -136,7 +134,10 @@ fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
         .put(&mut &b"bytes"[..], BlobPut::default())
         .unwrap();
     let delete = store.without_waiting(|s| s.blobs().delete(&meta.id));
-    assert!(matches!(delete, Err(Error::WouldBlock(Blocked::BlobRemoval))));
+    assert!(matches!(
+        delete,
+        Err(Error::WouldBlock(Blocked::BlobRemoval))
+    ));
     assert!(store.blobs().get_meta(&meta.id).unwrap().is_some());
 
     // The mode is the session's: the store's own calls wait as before.

@@ -77,7 +77,7 @@ pub use limits::{
     MAX_ID_BYTES, MAX_INDEXES, MAX_INDEX_PATH_BYTES, MAX_KEY_BYTES, MAX_MIME_BYTES,
     ORDER_CREATED_AT, ORDER_ID, ORDER_UPDATED_AT,
 };
-pub use log::recovery::{RecoveryReport, SnapshotUse, TruncatedTail};
+pub use log::recovery::{RecoveryReport, SnapshotRejection, SnapshotUse, TruncatedTail};
 pub use options::{
     Clock, Durability, ManualClock, Options, SystemClock, MAX_DOCUMENT_BYTES_LIMIT,
     MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,

@@ -64,7 +64,85 @@ pub enum SnapshotUse {
     Loaded,
     /// It was damaged or stale (the reason says which), so every record was
     /// replayed instead.
-    Rejected(String),
+    Rejected(SnapshotRejection),
+}
+
+/// Why open did not use the index snapshot. Each reason falls back to a
+/// full replay, which builds the same state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SnapshotRejection {
+    /// The file could not be read; the operating system's message.
+    Unreadable(String),
+    /// It does not start with the snapshot magic.
+    NoMagic,
+    /// It is larger than a snapshot of this log can be.
+    TooLarge {
+        /// Its size in bytes.
+        len: u64,
+        /// The most a snapshot of this log can take.
+        limit: u64,
+    },
+    /// Its checksum does not match its bytes.
+    Checksum,
+    /// Its bytes verify but do not decode; the decoder's message.
+    Malformed(String),
+    /// It was written before the last compaction.
+    BeforeCompaction,
+    /// It covers an offset that no sync point has.
+    NotASyncPoint {
+        /// The segment it names.
+        segment: u32,
+        /// The offset it names.
+        offset: u64,
+    },
+    /// It covers a segment that is not in the log.
+    SegmentMissing {
+        /// The segment it names.
+        segment: u32,
+    },
+    /// It covers more of a segment than the segment now holds.
+    SegmentShorter {
+        /// The segment it names.
+        segment: u32,
+        /// The bytes it covers.
+        covers: u64,
+        /// The bytes the segment holds.
+        len: u64,
+    },
+}
+
+impl std::fmt::Display for SnapshotRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotRejection::Unreadable(e) => write!(f, "cannot read it: {e}"),
+            SnapshotRejection::NoMagic => write!(f, "it does not start with the snapshot magic"),
+            SnapshotRejection::TooLarge { len, limit } => write!(
+                f,
+                "it is {len} bytes, more than a snapshot of this log can be ({limit})"
+            ),
+            SnapshotRejection::Checksum => write!(f, "its checksum does not match"),
+            SnapshotRejection::Malformed(e) => write!(f, "{e}"),
+            SnapshotRejection::BeforeCompaction => {
+                write!(f, "it was written before the last compaction")
+            }
+            SnapshotRejection::NotASyncPoint { segment, offset } => write!(
+                f,
+                "it covers offset {offset} of segment {segment}, which no sync point has"
+            ),
+            SnapshotRejection::SegmentMissing { segment } => {
+                write!(f, "it covers segment {segment}, which is not in the log")
+            }
+            SnapshotRejection::SegmentShorter {
+                segment,
+                covers,
+                len,
+            } => write!(
+                f,
+                "it covers {covers} bytes of segment {segment}, which now has {len}"
+            ),
+        }
+    }
 }
 
 /// A torn tail removed by recovery.

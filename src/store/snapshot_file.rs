@@ -12,7 +12,7 @@ use crate::index::State;
 use crate::io::Vfs;
 use crate::log::manifest::Layout;
 use crate::log::record::PAGE;
-use crate::log::recovery::{Position, SnapshotUse};
+use crate::log::recovery::{Position, SnapshotRejection as Rejected, SnapshotUse};
 use crate::log::scan::for_each_window;
 use crate::log::segment::{FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::log::writer::LogWriter;
@@ -35,12 +35,12 @@ fn try_load(
     fs: &dyn Vfs,
     dir: &Path,
     layout: &Layout,
-) -> std::result::Result<Option<(State, Position)>, String> {
+) -> std::result::Result<Option<(State, Position)>, Rejected> {
     let path = dir.join(SNAPSHOT_FILE);
     let Ok(file) = fs.open(&path, false) else {
         return Ok(None);
     };
-    let len = file.size().map_err(|e| format!("cannot read it: {e}"))?;
+    let len = file.size().map_err(unreadable)?;
     let log_bytes = layout
         .order
         .iter()
@@ -52,38 +52,40 @@ fn try_load(
         .sum();
     let bytes = snapshot_bytes(file.as_ref(), len, log_bytes)?;
     let in_log = |id: u32| layout.order.contains(&id);
-    let opened = snapshot::open(&bytes).map_err(|e| e.to_string())?;
+    let opened = snapshot::open(&bytes).map_err(|e| Rejected::Malformed(e.to_string()))?;
     let covers = &opened.covers;
     if covers.horizon != layout.manifest.horizon || covers.base != layout.manifest.base {
-        return Err("it was written before the last compaction".into());
+        return Err(Rejected::BeforeCompaction);
     }
     // Snapshots are written only at a sync point, which is page-aligned
     // past a segment's header page: any other offset could fall inside a
     // frame, and replay from it would cut valid records as a torn tail.
     if covers.offset < FIRST_APPEND || covers.offset % PAGE != 0 {
-        return Err(format!(
-            "it covers offset {} of segment {}, which no sync point has",
-            covers.offset, covers.segment
-        ));
+        return Err(Rejected::NotASyncPoint {
+            segment: covers.segment,
+            offset: covers.offset,
+        });
     }
     if !in_log(covers.segment) || covers.offset < SEGMENT_HEADER_LEN as u64 {
-        return Err(format!(
-            "it covers segment {}, which is not in the log",
-            covers.segment
-        ));
+        return Err(Rejected::SegmentMissing {
+            segment: covers.segment,
+        });
     }
     let segment = dir.join(layout.file_name(covers.segment));
     let segment_len = fs
         .open(&segment, false)
         .and_then(|f| f.size())
-        .map_err(|e| format!("cannot read {}: {e}", segment.display()))?;
+        .map_err(|e| Rejected::Unreadable(format!("{}: {e}", segment.display())))?;
     if segment_len < covers.offset {
-        return Err(format!(
-            "it covers {} bytes of segment {}, which now has {segment_len}",
-            covers.offset, covers.segment
-        ));
+        return Err(Rejected::SegmentShorter {
+            segment: covers.segment,
+            covers: covers.offset,
+            len: segment_len,
+        });
     }
-    let (state, covers) = opened.decode(in_log).map_err(|e| e.to_string())?;
+    let (state, covers) = opened
+        .decode(in_log)
+        .map_err(|e| Rejected::Malformed(e.to_string()))?;
     let position = Position {
         segment: covers.segment,
         offset: covers.offset,
@@ -117,7 +119,7 @@ fn snapshot_bytes(
     file: &dyn crate::io::VFile,
     len: u64,
     log_bytes: u64,
-) -> std::result::Result<Bytes, String> {
+) -> std::result::Result<Bytes, Rejected> {
     if let Ok(Some(map)) = file.map() {
         if map.len() as u64 == len {
             check_magic_and_size(file, len, log_bytes)?;
@@ -125,9 +127,12 @@ fn snapshot_bytes(
         }
     }
     check_before_reading(file, len, log_bytes)?;
-    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| "too large".to_string())?];
-    file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| format!("cannot read it: {e}"))?;
+    let too_large = |_| Rejected::TooLarge {
+        len,
+        limit: usize::MAX as u64,
+    };
+    let mut bytes = vec![0u8; usize::try_from(len).map_err(too_large)?];
+    file.read_exact_at(&mut bytes, 0).map_err(unreadable)?;
     Ok(Bytes::Read(bytes))
 }
 
@@ -142,11 +147,10 @@ pub(super) fn check_before_reading(
     file: &dyn crate::io::VFile,
     len: u64,
     log_bytes: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Rejected> {
     check_magic_and_size(file, len, log_bytes)?;
-    let io = |e: std::io::Error| format!("cannot read it: {e}");
-    if !checksum_verifies(file, len).map_err(io)? {
-        return Err("its checksum does not match".into());
+    if !checksum_verifies(file, len).map_err(unreadable)? {
+        return Err(Rejected::Checksum);
     }
     Ok(())
 }
@@ -157,18 +161,20 @@ fn check_magic_and_size(
     file: &dyn crate::io::VFile,
     len: u64,
     log_bytes: u64,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Rejected> {
     let mut magic = [0u8; 8];
     if len < 8 || file.read_exact_at(&mut magic, 0).is_err() || magic != SNAPSHOT_MAGIC {
-        return Err("it does not start with the snapshot magic".into());
+        return Err(Rejected::NoMagic);
     }
     let limit = log_bytes.saturating_mul(4).saturating_add(1 << 20);
     if len > limit {
-        return Err(format!(
-            "it is {len} bytes, more than a snapshot of this log can be ({limit})"
-        ));
+        return Err(Rejected::TooLarge { len, limit });
     }
     Ok(())
+}
+
+fn unreadable(e: std::io::Error) -> Rejected {
+    Rejected::Unreadable(e.to_string())
 }
 
 /// Whether the snapshot's last four bytes are the masked CRC of the rest,

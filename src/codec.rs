@@ -269,6 +269,7 @@ impl<'a> Writer<'a> {
     /// A count or length as a u32. Callers bound what they count well below
     /// `u32::MAX` (the payload and document limits), so it always fits.
     pub fn count(&mut self, n: usize) {
+        debug_assert!(u32::try_from(n).is_ok(), "a count fits 32 bits");
         self.u32(n as u32);
     }
 

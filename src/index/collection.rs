@@ -328,6 +328,7 @@ impl Collection {
         // Nothing above changed the primary list: `place` still holds.
         self.primary.insert_at(place, doc);
         self.link(doc, values);
+        debug_assert_eq!(self.primary.len(), self.by_created.len());
         Ok(())
     }
 
@@ -335,6 +336,8 @@ impl Collection {
     /// lists whose key or value changed.
     fn update(&mut self, doc: u32, meta: DocMeta, values: &[Option<String>]) {
         let old = self.docs.slots[doc as usize];
+        debug_assert_ne!(old.id, NO_ID, "only a live document is updated");
+        debug_assert!(self.live_bytes >= u64::from(old.loc.len));
         self.live_bytes = self.live_bytes - u64::from(old.loc.len) + u64::from(meta.loc.len);
         if old.created_at != meta.created_at {
             self.unlink(doc);
@@ -362,7 +365,9 @@ impl Collection {
         };
         self.unlink(doc);
         self.primary.remove(self.docs.by_id(id.as_bytes()));
+        debug_assert_eq!(self.primary.len(), self.by_created.len());
         let slot = &mut self.docs.slots[doc as usize];
+        debug_assert!(self.live_bytes >= u64::from(slot.loc.len));
         self.live_bytes -= u64::from(slot.loc.len);
         self.docs.ids.remove(slot.id);
         slot.id = NO_ID;
@@ -409,6 +414,7 @@ impl Collection {
         self.docs
             .values
             .resize_with(self.indexes.len(), || vec![NO_VALUE; numbers]);
+        debug_assert_eq!(computed.len(), order.len());
         for (doc, values) in order.into_iter().zip(computed) {
             for (i, value) in values.iter().enumerate().take(new_fields.len()) {
                 if let Some(text) = value {
@@ -469,6 +475,10 @@ impl Collection {
             .docs
             .by_created(slot.created_at, self.docs.ids.get(slot.id));
         let dictionary = &mut self.fields[field];
+        debug_assert!(
+            (value as usize) < dictionary.entries.len(),
+            "a document's value number names a dictionary entry"
+        );
         if let Some(entry) = dictionary.entries.get_mut(value as usize) {
             entry.postings.remove(key);
         }

@@ -45,6 +45,7 @@ impl GroupCommit {
     /// sequence number it covered. A failed sync fails
     /// every waiter with `Poisoned` (the leader gets the I/O error itself).
     pub fn wait(&self, seq: u64, sync: impl Fn() -> Result<u64>) -> Result<()> {
+        debug_assert!(seq > 0, "sequence numbers start at 1");
         let mut state = self.state.lock();
         loop {
             if state.durable >= seq {
@@ -59,9 +60,8 @@ impl GroupCommit {
             }
             state.syncing = true;
             // No wait for more writers before syncing: those that arrive
-            // during this sync share the next one, and on the disks
-            // measured a leader that slept first (100 us) lost more to the
-            // sleep than it gained in batch size (BENCHMARKS.md).
+            // during this sync share the next one, and a leader that sleeps
+            // first loses more to the sleep than it gains in batch size.
             let outcome = parking_lot::MutexGuard::unlocked(&mut state, || {
                 // A panicking sync (a file system seam that panics) must not
                 // leave `syncing` set, or every later writer would wait

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::io::Vfs;
 use crate::log::commit::GroupCommit;
 use crate::log::manifest::Manifest;
-use crate::log::record::{pad_frame, pad_len, Record};
+use crate::log::record::{pad_frame, pad_len, Record, PAGE};
 use crate::log::recovery::{Position, Tail};
 use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND};
 use crate::{Blocked, Error, Result};
@@ -105,6 +105,10 @@ impl LogWriter {
         }
         self.file.framing.seal(&mut self.scratch, self.end);
         self.reserve(frame_len)?;
+        debug_assert!(
+            self.end + frame_len <= self.zeroed_to,
+            "a record is written only over zeros reserved for it"
+        );
         let loc = Loc {
             segment: self.segment,
             offset: u32::try_from(self.end)
@@ -116,6 +120,10 @@ impl LogWriter {
             .file
             .write_all_at(&self.scratch, self.end)
             .map_err(|e| Error::io(format!("appending to segment {}", self.segment), e))?;
+        debug_assert!(
+            self.end == FIRST_APPEND || self.end + frame_len <= self.segment_bytes,
+            "only a segment's first record may pass its size"
+        );
         self.end += frame_len;
         self.file.written_to(self.end);
         self.seq += 1;
@@ -138,6 +146,7 @@ impl LogWriter {
             return Ok(());
         }
         let target = needed.max((self.zeroed_to + ZERO_AHEAD).min(self.segment_bytes));
+        debug_assert!(target >= needed && target > self.zeroed_to);
         let zeros = vec![0u8; (target - self.zeroed_to) as usize];
         self.file
             .file
@@ -195,6 +204,10 @@ impl LogWriter {
     /// the writer cut it to its final length before it created the next,
     /// so it is mapped whole from here on.
     pub fn follow(&mut self, files: &SegmentFiles, segment: u32, file: SegmentFile, end: u64) {
+        debug_assert!(
+            segment > self.segment || (segment == self.segment && end >= self.end),
+            "a reader's view only moves forward"
+        );
         if segment != self.segment {
             let mut map = files.write();
             if self.end > 0 {
@@ -239,6 +252,7 @@ impl LogWriter {
             .write_all_at(&frame, self.end)
             .map_err(|e| Error::io(format!("padding segment {}", self.segment), e))?;
         self.end += total;
+        debug_assert_eq!(self.end % PAGE, 0, "padding ends on a page boundary");
         self.zeroed_to = self.zeroed_to.max(self.end);
         Ok(())
     }
@@ -308,6 +322,13 @@ impl LogWriter {
         base: &[u32],
         base_bytes: u64,
     ) {
+        debug_assert!(
+            inputs
+                .iter()
+                .all(|id| self.order.contains(id) && *id != self.segment),
+            "a compaction's inputs are sealed live segments"
+        );
+        debug_assert!(input_bytes <= self.sealed_bytes);
         let mut order = base.to_vec();
         order.extend(self.order.iter().filter(|id| !inputs.contains(id)));
         self.order = order;

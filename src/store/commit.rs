@@ -178,7 +178,9 @@ impl Inner {
             }
             Decision::WriteThenClean(change, answer, clean) => (change, answer, Some(clean)),
         };
+        let before = writer.last_seq();
         let (loc, seq) = self.append(&mut writer, &change.record(), mode.may_wait())?;
+        debug_assert_eq!(seq, before + 1, "one record, one sequence number");
         let bodies = |at| read::body(&self.files, &self.dir, at);
         // The record is in the log now: a state that failed to take it
         // would differ from what replay builds, so nothing more may be

@@ -42,7 +42,7 @@ use crate::{Error, Result};
 pub use backup::BackupReport;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
-pub use repair::{salvage, Salvage, SalvageReport};
+pub use repair::{salvage, RepairReport, Salvage, SalvageReport};
 #[cfg(test)]
 pub(crate) use snapshot_file::SNAPSHOT_FILE;
 pub use stats::Stats;

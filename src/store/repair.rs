@@ -1,6 +1,13 @@
 //! Salvage: reads a damaged log store without changing it and writes every
-//! record that still verifies into another store, reporting what was lost.
-//! The command-line tool's `repair` is built on it.
+//! record that still verifies into another store, reporting what was lost;
+//! or, in place, into new segments of the store itself, switched in through
+//! the manifest (`in_place`). The command-line tool's `repair` is built on
+//! it.
+
+mod in_place;
+
+pub(crate) use in_place::is_kept_folder;
+pub use in_place::RepairReport;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,11 +97,14 @@ fn segment_order(
 }
 
 /// A damaged log store, locked so that no program opens it while it is
-/// read. `salvage` is this in one call; the command-line tool holds the
-/// lock on through `repair --in-place`'s directory exchange.
+/// read. `salvage` is this in one call; [`Salvage::repair_in_place`] holds
+/// the lock on through its switch.
 #[derive(Debug)]
 pub struct Salvage {
     fs: Arc<dyn Vfs>,
+    /// The file system the lock was taken through, for a repair in place;
+    /// `None` for a store this user cannot write to.
+    writes: Option<Arc<dyn Vfs>>,
     src: PathBuf,
     /// `None` only for a store this user cannot write to.
     _lock: Option<Box<dyn LockGuard>>,
@@ -110,7 +120,8 @@ pub fn salvage(src: &Path, dst: &dyn Transfer) -> Result<SalvageReport> {
 }
 
 impl Salvage {
-    /// Takes the lock of the store in `src`, which it only reads.
+    /// Takes the lock of the store in `src`, which [`Salvage::run`] only
+    /// reads.
     ///
     /// # Errors
     /// `Locked` when a program has the store open; `Io` when the lock file
@@ -129,9 +140,12 @@ impl Salvage {
         // The lock is taken through a writable handle on the same
         // directory; the files are read through a read-only one, so a
         // store on read-only media is salvaged too.
-        let lock = Self::take_lock(&open(Access::ReadWrite)?, src)?;
+        let writes = open(Access::ReadWrite)?;
+        let lock = Self::take_lock(&writes, src)?;
+        let writes: Option<Arc<dyn Vfs>> = lock.as_ref().map(|_| Arc::new(writes) as _);
         Ok(Salvage {
             fs: Arc::new(reads),
+            writes,
             src: src.to_path_buf(),
             _lock: lock,
         })
@@ -144,8 +158,10 @@ impl Salvage {
     #[doc(hidden)]
     pub fn lock_with_fs(fs: Arc<dyn Vfs>, src: &Path) -> Result<Salvage> {
         let lock = Self::take_lock(fs.as_ref(), src)?;
+        let writes = lock.as_ref().map(|_| fs.clone());
         Ok(Salvage {
             fs,
+            writes,
             src: src.to_path_buf(),
             _lock: lock,
         })

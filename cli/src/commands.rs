@@ -146,39 +146,49 @@ pub fn backup(opened: &Opened, src: &Path, dest: &Path) -> Result<Outcome> {
     )))
 }
 
-/// Salvages the log store at `src` into a new store; with `in_place`, the
-/// repaired store replaces the original, which is kept beside it.
+/// Salvages the log store at `src` into a new store; with `in_place`, into
+/// new segments of the store itself, switched in by the library, which
+/// keeps the damaged originals in the store's `quarantine/` folder.
 pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {
     store::existing_log_store(src)?;
     if out.is_some_and(|out| store::is_sqlite(out) || crate::pg::url_of(out).is_some()) {
         bail!("repair writes a log store; --out must be a directory");
     }
-    if in_place && !cfg!(target_os = "linux") {
-        bail!("repair --in-place needs an atomic directory exchange (Linux); use --out");
-    }
-    // The exchange and the names beside the store need its real path
-    // (`.` has no sibling).
+    // The names beside the store need its real path (`.` has no sibling).
     let src_buf = src.canonicalize()?;
     let src = src_buf.as_path();
     // Refuse a store that a running program holds. The lock is held for the
-    // salvage and through the exchange; the store itself is only read.
+    // salvage and, in place, through the switch.
     let salvage = logstore::Salvage::lock(src)?;
-    let target: PathBuf = match (out, in_place) {
-        (Some(out), _) => out.to_path_buf(),
-        (None, true) => sibling(src, "repairing"),
-        (None, false) => sibling(src, "repaired"),
+    if in_place {
+        let r = salvage.repair_in_place(&store::options())?;
+        let mut stdout = format!(
+            "kept {} records from {} segments, rewritten into {} segments of {}\n",
+            r.salvage.records_kept,
+            r.salvage.segments,
+            r.segments_written,
+            src.display()
+        );
+        for lost in &r.salvage.lost {
+            stdout += &format!("lost: {lost}\n");
+        }
+        stdout += &format!(
+            "the repaired store replaced the original in place; the damaged originals are kept in {}\n",
+            r.originals.display()
+        );
+        return Ok(Outcome {
+            stdout,
+            problem: !r.salvage.lost.is_empty(),
+        });
+    }
+    let target: PathBuf = match out {
+        Some(out) => out.to_path_buf(),
+        None => sibling(src, "repaired"),
     };
     if target.exists() {
         bail!(
             "{} already exists; name another with --out",
             target.display()
-        );
-    }
-    let kept = sibling(src, "damaged");
-    if in_place && kept.exists() {
-        bail!(
-            "{} already exists; move it away to repair in place",
-            kept.display()
         );
     }
     let dst = LogStore::open(&target, store::options())?;
@@ -192,21 +202,6 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
     );
     for lost in &report.lost {
         stdout += &format!("lost: {lost}\n");
-    }
-    if in_place {
-        // Still holding the original's lock: swap the two directories in
-        // one step, so the path always names a whole store, then move the
-        // original aside and make both names durable.
-        let kept = sibling(src, "damaged");
-        exchange(&target, src)?;
-        sync_parent(src)?;
-        std::fs::rename(&target, &kept)?;
-        sync_parent(src)?;
-        stdout += &format!(
-            "the repaired store replaced {}; the original is kept at {}\n",
-            src.display(),
-            kept.display()
-        );
     }
     drop(salvage);
     Ok(Outcome {
@@ -294,49 +289,4 @@ pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome> {
 
 pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome> {
     Ok(Outcome::ok(format!("{}\n", s.docs().count(q)?)))
-}
-
-/// Swaps two directories atomically (`renameat2` with `RENAME_EXCHANGE`).
-#[cfg(target_os = "linux")]
-fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let path = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| std::io::Error::other("a path holds a NUL byte"))
-    };
-    let (a, b) = (path(a)?, path(b)?);
-    // SAFETY: both pointers are valid NUL-terminated strings for the call.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Without an atomic exchange there is no crash-safe way to replace the
-/// directory: repair into another directory with `--out` instead.
-#[cfg(not(target_os = "linux"))]
-fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
-    Err(std::io::Error::other(
-        "repair --in-place needs an atomic directory exchange (Linux); use --out",
-    ))
-}
-
-/// Makes renames in `path`'s parent directory durable.
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(parent)?.sync_all()
 }

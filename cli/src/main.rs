@@ -102,7 +102,7 @@ enum Command {
         /// Where to write the repaired store (default: STORE.repaired beside it).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Replace the original with the repaired store (the original is kept as STORE.damaged).
+        /// Repair the store where it is (the damaged originals are kept in STORE/quarantine/).
         #[arg(long, conflicts_with = "out")]
         in_place: bool,
     },

@@ -443,10 +443,11 @@ fn stats_compact_a_held_store_and_usage_errors() {
     assert!(text(&help.stdout).contains("Example"));
 }
 
-/// `repair --in-place` swaps the repaired store in with one atomic exchange
-/// (no moment without a store at the path) and keeps the original beside it.
+/// `repair --in-place` rewrites the store in its own directory (the library
+/// switches it in through the manifest) and keeps the damaged originals in
+/// the store's quarantine folder, which it names.
 #[test]
-fn repair_in_place_swaps_the_directories_and_keeps_the_original() {
+fn repair_in_place_rewrites_the_store_and_keeps_the_original_in_quarantine() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let offsets = build_log_store(&dir);
@@ -461,22 +462,47 @@ fn repair_in_place_swaps_the_directories_and_keeps_the_original() {
         "{}",
         text(&repaired.stderr)
     );
-    let kept = tmp.path().join("log.damaged");
+    let stdout = text(&repaired.stdout);
+    assert!(stdout.contains(&format!(":{}:", offsets[2])), "{stdout}");
+    let kept = std::fs::canonicalize(&dir)
+        .unwrap()
+        .join("quarantine/repair-00000000000000000002.0");
+    assert!(
+        stdout.contains(&format!("originals are kept in {}", kept.display())),
+        "{stdout}"
+    );
     assert_eq!(
         std::fs::read(kept.join("00000000000000000001.seg")).unwrap(),
         bytes,
         "the original is kept as it was"
     );
-    assert!(!tmp.path().join("log.repairing").exists());
+    assert!(!segment.exists(), "the damaged segment left the log");
+    for beside in ["log.damaged", "log.repairing"] {
+        assert!(!tmp.path().join(beside).exists());
+    }
+    let verified = logstore(&["verify", dir.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}", text(&verified.stdout));
+    assert!(
+        !text(&verified.stdout).contains("warning"),
+        "the kept folder is the store's own: {}",
+        text(&verified.stdout)
+    );
     let store = LogStore::open(&dir, Options::default()).unwrap();
-    assert!(store.verify().unwrap().is_clean());
     assert!(store.docs().get("msgs", "m4").unwrap().is_some());
     assert!(store.docs().get("msgs", "m2").unwrap().is_none());
+    assert!(store.leases().get("conv:1").unwrap().is_some());
+    assert_eq!(store.blobs().list(&Default::default()).unwrap().len(), 1);
     drop(store);
-    // A second in-place repair refuses to overwrite the kept original.
+    // A second repair finds nothing lost and keeps its own originals
+    // beside the first repair's.
     let again = logstore(&["repair", dir.to_str().unwrap(), "--in-place"]);
-    assert!(!again.status.success());
-    assert!(kept.exists());
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(
+        std::fs::read(kept.join("00000000000000000001.seg")).unwrap(),
+        bytes
+    );
+    let folders = std::fs::read_dir(dir.join("quarantine")).unwrap().count();
+    assert_eq!(folders, 2);
 }
 
 /// Entries the store did not make are warnings in `verify`, which still

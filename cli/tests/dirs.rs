@@ -25,6 +25,7 @@ fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
         vec!["compact", store],
         vec!["repair", store],
         vec!["repair", store, "--out", &to("repaired")],
+        vec!["repair", store, "--in-place"],
         vec!["migrate", store, &to("migrated")],
         vec!["backup", store, &to("backup")],
     ]

@@ -73,6 +73,7 @@ fn no_command_reads_writes_or_deletes_through_links_in_a_store() {
         vec!["backup", store, &aside("backup")],
         vec!["migrate", store, &aside("migrated")],
         vec!["repair", store, "--out", &aside("repaired")],
+        vec!["repair", store, "--in-place"],
         vec!["put", store, "msgs", "m9", "{}"],
         vec!["delete", store, "msgs", "m2"],
         vec!["compact", store],

@@ -271,10 +271,20 @@ pub fn layout(fs: &dyn Vfs, dir: &Path) -> Result<Layout> {
         names = listing(fs, dir)?;
     }
     let present: BTreeSet<u32> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    // A segment of the base may still be under its `.seg.tmp` name (it is
+    // renamed below), the horizon too: an in-place repair names its last
+    // output as the horizon, since no segment above the damaged ones may
+    // exist before its commit.
+    let committed: BTreeSet<u32> = names
+        .iter()
+        .filter_map(|n| n.strip_suffix(TMP_SUFFIX).and_then(parse_segment_name))
+        .filter(|id| base.contains(id))
+        .collect();
+    let found = |id: u32| present.contains(&id) || committed.contains(&id);
     // Checked before anything below the horizon is removed on the
     // manifest's word.
-    if manifest != Manifest::default() && !present.contains(&manifest.horizon) {
-        manifest.check_present(dir, |id| present.contains(&id))?;
+    if manifest != Manifest::default() && !found(manifest.horizon) {
+        manifest.check_present(dir, found)?;
     }
     let settles = names.iter().any(|n| n.ends_with(TMP_SUFFIX))
         || present
@@ -366,7 +376,7 @@ fn listing(fs: &dyn Vfs, dir: &Path) -> Result<Vec<String>> {
 
 /// Renames back every file a crash inside [`relink`] left under its
 /// `.relink` name; true if there was one.
-fn restore_relinked(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<bool> {
+pub(crate) fn restore_relinked(fs: &dyn Vfs, dir: &Path, names: &[String]) -> Result<bool> {
     let mut changed = false;
     for name in names {
         if let Some(original) = name.strip_suffix(RELINK_SUFFIX) {

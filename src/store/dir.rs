@@ -120,7 +120,13 @@ fn foreign_kinds(fs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, EntryKind)>> 
             }
             EntryKind::Dir if name == QUARANTINE_DIR => {
                 for inner in list(&path)? {
-                    if inner.kind != EntryKind::File || !inner.name.contains(".at-") {
+                    let ours = match inner.kind {
+                        EntryKind::File => inner.name.contains(".at-"),
+                        // The originals a repair in place kept.
+                        EntryKind::Dir => super::repair::is_kept_folder(&inner.name),
+                        _ => false,
+                    };
+                    if !ours {
                         foreign.push((path.join(&inner.name), inner.kind));
                     }
                 }

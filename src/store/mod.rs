@@ -48,7 +48,7 @@ pub use backup::BackupReport;
 use commit::WriteMode;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
-pub use repair::{salvage, Salvage, SalvageReport};
+pub use repair::{salvage, RepairReport, Salvage, SalvageReport};
 pub use session::Session;
 #[cfg(test)]
 pub(crate) use snapshot_file::SNAPSHOT_FILE;

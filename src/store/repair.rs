@@ -1,6 +1,13 @@
 //! Salvage: reads a damaged log store without changing it and writes every
-//! record that still verifies into another store, reporting what was lost.
-//! The command-line tool's `repair` is built on it.
+//! record that still verifies into another store, reporting what was lost;
+//! or, in place, into new segments of the store itself, switched in through
+//! the manifest (`in_place`). The command-line tool's `repair` is built on
+//! it.
+
+mod in_place;
+
+pub(crate) use in_place::is_kept_folder;
+pub use in_place::RepairReport;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,11 +97,14 @@ fn segment_order(
 }
 
 /// A damaged log store, locked so that no program opens it while it is
-/// read. `salvage` is this in one call; the command-line tool holds the
-/// lock on through `repair --in-place`'s directory exchange.
+/// read. `salvage` is this in one call; [`Salvage::repair_in_place`] holds
+/// the lock on through its switch.
 #[derive(Debug)]
 pub struct Salvage {
     fs: Arc<dyn Vfs>,
+    /// The file system the lock was taken through, for a repair in place;
+    /// `None` for a store this user cannot write to.
+    writes: Option<Arc<dyn Vfs>>,
     src: PathBuf,
     /// `None` only for a store this user cannot write to.
     _lock: Option<Box<dyn LockGuard>>,
@@ -110,7 +120,8 @@ pub fn salvage(src: &Path, dst: &dyn Transfer) -> Result<SalvageReport> {
 }
 
 impl Salvage {
-    /// Takes the lock of the store in `src`, which it only reads.
+    /// Takes the lock of the store in `src`, which [`Salvage::run`] only
+    /// reads.
     ///
     /// # Errors
     /// `Locked` when a program has the store open; `Io` when the lock file
@@ -129,9 +140,12 @@ impl Salvage {
         // The lock is taken through a writable handle on the same
         // directory; the files are read through a read-only one, so a
         // store on read-only media is salvaged too.
-        let lock = Self::take_lock(&open(Access::ReadWrite)?, src)?;
+        let writes = open(Access::ReadWrite)?;
+        let lock = Self::take_lock(&writes, src)?;
+        let writes: Option<Arc<dyn Vfs>> = lock.as_ref().map(|_| Arc::new(writes) as _);
         Ok(Salvage {
             fs: Arc::new(reads),
+            writes,
             src: src.to_path_buf(),
             _lock: lock,
         })
@@ -144,8 +158,10 @@ impl Salvage {
     #[doc(hidden)]
     pub fn lock_with_fs(fs: Arc<dyn Vfs>, src: &Path) -> Result<Salvage> {
         let lock = Self::take_lock(fs.as_ref(), src)?;
+        let writes = lock.as_ref().map(|_| fs.clone());
         Ok(Salvage {
             fs,
+            writes,
             src: src.to_path_buf(),
             _lock: lock,
         })
@@ -183,33 +199,69 @@ impl Salvage {
     /// `Io` when the store cannot be listed or read, or `dst` fails.
     pub fn run(&self, dst: &dyn Transfer) -> Result<SalvageReport> {
         let fs = self.fs.as_ref();
-        let mut report = SalvageReport::default();
-        let order = segment_order(fs, &self.src, &mut report)?;
-        let (quarantined, orphans): (Vec<Quarantined>, Vec<Quarantined>) =
-            quarantined(fs, &self.src)?
-                .into_iter()
-                .partition(|q| order.iter().any(|(id, _)| *id == q.segment));
-        let mut run = Run {
-            salvage: self,
+        let mut sink = Import {
+            fs,
+            src: &self.src,
             dst,
-            report: &mut report,
         };
-        for q in &orphans {
-            run.file(&q.path, q.segment, q.offset, &[])?;
-        }
-        for (id, path) in order {
-            let mine: Vec<&Quarantined> = quarantined.iter().filter(|q| q.segment == id).collect();
-            run.file(&path, id, 0, &mine)?;
-        }
-        Ok(report)
+        Ok(walk(fs, &self.src, &mut sink)?.0)
     }
+}
+
+/// What became of one record that verified.
+enum Taken {
+    /// Written to the destination.
+    Kept,
+    /// Refused by it, for this reason: reported as lost.
+    Lost(String),
+}
+
+/// Where a salvage puts the records that verify.
+trait Sink {
+    /// Takes `record` (its payload as it was framed, in the file at `path`
+    /// at `offset`): `Err` only for a failure that must end the salvage.
+    fn take(
+        &mut self,
+        record: Record<'_>,
+        payload: &[u8],
+        path: &Path,
+        offset: u64,
+    ) -> Result<Taken>;
+}
+
+/// Replays every verifying record of the store in `src` into `sink`, in
+/// the order [`Salvage::run`] describes; returns the report and every file
+/// it read, in the order read.
+fn walk(fs: &dyn Vfs, src: &Path, sink: &mut dyn Sink) -> Result<(SalvageReport, Vec<PathBuf>)> {
+    let mut report = SalvageReport::default();
+    let order = segment_order(fs, src, &mut report)?;
+    let (quarantined, orphans): (Vec<Quarantined>, Vec<Quarantined>) = quarantined(fs, src)?
+        .into_iter()
+        .partition(|q| order.iter().any(|(id, _)| *id == q.segment));
+    let mut run = Run {
+        fs,
+        sink,
+        report: &mut report,
+        read: Vec::new(),
+    };
+    for q in &orphans {
+        run.file(&q.path, q.segment, q.offset, &[])?;
+    }
+    for (id, path) in order {
+        let mine: Vec<&Quarantined> = quarantined.iter().filter(|q| q.segment == id).collect();
+        run.file(&path, id, 0, &mine)?;
+    }
+    let read = run.read;
+    Ok((report, read))
 }
 
 /// One salvage in progress: where records go and what has been found.
 struct Run<'a> {
-    salvage: &'a Salvage,
-    dst: &'a dyn Transfer,
+    fs: &'a dyn Vfs,
+    sink: &'a mut dyn Sink,
     report: &'a mut SalvageReport,
+    /// The files read so far.
+    read: Vec<PathBuf>,
 }
 
 /// A copy recovery made of a segment before cutting it.
@@ -256,8 +308,9 @@ impl Run<'_> {
         quarantined: &[&Quarantined],
     ) -> Result<()> {
         let io_err = |e| Error::io(format!("reading {}", path.display()), e);
-        let file = self.salvage.fs.open(path, false).map_err(io_err)?;
+        let file = self.fs.open(path, false).map_err(io_err)?;
         let len = file.size().map_err(io_err)?;
+        self.read.push(path.to_path_buf());
         self.report.segments += usize::from(from == 0);
         let mut header = vec![0u8; SEGMENT_HEADER_LEN.min(len as usize)];
         file.read_exact_at(&mut header, 0).map_err(io_err)?;
@@ -273,13 +326,17 @@ impl Run<'_> {
             }
             match scan.next().map_err(io_err)? {
                 Step::End => break,
-                Step::Frame { loc, record, .. } => {
+                Step::Frame {
+                    loc,
+                    record,
+                    payload,
+                } => {
                     let offset = u64::from(loc.offset);
                     match record {
                         Err(reason) => self.lost(path, offset, reason.to_string()),
-                        Ok(record) => match self.apply(record, path, offset) {
-                            Ok(()) => self.report.records_kept += 1,
-                            Err(e) => self.lost(path, offset, e.to_string()),
+                        Ok(record) => match self.sink.take(record, payload, path, offset)? {
+                            Taken::Kept => self.report.records_kept += 1,
+                            Taken::Lost(reason) => self.lost(path, offset, reason),
                         },
                     }
                 }
@@ -336,7 +393,34 @@ impl Run<'_> {
             description,
         });
     }
+}
 
+/// The sink of [`Salvage::run`]: another store, through exact import.
+struct Import<'a> {
+    /// What the damaged store is read through (its blob files).
+    fs: &'a dyn Vfs,
+    src: &'a Path,
+    dst: &'a dyn Transfer,
+}
+
+impl Sink for Import<'_> {
+    /// Whatever the target refuses, an I/O error of its own included, is
+    /// reported as lost and the salvage goes on.
+    fn take(
+        &mut self,
+        record: Record<'_>,
+        _payload: &[u8],
+        path: &Path,
+        offset: u64,
+    ) -> Result<Taken> {
+        Ok(match self.apply(record, path, offset) {
+            Ok(()) => Taken::Kept,
+            Err(e) => Taken::Lost(e.to_string()),
+        })
+    }
+}
+
+impl Import<'_> {
     /// Writes one record of the segment at `path` (its frame at `offset`)
     /// into the target.
     fn apply(&self, record: Record<'_>, path: &Path, offset: u64) -> Result<()> {
@@ -371,11 +455,11 @@ impl Run<'_> {
                 hash,
             } => {
                 let hash = blob_files::hex(&hash);
-                let (_, path) = blob_files::content_path(&self.salvage.src, &hash);
+                let (_, path) = blob_files::content_path(self.src, &hash);
                 let gone = |e| {
                     Error::corruption(&path, 0, format!("the bytes of blob {id} are gone: {e}"))
                 };
-                let file = self.salvage.fs.open(&path, false).map_err(gone)?;
+                let file = self.fs.open(&path, false).map_err(gone)?;
                 let len = file.size().map_err(gone)?;
                 let mut file = blob_files::FileReader::new(file, len);
                 let meta = BlobMeta {

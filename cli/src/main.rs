@@ -75,6 +75,10 @@ enum Command {
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Print the tables as Markdown, each between `<!-- bench:NAME -->` and
+        /// `<!-- /bench:NAME -->` lines (what scripts/bench-docs.sh puts in the docs).
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
         /// The driver the log engine is compared with.
         #[arg(long, value_enum, default_value = "sqlite")]
         driver: DriverArg,
@@ -206,6 +210,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             threads,
             seconds,
             json,
+            markdown,
             driver,
             url,
         } => {
@@ -222,7 +227,12 @@ fn run(cli: Cli) -> Result<Outcome> {
                     _ => bench::Baseline::Sqlite,
                 },
             };
-            run_bench(&config, json)
+            let format = match (json, markdown) {
+                (true, _) => bench::Format::Json,
+                (_, true) => bench::Format::Markdown,
+                _ => bench::Format::Table,
+            };
+            run_bench(&config, format)
         }
         Command::Stats { store, json } => commands::stats(&inspect(&store)?, json),
         Command::Verify { store } => spinning("verifying", || commands::verify(&inspect(&store)?)),
@@ -297,12 +307,12 @@ fn spinning(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> 
     outcome
 }
 
-fn run_bench(config: &bench::BenchConfig, json: bool) -> Result<Outcome> {
+fn run_bench(config: &bench::BenchConfig, format: bench::Format) -> Result<Outcome> {
     let report = bench::run(config, &Progress::new())?;
-    let stdout = if json {
-        serde_json::to_string_pretty(&report)? + "\n"
-    } else {
-        bench::table(&report)
+    let stdout = match format {
+        bench::Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        bench::Format::Markdown => bench::markdown(&report, config),
+        bench::Format::Table => bench::table(&report),
     };
     Ok(Outcome {
         stdout,

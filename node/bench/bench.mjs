@@ -2,9 +2,11 @@
 // logstore ("sync" and "flush"), the published sqlitePatternStores (its
 // defaults: WAL, synchronous FULL) and memoryPatternStores. Each driver runs
 // in its own child process under the same Node 24 binary (node:sqlite needs
-// it); the table goes to stdout.
+// it); the table goes to stdout. With --markdown it is printed between
+// `<!-- bench:node -->` and `<!-- /bench:node -->` lines, the block
+// scripts/bench-docs.sh puts in BENCHMARKS.md.
 //
-//   npm run bench [-- --docs 10000 --seconds 1]
+//   npm run bench [-- --docs 10000 --seconds 1 --markdown]
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -21,6 +23,7 @@ const arg = (name, dflt) => {
 };
 const docs = arg("docs", 10_000);
 const seconds = arg("seconds", 1);
+const markdown = args.includes("--markdown");
 
 const DRIVERS = ["logstore-sync", "logstore-flush", "sqlite", "memory"];
 const results = {};
@@ -52,4 +55,5 @@ for (const op of rows) {
   const [ls, lf, sq, mem] = DRIVERS.map((d) => results[d][op]);
   lines.push(`| ${op} | ${fmt(ls)} | ${fmt(lf)} | ${fmt(sq)} | ${fmt(mem)} | ${ratio(ls, sq)} | ${ratio(lf, sq)} |`);
 }
-console.log(lines.join("\n"));
+const table = lines.join("\n");
+console.log(markdown ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->` : table);

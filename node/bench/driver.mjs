@@ -19,9 +19,8 @@ const AUTHORS = 50;
 const WORDS = ["store", "log", "segment", "index", "query", "lease", "blob", "crash", "sync", "replay",
   "compact", "snapshot", "version", "owner", "record", "checksum"];
 
-// xorshift32, seeded, on plain numbers (the Rust workload's numbers
-// differ). A BigInt generator cost microseconds per document, which the
-// timed loops would have charged to the driver.
+// xorshift32, seeded, on plain numbers rather than BigInt, so making
+// bodies stays cheap (the Rust workload's numbers differ).
 function rng(seed) {
   let x = seed >>> 0 || 1;
   return (n) => {

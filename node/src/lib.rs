@@ -193,8 +193,7 @@ impl NativeStore {
     /// give for it, or `""` when it would wait (see [`now`]) and must go
     /// through `writeBatch` instead.
     /// Its arguments are a `Write`'s fields one by one: a napi object
-    /// costs about 0.8 microseconds more to cross, a tenth of a put in
-    /// place (measured with a one-off script of sequential puts).
+    /// costs more to cross, a sizeable share of a put in place.
     #[napi(catch_unwind)]
     pub fn write_now(
         &self,
@@ -421,8 +420,8 @@ fn lease_write(
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
-/// an append to the page cache, far cheaper than a trip to the pool and
-/// back.
+/// an append to the page cache, a small fraction of the cost of a trip
+/// through the pool and back.
 fn now(
     store: &LogStore,
     f: impl FnOnce(&Session) -> logstore::Result<String>,

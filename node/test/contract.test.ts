@@ -305,7 +305,7 @@ describe("lifecycle", () => {
     // 80 documents of 1 MiB pass the 64 MiB segment size: the in-place
     // write that would roll answers "would wait", and the pooled one rolls.
     const big = "x".repeat(1024 * 1024);
-    // Zeros are reserved ahead of the tail now: small writes fit in place.
+    // After this put, zeros are reserved ahead of the tail: small writes fit in place.
     await s.docs.put("warm", "w", {});
     const puts: Array<Promise<unknown>> = [];
     for (let i = 0; i < 80; i++) {

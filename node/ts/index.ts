@@ -70,10 +70,9 @@ function callSync<T>(f: () => T): T {
 
 /**
  * Reads that are an in-memory index lookup plus at most a page-cache read
- * run on the JavaScript thread: measured on the benchmark's store, a get is
- * about 3x, a count about 9x and a 20-row query about 1.3x faster than a
- * trip to the worker pool. A query asking for more rows than this goes to
- * the pool, so a large page never stalls the event loop.
+ * run on the JavaScript thread, which is faster than a trip to the worker
+ * pool and back. A query asking for more rows than this goes to the pool,
+ * so a large page never stalls the event loop.
  */
 const IN_THREAD_QUERY_ROWS = 1000;
 

@@ -198,17 +198,21 @@ impl Drop for Scratch {
     }
 }
 
-/// The floors as a second table (empty without them).
-pub fn table(floors: &[FloorRow]) -> String {
-    let Some(first) = floors.first() else {
-        return String::new();
-    };
-    let mut out = format!(
-        "\nSync puts against the disk's floor: positioned writes of {} B records and fdatasync \
-         into a zero-filled scratch file, same run\n\n",
+/// What the floors measure, in one line (none without them).
+pub fn caption(floors: &[FloorRow]) -> Option<String> {
+    let first = floors.first()?;
+    Some(format!(
+        "`Sync` puts against the disk's floor: positioned writes of {} B records, each \
+         followed by `fdatasync` (one writer) or one `fdatasync` per batch (several), into a \
+         zero-filled scratch file, alternating with the engine in the same run.",
         first.record_bytes
-    );
-    out += "| log engine vs floor | floor ops/s | log engine ops/s | log / floor |\n";
+    ))
+}
+
+/// The floors as a Markdown table.
+pub fn table(floors: &[FloorRow]) -> String {
+    let mut out =
+        "| log engine vs floor | floor ops/s | log engine ops/s | log / floor |\n".to_string();
     out += "| --- | ---: | ---: | ---: |\n";
     for row in floors {
         out += &format!(

@@ -122,15 +122,13 @@ pub fn rows(
     Ok(rows)
 }
 
-/// The rows as a table (empty without them).
+/// What the readers' table measures, in one line.
+pub const CAPTION: &str =
+    "A read-only handle beside the writer (open_read_only, refresh): the same store, same run";
+
+/// The rows as a Markdown table.
 pub fn table(rows: &[ReaderRow]) -> String {
-    if rows.is_empty() {
-        return String::new();
-    }
-    let mut out = "\nA read-only handle beside the writer (open_read_only, refresh): \
-                   the same store, same run\n\n"
-        .to_string();
-    out += "| operation | writer ops/s | reader ops/s | reader / writer |\n";
+    let mut out = "| operation | writer ops/s | reader ops/s | reader / writer |\n".to_string();
     out += "| --- | ---: | ---: | ---: |\n";
     for row in rows {
         let (writer, ratio) = match row.writer_ops_per_sec {

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Runs every benchmark once and writes its tables into BENCHMARKS.md and
+# README.md, so that no figure in the docs is typed by hand and the two
+# cannot disagree. Each table sits between marker lines
+#
+#   <!-- bench:NAME -->
+#   (replaced by this script)
+#   <!-- /bench:NAME -->
+#
+# and the blocks are:
+#
+#   rust-sync, rust-sync-floors, rust-sync-readers   logstore bench --markdown (Sync vs SQLite FULL)
+#   rust-flush                 logstore bench --durability flush --markdown (Flush vs SQLite NORMAL)
+#   pg-sync                    logstore bench --driver postgres --markdown, on a throwaway
+#                              PostgreSQL (scripts/with-postgres.sh) run with fsync=on
+#   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
+#   node                       cd node && npm run bench -- --markdown (after npm run build)
+#   readme                     README's comparison, taken from node, rust-sync and rust-flush
+#   goals, node-goals          the goals against the blocks above
+#   run                        the commit, date and machine of the run
+#
+# About 15 minutes on a 2-core machine. A marker that no block fills fails
+# the script and leaves both files unchanged. Run it on a quiet machine:
+# other work on the same cores and disk moves every figure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out="$(mktemp -d "${TMPDIR:-/tmp}/logstore-bench-docs.XXXXXX")"
+trap 'rm -rf "$out"' EXIT
+mkdir "$out/blocks"
+started=$SECONDS
+
+say() { echo "bench-docs: $*" >&2; }
+
+# take_blocks FILE: each marked block of FILE into $out/blocks/NAME.md, markers left out.
+take_blocks() {
+    awk -v dir="$out/blocks" '
+        /^<!-- bench:[a-z0-9-]+ -->$/ { file = dir "/" substr($0, 12, length($0) - 15) ".md"; printf "" > file; next }
+        /^<!-- \/bench:[a-z0-9-]+ -->$/ { close(file); file = ""; next }
+        file != "" { print > file }' "$1"
+}
+
+# block NAME: standard input, framed by blank lines, as the block NAME.
+block() {
+    { echo; cat; echo; } > "$out/blocks/$1.md"
+}
+
+say "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "building"
+cargo build --release --quiet -p logstore-cli
+cargo build --release --quiet --example open_profile
+
+say "logstore bench, Sync"
+cargo run --release --quiet -- bench --markdown > "$out/rust-sync.md"
+say "logstore bench, Flush"
+cargo run --release --quiet -- bench --durability flush --markdown > "$out/rust-flush.md"
+say "logstore bench against PostgreSQL"
+# shellcheck disable=SC2016 # expanded by the inner shell, where with-postgres.sh sets it
+LOGSTORE_PG_FSYNC=on scripts/with-postgres.sh \
+    sh -c 'cargo run --release --quiet -- bench --driver postgres --url "$LOGSTORE_PG_URL" --markdown' \
+    > "$out/pg.md"
+for f in rust-sync rust-flush pg; do take_blocks "$out/$f.md"; done
+
+say "open time and index memory"
+cargo run --release --quiet --example open_profile -- 10000 100000 1000000 | block open
+
+say "the Node.js benchmark"
+(
+    cd node
+    [ -d node_modules ] || npm ci --no-audit --no-fund >&2
+    npm run --silent build >&2
+    npm run --silent bench -- --markdown
+) > "$out/node.md"
+take_blocks "$out/node.md"
+
+b="$out/blocks"
+: > "$out/missing"
+
+# cell BLOCK OPERATION COLUMN: the cell in COLUMN (1 is the operation) of
+# the row of BLOCK's table that names OPERATION.
+cell() {
+    awk -F'|' -v op="$2" -v col="$3" '
+        function trim(s) { gsub(/^[ \t]+|[ \t]+$/, "", s); return s }
+        trim($2) == op { print trim($(col + 1)); found = 1; exit }
+        END { if (!found) print "?" }' "$b/$1.md" | {
+        read -r text
+        [ "$text" != "?" ] || echo "$1: $2" >> "$out/missing"
+        echo "$text"
+    }
+}
+
+# num TEXT: the number in a cell ("2.9x", "81%", "241.3 ms").
+num() { printf '%s' "$1" | sed 's/[^0-9.]//g'; }
+
+# at_least VALUE GOAL: "met" or "missed".
+at_least() { awk -v v="$1" -v g="$2" 'BEGIN { print (v + 0 >= g + 0) ? "met" : "missed" }'; }
+
+# over A B: A / B as a ratio, "12.3x".
+over() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+
+# lowest BLOCK COLUMN OPERATION...: "operation: ratio" of the row whose
+# COLUMN is lowest among OPERATION...
+lowest() {
+    local blk=$1 col=$2 best="" best_op="" op v
+    shift 2
+    for op in "$@"; do
+        v=$(cell "$blk" "$op" "$col")
+        if [ -z "$best" ] || [ "$(at_least "$(num "$best")" "$(num "$v")")" = met ]; then
+            best=$v best_op=$op
+        fi
+    done
+    echo "$best_op: $best"
+}
+
+say "README's table"
+readme_row() { # LABEL NODE_OPERATION RUST_OPERATION
+    printf '| %s | %s | %s | %s | %s |\n' "$1" \
+        "$(cell node "$2" 6)" "$(cell node "$2" 7)" "$(cell rust-sync "$3" 4)" "$(cell rust-flush "$3" 4)"
+}
+{
+    echo "| operation | Node.js, \`sync\` | Node.js, \`flush\` | Rust, \`Sync\` | Rust, \`Flush\` |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    readme_row "put (new)" "put (new)" "put (new)"
+    readme_row "get by id" "get by id" "get by id"
+    readme_row "query, 1 filter, limit 20" "query, 1 filter, limit 20" "query, 1 filter, limit 20"
+    readme_row "count, 1 filter" "count, 1 filter" "count, 1 filter"
+    readme_row "put (new), 8 concurrent writers" "put (new), 8 concurrent writers" "put (new), 8 threads"
+    readme_row "blob get, 4 KiB" "blob get, 4 KiB" "blob get, 4 KiB"
+    readme_row "blob get, 1 MiB" "blob get, 1 MiB" "blob get, 1 MiB"
+    readme_row "open" "open (opens per second)" "open (opens per second)"
+} | block readme
+
+say "goals"
+goal() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
+{
+    echo "| figure | goal | measured | result |"
+    echo "| --- | --- | --- | --- |"
+    v=$(cell rust-sync "get by id" 4)
+    goal "get by id, parsed" "at least 5x" "$v" "$(at_least "$(num "$v")" 5)"
+    v=$(over "$(cell rust-sync "get by id, raw JSON text" 2)" "$(cell rust-sync "get by id" 3)")
+    goal "get by id, log raw / SQLite parsed" "at least 10x" "$v" "$(at_least "$(num "$v")" 10)"
+    v=$(over "$(cell rust-sync "query, 1 filter, limit 20, raw JSON text" 2)" "$(cell rust-sync "query, 1 filter, limit 20" 3)")
+    goal "query, 1 filter, limit 20, log raw / SQLite parsed" "at least 20x" "$v" "$(at_least "$(num "$v")" 20)"
+    v=$(cell rust-sync "blob get, 4 KiB" 4)
+    goal "blob get, 4 KiB" "at least 1.5x" "$v" "$(at_least "$(num "$v")" 1.5)"
+    v=$(cell rust-sync "blob get, 1 MiB" 4)
+    goal "blob get, 1 MiB" "at least 1.5x" "$v" "$(at_least "$(num "$v")" 1.5)"
+    v=$(cell rust-flush "put (new)" 4)
+    goal "put (new), \`Flush\`" "at least 20x" "$v" "$(at_least "$(num "$v")" 20)"
+    v=$(cell rust-sync-floors "put (new), 1 thread vs write + fdatasync, 1 writer" 4)
+    goal "put (new), \`Sync\`, 1 writer" "90% of the write + fdatasync floor" "$v" "$(at_least "$(num "$v")" 90)"
+    v=$(cell rust-sync "put (new), 8 threads" 4)
+    f=$(cell rust-sync-floors "put (new), 8 threads vs writes + one fdatasync per batch, 8 writers" 4)
+    m=$(at_least "$(num "$v")" 8)
+    [ "$m" = met ] || m=$(at_least "$(num "$f")" 90)
+    goal "put (new), \`Sync\`, 8 writers" "8x, or 90% of the batched floor" "$v, $f" "$m"
+    v=$(cell rust-sync "open (opens per second)" 4)
+    goal "open, the bench's store" "at least 0.25x" "$v" "$(at_least "$(num "$v")" 0.25)"
+    v=$(cell open 1000000 2)
+    goal "open 1M documents from the snapshot" "under 350 ms" "$v" "$(at_least 350 "$(num "$v")")"
+    v=$(cell open 1000000 6)
+    goal "index memory per document, beyond id and value strings" "under 70 B" "$v" "$(at_least 70 "$(num "$v")")"
+} | block goals
+{
+    echo "| figure | goal | measured | result |"
+    echo "| --- | --- | --- | --- |"
+    low=$(lowest node 6 "load 10000 documents (puts)" "put (new)" "upsert" "CAS put (get + put)" "patch" "delete" \
+        "get by id" "query, 1 filter, limit 20" "query, 2 filters, limit 20" "query ordered by index field" \
+        "count, 1 filter" "lease acquire + release" "blob put, 4 KiB" "blob get, 4 KiB" "blob put, 1 MiB" \
+        "blob get, 1 MiB" "put (new), 1 concurrent writer" "put (new), 4 concurrent writers" \
+        "put (new), 8 concurrent writers")
+    goal "every operation but open, \`sync\`" "at least 1x" "lowest: ${low}" "$(at_least "$(num "${low##* }")" 1)"
+    low=$(lowest node 6 "get by id" "query, 1 filter, limit 20" "query, 2 filters, limit 20" \
+        "query ordered by index field" "count, 1 filter")
+    goal "gets, queries and counts, \`sync\`" "at least 10x" "lowest: ${low}" "$(at_least "$(num "${low##* }")" 10)"
+    v=$(cell node "put (new), 8 concurrent writers" 6)
+    goal "put (new), 8 concurrent writers, \`sync\`" "at least 8x" "$v" "$(at_least "$(num "$v")" 8)"
+    low=$(lowest node 7 "load 10000 documents (puts)" "put (new)" "upsert" "CAS put (get + put)" "patch" "delete" \
+        "lease acquire + release")
+    goal "document and lease writes, \`flush\`" "at least 20x" "lowest: ${low}" "$(at_least "$(num "${low##* }")" 20)"
+} | block node-goals
+
+if [ -s "$out/missing" ]; then
+    say "rows missing from the benchmarks' tables:"
+    cat "$out/missing" >&2
+    exit 1
+fi
+
+commit="$(git rev-parse --short HEAD)"
+git diff --quiet HEAD -- . ':!*.md' || commit="$commit with uncommitted changes"
+cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+mem="$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+printf 'Generated by `scripts/bench-docs.sh` on %s from commit %s: %s cores (%s), %s, %s.\n' \
+    "$(date -u +%Y-%m-%d)" "$commit" "$(nproc)" "$cpu" "$mem" "$(uname -sr)" | block run
+
+# Every marked block of FILE replaced, into FILE.new; fails on a block
+# this run did not produce.
+splice() {
+    awk -v dir="$b" '
+        /^<!-- bench:[a-z0-9-]+ -->$/ {
+            print
+            name = substr($0, 12, length($0) - 15)
+            file = dir "/" name ".md"
+            if ((getline line < file) <= 0) { print "bench-docs: no table for " name > "/dev/stderr"; bad = 1 }
+            else { print line; while ((getline line < file) > 0) print line }
+            close(file)
+            skipping = 1
+            next
+        }
+        skipping && $0 == "<!-- /bench:" name " -->" { skipping = 0; print; next }
+        skipping { next }
+        { print }
+        END {
+            if (skipping) { print "bench-docs: no end marker for " name > "/dev/stderr"; bad = 1 }
+            exit bad
+        }' "$1" > "$1.new"
+}
+status=0
+for doc in BENCHMARKS.md README.md; do splice "$doc" || status=1; done
+if [ "$status" -ne 0 ]; then
+    rm -f BENCHMARKS.md.new README.md.new
+    exit 1
+fi
+mv BENCHMARKS.md.new BENCHMARKS.md
+mv README.md.new README.md
+say "done in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

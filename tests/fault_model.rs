@@ -11,14 +11,14 @@
 
 mod common;
 
+use common::crash::{check_images, dir, open_image, put_padded_docs, short, Rig};
 use common::{keys, workload_dump as dump};
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::power_fs::{image_fs, Image, PowerFs};
+use common::power_fs::{image_fs, PowerFs};
 use logstore::io::{MemFs, VFile, Vfs};
 use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Store};
 use serde_json::json;
@@ -28,53 +28,6 @@ use serde_json::json;
 const ASCII_TIME: i64 = 0x0101_0101_0101;
 
 use common::test_opts as opts;
-
-fn dir() -> &'static Path {
-    Path::new("db")
-}
-
-/// Opens a crash image: the store's dump, or why it does not open (a panic
-/// included), with a clean integrity check required.
-fn open_image(image: &Image, options: &Options, lease_keys: &[String]) -> Result<String, String> {
-    let fs = Arc::new(image_fs(image));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let store = LogStore::open_with_fs(fs, dir(), options.clone())
-            .map_err(|e| format!("does not open: {e}"))?;
-        let state = common::dump(&store, lease_keys);
-        let report = store.verify().map_err(|e| format!("verify: {e}"))?;
-        if !report.is_clean() {
-            return Err(format!("verify: {:?}", report.problems));
-        }
-        Ok(state)
-    }));
-    outcome.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        Err(format!("panicked: {what}"))
-    })
-}
-
-/// The lines of two dumps that differ, shortened.
-fn diff(expected: &str, got: &str) -> String {
-    let missing: Vec<String> = expected
-        .lines()
-        .filter(|l| !got.lines().any(|g| g == *l))
-        .map(short)
-        .collect();
-    let extra: Vec<String> = got
-        .lines()
-        .filter(|l| !expected.lines().any(|e| e == *l))
-        .map(short)
-        .collect();
-    format!("missing {missing:?}, unexpected {extra:?}")
-}
-
-fn short(state: &str) -> String {
-    state.chars().take(120).collect()
-}
 
 // ---------------------------------------------------------------------
 // fsyncgate
@@ -88,13 +41,10 @@ fn short(state: &str) -> String {
 fn a_failed_sync_fails_every_waiting_writer_and_nothing_is_acknowledged_after_it() {
     let mut failures = Vec::new();
     for fail_at in [1, 2, 3, 5, 8, 13, 21] {
-        let fs = PowerFs::new();
-        fs.set_capture(false);
-        let clock = Arc::new(ManualClock::new(1_000));
-        let options = opts(&clock, Durability::Sync, 4096);
-        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), options.clone()).unwrap();
+        let rig = Rig::without_capture(Durability::Sync, 4096);
+        let store = rig.open();
         store.docs().ensure_collection("c", &["t"]).unwrap();
-        fs.fail_sync_at(fail_at);
+        rig.fs.fail_sync_at(fail_at);
         let results: Vec<(String, bool)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
                 .map(|t| {
@@ -117,7 +67,7 @@ fn a_failed_sync_fails_every_waiting_writer_and_nothing_is_acknowledged_after_it
                 .collect()
         });
         let case = format!("sync {fail_at} fails");
-        if fs.failed_syncs() == 0 {
+        if rig.fs.failed_syncs() == 0 {
             failures.push(format!("{case}: the workload made fewer syncs"));
             continue;
         }
@@ -126,18 +76,16 @@ fn a_failed_sync_fails_every_waiting_writer_and_nothing_is_acknowledged_after_it
         }
         // What the store shows (reads work on a poisoned store) and what
         // its close claims.
-        let view = dump(&store);
-        let closed = store.close();
-        drop(store);
-        let state = match open_image(&fs.durable_image(), &options, &keys()) {
+        let (view, closed, durable) = rig.close_and_lose_power(store);
+        let state = match durable {
             Ok(state) => state,
             Err(why) => {
                 failures.push(format!("{case}: after a power loss the store {why}"));
                 continue;
             }
         };
-        let store = LogStore::open_with_fs(Arc::new(image_fs(&fs.durable_image())), dir(), options)
-            .unwrap();
+        let durable = Arc::new(image_fs(&rig.fs.durable_image()));
+        let store = LogStore::open_with_fs(durable, dir(), rig.options).unwrap();
         for (id, ok) in &results {
             let present = store.docs().get("c", id).unwrap().is_some();
             if *ok && !present {
@@ -210,11 +158,12 @@ fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
     for path in PATHS {
         for n in 1.. {
             cases += 1;
-            let fs = PowerFs::new();
-            fs.set_capture(false);
-            let clock = Arc::new(ManualClock::new(1_000));
-            let sync_opts = opts(&clock, Durability::Sync, 4096);
-            let options = opts(&clock, durability, 4096);
+            let rig = Rig::without_capture(durability, 4096);
+            let fs = &rig.fs;
+            let sync_opts = Options {
+                durability: Durability::Sync,
+                ..rig.options.clone()
+            };
             {
                 let store = LogStore::open_with_fs(fs.as_vfs(), dir(), sync_opts).unwrap();
                 store.docs().ensure_collection("c", &["owner"]).unwrap();
@@ -225,7 +174,7 @@ fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
                 store.leases().acquire("k1", "run1", 500).unwrap();
                 store.close().unwrap();
             }
-            let store = LogStore::open_with_fs(fs.as_vfs(), dir(), options.clone()).unwrap();
+            let store = rig.open();
             let s0 = dump(&store);
             fs.fail_sync_at(n);
             let case = format!("{durability:?}, {path:?}, sync {n} fails");
@@ -252,7 +201,7 @@ fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
                     "{case}: {path:?} returned Ok although one of its syncs failed"
                 ));
             }
-            match open_image(&fs.durable_image(), &options, &keys()) {
+            match open_image(&fs.durable_image(), &rig.options) {
                 Err(why) => failures.push(format!("{case}: after a power loss the store {why}")),
                 Ok(state) => {
                     let position = [&s0, &s1, &s2].iter().position(|s| **s == state);
@@ -287,15 +236,10 @@ fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
     );
 }
 
-#[test]
-fn no_path_acknowledges_a_write_whose_sync_failed_with_sync() {
-    no_path_acknowledges_a_write_whose_sync_failed(Durability::Sync);
-}
-
-#[test]
-fn no_path_acknowledges_a_write_whose_sync_failed_with_flush() {
-    no_path_acknowledges_a_write_whose_sync_failed(Durability::Flush);
-}
+crash_tests!(no_path_acknowledges_a_write_whose_sync_failed:
+    no_path_acknowledges_a_write_whose_sync_failed_with_sync(Durability::Sync),
+    no_path_acknowledges_a_write_whose_sync_failed_with_flush(Durability::Flush),
+);
 
 /// The workload of the reopen test, one operation per call.
 fn reopen_step(store: &LogStore, i: usize) -> logstore::Result<()> {
@@ -341,11 +285,9 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
     let mut failures = Vec::new();
     let mut n = 1;
     loop {
-        let fs = PowerFs::new();
-        fs.set_capture(false);
-        let clock = Arc::new(ManualClock::new(1_000));
-        let options = opts(&clock, Durability::Sync, segment_bytes);
-        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), options.clone()).unwrap();
+        let rig = Rig::without_capture(Durability::Sync, segment_bytes);
+        let (fs, clock) = (&rig.fs, &rig.clock);
+        let store = rig.open();
         fs.fail_sync_at(n);
         let mut history = vec![dump(&store)];
         let mut failed_step = None;
@@ -372,24 +314,12 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
             break;
         };
         let case = format!("segment_bytes {segment_bytes}, sync {n} fails (in step {k})");
-        drop(store);
         // The application restarts; the page cache still holds the bytes
         // whose sync failed.
-        let reopened = match LogStore::open_with_fs(fs.as_vfs(), dir(), options.clone()) {
-            Ok(store) => store,
-            Err(e) => {
-                failures.push(format!("{case}: reopening from the page cache fails: {e}"));
-                n += 1;
-                continue;
-            }
+        let Some((reopened, seen)) = rig.restart(store, &history, 0, &mut failures, &case) else {
+            n += 1;
+            continue;
         };
-        let r0 = dump(&reopened);
-        let seen = history.iter().position(|h| *h == r0);
-        if seen.is_none() {
-            failures.push(format!(
-                "{case}: the reopened store is not at a prefix of the history"
-            ));
-        }
         let mut acknowledged = true;
         for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + 3).enumerate() {
             clock.advance(1);
@@ -407,28 +337,14 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
                 break;
             }
         }
-        let final_view = dump(&reopened);
-        if let Err(e) = reopened.close() {
-            failures.push(format!("{case}: close after the reopen fails: {e}"));
-            acknowledged = false;
-        }
-        drop(reopened);
-        // The power fails.
-        match open_image(&fs.durable_image(), &options, &keys()) {
-            Err(why) => failures.push(format!("{case}: after the power loss the store {why}")),
-            Ok(state) if acknowledged && state != final_view => {
-                let lost_failed_write = seen == Some(k + 1);
-                failures.push(format!(
-                    "{case}: the power loss does not leave what the reopened store acknowledged{}: {}",
-                    if lost_failed_write {
-                        " (it had replayed the write whose sync failed as if durable)"
-                    } else {
-                        ""
-                    },
-                    diff(&final_view, &state)
-                ));
-            }
-            Ok(_) => {}
+        // The store closes; the power fails.
+        let note = if seen == Some(k + 1) {
+            " (it had replayed the write whose sync failed as if durable)"
+        } else {
+            ""
+        };
+        for why in rig.check_close_and_power_loss(reopened, acknowledged) {
+            failures.push(format!("{case}: after the reopen, {why}{note}"));
         }
         n += 1;
     }
@@ -437,15 +353,10 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
     common::assert_no_failures("reopen from the page cache after fsyncgate", &failures);
 }
 
-#[test]
-fn reopen_after_a_failed_sync_with_one_page_segments() {
-    reopen_after_a_failed_sync(4096);
-}
-
-#[test]
-fn reopen_after_a_failed_sync_with_multi_page_segments() {
-    reopen_after_a_failed_sync(64 * 1024);
-}
+crash_tests!(reopen_after_a_failed_sync:
+    reopen_after_a_failed_sync_with_one_page_segments(4096),
+    reopen_after_a_failed_sync_with_multi_page_segments(64 * 1024),
+);
 
 // ---------------------------------------------------------------------
 // Attacker-chosen bytes
@@ -664,11 +575,8 @@ type Step = Box<dyn Fn(&LogStore) -> logstore::Result<()>>;
 /// acknowledged write, and is the model after a prefix of the history.
 #[test]
 fn crafted_ids_survive_every_power_loss_image() {
-    let fs = PowerFs::new();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let options = opts(&clock, Durability::Sync, 4096);
-    let store = LogStore::open_with_fs(fs.as_vfs(), dir(), options.clone()).unwrap();
-    let mut history = vec![dump(&store)];
+    let rig = Rig::new(PowerFs::new(), Durability::Sync, 4096);
+    let store = rig.open();
     let mut steps: Vec<Step> = vec![Box::new(|s| s.docs().ensure_collection("c", &["owner"]))];
     for i in 0..12u64 {
         let frame = documented_frame(i * 1000);
@@ -688,33 +596,14 @@ fn crafted_ids_survive_every_power_loss_image() {
                 .map(drop)
         }));
     }
-    for step in &steps {
-        clock.advance(1);
-        step(&store).unwrap();
-        history.push(dump(&store));
-        fs.acked.fetch_add(1, Ordering::SeqCst);
-    }
-    fs.capture_now();
+    let history = rig.run(&store, steps.len(), |s, i| steps[i](s));
+    rig.fs.capture_now();
     drop(store);
-    let images = fs.take_labelled_images();
+    let images = rig.fs.take_labelled_images();
     let last = history.len() - 1;
-    let mut failures = Vec::new();
-    for (n, (image, acked, label)) in images.iter().enumerate() {
-        match open_image(image, &options, &keys()) {
-            Err(why) => failures.push(format!(
-                "image {n} (after {acked} acknowledged; {label}): {why}"
-            )),
-            Ok(state) => {
-                if !history[*acked..=(acked + 1).min(last)].contains(&state) {
-                    failures.push(format!(
-                        "image {n} (after {acked} acknowledged; {label}): not the model after {acked} or {} writes (it is after {:?})",
-                        acked + 1,
-                        history.iter().position(|h| *h == state)
-                    ));
-                }
-            }
-        }
-    }
+    let failures = check_images(&images, &rig.options, &history, |acked| {
+        acked..=(acked + 1).min(last)
+    });
     eprintln!("{} images", images.len());
     assert!(images.len() > 50, "{} images", images.len());
     common::assert_no_failures("crafted ids over power-loss images", &failures);
@@ -748,18 +637,7 @@ fn a_snapshot_written_by_compaction_covers_only_durable_records() {
     });
     let store = Arc::new(LogStore::open_with_fs(Arc::new(fs), dir(), options.clone()).unwrap());
     let _ = cell.set(store.clone());
-    store.docs().ensure_collection("c", &["owner"]).unwrap();
-    for i in 0..5 {
-        store
-            .docs()
-            .put(
-                "c",
-                &format!("d{i}"),
-                json!({"owner": "o", "pad": "x".repeat(200)}),
-                None,
-            )
-            .unwrap();
-    }
+    put_padded_docs(store.as_ref(), 5, "x");
     store.compact().unwrap();
     assert!(
         store.docs().get("c", "during").unwrap().is_some(),
@@ -769,7 +647,7 @@ fn a_snapshot_written_by_compaction_covers_only_durable_records() {
     assert!(!images.is_empty());
     let mut failures = Vec::new();
     for (image, _, label) in &images {
-        if let Err(why) = open_image(image, &options, &keys()) {
+        if let Err(why) = open_image(image, &options) {
             failures.push(format!("{label}: {why}"));
         }
     }

@@ -438,10 +438,7 @@ fn run(base: &Path, run: u64) {
 
 #[test]
 fn readers_in_other_processes_see_a_growing_prefix_through_rolls_compactions_and_a_kill() {
-    let runs: u64 = std::env::var("LOGSTORE_READER_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let runs = common::env_number("LOGSTORE_READER_RUNS").unwrap_or(2);
     let tmp = tempfile::tempdir().unwrap();
     let started = Instant::now();
     for r in 0..runs {

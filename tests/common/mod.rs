@@ -3,12 +3,18 @@
 #![allow(dead_code)]
 
 pub mod count_fs;
+pub mod crash;
 pub mod power_fs;
 pub mod wrap_fs;
 
 use std::path::{Path, PathBuf};
 
 use logstore::{Document, DocumentStore, Durability, ManualClock, Options, Query};
+
+/// The number in environment variable `name`, if it holds one.
+pub fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
 
 /// Options that skip fsync: recovery tests reopen hundreds of times.
 pub fn flush_opts() -> Options {
@@ -122,7 +128,18 @@ pub fn assert_no_failures(what: &str, failures: &[String]) {
 /// then with `kinds` above 9 a compare-and-swap put that may change nothing
 /// and a blob delete that may orphan its file, and last a compaction.
 pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logstore::Result<()> {
-    use logstore::{BlobPut, Store};
+    workload_step_with(store, || store.compact().map(drop), i, kinds)
+}
+
+/// [`workload_step`] through anything with the store traits (a batch's
+/// handle, say), with `compact` for its compaction step.
+pub fn workload_step_with(
+    store: &dyn logstore::Store,
+    compact: impl FnOnce() -> logstore::Result<()>,
+    i: usize,
+    kinds: usize,
+) -> logstore::Result<()> {
+    use logstore::BlobPut;
     use serde_json::json;
     let d = store.docs();
     let lease_keys = ["k1", "k2"];
@@ -154,7 +171,7 @@ pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logs
             Some(m) => store.blobs().delete(&m.id).map(drop),
             None => Ok(()),
         },
-        _ => store.compact().map(drop),
+        _ => compact(),
     }
 }
 

@@ -47,6 +47,8 @@ use std::sync::Arc;
 use logstore::io::{LockGuard, MemFs, VFile, Vfs};
 use parking_lot::Mutex;
 
+use super::env_number;
+
 /// The unit of write-back: a page either reaches the disk or it does not.
 pub const PAGE: usize = 4096;
 /// The unit a page may be torn at.
@@ -87,10 +89,6 @@ impl XorShift {
     pub fn coin(&mut self) -> bool {
         self.next_u64() & 1 == 1
     }
-}
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok()?.trim().parse().ok()
 }
 
 /// Random combinations per sync point: `LOGSTORE_POWER_SAMPLES` or 8.

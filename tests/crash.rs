@@ -6,6 +6,9 @@
 //!   file's writes), then over the page model's (every unsynced page old,
 //!   new, zero or torn at a sector, every unsynced directory operation kept
 //!   or lost), with `Durability::Sync` and with `Durability::Flush`;
+//! - power loss after a write that lands while a compaction copies (the
+//!   snapshot it writes covers only durable records), and after open made a
+//!   replayed delete durable (no later append writes into that page);
 //! - an I/O error at the Nth call, for N = 1, 2, ... until the operation
 //!   completes, for every kind of operation and for open: an error, never a
 //!   panic, and after reopening a clean integrity check and the state before
@@ -19,8 +22,8 @@ use common::workload_dump as dump;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use common::crash::{allowed, check_images, dir, put_padded_docs, Rig};
-use common::power_fs::PowerFs;
+use common::crash::{allowed, check_images, dir, open_image, put_padded_docs, Rig, ASCII_TIME};
+use common::power_fs::{image_fs, PowerFs};
 use logstore::io::FaultFs;
 use logstore::io::{VFile, Vfs};
 use logstore::{BlobPut, Durability, LogStore, ManualClock, Options, Store};
@@ -34,6 +37,10 @@ fn opts(clock: &Arc<ManualClock>) -> Options {
 fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
     common::workload_step(store, i, 9)
 }
+
+// ---------------------------------------------------------------------
+// Power loss at every sync point
+// ---------------------------------------------------------------------
 
 #[test]
 fn power_loss_at_every_sync_point_keeps_every_acknowledged_write() {
@@ -89,6 +96,105 @@ crash_tests!(page_model_power_loss:
     page_model_power_loss_with_sync_keeps_every_acknowledged_write(Durability::Sync),
     page_model_power_loss_with_flush_opens_at_a_prefix(Durability::Flush),
 );
+
+// ---------------------------------------------------------------------
+// A snapshot never covers a record that is not durable
+// ---------------------------------------------------------------------
+
+/// With `Durability::Flush`, a write that lands while a compaction copies
+/// is not synced by the compaction's roll; the snapshot the compaction then
+/// writes must not cover it unless the log was synced first. Every power
+/// loss image must open with a clean integrity check (a snapshot covering
+/// lost bytes reads as corruption).
+#[test]
+fn a_snapshot_written_by_compaction_covers_only_durable_records() {
+    let power = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = common::test_opts(&clock, Durability::Flush, 1 << 20);
+    let cell: Arc<std::sync::OnceLock<Arc<LogStore>>> = Arc::new(std::sync::OnceLock::new());
+    let hook_cell = cell.clone();
+    let fs = common::wrap_fs::WrapFs::new(power.as_vfs());
+    // The first compaction output is created between the compaction's roll
+    // and its snapshot: a write lands there.
+    fs.on_open(".seg.tmp", move || {
+        let store = hook_cell.get().expect("store is set");
+        store
+            .docs()
+            .put("c", "during", json!({"owner": "late"}), None)
+            .expect("put during compaction");
+    });
+    let store = Arc::new(LogStore::open_with_fs(Arc::new(fs), dir(), options.clone()).unwrap());
+    let _ = cell.set(store.clone());
+    put_padded_docs(store.as_ref(), 5, "x");
+    store.compact().unwrap();
+    assert!(
+        store.docs().get("c", "during").unwrap().is_some(),
+        "the hook ran"
+    );
+    let images = power.take_labelled_images();
+    assert!(!images.is_empty());
+    let mut failures = Vec::new();
+    for (image, _, label) in &images {
+        if let Err(why) = open_image(image, &options) {
+            failures.push(format!("{label}: {why}"));
+        }
+    }
+    common::assert_no_failures("snapshot after a write during compaction", &failures);
+}
+
+// ---------------------------------------------------------------------
+// Open leaves the log on a page boundary
+// ---------------------------------------------------------------------
+
+/// A blob delete is written but its pad before the sync fails (no space),
+/// and the process ends. The restarted store replays the delete, makes it
+/// durable and removes the orphaned content file. Open pads the log to a
+/// page boundary first, so the next session's appends never write into the
+/// page holding that delete: no power loss afterwards can bring back the
+/// blob's metadata without its file.
+#[test]
+fn what_open_made_durable_is_never_in_a_page_written_again() {
+    use common::wrap_fs::WrapFs;
+    let power = PowerFs::new();
+    power.set_capture(false);
+    let fs = WrapFs::new(power.as_vfs());
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = common::test_opts(&clock, Durability::Sync, 1 << 20);
+    let first = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    let meta = first
+        .blobs()
+        .put(&mut Cursor::new(b"hello blob".to_vec()), BlobPut::default())
+        .unwrap();
+    // The delete's record is written; the padding before its sync is not.
+    fs.fail_writes_after(1);
+    assert!(first.blobs().delete(&meta.id).is_err());
+    drop(first);
+    fs.heal();
+    let second = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    assert!(second.blobs().get_meta(&meta.id).unwrap().is_none());
+    power.set_capture(true);
+    second.docs().put("c", "x", json!({"a": 1}), None).unwrap();
+    drop(second);
+    let mut failures = Vec::new();
+    for (image, _, label) in power.take_labelled_images() {
+        let store = match LogStore::open_with_fs(Arc::new(image_fs(&image)), dir(), options.clone())
+        {
+            Ok(store) => store,
+            Err(e) => {
+                failures.push(format!("{label}: does not open: {e}"));
+                continue;
+            }
+        };
+        if store.blobs().get_meta(&meta.id).unwrap().is_some() {
+            failures.push(format!("{label}: the deleted blob is back"));
+        }
+    }
+    common::assert_no_failures("after open acted on a replayed delete", &failures);
+}
+
+// ---------------------------------------------------------------------
+// An I/O error at any step
+// ---------------------------------------------------------------------
 
 /// Runs operation `op` on a store whose Nth mutating I/O call fails, for
 /// N = 1, 2, ... until it succeeds; each time the store reopens clean, at
@@ -205,6 +311,10 @@ fn an_io_error_at_any_step_of_any_operation_is_reported_and_recoverable() {
     nth_io_error_loop("compaction", seeded, |s| s.compact().map(drop));
     nth_io_error_loop("close", seeded, |s| s.close());
 }
+
+// ---------------------------------------------------------------------
+// A crash during recovery
+// ---------------------------------------------------------------------
 
 /// A store left by a crash: a torn tail to cut, a compaction output to
 /// settle, an orphan blob and a staged file to remove.

@@ -14,6 +14,10 @@ use serde_json::json;
 use super::power_fs::{image_fs, Image, PowerFs};
 use super::{keys, test_opts, workload_dump as dump};
 
+/// A timestamp whose little-endian bytes are all ASCII, so that frames
+/// carrying it can be strings.
+pub const ASCII_TIME: i64 = 0x0101_0101_0101;
+
 /// The store directory of the crash tests, inside their file system.
 pub fn dir() -> &'static Path {
     Path::new("db")

@@ -1,10 +1,12 @@
 //! The crash tests' harness: a store over the power-loss simulator with the
 //! test's clock and options, the history of a workload (the model after
 //! each acknowledged operation), and opening a crash image to check it
-//! against that history.
+//! against that history. Also, on the real file system, a log built
+//! record by record to cut and damage.
 
+use std::fs::OpenOptions;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use logstore::{Durability, LogStore, ManualClock, Options, Store};
 use serde_json::json;
 
 use super::power_fs::{image_fs, Image, PowerFs};
-use super::{keys, test_opts, workload_dump as dump};
+use super::{all_docs, keys, log_end, segments, test_opts, workload_dump as dump};
 
 /// A timestamp whose little-endian bytes are all ASCII, so that frames
 /// carrying it can be strings.
@@ -264,4 +266,75 @@ pub fn diff(expected: &str, got: &str) -> String {
         .map(short)
         .collect();
     format!("missing {missing:?}, unexpected {extra:?}")
+}
+
+/// Writes `n` documents into a new store at `dir` on the real file system
+/// and returns the newest segment's length after each write (the record
+/// boundaries). The reserved zeros after the last record are trimmed and
+/// the index snapshot removed, so open replays every record of a file that
+/// ends with its last one.
+pub fn build(dir: &Path, n: usize, opts: Options) -> Vec<u64> {
+    let store = LogStore::open(dir, opts).unwrap();
+    store.docs().ensure_collection("c", &["owner"]).unwrap();
+    let mut ends = Vec::new();
+    for i in 0..n {
+        let body = json!({"owner": format!("o{}", i % 3), "text": "x".repeat(i * 7)});
+        store
+            .docs()
+            .put("c", &format!("d{i:03}"), body, None)
+            .unwrap();
+        // Where the log ends in its newest segment (the file itself runs on
+        // with the zeros the writer reserves ahead).
+        let newest = segments(dir).pop().unwrap();
+        ends.push(log_end(&std::fs::read(newest).unwrap()));
+    }
+    store.close().unwrap();
+    // Trim the reserved zeros, so the file ends with its last record.
+    let newest = segments(dir).pop().unwrap();
+    truncate(&newest, *ends.last().unwrap());
+    // These tests are about replaying the log; without the index snapshot
+    // that close writes, open reads every record.
+    std::fs::remove_file(dir.join("SNAPSHOT")).unwrap();
+    ends
+}
+
+/// [`build`] of `n` documents into folder `name` of a new temporary
+/// folder: the temporary folder (removed when dropped), the store
+/// directory, the record boundaries and the newest segment file.
+pub fn built(
+    name: &str,
+    n: usize,
+    opts: Options,
+) -> (tempfile::TempDir, PathBuf, Vec<u64>, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    let ends = build(&dir, n, opts);
+    let newest = segments(&dir).pop().unwrap();
+    (tmp, dir, ends, newest)
+}
+
+/// Puts document `new` into `store` (which holds `docs` documents in
+/// collection `c`), closes it and opens `dir` again: the write is kept.
+pub fn write_survives_reopen(store: LogStore, dir: &Path, opts: Options, docs: usize) {
+    store.docs().put("c", "new", json!({}), None).unwrap();
+    store.close().unwrap();
+    let store = LogStore::open(dir, opts).unwrap();
+    assert_eq!(all_docs(store.docs(), "c").len(), docs + 1);
+}
+
+/// Sets the length of the file at `path`.
+pub fn truncate(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// Flips bit `bit` of the byte at `offset` of the file at `path`.
+pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 1 << bit;
+    std::fs::write(path, bytes).unwrap();
 }

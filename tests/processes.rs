@@ -72,6 +72,7 @@ fn blob_bytes(n: u64) -> Vec<u8> {
 
 /// The child's body, selected by `ROLE_VAR`: the writer or a reader.
 #[test]
+#[ignore = "the child processes of the several-process tests, which run it with --ignored"]
 fn processes_child_entry() {
     let (Some(dir), Ok(role)) = (std::env::var_os(DIR_VAR), std::env::var(ROLE_VAR)) else {
         return;
@@ -283,6 +284,7 @@ fn spawn(role: &str, dir: &Path, seed: u64) -> Child {
         .args([
             "processes_child_entry",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod churn;
 pub mod count_fs;
 pub mod crash;
 pub mod power_fs;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod blobs;
 pub mod churn;
 pub mod count_fs;
 pub mod crash;

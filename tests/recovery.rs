@@ -32,7 +32,7 @@ fn truncation_at_every_offset_keeps_the_longest_whole_prefix() {
     for cut in first..=last {
         let dir = tmp.path().join(format!("cut{cut}"));
         copy_store(&base, &dir);
-        truncate(&dir.join(&segment_name), cut);
+        truncate(&dir.join(segment_name), cut);
         let whole = ends.iter().filter(|&&end| end <= cut).count();
         {
             let store = LogStore::open(&dir, flush_opts()).unwrap();
@@ -56,7 +56,7 @@ fn truncation_at_every_offset_keeps_the_longest_whole_prefix() {
                 assert_eq!(kept.len() as u64, t.offset + t.bytes_cut);
                 assert_eq!(
                     &kept[..],
-                    &std::fs::read(base.join(&segment_name)).unwrap()[..kept.len()]
+                    &std::fs::read(base.join(segment_name)).unwrap()[..kept.len()]
                 );
             }
             let docs = all_docs(store.docs(), "c");
@@ -159,7 +159,7 @@ fn damage_followed_by_good_records_is_cut_and_quarantined() {
     ] {
         let dir = tmp.path().join(what.replace(' ', "_"));
         copy_store(&base, &dir);
-        let seg = dir.join(&segment_name);
+        let seg = dir.join(segment_name);
         flip_bit(&seg, offset, bit);
         let damaged = std::fs::read(&seg).unwrap();
         let store = LogStore::open(&dir, flush_opts()).unwrap();
@@ -297,7 +297,7 @@ fn a_zero_page_before_later_records_is_a_crash_state_that_opens() {
     for page in 1..(*ends.last().unwrap() / 4096) {
         let dir = tmp.path().join(format!("page{page}"));
         copy_store(&base, &dir);
-        let seg = dir.join(&seg_name);
+        let seg = dir.join(seg_name);
         let mut bytes = std::fs::read(&seg).unwrap();
         let hole = (page * 4096) as usize;
         bytes[hole..hole + 4096].fill(0);

@@ -5,38 +5,20 @@
 mod common;
 
 use std::io::Cursor;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use common::power_fs::{image_fs, Image, PowerFs};
-use logstore::{Acquire, BlobPut, Durability, Error, LogStore, ManualClock, Options, Store};
+use common::crash::{allowed, check_images, open_image, Rig};
+use common::power_fs::PowerFs;
+use logstore::{Acquire, BlobPut, Durability, Error, LogStore, Options, Query, SnapshotUse, Store};
 use serde_json::json;
 
-use common::{test_opts as opts, workload_dump as dump};
-fn dir() -> &'static Path {
-    Path::new("db")
-}
+use common::{keys, workload_dump as dump};
 
-/// One step of the workload, by number: its writes through `writes` (a
-/// batch's session), a compaction through `store`.
-fn step(store: &LogStore, writes: &dyn Store, i: usize) -> logstore::Result<()> {
-    common::workload_step_in(store, writes, i, 11)
-}
-
-fn open_image(image: &Image, o: &Options) -> Result<String, String> {
-    let fs = Arc::new(image_fs(image));
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let s =
-            LogStore::open_with_fs(fs, dir(), o.clone()).map_err(|e| format!("no open: {e}"))?;
-        let st = dump(&s);
-        let r = s.verify().map_err(|e| format!("verify {e}"))?;
-        if !r.is_clean() {
-            return Err(format!("verify {:?}", r.problems));
-        }
-        Ok(st)
-    }))
-    .unwrap_or_else(|_| Err("panic".into()))
+/// One step of the workload, by number, through `s` (the store, or the
+/// handle a batch gives); a compaction goes through `store` itself.
+fn step(s: &dyn Store, store: &LogStore, i: usize) -> logstore::Result<()> {
+    common::workload_step_with(s, || store.compact().map(drop), i, 11)
 }
 
 const SIZES: [usize; 6] = [3, 1, 5, 2, 4, 6];
@@ -44,10 +26,9 @@ const SIZES: [usize; 6] = [3, 1, 5, 2, 4, 6];
 /// Batches under the page model: every image must be the state after all
 /// acknowledged batches and at most the batch in flight.
 fn batch_page_model(durability: Durability) {
-    let fs = PowerFs::new();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let o = opts(&clock, durability, 4096);
-    let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+    let rig = Rig::new(PowerFs::new(), durability, 4096);
+    let (fs, clock) = (&rig.fs, &rig.clock);
+    let store = rig.open();
     let mut history = vec![dump(&store)];
     let mut ends = vec![0usize];
     let mut i = 0;
@@ -58,8 +39,8 @@ fn batch_page_model(durability: Durability) {
                 let mut hs = Vec::new();
                 for j in i..i + k {
                     clock.advance(1);
-                    step(&store, s, j).unwrap();
-                    hs.push(dump(s));
+                    step(s, &store, j).unwrap();
+                    hs.push(common::dump(s, &keys()));
                 }
                 hs
             })
@@ -74,34 +55,18 @@ fn batch_page_model(durability: Durability) {
     fs.capture_now();
     let images = fs.take_labelled_images();
     let last = history.len() - 1;
-    let mut failures = Vec::new();
-    for (n, (image, acked, label)) in images.iter().enumerate() {
-        let next_end = ends.iter().copied().find(|e| e > acked).unwrap_or(last);
-        let allowed = match durability {
-            Durability::Sync => *acked..=next_end,
-            _ => 0..=next_end,
-        };
-        match open_image(image, &o) {
-            Err(w) => failures.push(format!("img {n} acked {acked} {label}: {w}")),
-            Ok(st) if !history[allowed.clone()].contains(&st) => failures.push(format!(
-                "img {n} acked {acked} {label}: not in {allowed:?} (is {:?})",
-                history.iter().position(|h| *h == st)
-            )),
-            _ => {}
-        }
-    }
+    let failures = check_images(&images, &rig.options, &history, |acked| {
+        let next_end = ends.iter().copied().find(|e| *e > acked).unwrap_or(last);
+        allowed(durability, acked, next_end)
+    });
     eprintln!("{durability:?}: {} images", images.len());
     common::assert_no_failures("batch", &failures);
 }
 
-#[test]
-fn batch_page_model_sync() {
-    batch_page_model(Durability::Sync);
-}
-#[test]
-fn batch_page_model_flush() {
-    batch_page_model(Durability::Flush);
-}
+crash_tests!(batch_page_model:
+    batch_page_model_sync(Durability::Sync),
+    batch_page_model_flush(Durability::Flush),
+);
 
 /// fsyncgate at sync N for every N, under batches; then power loss; then
 /// reopen from the page cache, more batches, close, power loss.
@@ -110,11 +75,9 @@ fn batch_fsyncgate_sweep() {
     let mut failures = Vec::new();
     let mut n = 1;
     loop {
-        let fs = PowerFs::new();
-        fs.set_capture(false);
-        let clock = Arc::new(ManualClock::new(1_000));
-        let o = opts(&clock, Durability::Sync, 4096);
-        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        let rig = Rig::without_capture(Durability::Sync, 4096);
+        let (fs, clock) = (&rig.fs, &rig.clock);
+        let store = rig.open();
         fs.fail_sync_at(n);
         let mut history = vec![dump(&store)];
         let mut acked = 0;
@@ -127,8 +90,8 @@ fn batch_fsyncgate_sweep() {
                 let mut v = Vec::new();
                 for j in i..i + k {
                     clock.advance(1);
-                    v.push(step(&store, s, j));
-                    history.push(dump(s));
+                    v.push(step(s, &store, j));
+                    history.push(common::dump(s, &keys()));
                 }
                 v
             });
@@ -146,7 +109,7 @@ fn batch_fsyncgate_sweep() {
         }
         let Some(b) = failed_in else { break };
         let case = format!("sync {n} (batch {b})");
-        match open_image(&fs.durable_image(), &o) {
+        match open_image(&fs.durable_image(), &rig.options) {
             Err(w) => failures.push(format!("{case}: power loss image {w}")),
             Ok(st) => {
                 if !history[acked..].contains(&st) {
@@ -157,26 +120,17 @@ fn batch_fsyncgate_sweep() {
                 }
             }
         }
-        drop(store);
-        let re = match LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                failures.push(format!("{case}: reopen {e}"));
-                n += 1;
-                continue;
-            }
+        let Some((re, _)) = rig.restart(store, &history, acked, &mut failures, &case) else {
+            n += 1;
+            continue;
         };
-        let r0 = dump(&re);
-        if !history[acked..].contains(&r0) {
-            failures.push(format!("{case}: reopen state not a prefix >= acked"));
-        }
         let mut ok = true;
         for (bb, j0) in [(0usize, 100usize), (1, 105)] {
             let r = re.batch(|s| {
                 (j0..j0 + SIZES[bb])
                     .map(|j| {
                         clock.advance(1);
-                        step(&re, s, j)
+                        step(s, &re, j)
                     })
                     .collect::<Vec<_>>()
             });
@@ -186,18 +140,8 @@ fn batch_fsyncgate_sweep() {
                 break;
             }
         }
-        let view = dump(&re);
-        if let Err(e) = re.close() {
-            failures.push(format!("{case}: close {e}"));
-            ok = false;
-        }
-        drop(re);
-        match open_image(&fs.durable_image(), &o) {
-            Err(w) => failures.push(format!("{case}: final image {w}")),
-            Ok(st) if ok && st != view => {
-                failures.push(format!("{case}: final power loss lost acknowledged"))
-            }
-            _ => {}
+        for why in rig.check_close_and_power_loss(re, ok) {
+            failures.push(format!("{case}: after reopen, {why}"));
         }
         n += 1;
     }
@@ -213,15 +157,12 @@ fn batch_fsyncgate_sweep() {
 fn unchanged_answers_resting_on_a_failed_batch() {
     let mut bad = Vec::new();
     for probe in 0..6 {
-        let fs = PowerFs::new();
-        fs.set_capture(false);
-        let clock = Arc::new(ManualClock::new(1_000));
-        let o = opts(&clock, Durability::Sync, 64 * 1024);
-        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        let rig = Rig::without_capture(Durability::Sync, 64 * 1024);
+        let store = rig.open();
         store.docs().ensure_collection("c", &[]).unwrap();
         store.docs().put("c", "x", json!({"v": 1}), None).unwrap();
         store.leases().acquire("k1", "b", 60_000).unwrap();
-        fs.fail_sync_at(1);
+        rig.fs.fail_sync_at(1);
         let mut answer = String::new();
         let batch = store.batch(|s| {
             // A's writes: v2 of x, delete of y (absent anyway), lease k1 released, k2 taken
@@ -231,27 +172,19 @@ fn unchanged_answers_resting_on_a_failed_batch() {
             s.leases().acquire("k2", "a", 60_000).unwrap();
             answer = std::thread::scope(|sc| {
                 sc.spawn(|| {
-                    let d = store.docs();
+                    let (d, l) = (store.docs(), store.leases());
+                    let held = |a: logstore::Result<Acquire>| {
+                        format!("{:?}", a.map(|a| matches!(a, Acquire::Held { .. })))
+                    };
                     match probe {
+                        // CAS fails on v2
                         0 => format!(
                             "{:?}",
                             d.put("c", "x", json!({}), Some(1)).map(|o| o.is_none())
-                        ), // CAS fails on v2
-                        1 => format!(
-                            "{:?}",
-                            store
-                                .leases()
-                                .acquire("k2", "b", 1000)
-                                .map(|a| matches!(a, Acquire::Held { .. }))
                         ),
-                        2 => format!(
-                            "{:?}",
-                            store
-                                .leases()
-                                .renew("k1", "b", 1000)
-                                .map(|a| matches!(a, Acquire::Held { .. }))
-                        ),
-                        3 => format!("{:?}", store.leases().release_all("b")),
+                        1 => held(l.acquire("k2", "b", 1000)),
+                        2 => held(l.renew("k1", "b", 1000)),
+                        3 => format!("{:?}", l.release_all("b")),
                         4 => format!("{:?}", d.patch("c", "x", json!({}), 1).map(|o| o.is_none())),
                         _ => format!(
                             "{:?}",
@@ -284,11 +217,9 @@ fn unchanged_answers_resting_on_a_failed_batch() {
 fn without_waiting_flush_against_a_failed_sync() {
     let mut bad = Vec::new();
     for n in 1..=8u64 {
-        let fs = PowerFs::new();
-        fs.set_capture(false);
-        let clock = Arc::new(ManualClock::new(1_000));
-        let o = opts(&clock, Durability::Flush, 16 * 1024);
-        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        let rig = Rig::without_capture(Durability::Flush, 16 * 1024);
+        let fs = &rig.fs;
+        let store = rig.open();
         store.docs().ensure_collection("c", &[]).unwrap();
         fs.fail_sync_at(n);
         let stop = AtomicBool::new(false);
@@ -360,7 +291,7 @@ fn without_waiting_flush_against_a_failed_sync() {
             c("err")
         );
         drop(store);
-        let re = LogStore::open_with_fs(fs.as_vfs(), dir(), o.clone()).unwrap();
+        let re = rig.open();
         for (id, tag) in &res {
             let present = re.docs().get("c", id).unwrap().is_some();
             match tag.as_str() {
@@ -379,7 +310,10 @@ fn without_waiting_flush_against_a_failed_sync() {
 }
 
 /// Out of the fault model (a file shortened behind a valid snapshot): the
-/// active map must not be read past the file's end.
+/// active map must not be read past the file's end. The snapshot covers
+/// bytes the newest segment no longer has, so open rejects it and replays
+/// the log as it is: every read answers, from what a full replay of the
+/// shortened segment holds.
 #[test]
 fn active_map_with_a_snapshot_past_a_shortened_segment() {
     let d = tempfile::tempdir().unwrap();
@@ -405,18 +339,31 @@ fn active_map_with_a_snapshot_past_a_shortened_segment() {
         .unwrap();
     f.set_len(8192).unwrap();
     drop(f);
-    match LogStore::open(d.path(), o) {
-        Err(e) => eprintln!("open refused: {e}"),
-        Ok(s) => {
-            eprintln!("opened: {:?}", s.recovery_report());
-            let mut errs = 0;
-            for i in 0..200 {
-                if s.docs().get("c", &format!("{i}")).is_err() {
-                    errs += 1;
-                }
-            }
-            eprintln!("gets failing: {errs}");
-            eprintln!("verify: {:?}", s.verify().map(|r| r.problems.len()));
-        }
+    // The same shortened log without the snapshot: what a full replay
+    // holds.
+    let replayed = tempfile::tempdir().unwrap();
+    common::copy_store(d.path(), replayed.path());
+    std::fs::remove_file(replayed.path().join("SNAPSHOT")).unwrap();
+    let full = LogStore::open(replayed.path(), o.clone()).unwrap();
+    assert_eq!(full.recovery_report().snapshot, SnapshotUse::Missing);
+
+    let s = LogStore::open(d.path(), o).expect("the shortened store opens");
+    assert!(
+        matches!(s.recovery_report().snapshot, SnapshotUse::Rejected(_)),
+        "a snapshot past the segment's end is not used: {:?}",
+        s.recovery_report()
+    );
+    for i in 0..200 {
+        let id = format!("{i}");
+        assert_eq!(
+            s.docs().get("c", &id).unwrap(),
+            full.docs().get("c", &id).unwrap(),
+            "document {i}"
+        );
     }
+    assert_eq!(dump(&s), dump(&full));
+    let left = s.docs().count(&Query::new("c")).unwrap();
+    assert!(left < 200, "the shortening cut documents off: {left} left");
+    let report = s.verify().unwrap();
+    assert!(report.is_clean(), "{:?}", report.problems);
 }

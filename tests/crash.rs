@@ -6,6 +6,9 @@
 //!   file's writes), then over the page model's (every unsynced page old,
 //!   new, zero or torn at a sector, every unsynced directory operation kept
 //!   or lost), with `Durability::Sync` and with `Durability::Flush`;
+//! - power loss after a write that lands while a compaction copies (the
+//!   snapshot it writes covers only durable records), and after open made a
+//!   replayed delete durable (no later append writes into that page);
 //! - an I/O error at the Nth call, for N = 1, 2, ... until the operation
 //!   completes, for every kind of operation and for open: an error, never a
 //!   panic, and after reopening a clean integrity check and the state before
@@ -17,10 +20,9 @@ mod common;
 use common::workload_dump as dump;
 
 use std::io::Cursor;
-use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use common::crash::{allowed, check_images, dir, open_image, put_padded_docs, Rig, ASCII_TIME};
 use common::power_fs::{image_fs, PowerFs};
 use logstore::io::FaultFs;
 use logstore::io::{VFile, Vfs};
@@ -36,73 +38,22 @@ fn step(store: &LogStore, i: usize) -> logstore::Result<()> {
     common::workload_step(store, i, 9)
 }
 
+// ---------------------------------------------------------------------
+// Power loss at every sync point
+// ---------------------------------------------------------------------
+
 #[test]
 fn power_loss_at_every_sync_point_keeps_every_acknowledged_write() {
-    let fs = PowerFs::prefix_model();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let dir = Path::new("db");
-    let store = LogStore::open_with_fs(fs.as_vfs(), dir, opts(&clock)).unwrap();
-    let mut history = vec![dump(&store)];
-    for i in 0..40 {
-        clock.advance(1);
-        step(&store, i).unwrap();
-        history.push(dump(&store));
-        fs.acked.fetch_add(1, Ordering::SeqCst);
-    }
+    let rig = Rig::new(PowerFs::prefix_model(), Durability::Sync, 4096);
+    let store = rig.open();
+    let history = rig.run(&store, 40, step);
     drop(store);
-    let images = fs.take_images();
+    let images = rig.fs.take_labelled_images();
     assert!(images.len() > 100, "{} crash images", images.len());
-    for (n, (image, acked)) in images.iter().enumerate() {
-        let crashed = Arc::new(image_fs(image));
-        let store = LogStore::open_with_fs(crashed, dir, opts(&clock)).unwrap_or_else(|e| {
-            panic!("image {n} (after {acked} acknowledged) does not open: {e}")
-        });
-        let state = dump(&store);
-        let matched = history.iter().skip(*acked).position(|h| h == &state);
-        assert!(
-            matched.is_some(),
-            "image {n}: the state is not the model after {acked} or more operations:\n{state}"
-        );
-        let report = store.verify().unwrap();
-        assert!(report.is_clean(), "image {n}: {:?}", report.problems);
-    }
-}
-
-/// Opens one crash image and checks it against the history: it must open,
-/// verify clean, and equal the model after one of the operations `allowed`
-/// names (indexes into `history`).
-fn check_image(
-    image: &common::power_fs::Image,
-    options: &Options,
-    history: &[String],
-    allowed: std::ops::RangeInclusive<usize>,
-) -> Result<(), String> {
-    let crashed = Arc::new(image_fs(image));
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let store = LogStore::open_with_fs(crashed, Path::new("db"), options.clone())
-            .map_err(|e| format!("does not open: {e}"))?;
-        let state = dump(&store);
-        if !history[allowed.clone()].contains(&state) {
-            let nearest = history.iter().position(|h| h == &state);
-            let head: String = state.chars().take(160).collect();
-            return Err(format!(
-                "the state is not the model after operations {allowed:?} (it is the model after {nearest:?}): {head:?}"
-            ));
-        }
-        let report = store.verify().map_err(|e| format!("verify: {e}"))?;
-        if !report.is_clean() {
-            return Err(format!("verify: {:?}", report.problems));
-        }
-        Ok(())
-    }));
-    outcome.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        Err(format!("panicked: {what}"))
-    })
+    // The model after every acknowledged operation, or after more.
+    let last = history.len() - 1;
+    let failures = check_images(&images, &rig.options, &history, |acked| acked..=last);
+    common::assert_no_failures("prefix-model power loss", &failures);
 }
 
 /// The workload over the page model's crash images. With `Sync`, every
@@ -111,40 +62,19 @@ fn check_image(
 /// crash only, the model after any prefix of the history.
 fn page_model_power_loss(durability: Durability) {
     let started = std::time::Instant::now();
-    let fs = PowerFs::new();
-    let clock = Arc::new(ManualClock::new(1_000));
-    let options = Options {
-        durability,
-        ..opts(&clock)
-    };
-    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), options.clone()).unwrap();
-    let mut history = vec![dump(&store)];
-    for i in 0..40 {
-        clock.advance(1);
-        step(&store, i).unwrap();
-        history.push(dump(&store));
-        fs.acked.fetch_add(1, Ordering::SeqCst);
-    }
+    let rig = Rig::new(PowerFs::new(), durability, 4096);
+    let store = rig.open();
+    let history = rig.run(&store, 40, step);
     // A power loss after the last operation, before and after the close.
-    fs.capture_now();
+    rig.fs.capture_now();
     drop(store);
-    fs.capture_now();
-    let stats = fs.stats();
-    let images = fs.take_labelled_images();
+    rig.fs.capture_now();
+    let stats = rig.fs.stats();
+    let images = rig.fs.take_labelled_images();
     let last = history.len() - 1;
-    let mut failures = Vec::new();
-    for (n, (image, acked, label)) in images.iter().enumerate() {
-        let newest = (acked + 1).min(last);
-        let allowed = match durability {
-            Durability::Sync => *acked..=newest,
-            _ => 0..=newest,
-        };
-        if let Err(why) = check_image(image, &options, &history, allowed) {
-            failures.push(format!(
-                "image {n} (after {acked} acknowledged; {label}): {why}"
-            ));
-        }
-    }
+    let failures = check_images(&images, &rig.options, &history, |acked| {
+        allowed(durability, acked, (acked + 1).min(last))
+    });
     eprintln!(
         "{durability:?}: {} sync points, {} images generated, {} distinct checked, in {:.1?}",
         stats.sync_points,
@@ -162,15 +92,109 @@ fn page_model_power_loss(durability: Durability) {
     );
 }
 
+crash_tests!(page_model_power_loss:
+    page_model_power_loss_with_sync_keeps_every_acknowledged_write(Durability::Sync),
+    page_model_power_loss_with_flush_opens_at_a_prefix(Durability::Flush),
+);
+
+// ---------------------------------------------------------------------
+// A snapshot never covers a record that is not durable
+// ---------------------------------------------------------------------
+
+/// With `Durability::Flush`, a write that lands while a compaction copies
+/// is not synced by the compaction's roll; the snapshot the compaction then
+/// writes must not cover it unless the log was synced first. Every power
+/// loss image must open with a clean integrity check (a snapshot covering
+/// lost bytes reads as corruption).
 #[test]
-fn page_model_power_loss_with_sync_keeps_every_acknowledged_write() {
-    page_model_power_loss(Durability::Sync);
+fn a_snapshot_written_by_compaction_covers_only_durable_records() {
+    let power = PowerFs::new();
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = common::test_opts(&clock, Durability::Flush, 1 << 20);
+    let cell: Arc<std::sync::OnceLock<Arc<LogStore>>> = Arc::new(std::sync::OnceLock::new());
+    let hook_cell = cell.clone();
+    let fs = common::wrap_fs::WrapFs::new(power.as_vfs());
+    // The first compaction output is created between the compaction's roll
+    // and its snapshot: a write lands there.
+    fs.on_open(".seg.tmp", move || {
+        let store = hook_cell.get().expect("store is set");
+        store
+            .docs()
+            .put("c", "during", json!({"owner": "late"}), None)
+            .expect("put during compaction");
+    });
+    let store = Arc::new(LogStore::open_with_fs(Arc::new(fs), dir(), options.clone()).unwrap());
+    let _ = cell.set(store.clone());
+    put_padded_docs(store.as_ref(), 5, "x");
+    store.compact().unwrap();
+    assert!(
+        store.docs().get("c", "during").unwrap().is_some(),
+        "the hook ran"
+    );
+    let images = power.take_labelled_images();
+    assert!(!images.is_empty());
+    let mut failures = Vec::new();
+    for (image, _, label) in &images {
+        if let Err(why) = open_image(image, &options) {
+            failures.push(format!("{label}: {why}"));
+        }
+    }
+    common::assert_no_failures("snapshot after a write during compaction", &failures);
 }
 
+// ---------------------------------------------------------------------
+// Open leaves the log on a page boundary
+// ---------------------------------------------------------------------
+
+/// A blob delete is written but its pad before the sync fails (no space),
+/// and the process ends. The restarted store replays the delete, makes it
+/// durable and removes the orphaned content file. Open pads the log to a
+/// page boundary first, so the next session's appends never write into the
+/// page holding that delete: no power loss afterwards can bring back the
+/// blob's metadata without its file.
 #[test]
-fn page_model_power_loss_with_flush_opens_at_a_prefix() {
-    page_model_power_loss(Durability::Flush);
+fn what_open_made_durable_is_never_in_a_page_written_again() {
+    use common::wrap_fs::WrapFs;
+    let power = PowerFs::new();
+    power.set_capture(false);
+    let fs = WrapFs::new(power.as_vfs());
+    let clock = Arc::new(ManualClock::new(ASCII_TIME));
+    let options = common::test_opts(&clock, Durability::Sync, 1 << 20);
+    let first = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    let meta = first
+        .blobs()
+        .put(&mut Cursor::new(b"hello blob".to_vec()), BlobPut::default())
+        .unwrap();
+    // The delete's record is written; the padding before its sync is not.
+    fs.fail_writes_after(1);
+    assert!(first.blobs().delete(&meta.id).is_err());
+    drop(first);
+    fs.heal();
+    let second = LogStore::open_with_fs(Arc::new(fs.clone()), dir(), options.clone()).unwrap();
+    assert!(second.blobs().get_meta(&meta.id).unwrap().is_none());
+    power.set_capture(true);
+    second.docs().put("c", "x", json!({"a": 1}), None).unwrap();
+    drop(second);
+    let mut failures = Vec::new();
+    for (image, _, label) in power.take_labelled_images() {
+        let store = match LogStore::open_with_fs(Arc::new(image_fs(&image)), dir(), options.clone())
+        {
+            Ok(store) => store,
+            Err(e) => {
+                failures.push(format!("{label}: does not open: {e}"));
+                continue;
+            }
+        };
+        if store.blobs().get_meta(&meta.id).unwrap().is_some() {
+            failures.push(format!("{label}: the deleted blob is back"));
+        }
+    }
+    common::assert_no_failures("after open acted on a replayed delete", &failures);
 }
+
+// ---------------------------------------------------------------------
+// An I/O error at any step
+// ---------------------------------------------------------------------
 
 /// Runs operation `op` on a store whose Nth mutating I/O call fails, for
 /// N = 1, 2, ... until it succeeds; each time the store reopens clean, at
@@ -184,7 +208,7 @@ fn nth_io_error_loop(
     let mut n = 1;
     loop {
         let fs = FaultFs::new();
-        let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(&clock)).unwrap();
         setup(&store);
         let before = dump(&store);
         fs.fail_at(n, false);
@@ -197,7 +221,7 @@ fn nth_io_error_loop(
         };
         drop(store);
         fs.heal();
-        let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock))
+        let store = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(&clock))
             .unwrap_or_else(|e| panic!("{name}, fault {n}: reopen failed: {e}"));
         let report = store.verify().unwrap();
         assert!(
@@ -231,18 +255,7 @@ fn nth_io_error_loop(
 }
 
 fn seeded(store: &LogStore) {
-    store.docs().ensure_collection("c", &["owner"]).unwrap();
-    for i in 0..30 {
-        store
-            .docs()
-            .put(
-                "c",
-                &format!("d{i}"),
-                json!({"owner": "o", "pad": "p".repeat(200)}),
-                None,
-            )
-            .unwrap();
-    }
+    put_padded_docs(store, 30, "p");
     store
         .blobs()
         .put(&mut Cursor::new(b"seed".to_vec()), BlobPut::default())
@@ -299,10 +312,14 @@ fn an_io_error_at_any_step_of_any_operation_is_reported_and_recoverable() {
     nth_io_error_loop("close", seeded, |s| s.close());
 }
 
+// ---------------------------------------------------------------------
+// A crash during recovery
+// ---------------------------------------------------------------------
+
 /// A store left by a crash: a torn tail to cut, a compaction output to
 /// settle, an orphan blob and a staged file to remove.
 fn crashed_store(fs: &FaultFs, clock: &Arc<ManualClock>) {
-    let store = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(clock)).unwrap();
+    let store = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(clock)).unwrap();
     seeded(&store);
     store
         .docs()
@@ -310,19 +327,19 @@ fn crashed_store(fs: &FaultFs, clock: &Arc<ManualClock>) {
         .unwrap();
     drop(store);
     let mem = fs.mem();
-    let names = mem.list(Path::new("db")).unwrap();
+    let names = mem.list(dir()).unwrap();
     let newest = names
         .iter()
         .filter(|n| n.ends_with(".seg"))
         .max()
         .unwrap()
         .clone();
-    let file = mem.file(&Path::new("db").join(&newest)).unwrap();
+    let file = mem.file(&dir().join(&newest)).unwrap();
     // Cut into the last record (the writer keeps zeros reserved after it).
     file.set_len(common::log_end(&file.contents()) - 5).unwrap();
     let stray = mem
         .open(
-            Path::new("db/blobs/tmp/0b6a4ab5-54c1-4a7e-9d53-2f2d3c1a9e10.tmp"),
+            &dir().join("blobs/tmp/0b6a4ab5-54c1-4a7e-9d53-2f2d3c1a9e10.tmp"),
             true,
         )
         .unwrap();
@@ -339,13 +356,13 @@ fn a_crash_during_recovery_then_a_second_open_gives_the_same_state() {
         // What a recovery that is not interrupted makes of this crash.
         let reference = {
             let copy = Arc::new(fs.mem().deep_copy());
-            let store = LogStore::open_with_fs(copy, Path::new("db"), opts(&clock)).unwrap();
+            let store = LogStore::open_with_fs(copy, dir(), opts(&clock)).unwrap();
             assert!(store.recovery_report().truncated.is_some());
             assert_eq!(store.recovery_report().temp_files_removed, 1);
             dump(&store)
         };
         fs.fail_at(n, false);
-        let first = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock));
+        let first = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(&clock));
         let faulted = fs.injected() > 0;
         fs.heal();
         match first {
@@ -358,13 +375,13 @@ fn a_crash_during_recovery_then_a_second_open_gives_the_same_state() {
             }
             Err(e) => assert!(faulted, "open failed without a fault: {e}"),
         }
-        let second = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        let second = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(&clock)).unwrap();
         assert!(
             dump(&second) == reference,
             "fault {n}: the second open differs"
         );
         drop(second);
-        let third = LogStore::open_with_fs(fs.as_vfs(), Path::new("db"), opts(&clock)).unwrap();
+        let third = LogStore::open_with_fs(fs.as_vfs(), dir(), opts(&clock)).unwrap();
         assert!(
             dump(&third) == reference,
             "fault {n}: opening again differs"

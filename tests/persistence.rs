@@ -131,6 +131,7 @@ fn child(role: &str, dir: &Path) -> Command {
     cmd.args([
         "child_process_entry",
         "--exact",
+        "--ignored",
         "--nocapture",
         "--test-threads=1",
     ])
@@ -176,6 +177,7 @@ fn leases_are_locked_to_their_process_and_come_back_after_sigkill() {
 /// Not a test of its own: the body a child process runs when the parent
 /// starts this test binary with the role variables set.
 #[test]
+#[ignore = "the child processes of the two-process tests, which run it with --ignored"]
 fn child_process_entry() {
     let (Some(dir), Ok(role)) = (std::env::var_os(CHILD_DIR), std::env::var(CHILD_ROLE)) else {
         return;

@@ -72,6 +72,7 @@ fn blob_bytes(n: u64) -> Vec<u8> {
 
 /// The child's body, selected by `ROLE_VAR`: the writer or a reader.
 #[test]
+#[ignore = "the child processes of the several-process tests, which run it with --ignored"]
 fn processes_child_entry() {
     let (Some(dir), Ok(role)) = (std::env::var_os(DIR_VAR), std::env::var(ROLE_VAR)) else {
         return;
@@ -283,6 +284,7 @@ fn spawn(role: &str, dir: &Path, seed: u64) -> Child {
         .args([
             "processes_child_entry",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -438,10 +440,7 @@ fn run(base: &Path, run: u64) {
 
 #[test]
 fn readers_in_other_processes_see_a_growing_prefix_through_rolls_compactions_and_a_kill() {
-    let runs: u64 = std::env::var("LOGSTORE_READER_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let runs = common::env_number("LOGSTORE_READER_RUNS").unwrap_or(2);
     let tmp = tempfile::tempdir().unwrap();
     let started = Instant::now();
     for r in 0..runs {

@@ -2,13 +2,21 @@
 
 #![allow(dead_code)]
 
+pub mod blobs;
+pub mod churn;
 pub mod count_fs;
+pub mod crash;
 pub mod power_fs;
 pub mod wrap_fs;
 
 use std::path::{Path, PathBuf};
 
 use logstore::{Document, DocumentStore, Durability, ManualClock, Options, Query};
+
+/// The number in environment variable `name`, if it holds one.
+pub fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
 
 /// Options that skip fsync: recovery tests reopen hundreds of times.
 pub fn flush_opts() -> Options {
@@ -122,20 +130,20 @@ pub fn assert_no_failures(what: &str, failures: &[String]) {
 /// then with `kinds` above 9 a compare-and-swap put that may change nothing
 /// and a blob delete that may orphan its file, and last a compaction.
 pub fn workload_step(store: &logstore::LogStore, i: usize, kinds: usize) -> logstore::Result<()> {
-    workload_step_in(store, store, i, kinds)
+    workload_step_with(store, || store.compact().map(drop), i, kinds)
 }
 
-/// [`workload_step`] with the writes made through `writes` (a batch's
-/// session) and the compaction through `store`.
-pub fn workload_step_in(
-    store: &logstore::LogStore,
-    writes: &dyn logstore::Store,
+/// [`workload_step`] through anything with the store traits (a batch's
+/// handle, say), with `compact` for its compaction step.
+pub fn workload_step_with(
+    store: &dyn logstore::Store,
+    compact: impl FnOnce() -> logstore::Result<()>,
     i: usize,
     kinds: usize,
 ) -> logstore::Result<()> {
     use logstore::BlobPut;
     use serde_json::json;
-    let d = writes.docs();
+    let d = store.docs();
     let lease_keys = ["k1", "k2"];
     match i % kinds {
         0 => d.ensure_collection("c", &["owner"]),
@@ -148,24 +156,24 @@ pub fn workload_step_in(
             )
             .map(drop),
         4 => d.delete("c", &format!("d{}", (i + 3) % 7)).map(drop),
-        5 => writes
+        5 => store
             .blobs()
             .put(
                 &mut std::io::Cursor::new(format!("blob {}", i % 4).into_bytes()),
                 BlobPut::default(),
             )
             .map(drop),
-        6 => writes
+        6 => store
             .leases()
             .acquire(lease_keys[i % 2], &format!("run{}", i % 3), 1_000)
             .map(drop),
-        7 => writes.leases().release_all("run1").map(drop),
+        7 => store.leases().release_all("run1").map(drop),
         8 if kinds > 9 => d.put("c", "d1", json!({"cas": i}), Some(1)).map(drop),
-        9 if kinds > 9 => match writes.blobs().list(&Default::default())?.first() {
-            Some(m) => writes.blobs().delete(&m.id).map(drop),
+        9 if kinds > 9 => match store.blobs().list(&Default::default())?.first() {
+            Some(m) => store.blobs().delete(&m.id).map(drop),
             None => Ok(()),
         },
-        _ => store.compact().map(drop),
+        _ => compact(),
     }
 }
 
@@ -238,6 +246,6 @@ pub fn keys() -> Vec<String> {
 }
 
 /// [`dump`] over the lease keys `workload_step` uses.
-pub fn workload_dump(store: &dyn logstore::Store) -> String {
+pub fn workload_dump(store: &logstore::LogStore) -> String {
     dump(store, &keys())
 }

@@ -1,0 +1,342 @@
+//! fsyncgate, in the fault model of TESTING.md: a failed sync drops the
+//! dirty pages it covered, and a later sync succeeds without them. Writers
+//! waiting on the failed sync all get an error; no path acknowledges, after
+//! the failure, a write from before it; and a store reopened from the page
+//! cache (the process restarted, the machine did not) does not treat the
+//! bytes whose sync failed as durable.
+
+mod common;
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use common::crash::{dir, open_image, short, Rig};
+use common::power_fs::image_fs;
+use common::workload_dump as dump;
+use logstore::{BlobPut, Durability, LogStore, Options, Store};
+use serde_json::json;
+
+/// Eight writers with `Durability::Sync`; sync number N fails and drops its
+/// pages. Every writer whose record the failed sync covered must get an
+/// error, and nothing that returned `Ok` (a put, or the close after) may be
+/// missing from what a power loss then leaves.
+#[test]
+fn a_failed_sync_fails_every_waiting_writer_and_nothing_is_acknowledged_after_it() {
+    let mut failures = Vec::new();
+    for fail_at in [1, 2, 3, 5, 8, 13, 21] {
+        let rig = Rig::without_capture(Durability::Sync, 4096);
+        let store = rig.open();
+        store.docs().ensure_collection("c", &["t"]).unwrap();
+        rig.fs.fail_sync_at(fail_at);
+        let results: Vec<(String, bool)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        (0..25)
+                            .map(|i| {
+                                let id = format!("{t}-{i}");
+                                let body = json!({"t": t, "pad": "w".repeat(150)});
+                                let ok = store.docs().put("c", &id, body, None).is_ok();
+                                (id, ok)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("writer thread"))
+                .collect()
+        });
+        let case = format!("sync {fail_at} fails");
+        if rig.fs.failed_syncs() == 0 {
+            failures.push(format!("{case}: the workload made fewer syncs"));
+            continue;
+        }
+        if results.iter().all(|(_, ok)| *ok) {
+            failures.push(format!("{case}: every put returned Ok"));
+        }
+        // What the store shows (reads work on a poisoned store) and what
+        // its close claims.
+        let (view, closed, durable) = rig.close_and_lose_power(store);
+        let state = match durable {
+            Ok(state) => state,
+            Err(why) => {
+                failures.push(format!("{case}: after a power loss the store {why}"));
+                continue;
+            }
+        };
+        let durable = Arc::new(image_fs(&rig.fs.durable_image()));
+        let store = LogStore::open_with_fs(durable, dir(), rig.options).unwrap();
+        for (id, ok) in &results {
+            let present = store.docs().get("c", id).unwrap().is_some();
+            if *ok && !present {
+                failures.push(format!(
+                    "{case}: put {id} returned Ok but is lost at the power loss"
+                ));
+            }
+        }
+        if closed.is_ok() && state != view {
+            failures.push(format!(
+                "{case}: close returned Ok after the failed sync, but the durable state differs from what the store showed"
+            ));
+        }
+    }
+    common::assert_no_failures("group commit under fsyncgate", &failures);
+}
+
+/// What the operation under test does after the write whose sync fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    Put,
+    PutThatRolls,
+    Delete,
+    BlobPut,
+    LeaseAcquire,
+    Compaction,
+    Close,
+}
+
+const PATHS: [After; 7] = [
+    After::Put,
+    After::PutThatRolls,
+    After::Delete,
+    After::BlobPut,
+    After::LeaseAcquire,
+    After::Compaction,
+    After::Close,
+];
+
+fn run_path(store: &LogStore, path: After) -> logstore::Result<()> {
+    let d = store.docs();
+    match path {
+        After::Put => d.put("c", "p", json!({"owner": "q"}), None).map(drop),
+        After::PutThatRolls => d
+            .put("c", "big", json!({"pad": "b".repeat(3900)}), None)
+            .map(drop),
+        After::Delete => d.delete("c", "a0").map(drop),
+        After::BlobPut => store
+            .blobs()
+            .put(&mut Cursor::new(b"after".to_vec()), BlobPut::default())
+            .map(drop),
+        After::LeaseAcquire => store.leases().acquire("k2", "run2", 500).map(drop),
+        After::Compaction => store.compact().map(drop),
+        After::Close => store.close(),
+    }
+}
+
+/// A write `b`, then operation `path` (run whether `b` failed or not), with
+/// sync number N (N = 1, 2, ...
+/// until no sync fails) failing under fsyncgate. Checks:
+/// - an operation during which a sync failed returns an error;
+/// - an operation that returned `Ok` and promises durability (any with
+///   `Sync`; close and compaction with `Flush`) is in what a power loss
+///   leaves, together with everything written before it;
+/// - the power-loss image opens, verifies clean, and is a prefix of the
+///   history (before `b`, after `b`, after `path`).
+fn no_path_acknowledges_a_write_whose_sync_failed(durability: Durability) {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for path in PATHS {
+        for n in 1.. {
+            cases += 1;
+            let rig = Rig::without_capture(durability, 4096);
+            let fs = &rig.fs;
+            let sync_opts = Options {
+                durability: Durability::Sync,
+                ..rig.options.clone()
+            };
+            {
+                let store = LogStore::open_with_fs(fs.as_vfs(), dir(), sync_opts).unwrap();
+                store.docs().ensure_collection("c", &["owner"]).unwrap();
+                for i in 0..3 {
+                    let body = json!({"owner": "o", "pad": "a".repeat(200)});
+                    store.docs().put("c", &format!("a{i}"), body, None).unwrap();
+                }
+                store.leases().acquire("k1", "run1", 500).unwrap();
+                store.close().unwrap();
+            }
+            let store = rig.open();
+            let s0 = dump(&store);
+            fs.fail_sync_at(n);
+            let case = format!("{durability:?}, {path:?}, sync {n} fails");
+            let rb = store.docs().put(
+                "c",
+                "b",
+                json!({"owner": "b", "pad": "b".repeat(300)}),
+                None,
+            );
+            let failed_in_b = fs.failed_syncs();
+            let s1 = dump(&store);
+            let rp = run_path(&store, path);
+            let failed = fs.failed_syncs();
+            let s2 = match store.docs().list_collections() {
+                Ok(_) => dump(&store),
+                Err(_) => s1.clone(),
+            };
+            drop(store);
+            if failed_in_b > 0 && rb.is_ok() {
+                failures.push(format!("{case}: the put whose sync failed returned Ok"));
+            }
+            if failed > failed_in_b && rp.is_ok() {
+                failures.push(format!(
+                    "{case}: {path:?} returned Ok although one of its syncs failed"
+                ));
+            }
+            match open_image(&fs.durable_image(), &rig.options) {
+                Err(why) => failures.push(format!("{case}: after a power loss the store {why}")),
+                Ok(state) => {
+                    let position = [&s0, &s1, &s2].iter().position(|s| **s == state);
+                    let durable_ack = durability == Durability::Sync
+                        || matches!(path, After::Close | After::Compaction);
+                    if position.is_none() {
+                        failures.push(format!(
+                            "{case}: the durable state is not a prefix of the history: {}",
+                            short(&state)
+                        ));
+                    } else if rb.is_ok() && durability == Durability::Sync && position == Some(0) {
+                        failures.push(format!(
+                            "{case}: the put of b returned Ok with Sync but b is lost"
+                        ));
+                    } else if rp.is_ok() && durable_ack && state != s2 {
+                        failures.push(format!(
+                            "{case}: {path:?} returned Ok, but a power loss then leaves the model after {} of the 2 operations (b, {path:?})",
+                            position.unwrap_or(0)
+                        ));
+                    }
+                }
+            }
+            if failed == 0 {
+                break;
+            }
+        }
+    }
+    eprintln!("{durability:?}: {cases} cases");
+    common::assert_no_failures(
+        &format!("{durability:?}: acknowledgements after a failed sync"),
+        &failures,
+    );
+}
+
+crash_tests!(no_path_acknowledges_a_write_whose_sync_failed:
+    no_path_acknowledges_a_write_whose_sync_failed_with_sync(Durability::Sync),
+    no_path_acknowledges_a_write_whose_sync_failed_with_flush(Durability::Flush),
+);
+
+/// The workload of the reopen test, one operation per call.
+fn reopen_step(store: &LogStore, i: usize) -> logstore::Result<()> {
+    let d = store.docs();
+    match i {
+        0 => d.ensure_collection("c", &["owner"]),
+        1..=7 => d
+            .put(
+                "c",
+                &format!("d{i}"),
+                json!({"owner": format!("o{}", i % 3), "pad": "x".repeat(600)}),
+                None,
+            )
+            .map(drop),
+        8 => store
+            .blobs()
+            .put(&mut Cursor::new(b"blob bytes".to_vec()), BlobPut::default())
+            .map(drop),
+        9 => store.leases().acquire("k1", "run1", 1_000).map(drop),
+        10 => d.delete("c", "d2").map(drop),
+        11 => store.compact().map(drop),
+        // A record spanning pages (and, with small segments, alone in one).
+        12 => d
+            .put("c", "wide", json!({"pad": "w".repeat(9000)}), None)
+            .map(drop),
+        _ => d
+            .put("c", &format!("e{i}"), json!({"owner": "o1"}), None)
+            .map(drop),
+    }
+}
+
+const REOPEN_STEPS: usize = 16;
+
+/// Sync number N fails (N = 1, 2, ... over every sync of a workload with
+/// documents, segment rolls, a blob, a lease, a delete, a compaction and a
+/// record spanning pages). Then the store is dropped and reopened from the
+/// page cache (the application restarted; the machine did not), writes and
+/// syncs more, and closes; then the power fails. Every write the reopened
+/// store acknowledged must be in what the power loss leaves, and that state
+/// must be a prefix of the history: in particular, if the reopened store
+/// showed the write whose sync failed, it must have made it durable.
+fn reopen_after_a_failed_sync(segment_bytes: u64) {
+    let mut failures = Vec::new();
+    let mut n = 1;
+    loop {
+        let rig = Rig::without_capture(Durability::Sync, segment_bytes);
+        let (fs, clock) = (&rig.fs, &rig.clock);
+        let store = rig.open();
+        fs.fail_sync_at(n);
+        let mut history = vec![dump(&store)];
+        let mut failed_step = None;
+        for i in 0..REOPEN_STEPS {
+            clock.advance(1);
+            let before = fs.failed_syncs();
+            let result = reopen_step(&store, i);
+            history.push(dump(&store));
+            if fs.failed_syncs() > before {
+                if result.is_ok() {
+                    failures.push(format!(
+                        "sync {n} fails: step {i} returned Ok although one of its syncs failed"
+                    ));
+                }
+                failed_step = Some(i);
+                break;
+            }
+            if let Err(e) = result {
+                panic!("sync {n}: step {i} failed without an injected fault: {e}");
+            }
+        }
+        let Some(k) = failed_step else {
+            drop(store);
+            break;
+        };
+        let case = format!("segment_bytes {segment_bytes}, sync {n} fails (in step {k})");
+        // The application restarts; the page cache still holds the bytes
+        // whose sync failed.
+        let Some((reopened, seen)) = rig.restart(store, &history, 0, &mut failures, &case) else {
+            n += 1;
+            continue;
+        };
+        let mut acknowledged = true;
+        for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + 3).enumerate() {
+            clock.advance(1);
+            let result = if j == 1 {
+                reopened
+                    .docs()
+                    .put("c", "after-wide", json!({"pad": "v".repeat(5000)}), None)
+                    .map(drop)
+            } else {
+                reopen_step(&reopened, i)
+            };
+            if let Err(e) = result {
+                failures.push(format!("{case}: a write after the reopen fails: {e}"));
+                acknowledged = false;
+                break;
+            }
+        }
+        // The store closes; the power fails.
+        let note = if seen == Some(k + 1) {
+            " (it had replayed the write whose sync failed as if durable)"
+        } else {
+            ""
+        };
+        for why in rig.check_close_and_power_loss(reopened, acknowledged) {
+            failures.push(format!("{case}: after the reopen, {why}{note}"));
+        }
+        n += 1;
+    }
+    eprintln!("segment_bytes {segment_bytes}: {} syncs swept", n - 1);
+    assert!(n > 10, "the workload syncs: {n}");
+    common::assert_no_failures("reopen from the page cache after fsyncgate", &failures);
+}
+
+crash_tests!(reopen_after_a_failed_sync:
+    reopen_after_a_failed_sync_with_one_page_segments(4096),
+    reopen_after_a_failed_sync_with_multi_page_segments(64 * 1024),
+);

@@ -54,7 +54,7 @@ fn operations(c: &mut Criterion) {
                     let n = if op == Op::Delete { i % (DOCS / 2) } else { i };
                     let _ = op.run(store.as_ref(), &mut rng, n, DOCS);
                     i += 1;
-                })
+                });
             });
         }
         group.finish();
@@ -73,14 +73,14 @@ fn operations(c: &mut Criterion) {
                         .blobs()
                         .put(&mut Cursor::new(bytes.clone()), BlobPut::default())
                         .expect("put")
-                })
+                });
             });
             group.bench_function(format!("{name} get"), |b| {
                 b.iter(|| {
                     let (_, mut reader) =
                         store.blobs().get(&meta.id).expect("get").expect("exists");
                     std::io::copy(&mut reader, &mut std::io::sink()).expect("read")
-                })
+                });
             });
         }
         group.finish();
@@ -118,7 +118,7 @@ fn concurrent_puts(c: &mut Criterion) {
                             });
                         }
                     });
-                })
+                });
             });
         }
     }
@@ -153,19 +153,19 @@ fn raw_reads(c: &mut Criterion) {
             b.iter(|| {
                 d.get(workload::COLLECTION, &workload::id(rng.below(DOCS)))
                     .expect("get")
-            })
+            });
         });
         group.bench_function(format!("{name} get_raw"), |b| {
             b.iter(|| {
                 d.get_raw(workload::COLLECTION, &workload::id(rng.below(DOCS)))
                     .expect("get")
-            })
+            });
         });
         group.bench_function(format!("{name} query"), |b| {
-            b.iter(|| d.query(&query(&mut rng)).expect("query"))
+            b.iter(|| d.query(&query(&mut rng)).expect("query"));
         });
         group.bench_function(format!("{name} query_raw"), |b| {
-            b.iter(|| d.query_raw(&query(&mut rng)).expect("query"))
+            b.iter(|| d.query_raw(&query(&mut rng)).expect("query"));
         });
     }
     group.finish();

@@ -45,14 +45,14 @@ fn open(c: &mut Criterion) {
                 || std::fs::write(dir.join("SNAPSHOT"), &snapshot).expect("restore snapshot"),
                 |()| LogStore::open(dir, opts()).expect("open"),
                 BatchSize::PerIteration,
-            )
+            );
         });
         group.bench_with_input(BenchmarkId::new("full_replay", n), &dir, |b, dir| {
             b.iter_batched(
                 || std::fs::remove_file(dir.join("SNAPSHOT")).expect("remove snapshot"),
                 |()| LogStore::open(dir, opts()).expect("open"),
                 BatchSize::PerIteration,
-            )
+            );
         });
         std::fs::write(dir.join("SNAPSHOT"), &snapshot).expect("restore snapshot");
     }

@@ -10,8 +10,7 @@ fn main() -> logstore::Result<()> {
     let dir = std::path::Path::new(".pattern-data/quickstart");
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+        .map_or(0, |d| d.as_millis());
 
     let store = LogStore::open(dir, Options::default())?;
     let report = store.recovery_report();

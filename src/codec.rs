@@ -182,7 +182,7 @@ impl<'a> Reader<'a> {
 
     /// A signed time stored as its two's-complement u64.
     pub fn i64(&mut self) -> Result<i64, DecodeError> {
-        self.u64().map(|v| v as i64)
+        self.u64().map(u64::cast_signed)
     }
 
     /// A byte string: u32 length, then the bytes.

@@ -177,11 +177,12 @@ pub(crate) fn patch_body(patch: Value) -> Result<Map<String, Value>> {
 /// the first. The walk keeps its own stack on the heap, so a hostile depth
 /// cannot overflow the call stack.
 pub(crate) fn document_depth(what: &str, data: &Map<String, Value>) -> Result<()> {
-    fn nests(v: &&Value) -> bool {
+    fn nests(v: &Value) -> bool {
         matches!(v, Value::Array(_) | Value::Object(_))
     }
     // Containers still to visit, with the level each sits at.
-    let mut stack: Vec<(&Value, usize)> = data.values().filter(nests).map(|v| (v, 2)).collect();
+    let mut stack: Vec<(&Value, usize)> =
+        data.values().filter(|v| nests(v)).map(|v| (v, 2)).collect();
     while let Some((value, level)) = stack.pop() {
         if level > MAX_DOCUMENT_DEPTH {
             return Err(Error::invalid(format!(
@@ -191,8 +192,12 @@ pub(crate) fn document_depth(what: &str, data: &Map<String, Value>) -> Result<()
         }
         let next = level + 1;
         match value {
-            Value::Array(items) => stack.extend(items.iter().filter(nests).map(|v| (v, next))),
-            Value::Object(map) => stack.extend(map.values().filter(nests).map(|v| (v, next))),
+            Value::Array(items) => {
+                stack.extend(items.iter().filter(|v| nests(v)).map(|v| (v, next)));
+            }
+            Value::Object(map) => {
+                stack.extend(map.values().filter(|v| nests(v)).map(|v| (v, next)));
+            }
             _ => {}
         }
     }

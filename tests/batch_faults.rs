@@ -96,7 +96,7 @@ fn batch_fsyncgate_sweep() {
                 v
             });
             i += k;
-            let all_ok = matches!(&r, Ok(v) if v.iter().all(|x| x.is_ok()));
+            let all_ok = matches!(&r, Ok(v) if v.iter().all(std::result::Result::is_ok));
             if fs.failed_syncs() > before {
                 if all_ok {
                     failures.push(format!("sync {n}: batch {b} all Ok though a sync failed"));
@@ -134,7 +134,7 @@ fn batch_fsyncgate_sweep() {
                     })
                     .collect::<Vec<_>>()
             });
-            if !matches!(&r, Ok(v) if v.iter().all(|x| x.is_ok())) {
+            if !matches!(&r, Ok(v) if v.iter().all(std::result::Result::is_ok)) {
                 failures.push(format!("{case}: after reopen batch {r:?}"));
                 ok = false;
                 break;

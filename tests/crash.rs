@@ -309,7 +309,7 @@ fn an_io_error_at_any_step_of_any_operation_is_reported_and_recoverable() {
         s.leases().release_all("run1").map(drop)
     });
     nth_io_error_loop("compaction", seeded, |s| s.compact().map(drop));
-    nth_io_error_loop("close", seeded, |s| s.close());
+    nth_io_error_loop("close", seeded, logstore::Store::close);
 }
 
 // ---------------------------------------------------------------------

@@ -344,8 +344,10 @@ fn torn_store(tmp: &Path) -> (PathBuf, String) {
         .quarantined
         .as_deref()
         .and_then(Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| format!("{segment}.at-{:020}.0", cut.offset));
+        .map_or_else(
+            || format!("{segment}.at-{:020}.0", cut.offset),
+            |n| n.to_string_lossy().into_owned(),
+        );
     drop(store);
     std::fs::remove_dir_all(&probe).unwrap();
     (dir, name)

@@ -216,7 +216,9 @@ fn a_small_damaged_blob_fails_before_the_first_byte() {
     let dir = tmp.path().join("store");
     let store = LogStore::open(&dir, Options::default()).unwrap();
     // The largest blob still checked whole before the get returns.
-    let bytes: Vec<u8> = (0..64 * 1024).map(|i| (i % 199) as u8).collect();
+    let bytes: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| u8::try_from(i % 199).unwrap())
+        .collect();
     let meta = put(&store, &bytes);
     let path = content_path(&dir, &meta);
     flip_a_byte(&path, 64 * 1024 - 1);

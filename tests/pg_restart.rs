@@ -72,7 +72,9 @@ fn a_restart_fails_calls_while_down_then_recovers_with_every_acknowledged_write(
     if control().is_none() {
         return;
     }
-    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _server = SERVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let url = pg::with_param(&pg::url().expect("url"), "connect_timeout=1");
     let schema = pg::fresh_schema();
     let store = PgStore::open_in_schema(&url, &schema, Options::default()).expect("open");
@@ -137,7 +139,9 @@ fn a_quick_restart_costs_at_most_one_failed_call() {
     if control().is_none() {
         return;
     }
-    let _server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let _server = SERVER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let url = pg::url().expect("url");
     let (store, _schema) = pg::open_fresh(Options::default());
     store.docs().put("c", "1", json!({}), None).expect("put");

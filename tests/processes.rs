@@ -177,7 +177,7 @@ fn prefix(store: &LogStore, who: &str) -> i64 {
             numbers.len()
         );
     }
-    numbers.len() as i64 - 1
+    i64::try_from(numbers.len()).unwrap() - 1
 }
 
 impl Seen {
@@ -227,7 +227,7 @@ impl Seen {
         for meta in store.blobs().list(&all).unwrap() {
             let n: u64 = meta.owner_id.as_deref().unwrap().parse().unwrap();
             assert!(
-                n as i64 <= k,
+                i64::try_from(n).unwrap() <= k,
                 "{who}: blob of d{n} in a view ending at d{k}"
             );
             assert_eq!(meta.size, blob_bytes(n).len() as u64, "{who}: blob of d{n}");
@@ -343,7 +343,10 @@ fn final_line(child: Child, seed: u64) -> (i64, u64) {
         .find_map(|l| Some(&l[l.find("final ")? + 6..]))
         .unwrap_or_else(|| panic!("reader process {seed} printed no final line:\n{text}"));
     let mut parts = line.split_whitespace().map(|p| p.parse::<i64>().unwrap());
-    (parts.next().unwrap(), parts.next().unwrap() as u64)
+    (
+        parts.next().unwrap(),
+        u64::try_from(parts.next().unwrap()).unwrap(),
+    )
 }
 
 /// One run: a writer process killed at a random moment, two reader
@@ -369,7 +372,7 @@ fn run(base: &Path, run: u64) {
     let thread = {
         let (dir, backup) = (dir.clone(), base.join(format!("backup-{run}")));
         let (acked, running) = (acked.clone(), running.clone());
-        let after = 20 + rng.below(100) as i64;
+        let after = 20 + i64::try_from(rng.below(100)).unwrap();
         std::thread::spawn(move || reader_thread(dir, backup, after, acked, running))
     };
     // Acknowledgements, forwarded to the readers as they come.
@@ -540,7 +543,7 @@ fn a_refresh_whose_listing_misses_a_new_segment_leaves_no_gap() {
         move || {
             let (id, n) = roll_twice(&w, &f, next);
             *first_new.lock().unwrap() = id;
-            written.store(n as i64 - 1, Ordering::SeqCst);
+            written.store(i64::try_from(n).unwrap() - 1, Ordering::SeqCst);
         },
         move |name| {
             name.strip_suffix(".seg").and_then(|n| n.parse().ok()) == Some(*hidden.lock().unwrap())

@@ -442,6 +442,6 @@ fn a_compaction_between_the_manifest_and_the_listing_rebuilds_the_view() {
     });
     reader.refresh().unwrap();
     assert!(!hook.list_hook_pending(), "the hook ran");
-    assert_eq!(dump(&reader), dump(&*writer));
+    assert_eq!(dump(&reader), dump(&writer));
     assert_eq!(reader.stats().unwrap().documents, 0);
 }

@@ -58,7 +58,7 @@ fn a_compaction_removing_the_segments_a_refresh_opens_rebuilds_the_view() {
     reader.refresh().unwrap();
     assert_eq!(
         common::workload_dump(&reader),
-        common::workload_dump(&*writer)
+        common::workload_dump(&writer)
     );
 }
 

@@ -196,7 +196,7 @@ fn reference_db(db: &Path) {
     ] {
         conn.execute(
             "INSERT INTO store_blobs VALUES (?1, 'application/octet-stream', ?2, ?3, ?4)",
-            params![id, bytes.len() as i64, owner, T0],
+            params![id, i64::try_from(bytes.len()).unwrap(), owner, T0],
         )
         .unwrap();
         std::fs::write(blobs.join(id), bytes).unwrap();

@@ -369,14 +369,14 @@ impl Run {
                     .expect("acquire");
             }
             7 => {
-                if !self.indexed_j {
+                if self.indexed_j {
+                    w.docs().ensure_collection("e", &[]).expect("ensure");
+                    w.docs().put("e", &id, json!({"n": n}), None).expect("put");
+                } else {
                     self.indexed_j = true;
                     w.docs()
                         .ensure_collection("c", &["k", "j"])
                         .expect("ensure");
-                } else {
-                    w.docs().ensure_collection("e", &[]).expect("ensure");
-                    w.docs().put("e", &id, json!({"n": n}), None).expect("put");
                 }
             }
             _ => {

@@ -472,7 +472,7 @@ fn step(store: &LogStore, model: &Model, op: &Op) -> (Outcome, Option<(Vec<u8>, 
                 assert_eq!(
                     row.map(|r| r.version),
                     after.docs.get(&key).map(|(v, _)| *v)
-                )
+                );
             });
             if matches!(ended, Outcome::Done) {
                 // An acknowledged write reads back at once.
@@ -488,7 +488,7 @@ fn step(store: &LogStore, model: &Model, op: &Op) -> (Outcome, Option<(Vec<u8>, 
             let key = ("c".to_string(), id.clone());
             let won = after.docs.get(&key) != model.docs.get(&key);
             outcome(d.put("c", id, body.clone(), Some(*expected)), |row| {
-                assert_eq!(row.is_some(), won)
+                assert_eq!(row.is_some(), won);
             })
         }
         Op::Delete { collection, id } => {
@@ -528,15 +528,15 @@ fn step(store: &LogStore, model: &Model, op: &Op) -> (Outcome, Option<(Vec<u8>, 
         Op::Acquire { key, owner } => {
             outcome(store.leases().acquire(key, owner, 1_000), |acq| match acq {
                 Acquire::Acquired(row) => {
-                    assert_eq!(Some(row.version), after.leases.get(key).map(|(_, v)| *v))
+                    assert_eq!(Some(row.version), after.leases.get(key).map(|(_, v)| *v));
                 }
                 Acquire::Held { owner, .. } => {
-                    assert_eq!(Some(&owner), model.leases.get(key).map(|(o, _)| o))
+                    assert_eq!(Some(&owner), model.leases.get(key).map(|(o, _)| o));
                 }
             })
         }
         Op::ReleaseAll { owner } => outcome(store.leases().release_all(owner), |n| {
-            assert_eq!(n as usize, model.leases.len() - after.leases.len())
+            assert_eq!(n as usize, model.leases.len() - after.leases.len());
         }),
         Op::Compact => outcome(store.compact(), |_| {}),
     };

@@ -588,8 +588,12 @@ mod tests {
     fn document_numbers_are_reused_before_the_slots_grow() {
         let mut c = with_field();
         for i in 0..10 {
-            c.upsert(&format!("d{i}"), meta(i, i as u32), &values(&[Some("v")]))
-                .unwrap();
+            c.upsert(
+                &format!("d{i}"),
+                meta(i, i.try_into().unwrap()),
+                &values(&[Some("v")]),
+            )
+            .unwrap();
         }
         assert_eq!(c.docs.slots.len(), 10);
         let freed = c.find("d3").unwrap();
@@ -615,8 +619,12 @@ mod tests {
     fn many_deletes_compact_the_ids_and_keep_every_lookup() {
         let mut c = Collection::default();
         for i in 0..3000 {
-            c.upsert(&format!("document-{i:06}"), meta(i, i as u32), &[])
-                .unwrap();
+            c.upsert(
+                &format!("document-{i:06}"),
+                meta(i, i.try_into().unwrap()),
+                &[],
+            )
+            .unwrap();
         }
         let before = c.docs.ids.heap_bytes();
         for i in (0..3000).filter(|i| i % 4 != 0) {

@@ -34,7 +34,7 @@ pub struct Loc {
 
 /// The file name of segment `id`.
 pub fn segment_name(id: u32) -> String {
-    format!("{id:0width$}{SEGMENT_SUFFIX}", width = SEGMENT_ID_DIGITS)
+    format!("{id:0SEGMENT_ID_DIGITS$}{SEGMENT_SUFFIX}")
 }
 
 /// The id of a segment file name, or `None` for any other file.

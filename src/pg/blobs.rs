@@ -15,7 +15,9 @@ use std::io::{self, Read};
 use postgres::Row;
 use r2d2_postgres::r2d2::PooledConnection;
 
-use super::{opt_text_column, text_column, to_i64, Conn, Manager, PgStore, Session, Sql};
+use super::{
+    opt_text_column, text_column, to_i64, unsigned_column, Conn, Manager, PgStore, Session, Sql,
+};
 use crate::contract::{BlobList, BlobMeta, BlobPut, BlobReader, BlobStore};
 use crate::validate;
 use crate::{Error, Result};
@@ -37,7 +39,7 @@ fn read_meta(row: &Row) -> Result<BlobMeta> {
     Ok(BlobMeta {
         id: row.try_get(0)?,
         mime: text_column(row, 1)?,
-        size: row.try_get::<_, i64>(2)? as u64,
+        size: unsigned_column(row, 2)?,
         owner_id: opt_text_column(row, 3)?,
         created_at: row.try_get(4)?,
         content_hash: Some(row.try_get(5)?),
@@ -108,7 +110,7 @@ pub(super) fn insert_meta(s: &mut Session<'_>, meta: &BlobMeta) -> Result<()> {
         &[
             &meta.id,
             &meta.mime.as_bytes(),
-            &(meta.size as i64),
+            &i64::try_from(meta.size).unwrap_or(i64::MAX),
             &meta.owner_id.as_deref().map(str::as_bytes),
             &meta.created_at,
             &meta.content_hash.as_deref().unwrap_or_default(),
@@ -327,7 +329,7 @@ impl BlobStore for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        if row.try_get::<_, i64>(2)? as u64 > CHUNK_BYTES as u64 {
+        if unsigned_column(&row, 2)? > CHUNK_BYTES as u64 {
             return self.get_chunked(id);
         }
         let (meta, reader) = reader_for(&row, None)?;

@@ -4,7 +4,9 @@ use postgres::types::ToSql;
 use postgres::Row;
 use serde_json::{Map, Value};
 
-use super::{text_column, to_i64, version_arg, PgStore, Session, Sql, MAX_VERSION};
+use super::{
+    text_column, to_i64, unsigned_column, version_arg, PgStore, Session, Sql, MAX_VERSION,
+};
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::document_rules;
 use crate::validate::{self, CheckedQuery, OrderKey};
@@ -104,7 +106,7 @@ pub(super) fn read_doc(row: &Row) -> Result<Document> {
         data: parse_data(&collection, &id, &text)?,
         id,
         collection,
-        version: row.try_get::<_, i64>(3)? as u64,
+        version: unsigned_column(row, 3)?,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })
@@ -118,7 +120,7 @@ fn read_raw(row: &Row) -> Result<RawDocument> {
         id: text_column(row, 0)?,
         collection: text_column(row, 1)?,
         data: row.try_get(2)?,
-        version: row.try_get::<_, i64>(3)? as u64,
+        version: unsigned_column(row, 3)?,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })
@@ -136,7 +138,7 @@ fn written_row(
         id: id.to_string(),
         collection: collection.to_string(),
         data,
-        version: row.try_get::<_, i64>(0)? as u64,
+        version: unsigned_column(row, 0)?,
         created_at: row.try_get(1)?,
         updated_at: row.try_get(2)?,
     })
@@ -233,7 +235,7 @@ impl PgStore {
                     &[&c, &i],
                 )?;
                 match row.map(|r| r.try_get::<_, i64>(0)).transpose()? {
-                    Some(v) if v as u64 == MAX_VERSION => Err(document_rules::version_overflow(MAX_VERSION)),
+                    Some(v) if u64::try_from(v) == Ok(MAX_VERSION) => Err(document_rules::version_overflow(MAX_VERSION)),
                     _ => Ok(None),
                 }
             }
@@ -306,7 +308,7 @@ impl DocumentStore for PgStore {
                     Ok(CollectionInfo {
                         name,
                         indexes,
-                        doc_count: row.try_get::<_, i64>(2)? as u64,
+                        doc_count: unsigned_column(row, 2)?,
                     })
                 })
                 .collect()
@@ -425,7 +427,7 @@ impl DocumentStore for PgStore {
             q.order = OrderKey::CreatedAt;
             let (clauses, args) = query_clauses(&query.collection, &q);
             let row = conn.query_one(&format!("SELECT COUNT(*){clauses}"), &refs(&args))?;
-            Ok(row.try_get::<_, i64>(0)? as u64)
+            unsigned_column(&row, 0)
         })
     }
 }

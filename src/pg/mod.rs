@@ -551,6 +551,22 @@ fn text_column(row: &Row, idx: usize) -> Result<String> {
     })
 }
 
+/// An unsigned number (a version, a size, a count) stored in a signed
+/// column: a negative value was written by something other than logstore.
+fn unsigned_column(row: &Row, idx: usize) -> Result<u64> {
+    let value: i64 = row.try_get(idx)?;
+    u64::try_from(value).map_err(|_| {
+        Error::corruption(
+            std::path::PathBuf::new(),
+            0,
+            format!(
+                "column {} holds {value}, which no writer stores (written by something other than logstore?)",
+                row.columns().get(idx).map_or("?", |c| c.name())
+            ),
+        )
+    })
+}
+
 fn opt_text_column(row: &Row, idx: usize) -> Result<Option<String>> {
     let bytes: Option<Vec<u8>> = row.try_get(idx)?;
     bytes
@@ -588,7 +604,9 @@ impl From<postgres::Error> for Error {
         let lost = match e.as_db_error() {
             Some(db) => connection_state(db.code().code()),
             None => {
-                e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<io::Error>())
+                e.is_closed()
+                    || std::error::Error::source(&e)
+                        .is_some_and(<dyn std::error::Error + 'static>::is::<io::Error>)
             }
         };
         if lost {

@@ -21,7 +21,7 @@ fn read_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobMeta> {
     Ok(BlobMeta {
         id: row.get(0)?,
         mime: row.get(1)?,
-        size: row.get::<_, i64>(2)? as u64,
+        size: row.get::<_, u64>(2)?,
         owner_id: row.get(3)?,
         created_at: row.get(4)?,
         content_hash: None,
@@ -67,7 +67,7 @@ impl BlobStore for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO store_blobs (id, mime, size, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![meta.id, meta.mime, meta.size as i64, meta.owner_id, meta.created_at])?;
+            .execute(params![meta.id, meta.mime, meta.size, meta.owner_id, meta.created_at])?;
             Ok(())
         });
         if let Err(e) = inserted {

@@ -47,7 +47,7 @@ impl DocumentStore for SqliteStore {
 
     fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         self.with_conn(|conn| {
-            let rows: Vec<(String, String, i64)> = conn
+            let rows: Vec<(String, String, u64)> = conn
                 .prepare_cached(
                     "SELECT c.name, c.indexes,
                         (SELECT COUNT(*) FROM store_docs d WHERE d.collection = c.name)
@@ -63,7 +63,7 @@ impl DocumentStore for SqliteStore {
                     Ok(CollectionInfo {
                         name,
                         indexes,
-                        doc_count: count as u64,
+                        doc_count: count,
                     })
                 })
                 .collect()
@@ -95,7 +95,7 @@ impl DocumentStore for SqliteStore {
             let tx = conn.transaction()?;
             // CAS is one conditional UPDATE: a row comes back only if the
             // version matched and the row changed.
-            let row: Option<(i64, i64, i64)> = match expected_version {
+            let row: Option<(u64, i64, i64)> = match expected_version {
                 // The UPDATE below could only match a row at the top version.
                 Some(MAX_VERSION) => {
                     return match doc_version(&tx, collection, id)? {
@@ -175,7 +175,7 @@ impl DocumentStore for SqliteStore {
             document_rules::apply_patch(&mut data, patch);
             let (data, body) = validate::document_body(Value::Object(data), max)?;
             let text = json_text(body)?;
-            let (version, created_at, updated_at): (i64, i64, i64) = tx
+            let (version, created_at, updated_at): (u64, i64, i64) = tx
                 .prepare_cached(
                     "UPDATE store_docs SET data = ?1, version = version + 1, updated_at = ?2
                      WHERE collection = ?3 AND id = ?4 AND version = ?5
@@ -222,10 +222,10 @@ impl DocumentStore for SqliteStore {
             // Order plays no part in a count; drop its join.
             q.order = OrderKey::CreatedAt;
             let (clauses, args) = query_clauses(&query.collection, &q);
-            let n: i64 = conn
+            let n: u64 = conn
                 .prepare_cached(&format!("SELECT COUNT(*){clauses}"))?
                 .query_row(params_from_iter(args), |r| r.get(0))?;
-            Ok(n as u64)
+            Ok(n)
         })
     }
 }
@@ -291,7 +291,7 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDocument> {
         id: row.get(0)?,
         collection: row.get(1)?,
         data: row.get(2)?,
-        version: row.get::<_, i64>(3)? as u64,
+        version: row.get::<_, u64>(3)?,
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
     })
@@ -301,9 +301,8 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDocument> {
 fn doc_version(conn: &rusqlite::Connection, collection: &str, id: &str) -> Result<Option<u64>> {
     Ok(conn
         .prepare_cached("SELECT version FROM store_docs WHERE collection = ?1 AND id = ?2")?
-        .query_row(params![collection, id], |r| r.get::<_, i64>(0))
-        .optional()?
-        .map(|v| v as u64))
+        .query_row(params![collection, id], |r| r.get::<_, u64>(0))
+        .optional()?)
 }
 
 /// The row a successful write returns, from the (version, created_at,
@@ -312,14 +311,14 @@ fn written_row(
     collection: &str,
     id: &str,
     data: Map<String, Value>,
-    written: (i64, i64, i64),
+    written: (u64, i64, i64),
 ) -> Document {
     let (version, created_at, updated_at) = written;
     Document {
         id: id.to_string(),
         collection: collection.to_string(),
         data,
-        version: version as u64,
+        version,
         created_at,
         updated_at,
     }

@@ -269,7 +269,7 @@ fn read_doc(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Document, String)> {
         id: row.get(0)?,
         collection: row.get(1)?,
         data: Map::new(),
-        version: row.get::<_, i64>(3)? as u64,
+        version: row.get::<_, u64>(3)?,
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
     };

@@ -109,7 +109,7 @@ impl Transfer for SqliteStore {
         self.with_conn(|conn| {
             conn.execute(
                 "INSERT INTO store_blobs (id, mime, size, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![meta.id, meta.mime, meta.size as i64, meta.owner_id, meta.created_at],
+                params![meta.id, meta.mime, meta.size, meta.owner_id, meta.created_at],
             )?;
             Ok(())
         })?;

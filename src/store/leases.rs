@@ -22,7 +22,7 @@ impl Session {
             Ok(match &outcome {
                 // The state keeps one copy of the row, the caller the other.
                 Acquire::Acquired(row) => Decision::Write(Change::LeaseSet(row.clone()), outcome),
-                _ => Decision::Unchanged(outcome),
+                Acquire::Held { .. } => Decision::Unchanged(outcome),
             })
         })
     }

@@ -136,7 +136,7 @@ impl Inner {
                 }) => report.problems.push(Problem {
                     file,
                     offset,
-                    description: reason.to_string(),
+                    description: reason.clone(),
                 }),
                 Err(e) => return Err(e),
             }

@@ -177,7 +177,11 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .or_else(|| {
+            panic
+                .downcast_ref::<&str>()
+                .map(std::string::ToString::to_string)
+        })
         .unwrap_or_default()
 }
 
@@ -216,7 +220,7 @@ pub fn open_image(image: &Image, options: &Options) -> Result<String, String> {
 pub fn allowed(durability: Durability, acked: usize, in_flight: usize) -> RangeInclusive<usize> {
     match durability {
         Durability::Sync => acked..=in_flight,
-        _ => 0..=in_flight,
+        Durability::Flush => 0..=in_flight,
     }
 }
 

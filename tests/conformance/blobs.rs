@@ -195,8 +195,8 @@ pub fn list_is_newest_first_with_owner_and_paging(h: &Harness) {
         })
         .unwrap();
     assert!(none.is_empty());
-    for i in 0..105 {
-        put(h, &[i as u8], None, Some("many"));
+    for i in 0..105u8 {
+        put(h, &[i], None, Some("many"));
     }
     let many = BlobList {
         owner_id: Some("many".into()),

@@ -9,7 +9,7 @@ use super::{import_at_top_version, Harness, START_MS};
 fn acquired(outcome: Acquire) -> LeaseRow {
     match outcome {
         Acquire::Acquired(row) => row,
-        held => panic!("expected Acquired, got {held:?}"),
+        held @ Acquire::Held { .. } => panic!("expected Acquired, got {held:?}"),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod manifest;
+pub mod outputs;
 pub mod read;
 pub mod record;
 pub mod recovery;

@@ -32,12 +32,11 @@ use parking_lot::{Condvar, Mutex};
 use super::Inner;
 use crate::blob_files;
 use crate::index::State;
-use crate::log::manifest::{self, Manifest, TMP_SUFFIX};
-use crate::log::record::{Framing, Record};
+use crate::log::manifest::{self, Manifest};
+use crate::log::outputs::{tmp_path, Output, Outputs};
+use crate::log::record::Record;
 use crate::log::scan::{Scan, Step};
-use crate::log::segment::{
-    encode_header, new_salt, segment_name, Loc, SegmentFile, SEGMENT_HEADER_LEN,
-};
+use crate::log::segment::{segment_name, Loc, SegmentFile};
 use crate::{Error, Result};
 
 /// What a compaction did.
@@ -133,108 +132,6 @@ fn live_row(state: &State, record: &Record<'_>, loc: Loc) -> Option<Row> {
     }
 }
 
-/// One output segment: id, file and length.
-type Segment = (u32, SegmentFile, u64);
-
-/// Compaction output: `<id>.seg.tmp` files, each at most `segment_bytes`.
-struct Output<'a> {
-    inner: &'a Inner,
-    done: Vec<Segment>,
-    current: Option<Segment>,
-}
-
-impl<'a> Output<'a> {
-    fn new(inner: &'a Inner) -> Self {
-        Output {
-            inner,
-            done: Vec::new(),
-            current: None,
-        }
-    }
-
-    fn tmp_path(&self, id: u32) -> std::path::PathBuf {
-        self.inner
-            .dir
-            .join(format!("{}{TMP_SUFFIX}", segment_name(id)))
-    }
-
-    /// Appends `payload` as a frame of the current output (a new one when
-    /// it is full), framed for its place there.
-    fn push(&mut self, payload: &[u8]) -> Result<Loc> {
-        let mut frame = vec![0u8; crate::log::record::FRAME_HEADER_LEN];
-        frame.extend_from_slice(payload);
-        let len = frame.len() as u64;
-        let full = self.current.as_ref().is_some_and(|(_, _, end)| {
-            *end > SEGMENT_HEADER_LEN as u64 && end + len > self.inner.opts.segment_bytes
-        });
-        if full || self.current.is_none() {
-            self.seal()?;
-            let id = self.inner.writer.lock().allocate_id()?;
-            let path = self.tmp_path(id);
-            let context = || format!("creating compaction output {}", path.display());
-            let file = self
-                .inner
-                .fs
-                .create_new(&path)
-                .map_err(|e| Error::io(context(), e))?;
-            let salt = new_salt();
-            file.write_all_at(&encode_header(id, salt), 0)
-                .map_err(|e| Error::io(context(), e))?;
-            let framing = Framing::V2 { salt };
-            let segment = SegmentFile::new(file, framing);
-            self.current = Some((id, segment, SEGMENT_HEADER_LEN as u64));
-        }
-        let (id, segment, end) = self
-            .current
-            .as_mut()
-            .ok_or_else(|| Error::Internal("no compaction output is open".into()))?;
-        segment.framing.seal(&mut frame, *end);
-        segment
-            .file
-            .write_all_at(&frame, *end)
-            .map_err(|e| Error::io(format!("writing compaction output {id}"), e))?;
-        let loc = Loc {
-            segment: *id,
-            offset: *end as u32,
-            len: len as u32,
-        };
-        *end += len;
-        Ok(loc)
-    }
-
-    fn seal(&mut self) -> Result<()> {
-        if let Some((id, segment, end)) = self.current.take() {
-            segment
-                .file
-                .sync_data()
-                .map_err(|e| Error::io(format!("syncing compaction output {id}"), e))?;
-            self.done.push((id, segment, end));
-        }
-        Ok(())
-    }
-
-    /// Syncs everything written; returns the outputs.
-    fn finish(&mut self) -> Result<Vec<Segment>> {
-        self.seal()?;
-        self.inner.sync_store_dir()?;
-        Ok(std::mem::take(&mut self.done))
-    }
-
-    /// Removes the outputs after a failure before the commit.
-    fn abandon(&mut self) {
-        let _ = self.seal();
-        let done = std::mem::take(&mut self.done);
-        self.abandon_outputs(&done);
-    }
-
-    /// Removes finished outputs that will not be committed.
-    fn abandon_outputs(&self, outputs: &[Segment]) {
-        for (id, _, _) in outputs {
-            let _ = self.inner.fs.remove(&self.tmp_path(*id));
-        }
-    }
-}
-
 impl Inner {
     /// True when automatic compaction should run now.
     pub(super) fn needs_compaction(&self) -> bool {
@@ -296,9 +193,15 @@ impl Inner {
         };
 
         // 2. Copy the live records.
-        let mut output = Output::new(self);
+        let allocate = || self.writer.lock().allocate_id();
+        let (fs, segment_bytes) = (self.fs.as_ref(), self.opts.segment_bytes);
+        let mut output = Outputs::new(fs, &self.dir, segment_bytes, "compaction", allocate);
         let copied = self.copy_live(&input_files, &mut output, &mut report);
-        let finished = copied.and_then(|moves| Ok((output.finish()?, moves)));
+        let finished = copied.and_then(|moves| {
+            let outputs = output.finish()?;
+            self.sync_store_dir()?;
+            Ok((outputs, moves))
+        });
         let (outputs, moves) = match finished {
             Ok(done) => done,
             Err(e) => {
@@ -308,16 +211,16 @@ impl Inner {
         };
 
         // 3. The switch.
-        let base: Vec<u32> = outputs.iter().map(|(id, _, _)| *id).collect();
+        let base: Vec<u32> = outputs.iter().map(|o| o.id).collect();
         report.segments_compacted = inputs.len();
         report.segments_written = outputs.len();
-        report.bytes_after = outputs.iter().map(|(_, _, len)| len).sum();
+        report.bytes_after = outputs.iter().map(|o| o.end).sum();
         {
             let mut writer = self.writer.lock();
             // A store closed (or poisoned) meanwhile must not change: its
             // directory may already belong to another handle.
             if let Err(e) = self.check_writable() {
-                output.abandon_outputs(&outputs);
+                output.abandon();
                 return Err(e);
             }
             let manifest = Manifest {
@@ -326,7 +229,7 @@ impl Inner {
             };
             if let Err(e) = manifest::prepare(self.fs.as_ref(), &self.dir, &manifest) {
                 // Nothing is committed: the outputs can go.
-                output.abandon_outputs(&outputs);
+                output.abandon();
                 return Err(e);
             }
             // From here on a failure may leave the new manifest in force or
@@ -373,7 +276,7 @@ impl Inner {
     fn copy_live(
         &self,
         inputs: &[(u32, SegmentFile)],
-        output: &mut Output<'_>,
+        output: &mut Outputs<'_>,
         report: &mut CompactionReport,
     ) -> Result<Vec<(Row, Loc, Loc)>> {
         let collections: Vec<(String, i64, Vec<String>)> = self
@@ -437,15 +340,10 @@ impl Inner {
 
     /// After the commit: outputs become `.seg` files and replace the inputs
     /// in the file map, and rows point at their copies.
-    fn install(
-        &self,
-        outputs: &[Segment],
-        inputs: &[u32],
-        moves: &[(Row, Loc, Loc)],
-    ) -> Result<()> {
-        for (id, _, _) in outputs {
-            let from = self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(*id)));
-            let to = self.dir.join(segment_name(*id));
+    fn install(&self, outputs: &[Output], inputs: &[u32], moves: &[(Row, Loc, Loc)]) -> Result<()> {
+        for output in outputs {
+            let from = tmp_path(&self.dir, output.id);
+            let to = self.dir.join(segment_name(output.id));
             self.fs
                 .rename(&from, &to)
                 .map_err(|e| Error::io(format!("renaming {}", from.display()), e))?;
@@ -458,8 +356,8 @@ impl Inner {
         // are removed after the switch; a reader that took one before keeps
         // its handle (and map), and an unlinked file stays readable through
         // both.
-        for (id, file, _) in outputs {
-            files.insert(*id, file.clone().sealed());
+        for output in outputs {
+            files.insert(output.id, output.file.clone().sealed());
         }
         for id in inputs {
             files.remove(id);

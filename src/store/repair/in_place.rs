@@ -44,14 +44,12 @@ use crate::blob_files;
 use crate::index::apply;
 use crate::index::State;
 use crate::io::{self, Vfs};
-use crate::log::manifest::{self, segment_id, Manifest, MANIFEST_FILE, TMP_SUFFIX};
-use crate::log::record::{Framing, Record, FRAME_HEADER_LEN};
+use crate::log::manifest::{self, segment_id, Manifest, MANIFEST_FILE};
+use crate::log::outputs::Outputs;
+use crate::log::record::{Record, FRAME_HEADER_LEN};
 use crate::log::recovery::QUARANTINE_DIR;
 use crate::log::scan::for_each_data_window;
-use crate::log::segment::{
-    encode_header, new_salt, parse_segment_name, segment_name, Loc, SegmentFile, SegmentFiles,
-    SEGMENT_HEADER_LEN,
-};
+use crate::log::segment::parse_segment_name;
 use crate::options::Options;
 use crate::store::dir::{classify, StoreDir};
 use crate::store::read_body;
@@ -126,10 +124,18 @@ impl Salvage {
             sync_dir(fs, dir)?;
         }
         let first = next_free_id(fs, dir)?;
+        let mut next = first;
+        let allocate = move || {
+            let id = next;
+            next = id
+                .checked_add(1)
+                .ok_or_else(|| Error::corruption(dir, 0, "segment ids are exhausted"))?;
+            Ok(id)
+        };
         let mut rewrite = Rewrite {
             fs,
             dir,
-            out: Outputs::new(fs, dir, opts.segment_bytes, first),
+            out: Outputs::new(fs, dir, opts.segment_bytes, "repair", allocate),
             state: State::default(),
         };
         let mut kept = Kept {
@@ -139,15 +145,22 @@ impl Salvage {
         };
         let staged = (|| {
             let (report, read) = walk(fs, dir, &mut rewrite)?;
-            let base = rewrite.out.finish()?;
+            // A salvage that kept nothing still gets one output, empty:
+            // the horizon.
+            if rewrite.out.is_empty() {
+                rewrite.out.start()?;
+            }
+            let base: Vec<u32> = rewrite.out.finish()?.iter().map(|o| o.id).collect();
+            sync_dir(fs, dir)?;
             kept.copy(dir, first, &read)?;
             let horizon = *base
                 .last()
                 .ok_or_else(|| Error::Internal("a repair made no segment".into()))?;
+            let written = base.len();
             manifest::prepare(fs, dir, &Manifest { horizon, base })?;
-            Ok((report, read))
+            Ok((report, read, written))
         })();
-        let (report, read) = match staged {
+        let (report, read, segments_written) = match staged {
             Ok(staged) => staged,
             Err(e) => {
                 // Nothing is committed: the outputs and the copies can go.
@@ -163,7 +176,7 @@ impl Salvage {
         after_the_switch(fs, dir, &read)?;
         Ok(RepairReport {
             salvage: report,
-            segments_written: rewrite.out.made.len(),
+            segments_written,
             originals: kept.folder,
         })
     }
@@ -201,130 +214,6 @@ fn next_free_id(fs: &dyn Vfs, dir: &Path) -> Result<u32> {
         .ok_or_else(|| Error::corruption(dir, 0, "segment ids are exhausted"))
 }
 
-/// The repaired log: `<id>.seg.tmp` files of at most `segment_bytes` (a
-/// longer record alone in its own), with ids counting up from the first.
-struct Outputs<'a> {
-    fs: &'a dyn Vfs,
-    dir: &'a Path,
-    segment_bytes: u64,
-    next_id: u32,
-    /// Every output created, in order: the manifest's base.
-    made: Vec<u32>,
-    /// The output being written, and where its frames end.
-    current: Option<(u32, SegmentFile, u64)>,
-    /// The outputs, for reading bodies back (a replayed ensure's backfill).
-    files: SegmentFiles,
-}
-
-impl<'a> Outputs<'a> {
-    fn new(fs: &'a dyn Vfs, dir: &'a Path, segment_bytes: u64, first: u32) -> Self {
-        Outputs {
-            fs,
-            dir,
-            segment_bytes,
-            next_id: first,
-            made: Vec::new(),
-            current: None,
-            files: SegmentFiles::default(),
-        }
-    }
-
-    fn tmp_path(&self, id: u32) -> PathBuf {
-        self.dir.join(format!("{}{TMP_SUFFIX}", segment_name(id)))
-    }
-
-    /// Where a frame of `len` bytes would go.
-    fn next_loc(&self, len: u64) -> Result<Loc> {
-        let (segment, offset) = match &self.current {
-            Some((id, _, end))
-                if *end == SEGMENT_HEADER_LEN as u64 || end + len <= self.segment_bytes =>
-            {
-                (*id, *end)
-            }
-            _ => (self.next_id, SEGMENT_HEADER_LEN as u64),
-        };
-        let too_long = || Error::invalid(format!("a {len}-byte record does not fit a segment"));
-        Ok(Loc {
-            segment,
-            offset: u32::try_from(offset).map_err(|_| too_long())?,
-            len: u32::try_from(len).map_err(|_| too_long())?,
-        })
-    }
-
-    /// Appends `payload` as a frame at [`Outputs::next_loc`].
-    fn push(&mut self, payload: &[u8]) -> Result<Loc> {
-        let mut frame = vec![0u8; FRAME_HEADER_LEN];
-        frame.extend_from_slice(payload);
-        let loc = self.next_loc(frame.len() as u64)?;
-        if self.current.as_ref().map(|(id, _, _)| *id) != Some(loc.segment) {
-            self.seal()?;
-            self.start()?;
-        }
-        let (id, segment, end) = self
-            .current
-            .as_mut()
-            .ok_or_else(|| Error::Internal("no repair output is open".into()))?;
-        segment.framing.seal(&mut frame, *end);
-        segment
-            .file
-            .write_all_at(&frame, *end)
-            .map_err(|e| Error::io(format!("writing repair output {id}"), e))?;
-        *end += frame.len() as u64;
-        Ok(loc)
-    }
-
-    /// Creates the next output, its header written.
-    fn start(&mut self) -> Result<()> {
-        let id = self.next_id;
-        let path = self.tmp_path(id);
-        let context = || format!("creating repair output {}", path.display());
-        let file = self
-            .fs
-            .create_new(&path)
-            .map_err(|e| Error::io(context(), e))?;
-        self.made.push(id);
-        self.next_id = id
-            .checked_add(1)
-            .ok_or_else(|| Error::corruption(self.dir, 0, "segment ids are exhausted"))?;
-        let salt = new_salt();
-        file.write_all_at(&encode_header(id, salt), 0)
-            .map_err(|e| Error::io(context(), e))?;
-        let segment = SegmentFile::new(file, Framing::V2 { salt });
-        self.files.write().insert(id, segment.clone());
-        self.current = Some((id, segment, SEGMENT_HEADER_LEN as u64));
-        Ok(())
-    }
-
-    fn seal(&mut self) -> Result<()> {
-        if let Some((id, segment, _)) = self.current.take() {
-            segment
-                .file
-                .sync_data()
-                .map_err(|e| Error::io(format!("syncing repair output {id}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Syncs every output, then the directory; returns the outputs' ids. A
-    /// salvage that kept nothing still gets one output, empty: the horizon.
-    fn finish(&mut self) -> Result<Vec<u32>> {
-        if self.made.is_empty() {
-            self.start()?;
-        }
-        self.seal()?;
-        sync_dir(self.fs, self.dir)?;
-        Ok(self.made.clone())
-    }
-
-    /// Removes the outputs of a repair that will not commit.
-    fn abandon(&mut self) {
-        self.current = None;
-        for id in &self.made {
-            let _ = self.fs.remove(&self.tmp_path(*id));
-        }
-    }
-}
-
 /// The sink of a repair in place: the records the store's own replay takes,
 /// appended to the outputs.
 struct Rewrite<'a> {
@@ -351,10 +240,8 @@ impl Sink for Rewrite<'_> {
         }
         // Applied first, at the location it will have: a record the state
         // refuses is never written, so the outputs replay to this state.
-        let loc = self
-            .out
-            .next_loc((FRAME_HEADER_LEN + payload.len()) as u64)?;
-        let (files, dir) = (&self.out.files, self.dir);
+        let loc = self.out.place((FRAME_HEADER_LEN + payload.len()) as u64)?;
+        let (files, dir) = (self.out.files(), self.dir);
         if let Err(e) = self
             .state
             .replay(record, loc, &|at| read_body(files, dir, at))

@@ -7,6 +7,7 @@ pub mod churn;
 pub mod count_fs;
 pub mod crash;
 pub mod power_fs;
+pub mod repair;
 pub mod wrap_fs;
 
 use std::path::{Path, PathBuf};

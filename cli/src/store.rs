@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, StoreDir, Transfer};
 
 /// An open store of either kind.
@@ -137,6 +137,25 @@ fn open_sqlite(path: &Path, blob_dir: Option<&Path>, access: Access) -> Result<O
             "no SQLite store at {} (the file does not exist)",
             path.display()
         );
+    }
+    // Another program's database is left as it is: opening it as a store
+    // would add tables and switch it to WAL.
+    let found = if exists {
+        SqliteStore::probe(path)
+            .with_context(|| format!("reading {} as an SQLite database", path.display()))?
+    } else {
+        StoreDir::Empty
+    };
+    match found {
+        StoreDir::Other => bail!(
+            "{} is an SQLite database but not a store (it has no store_docs table); it was left as it is",
+            path.display()
+        ),
+        StoreDir::Empty if exists && access != Access::Create => bail!(
+            "{} holds no store (it has no tables); it was left as it is",
+            path.display()
+        ),
+        _ => {}
     }
     let blobs: PathBuf = match blob_dir {
         Some(dir) => dir.to_path_buf(),

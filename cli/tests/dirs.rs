@@ -195,3 +195,52 @@ fn put_load_and_migrate_make_a_store_only_where_there_is_none_and_say_so() {
     );
     assert_eq!(tree(&plain), before);
 }
+
+/// An SQLite database that is not a store (another program's) is refused
+/// by every command, reading or writing, and left byte for byte as it was:
+/// opening it as a store would add the store's tables and switch it to
+/// WAL. A `.db` file with no tables is refused by the commands that read.
+#[test]
+fn another_programs_sqlite_database_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app.db");
+    let conn = rusqlite::Connection::open(&app).unwrap();
+    conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice');")
+        .unwrap();
+    drop(conn);
+    let empty = tmp.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let source = tmp.path().join("source");
+    let made = logstore(&["put", source.to_str().unwrap(), "msgs", "m1", "{}"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let before = tree(tmp.path());
+
+    let db = app.to_str().unwrap();
+    let reads: Vec<Vec<String>> = [
+        vec!["stats", db],
+        vec!["dump", db],
+        vec!["get", db, "msgs", "m1"],
+        vec!["query", db, "msgs"],
+        vec!["count", db, "msgs"],
+        vec!["delete", db, "msgs", "m1"],
+    ]
+    .into_iter()
+    .map(|args| args.into_iter().map(String::from).collect())
+    .collect();
+    for args in reads
+        .iter()
+        .chain(&making_a_store(db, source.to_str().unwrap()))
+    {
+        refused(args, "is an SQLite database but not a store");
+    }
+    let db = empty.to_str().unwrap();
+    for args in [
+        vec!["stats", db],
+        vec!["dump", db],
+        vec!["count", db, "msgs"],
+    ] {
+        let args: Vec<String> = args.into_iter().map(String::from).collect();
+        refused(&args, "holds no store");
+    }
+    assert_eq!(tree(tmp.path()), before, "nothing made, changed or removed");
+}

@@ -97,6 +97,31 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// What the database file at `db_path` holds, read without changing
+    /// it: a store (it has the store's tables), nothing (a new or empty
+    /// file, or a database without tables), or another program's database,
+    /// which [`SqliteStore::open`] would add its tables to and which a
+    /// caller should refuse instead.
+    ///
+    /// # Errors
+    /// `Sqlite` when the file is not an SQLite database or cannot be read.
+    pub fn probe(db_path: impl AsRef<Path>) -> Result<crate::StoreDir> {
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(db_path.as_ref(), flags)?;
+        let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+        let tables = statement
+            .query_map([], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(if tables.is_empty() {
+            crate::StoreDir::Empty
+        } else if tables.iter().any(|t| t == "store_docs") {
+            crate::StoreDir::Store
+        } else {
+            crate::StoreDir::Other
+        })
+    }
+
     /// Opens (or creates) the database at `db_path` (`":memory:"` for one in
     /// memory) with blob files in `blob_dir`, applying any migrations it
     /// lacks.

@@ -105,7 +105,8 @@ lowest() {
     shift 2
     for op in "$@"; do
         v=$(cell "$blk" "$op" "$col")
-        if [ -z "$best" ] || [ "$(at_least "$(num "$best")" "$(num "$v")")" = met ]; then
+        # Strictly lower: of rows equal as printed, the first listed stays.
+        if [ -z "$best" ] || [ "$(at_least "$(num "$v")" "$(num "$best")")" = missed ]; then
             best=$v best_op=$op
         fi
     done

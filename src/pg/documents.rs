@@ -5,7 +5,8 @@ use postgres::Row;
 use serde_json::{Map, Value};
 
 use super::{
-    text_column, to_i64, unsigned_column, version_arg, PgStore, Session, Sql, MAX_VERSION,
+    text_column, to_i64, unsigned_column, version_arg, version_column, PgStore, Session, Sql,
+    MAX_VERSION,
 };
 use crate::contract::{CollectionInfo, Document, DocumentStore, Query, RawDocument};
 use crate::document_rules;
@@ -106,7 +107,7 @@ pub(super) fn read_doc(row: &Row) -> Result<Document> {
         data: parse_data(&collection, &id, &text)?,
         id,
         collection,
-        version: unsigned_column(row, 3)?,
+        version: version_column(row, 3)?,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })
@@ -120,7 +121,7 @@ fn read_raw(row: &Row) -> Result<RawDocument> {
         id: text_column(row, 0)?,
         collection: text_column(row, 1)?,
         data: row.try_get(2)?,
-        version: unsigned_column(row, 3)?,
+        version: version_column(row, 3)?,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })
@@ -138,7 +139,7 @@ fn written_row(
         id: id.to_string(),
         collection: collection.to_string(),
         data,
-        version: unsigned_column(row, 0)?,
+        version: version_column(row, 0)?,
         created_at: row.try_get(1)?,
         updated_at: row.try_get(2)?,
     })

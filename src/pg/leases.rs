@@ -6,7 +6,7 @@
 
 use postgres::Row;
 
-use super::{text_column, unsigned_column, Conn, PgStore, Sql, MAX_VERSION};
+use super::{text_column, version_column, Conn, PgStore, Sql, MAX_VERSION};
 use crate::contract::{Acquire, LeaseRow, LeaseStore};
 use crate::document_rules;
 use crate::lease_rules::{self, expiry};
@@ -24,7 +24,7 @@ pub(super) fn read_row(row: &Row) -> Result<LeaseRow> {
         key: text_column(row, 0)?,
         owner: text_column(row, 1)?,
         expires_at: row.try_get(2)?,
-        version: unsigned_column(row, 3)?,
+        version: version_column(row, 3)?,
         created_at: row.try_get(4)?,
         updated_at: row.try_get(5)?,
     })

@@ -551,11 +551,22 @@ fn text_column(row: &Row, idx: usize) -> Result<String> {
     })
 }
 
-/// An unsigned number (a version, a size, a count) stored in a signed
-/// column: a negative value was written by something other than logstore.
+/// An unsigned number (a size, a count) stored in a signed column: a
+/// negative value was written by something other than logstore.
 fn unsigned_column(row: &Row, idx: usize) -> Result<u64> {
+    at_least(row, idx, 0)
+}
+
+/// A version column: versions start at 1 and never wrap, so a smaller
+/// stored value is corruption, and a write over such a row fails before
+/// its transaction commits.
+fn version_column(row: &Row, idx: usize) -> Result<u64> {
+    at_least(row, idx, 1)
+}
+
+fn at_least(row: &Row, idx: usize, least: u64) -> Result<u64> {
     let value: i64 = row.try_get(idx)?;
-    u64::try_from(value).map_err(|_| {
+    u64::try_from(value).ok().filter(|v| *v >= least).ok_or_else(|| {
         Error::corruption(
             std::path::PathBuf::new(),
             0,

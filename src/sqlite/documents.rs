@@ -111,7 +111,7 @@ impl DocumentStore for SqliteStore {
                     )?
                     .query_row(
                         params![text, now, collection, id, version_arg(expected)],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| Ok((version_at(r, 0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?,
                 // The upsert skips a row at the top version (i64::MAX) and
@@ -128,7 +128,7 @@ impl DocumentStore for SqliteStore {
                          RETURNING version, created_at, updated_at",
                     )?
                     .query_row(params![collection, id, text, now], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((version_at(r, 0)?, r.get(1)?, r.get(2)?))
                     })
                     .optional()?
                     .ok_or_else(|| document_rules::version_overflow(MAX_VERSION))?,
@@ -183,7 +183,7 @@ impl DocumentStore for SqliteStore {
                 )?
                 .query_row(
                     params![text, now, collection, id, version_arg(expected_version)],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((version_at(r, 0)?, r.get(1)?, r.get(2)?)),
                 )?;
             write_index_rows(&tx, collection, id, &data)?;
             tx.commit()?;
@@ -291,7 +291,7 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDocument> {
         id: row.get(0)?,
         collection: row.get(1)?,
         data: row.get(2)?,
-        version: row.get::<_, u64>(3)?,
+        version: version_at(row, 3)?,
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
     })
@@ -301,7 +301,7 @@ fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawDocument> {
 fn doc_version(conn: &rusqlite::Connection, collection: &str, id: &str) -> Result<Option<u64>> {
     Ok(conn
         .prepare_cached("SELECT version FROM store_docs WHERE collection = ?1 AND id = ?2")?
-        .query_row(params![collection, id], |r| r.get::<_, u64>(0))
+        .query_row(params![collection, id], |r| version_at(r, 0))
         .optional()?)
 }
 

@@ -21,7 +21,7 @@ pub(super) fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRow> {
         key: row.get(0)?,
         owner: row.get(1)?,
         expires_at: row.get(2)?,
-        version: row.get::<_, u64>(3)?,
+        version: super::version_at(row, 3)?,
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
     })

@@ -197,6 +197,17 @@ impl SqliteStore {
 /// JSON does not). The code that reads rows does not know the database
 /// path, so the file is left empty and [`SqliteStore::with_conn`] fills it
 /// in; SQLite has no byte offset to give, so it is 0.
+/// A version column: versions start at 1 and never wrap, so a smaller
+/// stored value (written by something other than a driver) is an error,
+/// and a write over such a row fails before its transaction commits.
+pub(crate) fn version_at(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u64> {
+    let stored: i64 = row.get(idx)?;
+    u64::try_from(stored)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(idx, stored))
+}
+
 fn corrupt_row(reason: String) -> Error {
     Error::corruption(PathBuf::new(), 0, reason)
 }
@@ -294,7 +305,7 @@ fn read_doc(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Document, String)> {
         id: row.get(0)?,
         collection: row.get(1)?,
         data: Map::new(),
-        version: row.get::<_, u64>(3)?,
+        version: version_at(row, 3)?,
         created_at: row.get(4)?,
         updated_at: row.get(5)?,
     };

@@ -104,15 +104,24 @@ impl Salvage {
     /// segments are at most `opts.segment_bytes` long.
     ///
     /// # Errors
-    /// `InvalidInput` for options out of range and `ReadOnly` for a store
-    /// this user cannot write to, both before anything is written; `Io`
-    /// from the file system (before the commit, the outputs and copies are
-    /// removed again; after it, the next open finishes the switch).
+    /// `InvalidInput` for options out of range and `Io` (kind
+    /// `PermissionDenied`) for a store this user cannot write to, both
+    /// before anything is written; `Io` from the file system (before the
+    /// commit, the outputs and copies are removed again; after it, the next
+    /// open finishes the switch).
     pub fn repair_in_place(self, opts: &Options) -> Result<RepairReport> {
         opts.validate()?;
-        let fs = self.writes.clone().ok_or(Error::ReadOnly)?;
-        let fs = fs.as_ref();
         let dir = self.src.as_path();
+        let fs = self.writes.clone().ok_or_else(|| {
+            Error::io(
+                format!("repairing {} in place", dir.display()),
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the store directory cannot be written (a read-only mount, or another user's files); repair it into another directory with --out",
+                ),
+            )
+        })?;
+        let fs = fs.as_ref();
         // The directory the lock was taken in is the one repaired.
         if classify(fs, dir)? != StoreDir::Store {
             return Err(Error::NotAStore {

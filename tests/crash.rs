@@ -83,12 +83,9 @@ fn page_model_power_loss(durability: Durability) {
         started.elapsed()
     );
     assert!(images.len() > 400, "{} crash images", images.len());
-    assert!(
-        failures.is_empty(),
-        "{durability:?}: {} of {} crash images fail; the first:\n{}",
-        failures.len(),
-        images.len(),
-        failures[..failures.len().min(8)].join("\n")
+    common::assert_no_failures(
+        &format!("{durability:?}, {} crash images", images.len()),
+        &failures,
     );
 }
 

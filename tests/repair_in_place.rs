@@ -195,13 +195,7 @@ fn power_loss_at_every_step(damaged: Damage) {
         tally.before,
         tally.repaired
     );
-    assert!(
-        failures.is_empty(),
-        "{} of {} images fail; the first:\n{}",
-        failures.len(),
-        images.len(),
-        failures[..failures.len().min(5)].join("\n")
-    );
+    common::assert_no_failures(&format!("{damaged:?}, {} images", images.len()), &failures);
     assert!(tally.before > 0 && tally.repaired > 0, "{tally:?}");
 }
 
@@ -232,8 +226,7 @@ fn an_io_error_at_every_step_of_a_repair_leaves_the_store_openable_and_a_rerun_c
         build(Arc::new(built.clone()), &clock, damaged);
         let files = built.snapshot();
         let want = expected(&files, &clock);
-        let mut step = 1;
-        loop {
+        let steps = common::crash::at_every_step(|step| {
             let fs = FaultFs::new();
             for (path, bytes) in &files {
                 fs.open(path, true).unwrap().write_all_at(bytes, 0).unwrap();
@@ -257,14 +250,9 @@ fn an_io_error_at_every_step_of_a_repair_leaves_the_store_openable_and_a_rerun_c
                 want.repaired,
                 "{damaged:?} step {step}"
             );
-            if !faulted {
-                result.unwrap();
-                break;
-            }
-            assert!(result.is_err(), "{damaged:?} step {step}: reported");
-            step += 1;
-        }
-        eprintln!("{damaged:?}: an I/O error at each of {step} steps");
-        assert!(step > 20, "a repair has many steps: {step}");
+            (faulted, result)
+        });
+        eprintln!("{damaged:?}: an I/O error at each of {steps} steps");
+        assert!(steps > 20, "a repair has many steps: {steps}");
     }
 }

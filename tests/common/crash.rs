@@ -342,3 +342,23 @@ pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
     bytes[offset as usize] ^= 1 << bit;
     std::fs::write(path, bytes).unwrap();
 }
+
+/// Runs `attempt` with an I/O error injected at step 1, 2, ... until a run
+/// in which none was (`attempt` returns whether one was, with the
+/// operation's result, after checking what it left): a faulted run must
+/// have reported the fault, the clean one succeeded. Returns the number of
+/// steps.
+pub fn at_every_step<T: std::fmt::Debug>(
+    mut attempt: impl FnMut(u64) -> (bool, logstore::Result<T>),
+) -> u64 {
+    let mut step = 1;
+    loop {
+        let (faulted, result) = attempt(step);
+        if !faulted {
+            result.unwrap();
+            return step;
+        }
+        assert!(result.is_err(), "step {step}: the fault was reported");
+        step += 1;
+    }
+}

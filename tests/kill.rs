@@ -10,12 +10,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use logstore::{Acquire, BlobPut, Durability, LogStore, Options, Query, Store};
+use logstore::{Acquire, Durability, LogStore, Options, Query, Store};
 use logstore_workload::Rng;
 use serde_json::json;
 
@@ -71,13 +71,7 @@ fn kill_child_entry() {
             }
             7 => {
                 let bytes = format!("run {run} blob {n} ").repeat(1 + rng.below(50) as usize);
-                let meta = store
-                    .blobs()
-                    .put(
-                        &mut Cursor::new(bytes.clone().into_bytes()),
-                        BlobPut::default(),
-                    )
-                    .unwrap();
+                let meta = common::blobs::put(&store, bytes.as_bytes());
                 writeln!(out, "blob {} {}", meta.id, blake3::hash(bytes.as_bytes())).unwrap();
             }
             _ => {

@@ -2,13 +2,13 @@
 //! shared by the repair tests.
 
 use std::collections::BTreeMap;
-use std::io::{Cursor, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use logstore::io::{MemFs, Vfs};
 use logstore::{
-    BlobPut, Durability, Error, LogStore, ManualClock, Options, Query, Salvage, Store, Transfer,
+    Durability, Error, LogStore, ManualClock, Options, Query, Salvage, Store, Transfer,
 };
 use serde_json::json;
 
@@ -139,14 +139,7 @@ pub fn build(fs: Arc<dyn Vfs>, clock: &Arc<ManualClock>, damaged: Damage) {
     }
     let mut blobs = Vec::new();
     for text in ["blob one", "blob two"] {
-        let meta = store
-            .blobs()
-            .put(
-                &mut Cursor::new(text.as_bytes().to_vec()),
-                BlobPut::default(),
-            )
-            .unwrap();
-        blobs.push(meta.id);
+        blobs.push(super::blobs::put(&store, text.as_bytes()).id);
     }
     store.leases().acquire("k1", "run-a", 60_000).unwrap();
     store.docs().delete("c", "d3").unwrap();

@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::codec::DecodeError;
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
 use crate::log::record::{pad_frame, pad_len, Framing, Record};
@@ -43,7 +44,9 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Records replayed.
     pub records: u64,
-    /// The torn tail cut off the newest segment, if there was one.
+    /// The torn tail cut off the newest segment, if there was one. A
+    /// read-only open cuts nothing: there it is damage with records after
+    /// it, which the next writable open will cut (`quarantined` is None).
     pub truncated: Option<TruncatedTail>,
     /// Blob content files no blob referred to (a crash between a file and
     /// its metadata, or between a delete and the file's removal), removed.
@@ -191,9 +194,10 @@ pub enum Mode {
     /// replayed tail again, create the first segment of a new store.
     Repair,
     /// A read-only open: the same log, ending at the same frame, with
-    /// nothing written. A newest segment whose header does not verify yet
-    /// (a writer creating it right now) is left for a later refresh: the
-    /// tail it returns has `end` 0.
+    /// nothing written (records after that frame are reported, not read:
+    /// see [`records_past`]). A newest segment whose header does not
+    /// verify yet (a writer creating it right now) is left for a later
+    /// refresh: the tail it returns has `end` 0.
     ReadOnly,
 }
 
@@ -385,7 +389,23 @@ impl Scanned<'_> {
                     let reason = format!("{reason} in a sealed segment");
                     return Err(Error::corruption(path, offset, reason));
                 }
+                // The view ends here, where a writable open's log ends too;
+                // nothing is cut. A record in progress at the tail is not
+                // damage, but records after a frame that does not verify
+                // are: a writable open would cut and quarantine them, so the
+                // report names them as the tail it would cut.
                 Step::Invalid { offset, .. } if self.mode == Mode::ReadOnly => {
+                    if let Some((last, reason)) =
+                        records_past(self.file, self.framing, self.id, offset).map_err(io_err)?
+                    {
+                        report.truncated = Some(TruncatedTail {
+                            file: path.to_path_buf(),
+                            offset,
+                            bytes_cut: last - offset,
+                            reason: reason.to_string(),
+                            quarantined: None,
+                        });
+                    }
                     scan.seek(offset);
                     break;
                 }
@@ -402,6 +422,42 @@ impl Scanned<'_> {
             }
         }
         Ok(scan.position().min(self.len))
+    }
+}
+
+/// Whether records follow the frame at `offset` of the newest segment
+/// `file` (segment `id`), which does not verify: a frame further on that
+/// verifies, with the one at `offset` still not verifying when read again
+/// after it. The writer appends frames in order, each over zeros, so a
+/// frame it wrote at `offset` was whole before any later one began: a read
+/// may catch an append in progress (its pages land in any order for a
+/// reader), but not once a later frame was seen. What this finds is damage
+/// or a crash's debris, which a writable open cuts there and quarantines.
+/// Returns the end of the last non-zero byte and why the frame at `offset`
+/// does not verify. A file cut meanwhile (a roll drops the zeros past the
+/// log, a writable open cuts its tail) has nothing past `offset` to report.
+pub fn records_past(
+    file: &dyn VFile,
+    framing: Framing,
+    id: u32,
+    offset: u64,
+) -> std::io::Result<Option<(u64, DecodeError)>> {
+    let look = || -> std::io::Result<Option<(u64, DecodeError)>> {
+        let mut scan = Scan::new(file, framing, id, file.size()?, offset);
+        if scan.next_valid_from(offset + 1)?.is_none() {
+            return Ok(None);
+        }
+        // Read again, after the later frame: fresh bytes, not the window.
+        let mut again = Scan::new(file, framing, id, file.size()?, offset);
+        let reason = match again.next()? {
+            Step::Invalid { reason, .. } => reason,
+            Step::Frame { .. } | Step::End => return Ok(None),
+        };
+        Ok(Some((again.nonzero_end(offset)?, reason)))
+    };
+    match look() {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        found => found,
     }
 }
 

@@ -83,7 +83,9 @@ impl LogStore {
     /// sweep, no snapshot, no lock file), so it works beside a writer that
     /// holds the store (in this process or another) and on read-only media.
     /// It serves the valid prefix of the log: exactly what a writable open
-    /// would keep. [`LogStore::refresh`] follows the writer's later writes.
+    /// would keep (records after damage, which that open would cut, are
+    /// named in [`LogStore::recovery_report`] and by `verify`).
+    /// [`LogStore::refresh`] follows the writer's later writes.
     /// Every write returns [`Error::ReadOnly`]; `compact` does too.
     ///
     /// # Errors

@@ -16,6 +16,7 @@ use crate::index::snapshot::{self, Covers};
 use crate::index::State;
 use crate::log::read::body as read_body;
 use crate::log::record::Record;
+use crate::log::recovery::records_past;
 use crate::log::scan::{Scan, Step};
 use crate::log::segment::{self, segment_name, SEGMENT_HEADER_LEN};
 use crate::log::segment::{Loc, SegmentFiles};
@@ -182,6 +183,7 @@ impl Inner {
             saved,
             report,
             state: State::default(),
+            past_end: self.follow.is_some(),
         };
         for &id in order {
             replay.segment(id, end)?;
@@ -198,6 +200,10 @@ struct CheckReplay<'a> {
     saved: Option<&'a (Vec<u8>, Covers)>,
     report: &'a mut VerifyReport,
     state: State,
+    /// Whether to look past the view's end for records after damage (a
+    /// read-only handle's view ends at the first frame that does not
+    /// verify; a writer's log ends at its own end, with zeros after it).
+    past_end: bool,
 }
 
 impl CheckReplay<'_> {
@@ -264,6 +270,15 @@ impl CheckReplay<'_> {
             }
         }
         self.check_saved(id, scan.position().min(len));
+        if self.past_end && id == end.segment {
+            let past = records_past(file.file.as_ref(), framing, id, len).map_err(io_err)?;
+            if let Some((last, reason)) = past {
+                let description = format!(
+                    "{reason}, with records after it up to byte {last}: the next writable open cuts the log here and quarantines them"
+                );
+                self.problem(path, len, description);
+            }
+        }
         Ok(())
     }
 

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::wrap_fs::WrapFs;
-use logstore::io::{MemFs, Vfs};
+use logstore::io::MemFs;
 use logstore::{BlobList, BlobPut, Durability, LogStore, Options, Query, Store};
 use logstore_workload::Rng;
 use serde_json::json;
@@ -472,25 +472,13 @@ fn small_segments() -> Options {
     }
 }
 
-/// The writer's segment ids in `fs`.
-fn segment_ids(fs: &MemFs) -> Vec<u32> {
-    let mut ids: Vec<u32> = fs
-        .list(Path::new("db"))
-        .unwrap()
-        .iter()
-        .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 /// Puts `d{from}`, `d{from + 1}`, … until the writer has rolled to two
 /// new segments and written into the second; returns the first new one
 /// and the next number.
 fn roll_twice(writer: &LogStore, fs: &MemFs, from: u64) -> (u32, u64) {
-    let newest = *segment_ids(fs).last().unwrap();
+    let newest = *common::segment_ids(fs, Path::new("db")).last().unwrap();
     let mut n = from;
-    while segment_ids(fs).last().unwrap() < &(newest + 2) {
+    while common::segment_ids(fs, Path::new("db")).last().unwrap() < &(newest + 2) {
         writer
             .docs()
             .put("docs", &format!("d{n}"), body(n), None)

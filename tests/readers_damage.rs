@@ -31,17 +31,6 @@ fn dir() -> &'static Path {
     Path::new("db")
 }
 
-fn segments(fs: &MemFs) -> Vec<u32> {
-    let mut ids: Vec<u32> = fs
-        .list(dir())
-        .unwrap()
-        .iter()
-        .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    ids
-}
-
 fn segment_path(id: u32) -> PathBuf {
     dir().join(format!("{id:020}.seg"))
 }
@@ -71,7 +60,7 @@ fn killed_writer(records_to: u64) -> (MemFs, usize, PathBuf) {
     store.compact().unwrap();
     let manifest = fs.file(&dir().join("MANIFEST")).unwrap().contents();
     let horizon = u32::from_le_bytes(manifest[12..16].try_into().unwrap());
-    let ids = segments(&fs);
+    let ids = common::segment_ids(&fs, dir());
     assert_eq!(
         ids,
         [horizon, horizon + 1],
@@ -86,7 +75,7 @@ fn killed_writer(records_to: u64) -> (MemFs, usize, PathBuf) {
             .put("c", &format!("e{acked}"), body, None)
             .unwrap();
         acked += 1;
-        assert_eq!(segments(&fs), ids, "the writer rolled");
+        assert_eq!(common::segment_ids(&fs, dir()), ids, "the writer rolled");
     }
     let image = fs.deep_copy();
     // SIGKILL: no close, no snapshot at the end.

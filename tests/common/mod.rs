@@ -250,3 +250,16 @@ pub fn keys() -> Vec<String> {
 pub fn workload_dump(store: &logstore::LogStore) -> String {
     dump(store, &keys())
 }
+
+/// The ids of the `.seg` files in `dir` of `fs`, in order.
+pub fn segment_ids(fs: &logstore::io::MemFs, dir: &std::path::Path) -> Vec<u32> {
+    use logstore::io::Vfs;
+    let mut ids: Vec<u32> = fs
+        .list(dir)
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}

@@ -559,8 +559,14 @@ pub fn markdown(report: &Report, config: &BenchConfig) -> String {
         Durability::Flush => "flush",
     };
     let name = format!("{driver}-{durability}");
+    let command = match config.baseline {
+        Baseline::Sqlite => format!("logstore bench --durability {durability}"),
+        Baseline::Postgres { .. } => {
+            format!("logstore bench --driver postgres --durability {durability}")
+        }
+    };
     let caption = format!(
-        "`logstore bench --durability {durability}`: {} documents loaded; {}; {} cores.",
+        "`{command}`: {} documents loaded; {}; {} cores.",
         report.documents, report.durability, report.cores
     );
     let mut out = block(&name, &format!("{caption}\n\n{}", rows_table(report)));

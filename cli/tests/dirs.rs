@@ -13,7 +13,7 @@ use common::{logstore, logstore_with_input, text, tree};
 /// a command names (a copy's target) is under `aside`.
 fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
     let to = |name: &str| aside.join(name).to_str().unwrap().to_string();
-    [
+    owned(vec![
         vec!["stats", store],
         vec!["stats", store, "--json"],
         vec!["verify", store],
@@ -28,10 +28,15 @@ fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
         vec!["repair", store, "--in-place"],
         vec!["migrate", store, &to("migrated")],
         vec!["backup", store, &to("backup")],
-    ]
-    .into_iter()
-    .map(|args| args.into_iter().map(String::from).collect())
-    .collect()
+    ])
+}
+
+/// Command lines as owned strings.
+fn owned(lines: Vec<Vec<&str>>) -> Vec<Vec<String>> {
+    lines
+        .into_iter()
+        .map(|args| args.into_iter().map(String::from).collect())
+        .collect()
 }
 
 /// Runs `args`, which must be refused with `message` on stderr.
@@ -53,14 +58,11 @@ fn refused(args: &[String], message: &str) {
 
 /// The commands that make a store, each of which must refuse `dir`.
 fn making_a_store(dir: &str, source: &str) -> Vec<Vec<String>> {
-    [
+    owned(vec![
         vec!["put", dir, "msgs", "m1", "{}"],
         vec!["load", dir],
         vec!["migrate", source, dir],
-    ]
-    .into_iter()
-    .map(|args| args.into_iter().map(String::from).collect())
-    .collect()
+    ])
 }
 
 #[test]
@@ -216,17 +218,14 @@ fn another_programs_sqlite_database_is_refused_and_left_as_it_was() {
     let before = tree(tmp.path());
 
     let db = app.to_str().unwrap();
-    let reads: Vec<Vec<String>> = [
+    let reads = owned(vec![
         vec!["stats", db],
         vec!["dump", db],
         vec!["get", db, "msgs", "m1"],
         vec!["query", db, "msgs"],
         vec!["count", db, "msgs"],
         vec!["delete", db, "msgs", "m1"],
-    ]
-    .into_iter()
-    .map(|args| args.into_iter().map(String::from).collect())
-    .collect();
+    ]);
     for args in reads
         .iter()
         .chain(&making_a_store(db, source.to_str().unwrap()))
@@ -234,12 +233,11 @@ fn another_programs_sqlite_database_is_refused_and_left_as_it_was() {
         refused(args, "is an SQLite database but not a store");
     }
     let db = empty.to_str().unwrap();
-    for args in [
+    for args in owned(vec![
         vec!["stats", db],
         vec!["dump", db],
         vec!["count", db, "msgs"],
-    ] {
-        let args: Vec<String> = args.into_iter().map(String::from).collect();
+    ]) {
         refused(&args, "holds no store");
     }
     assert_eq!(tree(tmp.path()), before, "nothing made, changed or removed");

@@ -18,6 +18,11 @@ pub fn corrupt(dir: &Path, loc: Loc, reason: impl std::fmt::Display) -> Error {
     )
 }
 
+/// The `Corruption` error for a location whose segment is not open.
+pub fn missing_segment(dir: &Path, loc: Loc) -> Error {
+    corrupt(dir, loc, "the segment file is missing")
+}
+
 /// The segment that holds `loc`.
 ///
 /// # Errors
@@ -27,7 +32,7 @@ pub fn segment_at(files: &SegmentFiles, dir: &Path, loc: Loc) -> Result<SegmentF
         .read()
         .get(&loc.segment)
         .cloned()
-        .ok_or_else(|| corrupt(dir, loc, "the segment file is missing"))
+        .ok_or_else(|| missing_segment(dir, loc))
 }
 
 /// Calls `read` with the record at `loc` of `segment`, its frame verified

@@ -29,7 +29,7 @@ use crate::codec::DecodeError;
 use crate::io::{VFile, Vfs};
 use crate::log::manifest::{self, Layout};
 use crate::log::record::{pad_frame, pad_len, Framing, Record};
-use crate::log::scan::{for_each_data_window, for_each_window, Scan, Step};
+use crate::log::scan::{copy_data, for_each_window, Scan, Step};
 use crate::log::segment::{self, Loc, SegmentFile, SegmentFiles, FIRST_APPEND, SEGMENT_HEADER_LEN};
 use crate::{Error, Result};
 
@@ -594,18 +594,7 @@ fn quarantine(
             Err(e) => return Err(io_err(e)),
         }
     };
-    // Holes are left holes: the byte before `last` is not zero, so it is
-    // data and the copy ends at `last`, unless the file changed meanwhile.
-    for_each_data_window(file, 0, last, |at, bytes| copy.write_all_at(bytes, at))
-        .and_then(|()| {
-            if copy.size()? < last {
-                copy.set_len(last)
-            } else {
-                Ok(())
-            }
-        })
-        .map_err(io_err)?;
-    copy.sync_data()
+    copy_data(file, copy.as_ref(), last)
         .and_then(|()| fs.sync_dir(&qdir))
         .map_err(io_err)?;
     Ok(target)

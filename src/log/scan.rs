@@ -67,6 +67,16 @@ pub fn for_each_window(
     Ok(())
 }
 
+/// Copies bytes `0..len` of `from` into `to` (a new, empty file) and syncs
+/// the copy: holes stay holes, and the copy is `len` bytes long however its
+/// data ends. Recovery's quarantine copy, a backup's segments and a repair's
+/// kept originals are made with it.
+pub fn copy_data(from: &dyn VFile, to: &dyn VFile, len: u64) -> io::Result<()> {
+    for_each_data_window(from, 0, len, |at, bytes| to.write_all_at(bytes, at))?;
+    to.set_len(len)?;
+    to.sync_data()
+}
+
 /// [`for_each_window`] over the data of `from..to` alone: the holes that
 /// [`VFile::next_data`] reports read as zeros and are skipped, so a copy
 /// made through it is as sparse as the file (and its caller sets the

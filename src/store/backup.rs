@@ -33,7 +33,7 @@ use super::{Inner, LogStore, StoreDir};
 use crate::blob_files::{self, BLOB_DIR};
 use crate::io::{Access, RealFs, Vfs};
 use crate::log::manifest::{self, Manifest};
-use crate::log::scan::{for_each_data_window, for_each_window};
+use crate::log::scan::{copy_data, for_each_window};
 use crate::log::segment::{segment_name, SegmentFile};
 use crate::options::Options;
 use crate::{Error, Result};
@@ -87,7 +87,7 @@ impl LogStore {
     /// removed.
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
         let dest = dest.as_ref();
-        self.inner.check_unpoisoned()?;
+        self.inner().check_unpoisoned()?;
         match LogStore::probe(dest) {
             Ok(StoreDir::Empty) => {}
             Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
@@ -98,7 +98,7 @@ impl LogStore {
                 )))
             }
         }
-        if inside(self.inner.fs.as_ref(), dest) {
+        if inside(self.inner().fs.as_ref(), dest) {
             return Err(Error::invalid(format!(
                 "the backup target {} is inside the store it would copy",
                 dest.display()
@@ -121,7 +121,7 @@ impl LogStore {
     }
 
     fn copy_into(&self, out: &RealFs, dest: &Path, made: &mut Made) -> Result<BackupReport> {
-        let inner = &self.inner;
+        let inner = &self.inner();
         let mut last = None;
         let mut view = None;
         for _ in 0..ATTEMPTS {
@@ -317,12 +317,7 @@ fn copy_segments(view: &View, out: &RealFs, dest: &Path, made: &mut Made) -> Res
         let path = dest.join(segment_name(*id));
         let copy = out.create_new(&path).map_err(io_err(&path, "creating"))?;
         made.files.push(path.clone());
-        for_each_data_window(segment.file.as_ref(), 0, *len, |at, bytes| {
-            copy.write_all_at(bytes, at)
-        })
-        .and_then(|()| copy.set_len(*len))
-        .and_then(|()| copy.sync_data())
-        .map_err(io_err(&path, "copying"))?;
+        copy_data(segment.file.as_ref(), copy.as_ref(), *len).map_err(io_err(&path, "copying"))?;
         report.segments += 1;
         report.segment_bytes += len;
     }

@@ -149,12 +149,12 @@ impl LogStore {
     /// `Io` from the file system. After an error the view is still a
     /// prefix of the log, and the next refresh rebuilds it whole.
     pub fn refresh(&self) -> Result<()> {
-        self.inner.refresh()
+        self.inner().refresh()
     }
 
     /// Whether this handle was opened with [`LogStore::open_read_only`].
     pub fn is_read_only(&self) -> bool {
-        self.inner.follow.is_some()
+        self.inner().follow.is_some()
     }
 }
 

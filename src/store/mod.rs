@@ -64,8 +64,8 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// Cheap to share between threads (`&LogStore` is `Send + Sync`).
 #[derive(Debug)]
 pub struct LogStore {
-    inner: Arc<Inner>,
-    /// The store's own calls: a session that waits.
+    /// The store's own calls: a session that waits. Its engine is the
+    /// store's (`LogStore::inner`).
     waiting: Session,
     compactor: Mutex<Option<JoinHandle<()>>>,
 }
@@ -247,7 +247,7 @@ impl LogStore {
     /// before the switch; after it, the store is poisoned and the next open
     /// finishes the switch); `Closed` or `Poisoned`.
     pub fn compact(&self) -> Result<CompactionReport> {
-        self.inner.compact()
+        self.inner().compact()
     }
 
     /// Runs `f` with a [`Session`] whose writes defer their durability
@@ -268,11 +268,11 @@ impl LogStore {
     /// The final wait's error (`Io` or `Poisoned`: the store is then
     /// poisoned, and no answer of `f` may be taken as durable).
     pub fn batch<T>(&self, f: impl FnOnce(&Session) -> T) -> Result<T> {
-        let session = Session::new(self.inner.clone(), WriteMode::batch());
+        let session = Session::new(self.inner().clone(), WriteMode::batch());
         let answer = f(&session);
         let last = session.mode.deferred();
         if last > 0 {
-            self.inner.wait_durable(last)?;
+            self.inner().wait_durable(last)?;
         }
         Ok(answer)
     }
@@ -296,7 +296,7 @@ impl LogStore {
     /// # Errors
     /// What `f` returns.
     pub fn without_waiting<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
-        f(&Session::new(self.inner.clone(), WriteMode::NoWait))
+        f(&Session::new(self.inner().clone(), WriteMode::NoWait))
     }
 
     /// The integrity check: every record's checksum, every blob's bytes
@@ -308,7 +308,7 @@ impl LogStore {
     /// `Closed`, or `Io` when a file cannot be read at all. Damage is not an
     /// error: it is listed in the report's `problems`.
     pub fn verify(&self) -> Result<VerifyReport> {
-        self.inner.verify()
+        self.inner().verify()
     }
 
     /// Sizes and counts: segments, live and dead bytes, space
@@ -317,18 +317,18 @@ impl LogStore {
     /// # Errors
     /// `Closed`.
     pub fn stats(&self) -> Result<Stats> {
-        self.inner.stats()
+        self.inner().stats()
     }
 
     /// What open found in the log: segments and records replayed, and the
     /// torn tail it cut, if any.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.inner.recovery
+        &self.inner().recovery
     }
 
     /// The store directory.
     pub fn path(&self) -> &Path {
-        &self.inner.dir
+        &self.inner().dir
     }
 }
 
@@ -355,18 +355,22 @@ impl LogStore {
     /// The handle on an opened engine, with its compaction thread if any.
     fn serving(inner: Arc<Inner>, compactor: Option<JoinHandle<()>>) -> LogStore {
         LogStore {
-            waiting: Session::new(inner.clone(), WriteMode::Wait),
-            inner,
+            waiting: Session::new(inner, WriteMode::Wait),
             compactor: Mutex::new(compactor),
         }
     }
 
+    /// The engine this handle serves.
+    fn inner(&self) -> &Arc<Inner> {
+        &self.waiting.inner
+    }
+
     fn shut_down(&self) -> Result<()> {
-        self.inner.auto.stop();
+        self.inner().auto.stop();
         if let Some(thread) = self.compactor.lock().take() {
             let _ = thread.join();
         }
-        self.inner.close()
+        self.inner().close()
     }
 }
 

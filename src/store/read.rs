@@ -7,7 +7,7 @@ use super::Inner;
 use crate::contract::{Document, RawDocument};
 use crate::index::apply;
 use crate::index::State;
-use crate::log::read::{self, corrupt};
+use crate::log::read;
 use crate::log::segment::{Loc, SegmentFile};
 use crate::Result;
 
@@ -59,8 +59,7 @@ impl Inner {
         found
             .into_iter()
             .map(|(loc, file)| {
-                let file =
-                    file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+                let file = file.ok_or_else(|| read::missing_segment(&self.dir, loc))?;
                 read(&file, &self.dir, loc)
             })
             .collect()
@@ -80,7 +79,7 @@ impl Inner {
             };
             (loc, self.files.read().get(&loc.segment).cloned())
         };
-        let file = file.ok_or_else(|| corrupt(&self.dir, loc, "the segment file is missing"))?;
+        let file = file.ok_or_else(|| read::missing_segment(&self.dir, loc))?;
         read(&file, &self.dir, loc).map(Some)
     }
 }

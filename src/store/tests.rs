@@ -12,7 +12,7 @@ use crate::Blocked;
 #[test]
 fn every_segment_is_mapped_on_the_real_file_system() {
     let mapped = |store: &LogStore| -> Vec<(u32, bool)> {
-        let files = store.inner.files.read();
+        let files = store.inner().files.read();
         files.iter().map(|(id, f)| (*id, f.is_mapped())).collect()
     };
     let fill = |store: &LogStore| {
@@ -90,13 +90,13 @@ fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
     );
 
     // Another writer holds the lock (here, this thread).
-    let held = store.inner.writer.lock();
+    let held = store.inner().writer.lock();
     let busy = store.without_waiting(|s| s.docs().put("c", "b", body(10), None));
     assert!(refused(busy, Blocked::WriterBusy));
     drop(held);
 
     // Fill the segment until the next record would roll it.
-    let segments = || store.inner.files.read().len();
+    let segments = || store.inner().files.read().len();
     let before = segments();
     let fill = |n: usize| {
         let put = store.without_waiting(|s| s.docs().put("c", &format!("f{n}"), body(900), None));
@@ -190,7 +190,7 @@ fn without_waiting_never_waits_for_the_writer_lock_after_writing() {
             while !clock.go.load(Ordering::SeqCst) {
                 std::hint::spin_loop();
             }
-            let _held = store.inner.writer.lock();
+            let _held = store.inner().writer.lock();
             let deadline = Instant::now() + Duration::from_secs(10);
             while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
@@ -237,6 +237,10 @@ fn batch_defers_the_syncs_of_its_writes_to_its_end() {
         })
         .unwrap();
     assert!(answers.iter().all(|a| matches!(a, Ok(Some(_)))));
+    // A session cannot close the store that handed it out.
+    let closed = store.batch(Store::close).unwrap();
+    assert!(matches!(closed, Err(Error::InvalidInput(_))), "{closed:?}");
+    assert!(store.docs().get("c", "0").unwrap().is_some());
 
     fs.fail_next("sync");
     let mut inside = Vec::new();

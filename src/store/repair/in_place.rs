@@ -48,7 +48,7 @@ use crate::log::manifest::{self, segment_id, Manifest, MANIFEST_FILE};
 use crate::log::outputs::Outputs;
 use crate::log::record::{Record, FRAME_HEADER_LEN};
 use crate::log::recovery::QUARANTINE_DIR;
-use crate::log::scan::for_each_data_window;
+use crate::log::scan::copy_data;
 use crate::log::segment::parse_segment_name;
 use crate::options::Options;
 use crate::store::dir::{classify, StoreDir};
@@ -360,14 +360,7 @@ fn free_folder(fs: &dyn Vfs, qdir: &Path, first: u32) -> Result<PathBuf> {
 /// Copies the file at `from` into `copy` and syncs it. Holes stay holes.
 fn copy_into(fs: &dyn Vfs, from: &Path, copy: &dyn crate::io::VFile) -> std::io::Result<()> {
     let file = fs.open(from, false)?;
-    let len = file.size()?;
-    for_each_data_window(file.as_ref(), 0, len, |at, bytes| {
-        copy.write_all_at(bytes, at)
-    })?;
-    if copy.size()? < len {
-        copy.set_len(len)?;
-    }
-    copy.sync_data()
+    copy_data(file.as_ref(), copy, file.size()?)
 }
 
 /// After the commit: the quarantine copies that were read go (they are

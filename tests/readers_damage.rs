@@ -12,9 +12,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use logstore::io::{LockGuard, MemFs, VFile, Vfs};
+use common::wrap_fs::WrapFs;
+use logstore::io::{MemFs, VFile};
 use logstore::{Durability, LogStore, ManualClock, Options, Store};
 use serde_json::json;
 
@@ -167,76 +168,6 @@ fn a_flipped_byte_in_the_reserved_zeros_loses_no_record() {
     );
 }
 
-/// The files of a `MemFs`; the first read of `path` that covers `hidden`
-/// shows zeros there, as a read racing an append may (the append's first
-/// page not yet written, its later ones and the next append already).
-#[derive(Debug)]
-struct LateAppend {
-    inner: MemFs,
-    path: PathBuf,
-    hidden: Arc<Mutex<Option<(u64, u64)>>>,
-}
-
-#[derive(Debug)]
-struct LateFile {
-    inner: Arc<dyn VFile>,
-    hidden: Arc<Mutex<Option<(u64, u64)>>>,
-}
-
-impl VFile for LateFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.inner.read_exact_at(buf, offset)?;
-        let mut hidden = self.hidden.lock().unwrap();
-        let end = offset + buf.len() as u64;
-        if let Some((from, to)) = hidden.filter(|&(from, to)| offset <= from && to <= end) {
-            buf[(from - offset) as usize..(to - offset) as usize].fill(0);
-            *hidden = None;
-        }
-        Ok(())
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn size(&self) -> std::io::Result<u64> {
-        self.inner.size()
-    }
-}
-
-impl Vfs for LateAppend {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
-        let inner = self.inner.open(path, create)?;
-        if path != self.path {
-            return Ok(inner);
-        }
-        let hidden = self.hidden.clone();
-        Ok(Arc::new(LateFile { inner, hidden }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
-        self.inner.try_lock(path)
-    }
-}
-
 /// Beside a live writer a read may find a record not yet whole and the
 /// next one whole after it. Read again, the first is whole: that is an
 /// append in progress, not damage. The view ends before it, nothing is
@@ -246,17 +177,13 @@ fn a_record_read_half_written_with_the_next_whole_is_not_damage() {
     let (image, acked, active) = killed_writer(SEGMENT - 4000);
     // The second-last record: every record fills a page of its own.
     let record = (common::log_end(&image.file(&active).unwrap().contents()) / 4096 - 1) * 4096;
-    let fs = LateAppend {
-        inner: image,
-        path: active,
-        hidden: Arc::new(Mutex::new(Some((record, record + 12)))),
-    };
-    let hidden = fs.hidden.clone();
-    let reader = LogStore::open_read_only_with_fs(Arc::new(fs), dir(), opts()).unwrap();
-    assert!(
-        hidden.lock().unwrap().is_none(),
-        "the read saw the record half-written"
-    );
+    // The first read of the record shows its header as zeros, as a read
+    // racing its append may (its first page not yet written, its later
+    // ones and the next append already).
+    let fs = WrapFs::new(Arc::new(image));
+    fs.hide_once(&active, record, record + 12);
+    let reader = LogStore::open_read_only_with_fs(Arc::new(fs.clone()), dir(), opts()).unwrap();
+    assert!(!fs.hidden_pending(), "the read saw the record half-written");
     assert_eq!(reader.recovery_report().truncated, None);
     assert_eq!(docs(&reader), acked - 2);
     let verified = reader.verify().unwrap();

@@ -1,18 +1,25 @@
 //! A file system wrapper for timing and space faults over any other `Vfs`:
 //! syncs that take a while (to widen races), writes that fail once a budget
 //! runs out (as ENOSPC does), a hook run once when a file whose name
-//! ends a certain way is first opened, or at a directory listing (to act
-//! at a chosen moment), a listing that leaves names out (as a directory
-//! read while entries are added may), and a file length read once a page
-//! longer than the file (as a length read before a writer cut its file).
+//! ends a certain way is first opened or synced, at a directory listing, or
+//! when the lock is released (to act at a chosen moment), a listing that
+//! leaves names out (as a directory read while entries are added may), a
+//! file length read once a page longer than the file (as a length read
+//! before a writer cut its file), and a read that once shows zeros where a
+//! file has bytes (as a read racing an append may).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use logstore::io::{LockGuard, VFile, Vfs};
 
-type Hook = (String, Box<dyn FnOnce() + Send>);
+/// A hook run once.
+type Once = Box<dyn FnOnce() + Send>;
+type Hook = (String, Once);
+/// Bytes `from..to` of the file at a path, shown as zeros by the first read
+/// that covers them.
+type Hidden = (PathBuf, u64, u64);
 /// What to do at a listing: listings to let pass first, what to run
 /// before the one after them, and which names to leave out of it.
 type ListHook = (
@@ -35,7 +42,10 @@ pub struct WrapFs {
     /// file (and the flag clears).
     pub stale_size_once: Arc<AtomicBool>,
     on_open: Arc<Mutex<Option<Hook>>>,
+    on_sync: Arc<Mutex<Option<Hook>>>,
+    on_unlock: Arc<Mutex<Option<Once>>>,
     on_list: Arc<Mutex<Option<ListHook>>>,
+    hidden: Arc<Mutex<Option<Hidden>>>,
 }
 
 impl std::fmt::Debug for WrapFs {
@@ -55,8 +65,34 @@ impl WrapFs {
             sync_sleep_us: Arc::default(),
             stale_size_once: Arc::default(),
             on_open: Arc::default(),
+            on_sync: Arc::default(),
+            on_unlock: Arc::default(),
             on_list: Arc::default(),
+            hidden: Arc::default(),
         }
+    }
+
+    /// Runs `hook` once, at the next sync of a file whose path ends with
+    /// `suffix` (before it).
+    pub fn on_sync(&self, suffix: &str, hook: impl FnOnce() + Send + 'static) {
+        *self.on_sync.lock().unwrap() = Some((suffix.to_string(), Box::new(hook)));
+    }
+
+    /// Runs `hook` once, when the next lock taken through this file system
+    /// is released (after it is).
+    pub fn on_unlock(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.on_unlock.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    /// The first read of the file at `path` that covers bytes `from..to`
+    /// shows zeros there.
+    pub fn hide_once(&self, path: &Path, from: u64, to: u64) {
+        *self.hidden.lock().unwrap() = Some((path.to_path_buf(), from, to));
+    }
+
+    /// Whether the bytes given to `hide_once` are still waiting for a read.
+    pub fn hidden_pending(&self) -> bool {
+        self.hidden.lock().unwrap().is_some()
     }
 
     /// Runs `hook` once, at the next listing of a directory (before it).
@@ -97,15 +133,41 @@ impl WrapFs {
     }
 }
 
+/// Takes the hook in `slot` when `path` ends with its suffix.
+fn take_hook(slot: &Mutex<Option<Hook>>, path: &Path) -> Option<Once> {
+    let mut slot = slot.lock().unwrap();
+    let hit = slot
+        .as_ref()
+        .is_some_and(|(suffix, _)| path.to_string_lossy().ends_with(suffix.as_str()));
+    if hit {
+        slot.take().map(|(_, hook)| hook)
+    } else {
+        None
+    }
+}
+
 #[derive(Debug)]
 struct WrapFile {
     inner: Arc<dyn VFile>,
+    path: PathBuf,
     fs: WrapFs,
 }
 
 impl VFile for WrapFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
+        self.inner.read_exact_at(buf, offset)?;
+        let mut hidden = self.fs.hidden.lock().unwrap();
+        let end = offset + buf.len() as u64;
+        let hit = hidden
+            .as_ref()
+            .filter(|(path, from, to)| *path == self.path && offset <= *from && *to <= end)
+            .map(|(_, from, to)| (*from, *to));
+        if let Some((from, to)) = hit {
+            let at = |x: u64| usize::try_from(x - offset).unwrap();
+            buf[at(from)..at(to)].fill(0);
+            *hidden = None;
+        }
+        Ok(())
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         if self.fs.fail_writes.load(Ordering::SeqCst)
@@ -116,6 +178,9 @@ impl VFile for WrapFile {
         self.inner.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> std::io::Result<()> {
+        if let Some(hook) = take_hook(&self.fs.on_sync, &self.path) {
+            hook();
+        }
         let us = self.fs.sync_sleep_us.load(Ordering::SeqCst);
         if us > 0 {
             std::thread::sleep(std::time::Duration::from_micros(us));
@@ -155,25 +220,32 @@ impl Vfs for WrapFs {
         Ok(names)
     }
     fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn VFile>> {
-        let hook = {
-            let mut slot = self.on_open.lock().unwrap();
-            let hit = slot
-                .as_ref()
-                .is_some_and(|(suffix, _)| path.to_string_lossy().ends_with(suffix.as_str()));
-            if hit {
-                slot.take()
-            } else {
-                None
-            }
-        };
-        if let Some((_, hook)) = hook {
+        if let Some(hook) = take_hook(&self.on_open, path) {
             hook();
         }
         let inner = self.inner.open(path, create)?;
         Ok(Arc::new(WrapFile {
             inner,
+            path: path.to_path_buf(),
             fs: self.clone(),
         }))
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn VFile>> {
+        if let Some(hook) = take_hook(&self.on_open, path) {
+            hook();
+        }
+        let inner = self.inner.create_new(path)?;
+        Ok(Arc::new(WrapFile {
+            inner,
+            path: path.to_path_buf(),
+            fs: self.clone(),
+        }))
+    }
+    fn list_entries(&self, dir: &Path) -> std::io::Result<Vec<logstore::io::Entry>> {
+        self.inner.list_entries(dir)
+    }
+    fn root_id(&self) -> Option<(u64, u64)> {
+        self.inner.root_id()
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         self.inner.rename(from, to)
@@ -185,6 +257,37 @@ impl Vfs for WrapFs {
         self.inner.sync_dir(dir)
     }
     fn try_lock(&self, path: &Path) -> std::io::Result<Option<Box<dyn LockGuard>>> {
-        self.inner.try_lock(path)
+        let on_unlock = self.on_unlock.clone();
+        Ok(self.inner.try_lock(path)?.map(|guard| {
+            Box::new(UnlockGuard {
+                guard: Some(guard),
+                on_unlock,
+            }) as Box<dyn LockGuard>
+        }))
+    }
+}
+
+/// A lock guard that runs the `on_unlock` hook once it has released the
+/// lock.
+struct UnlockGuard {
+    guard: Option<Box<dyn LockGuard>>,
+    on_unlock: Arc<Mutex<Option<Once>>>,
+}
+
+impl std::fmt::Debug for UnlockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnlockGuard").finish()
+    }
+}
+
+impl LockGuard for UnlockGuard {}
+
+impl Drop for UnlockGuard {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let hook = self.on_unlock.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
     }
 }

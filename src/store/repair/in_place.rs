@@ -335,16 +335,25 @@ impl Kept<'_> {
     }
 }
 
-/// A folder of `qdir` for the originals that holds no file yet:
-/// `repair-<first>.<n>`, the first free `n`.
+/// A new folder of `qdir` for the originals: `repair-<first>.<n>`, the
+/// first `n` that names nothing yet. A folder already there is never
+/// reused, even empty: one left by a repair that did not commit may be an
+/// entry a failed sync dropped, which no later sync of `qdir` writes.
 fn free_folder(fs: &dyn Vfs, qdir: &Path, first: u32) -> Result<PathBuf> {
+    let entries = fs
+        .list_entries(qdir)
+        .map_err(|e| Error::io(format!("listing {}", qdir.display()), e))?;
     for n in 0..1000u32 {
-        let folder = qdir.join(format!("{KEPT_PREFIX}{first:020}.{n}"));
+        let name = format!("{KEPT_PREFIX}{first:020}.{n}");
+        if entries.iter().any(|entry| entry.name == name) {
+            continue;
+        }
+        // Not in the listing (the simulated file systems list no folders):
+        // new unless it holds files.
+        let folder = qdir.join(name);
         match fs.list(&folder) {
             Ok(names) if names.is_empty() => return Ok(folder),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(folder),
-            // Files of a repair that did not commit, or something that is
-            // not a folder of ours: never written into.
             _ => {}
         }
     }

@@ -145,3 +145,38 @@ fn a_frame_after_a_64_gib_hole_is_quarantined_and_salvaged_without_reading_the_h
         .collect();
     assert_eq!(lost, [(copy.as_path(), cut.offset)], "{report:?}");
 }
+
+/// A format-1 newest segment whose torn tail runs on into 4 MiB of bytes
+/// that each declare a long frame (format-1 headers carry no checksum of
+/// their own, so every offset would cost a read of the length it declares):
+/// a read-only open reads a bounded amount, and, as a writable open does,
+/// keeps the log before the tear.
+#[test]
+fn a_read_only_open_of_a_crafted_format_1_tail_reads_a_bounded_amount() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir("tests/fixtures/v1-store").unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let segment = dir.join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // A torn frame: a 100-byte length and a checksum that does not match.
+    bytes.extend_from_slice(&100u32.to_le_bytes());
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    bytes.extend(std::iter::repeat_n([0x00, 0x00, 0x10, 0x00], 1 << 20).flatten());
+    std::fs::write(&segment, bytes).unwrap();
+
+    let fs = CountFs::new(Arc::new(common::real_fs(&dir)), READ_BUDGET);
+    let reader = LogStore::open_read_only_with_fs(fs.as_vfs(), &dir, flush_opts()).unwrap();
+    assert!(fs.read() < READ_BOUND, "the open read {} bytes", fs.read());
+    let writer = LogStore::open(&dir, flush_opts()).unwrap();
+    assert!(writer.recovery_report().truncated.is_some());
+    for collection in writer.docs().list_collections().unwrap() {
+        assert_eq!(
+            all_docs(reader.docs(), &collection.name),
+            all_docs(writer.docs(), &collection.name)
+        );
+    }
+}

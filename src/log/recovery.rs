@@ -436,12 +436,21 @@ impl Scanned<'_> {
 /// Returns the end of the last non-zero byte and why the frame at `offset`
 /// does not verify. A file cut meanwhile (a roll drops the zeros past the
 /// log, a writable open cuts its tail) has nothing past `offset` to report.
+///
+/// A format-1 segment is not searched: its frame headers carry no checksum
+/// of their own, so each offset would cost a read of the length it
+/// declares, and crafted bytes could make the search take the square of
+/// the tail. A writable open rolls away from such a segment, and salvage
+/// reads past its damage.
 pub fn records_past(
     file: &dyn VFile,
     framing: Framing,
     id: u32,
     offset: u64,
 ) -> std::io::Result<Option<(u64, DecodeError)>> {
+    if framing == Framing::V1 {
+        return Ok(None);
+    }
     let look = || -> std::io::Result<Option<(u64, DecodeError)>> {
         let mut scan = Scan::new(file, framing, id, file.size()?, offset);
         if scan.next_valid_from(offset + 1)?.is_none() {

@@ -7,12 +7,13 @@
 
 mod common;
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::sync::Arc;
 
 use common::crash::{dir, open_image, short, Rig};
-use common::power_fs::image_fs;
+use common::power_fs::{image_fs, Image};
 use common::workload_dump as dump;
+use logstore::io::Vfs;
 use logstore::{BlobPut, Durability, LogStore, Options, Store};
 use serde_json::json;
 
@@ -340,3 +341,114 @@ crash_tests!(reopen_after_a_failed_sync:
     reopen_after_a_failed_sync_with_one_page_segments(4096),
     reopen_after_a_failed_sync_with_multi_page_segments(64 * 1024),
 );
+
+/// Opens `image`, verifies it clean and reads `blob`: whether it is still
+/// there (with its bytes).
+fn check_blob_image(
+    image: &Image,
+    options: &Options,
+    blob: &str,
+    bytes: &[u8],
+) -> Result<bool, String> {
+    let fs = Arc::new(image_fs(image)) as Arc<dyn Vfs>;
+    let store =
+        LogStore::open_with_fs(fs, dir(), options.clone()).map_err(|e| format!("open: {e}"))?;
+    let report = store.verify().map_err(|e| format!("verify: {e}"))?;
+    if !report.is_clean() {
+        return Err(format!("not clean: {:?}", report.problems));
+    }
+    match store.blobs().get(blob).map_err(|e| format!("get: {e}"))? {
+        None => Ok(false),
+        Some((_, mut r)) => {
+            let mut got = Vec::new();
+            r.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+            if got != bytes {
+                return Err("the blob's bytes differ".into());
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Sync N of a blob delete that orphans its file fails (the delete's
+/// record is synced before the file goes), for each N; the application
+/// restarts without a reboot, reads the blob, writes and closes; the power
+/// fails. Every image, during the delete and the durable one at the end,
+/// opens, verifies clean, and a blob it lists has its bytes.
+fn blob_delete_under_fsyncgate(durability: Durability) {
+    let mut failures = Vec::new();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut tried = 0;
+    for n in 1.. {
+        let rig = Rig::new(common::power_fs::PowerFs::new(), durability, 64 * 1024);
+        rig.fs.set_capture(false);
+        let store = rig.open();
+        let blob = common::blobs::put(&store, &bytes).id;
+        store
+            .docs()
+            .put("c", "x", serde_json::json!({"a": 1}), None)
+            .unwrap();
+        rig.fs.set_capture(true);
+        rig.fs.fail_sync_at(n);
+        let deleted = store.blobs().delete(&blob);
+        let failed = rig.fs.failed_syncs() > 0;
+        rig.fs.fail_sync_at(0);
+        if !failed {
+            // The delete succeeded: a power loss right after the removal.
+            assert!(deleted.is_ok(), "{deleted:?}");
+            rig.fs.capture_now();
+            for (image, _, label) in rig.fs.take_labelled_images() {
+                if let Err(why) = check_blob_image(&image, &rig.options, &blob, &bytes) {
+                    failures.push(format!("ok delete, crash at {label}: {why}"));
+                }
+            }
+            break;
+        }
+        rig.fs.set_capture(false);
+        tried += 1;
+        if deleted.is_ok() {
+            failures.push(format!(
+                "sync {n}: the delete returned Ok after a failed sync"
+            ));
+        }
+        for (image, _, label) in rig.fs.take_labelled_images() {
+            if let Err(why) = check_blob_image(&image, &rig.options, &blob, &bytes) {
+                failures.push(format!("sync {n}, crash at {label}: {why}"));
+            }
+        }
+        drop(store);
+        // Restart without a reboot.
+        match rig.reopen() {
+            Ok(store) => {
+                if let Ok(Some((_, mut r))) = store.blobs().get(&blob) {
+                    let mut got = Vec::new();
+                    if r.read_to_end(&mut got).is_err() || got != bytes {
+                        failures.push(format!(
+                            "sync {n}: after restart the blob is listed but unreadable"
+                        ));
+                    }
+                }
+                let _ = store
+                    .docs()
+                    .put("c", "y", serde_json::json!({"b": 2}), None);
+                let _ = store.close();
+            }
+            Err(e) => failures.push(format!("sync {n}: restart does not open: {e}")),
+        }
+        if let Err(why) = check_blob_image(&rig.fs.durable_image(), &rig.options, &blob, &bytes) {
+            failures.push(format!("sync {n}, power loss after restart: {why}"));
+        }
+    }
+    assert!(tried > 0, "the delete synced");
+    common::assert_no_failures("blob delete under fsyncgate", &failures);
+}
+
+#[test]
+fn a_blob_delete_whose_sync_fails_keeps_its_file_with_flush() {
+    blob_delete_under_fsyncgate(Durability::Flush);
+}
+
+#[test]
+fn a_blob_delete_whose_sync_fails_keeps_its_file_with_sync() {
+    blob_delete_under_fsyncgate(Durability::Sync);
+}

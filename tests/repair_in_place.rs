@@ -9,13 +9,13 @@
 mod common;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use common::power_fs::{image_fs, Image, PowerFs};
-use common::repair::{build, expected, open_dump, repair, salvage_dump, Damage, Expected};
-use logstore::io::{FaultFs, LockGuard, MemFs, VFile, Vfs};
+use common::repair::{damaged_store, load, open_dump, repair, salvage_dump, Damage, Expected};
+use logstore::io::{FaultFs, LockGuard, VFile, Vfs};
 use logstore::{Error, ManualClock};
 
 /// The power-loss simulator with a crash image recorded before every file
@@ -83,25 +83,6 @@ impl Vfs for EveryStep {
     }
 }
 
-/// Puts `files` on the simulator, every byte and name durable.
-fn load(power: &PowerFs, files: &[(PathBuf, Vec<u8>)]) {
-    power.set_capture(false);
-    for (path, bytes) in files {
-        let file = power.open(path, true).unwrap();
-        file.write_all_at(bytes, 0).unwrap();
-        file.sync_data().unwrap();
-    }
-    let mut dirs: Vec<PathBuf> = files
-        .iter()
-        .map(|(path, _)| path.parent().unwrap().to_path_buf())
-        .collect();
-    dirs.dedup();
-    for d in dirs {
-        power.sync_dir(&d).unwrap();
-    }
-    power.set_capture(true);
-}
-
 /// What a crash image holds.
 #[derive(Debug, Default)]
 struct Tally {
@@ -165,14 +146,11 @@ fn check_image(
 }
 
 fn power_loss_at_every_step(damaged: Damage) {
-    let clock = Arc::new(ManualClock::new(1_000));
-    let built = MemFs::new();
-    build(Arc::new(built.clone()), &clock, damaged);
-    let files = built.snapshot();
-    let want = expected(&files, &clock);
+    let (clock, files, want) = damaged_store(damaged);
 
     let power = PowerFs::new();
     load(&power, &files);
+    power.set_capture(true);
     let fs: Arc<dyn Vfs> = Arc::new(EveryStep(power.clone()));
     let report = repair(fs, &clock).unwrap();
     assert_eq!(report.originals, want.kept);
@@ -221,11 +199,7 @@ fn a_power_loss_at_every_step_of_repairing_a_store_that_does_not_open() {
 #[test]
 fn an_io_error_at_every_step_of_a_repair_leaves_the_store_openable_and_a_rerun_completes() {
     for damaged in [Damage::Tail, Damage::Sealed] {
-        let clock = Arc::new(ManualClock::new(1_000));
-        let built = MemFs::new();
-        build(Arc::new(built.clone()), &clock, damaged);
-        let files = built.snapshot();
-        let want = expected(&files, &clock);
+        let (clock, files, want) = damaged_store(damaged);
         let steps = common::crash::at_every_step(|step| {
             let fs = FaultFs::new();
             for (path, bytes) in &files {

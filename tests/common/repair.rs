@@ -293,3 +293,37 @@ pub fn expected(files: &[(PathBuf, Vec<u8>)], clock: &Arc<ManualClock>) -> Expec
         originals: originals(files),
     }
 }
+
+/// Puts `files` on the simulator, every byte and name durable, with no
+/// crash image taken meanwhile (capture is left off).
+pub fn load(power: &super::power_fs::PowerFs, files: &[(PathBuf, Vec<u8>)]) {
+    power.set_capture(false);
+    for (path, bytes) in files {
+        let file = power.open(path, true).unwrap();
+        file.write_all_at(bytes, 0).unwrap();
+        file.sync_data().unwrap();
+    }
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .map(|(path, _)| path.parent().unwrap().to_path_buf())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in dirs {
+        power.sync_dir(&d).unwrap();
+    }
+}
+
+/// A store's files and their bytes.
+pub type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// A store damaged as `damaged` says, built on a `MemFs`: its clock, its
+/// files, and what a repair of it must give.
+pub fn damaged_store(damaged: Damage) -> (Arc<ManualClock>, Files, Expected) {
+    let clock = Arc::new(ManualClock::new(1_000));
+    let built = MemFs::new();
+    build(Arc::new(built.clone()), &clock, damaged);
+    let files = built.snapshot();
+    let want = expected(&files, &clock);
+    (clock, files, want)
+}

@@ -90,4 +90,4 @@ pub use store::{
     salvage, BackupReport, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
-pub use transfer::Transfer;
+pub use transfer::{each_item, import_item, migrate, Copied, Item, Transfer};

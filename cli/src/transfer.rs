@@ -8,11 +8,11 @@
 //! `{"type":"blob","meta":{..BlobMeta..},"bytes":"<base64>"}`,
 //! `{"type":"lease", ..the LeaseRow fields..}`.
 
-use std::io::{BufRead, Cursor, Read, Write};
+use std::io::{BufRead, Cursor, Write};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use logstore::{BlobList, BlobMeta, Document, LeaseRow, Query, Transfer};
+use logstore::{each_item, import_item, BlobMeta, Document, Item, LeaseRow, Transfer};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
@@ -34,84 +34,72 @@ enum Line {
     Lease(LeaseRow),
 }
 
-/// Every item of `src`, in an order that loads back exactly: collections,
-/// then documents, blobs (oldest first) and leases.
-fn each_item(
-    src: &dyn Transfer,
-    progress: &Progress,
-    mut f: impl FnMut(Line) -> Result<()>,
-) -> Result<u64> {
-    let mut count = 0;
-    let ensured = src.docs().list_collections()?;
-    let mut names: Vec<String> = ensured.iter().map(|c| c.name.clone()).collect();
-    names.extend(src.unensured_collections()?);
-    let all_blobs = BlobList {
-        limit: Some(usize::MAX),
-        ..Default::default()
-    };
-    let mut blobs = src.blobs().list(&all_blobs)?;
-    blobs.reverse();
-    let leases = src.all_leases()?;
-    let docs: u64 = ensured.iter().map(|c| c.doc_count).sum();
-    progress.start(names.len() as u64 + docs + blobs.len() as u64 + leases.len() as u64);
-    for info in ensured {
-        let created_at = src.collection_created_at(&info.name)?.unwrap_or(0);
-        f(Line::Collection {
-            name: info.name,
-            indexes: info.indexes,
-            created_at,
-        })?;
-        count += 1;
+impl Line {
+    /// The line of an item, with a blob's bytes read and encoded.
+    fn of(item: Item<'_>) -> std::io::Result<Line> {
+        Ok(match item {
+            Item::Collection {
+                name,
+                indexes,
+                created_at,
+            } => Line::Collection {
+                name,
+                indexes,
+                created_at,
+            },
+            Item::Document(doc) => Line::Document(doc),
+            Item::Blob { meta, bytes } => {
+                let mut buf = Vec::new();
+                bytes.read_to_end(&mut buf)?;
+                Line::Blob {
+                    meta,
+                    bytes: base64::engine::general_purpose::STANDARD.encode(buf),
+                }
+            }
+            Item::Lease(row) => Line::Lease(row),
+        })
     }
-    for name in names {
-        let q = Query::new(&name).order_by("id").limit(usize::MAX);
-        for doc in src.docs().query(&q)? {
-            progress.step("documents");
-            f(Line::Document(doc))?;
-            count += 1;
+
+    /// Writes the line's item into `dst`.
+    fn apply(self, dst: &dyn Transfer) -> Result<()> {
+        match self {
+            Line::Collection {
+                name,
+                indexes,
+                created_at,
+            } => import_item(
+                dst,
+                Item::Collection {
+                    name,
+                    indexes,
+                    created_at,
+                },
+            )?,
+            Line::Document(doc) => import_item(dst, Item::Document(doc))?,
+            Line::Blob { meta, bytes } => {
+                let bytes = base64::engine::general_purpose::STANDARD.decode(bytes)?;
+                import_item(
+                    dst,
+                    Item::Blob {
+                        meta,
+                        bytes: &mut Cursor::new(bytes),
+                    },
+                )?;
+            }
+            Line::Lease(row) => import_item(dst, Item::Lease(row))?,
         }
+        Ok(())
     }
-    for meta in blobs {
-        progress.step("blobs");
-        let (meta, mut reader) = src
-            .blobs()
-            .get(&meta.id)?
-            .ok_or_else(|| anyhow!("blob {} vanished during the dump", meta.id))?;
-        let mut bytes = Vec::with_capacity(meta.size as usize);
-        reader.read_to_end(&mut bytes)?;
-        f(Line::Blob {
-            meta,
-            bytes: base64::engine::general_purpose::STANDARD.encode(bytes),
-        })?;
-        count += 1;
-    }
-    for row in leases {
-        progress.step("leases");
-        f(Line::Lease(row))?;
-        count += 1;
-    }
-    progress.finish();
-    Ok(count)
 }
 
-fn apply(dst: &dyn Transfer, line: Line) -> Result<()> {
-    match line {
-        Line::Collection {
-            name,
-            indexes,
-            created_at,
-        } => {
-            let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
-            dst.import_collection(&name, &fields, created_at)?;
-        }
-        Line::Document(doc) => dst.import_document(&doc)?,
-        Line::Blob { meta, bytes } => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(bytes)?;
-            dst.import_blob(&meta, &mut Cursor::new(bytes))?;
-        }
-        Line::Lease(row) => dst.import_lease(&row)?,
+/// The progress label of an item's kind.
+fn label(item: &Item<'_>) -> &'static str {
+    match item {
+        Item::Collection { .. } => "collections",
+        Item::Document(_) => "documents",
+        Item::Blob { .. } => "blobs",
+        Item::Lease(_) => "leases",
     }
-    Ok(())
 }
 
 fn refuse_non_empty(dst: &dyn Transfer, what: &str) -> Result<()> {
@@ -123,11 +111,23 @@ fn refuse_non_empty(dst: &dyn Transfer, what: &str) -> Result<()> {
 
 /// Writes every item of `src` to `out`, one JSON object per line.
 pub fn dump(src: &dyn Transfer, out: &mut dyn Write, progress: &Progress) -> Result<u64> {
-    each_item(src, progress, |line| {
-        serde_json::to_writer(&mut *out, &line)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    })
+    let io = |context: &str, source: std::io::Error| logstore::Error::Io {
+        context: context.into(),
+        source,
+    };
+    let walked = each_item(
+        src,
+        |n| progress.start(n),
+        |item| {
+            progress.step(label(&item));
+            let line = Line::of(item).map_err(|e| io("reading a blob", e))?;
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(|e| io("writing the dump", e.into()))?;
+            out.write_all(b"\n").map_err(|e| io("writing the dump", e))
+        },
+    );
+    progress.finish();
+    Ok(walked?.items())
 }
 
 /// Reads JSON Lines from `input` into the empty store `dst`.
@@ -141,7 +141,7 @@ pub fn load(dst: &dyn Transfer, input: &mut dyn BufRead, progress: &Progress) ->
         }
         let at = || format!("line {}", n + 1);
         let item: Line = serde_json::from_str(&line).with_context(at)?;
-        apply(dst, item).with_context(at)?;
+        item.apply(dst).with_context(at)?;
         progress.step("loading");
         count += 1;
     }
@@ -152,5 +152,14 @@ pub fn load(dst: &dyn Transfer, input: &mut dyn BufRead, progress: &Progress) ->
 /// Copies everything from `src` into the empty store `dst`.
 pub fn migrate(src: &dyn Transfer, dst: &dyn Transfer, progress: &Progress) -> Result<u64> {
     refuse_non_empty(dst, "migrate")?;
-    each_item(src, progress, |line| apply(dst, line))
+    let copied = logstore::migrate(
+        src,
+        dst,
+        |n| progress.start(n),
+        |item| {
+            progress.step(label(item));
+        },
+    );
+    progress.finish();
+    Ok(copied?.items())
 }

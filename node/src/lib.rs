@@ -15,8 +15,12 @@
 //! is, never parsed or re-serialized in Rust.
 
 mod blobs;
+mod migrate;
 mod rows;
 mod work;
+
+// The `logstore-migrate` command's native function.
+pub use migrate::migrate;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,7 +1,8 @@
 // A store written by the published SQLite driver (Node 24), migrated with
-// `logstore migrate`, reads back through logstorePatternStores with every
-// row, index and blob equal; and migrated back, the SQLite driver reads it.
-import { existsSync, readFileSync } from "node:fs";
+// the package's `logstore-migrate`, reads back through logstorePatternStores
+// with every row, index and blob equal; and migrated back, the SQLite driver
+// reads it.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -11,8 +12,8 @@ import { INTEROP } from "./interop-data.mjs";
 import { NODE24, ROOT } from "./reference.mjs";
 import { run, tempDir } from "./helpers.js";
 
-/** The project's CLI, built by scripts/test-node.sh (or LOGSTORE_BIN). */
-const LOGSTORE = process.env.LOGSTORE_BIN ?? join(ROOT, "..", "target", "release", "logstore");
+/** The package's `logstore-migrate` command, as built into dist/. */
+const MIGRATE = join(ROOT, "dist", "migrate-cli.js");
 
 async function sqliteChild(mode: string, dir: string) {
   const out = join(dir, `${mode}.json`);
@@ -20,16 +21,15 @@ async function sqliteChild(mode: string, dir: string) {
   return JSON.parse(readFileSync(out, "utf8"));
 }
 
-describe("interop with the published SQLite driver through logstore migrate", () => {
+describe("interop with the published SQLite driver through logstore-migrate", () => {
   it("sqlite -> logstore -> sqlite keeps every row, index, blob and lease", async () => {
-    expect(existsSync(LOGSTORE), `${LOGSTORE} (cargo build --release -p logstore-cli)`).toBe(true);
     const root = tempDir();
     const src = join(root, "src");
     const written = await sqliteChild("write", src);
     expect(written.docs.msgs).toHaveLength(49);
     expect(written.blobs).toHaveLength(6);
 
-    await run(LOGSTORE, ["migrate", join(src, "store.db"), join(root, "log")]);
+    await run(process.execPath, [MIGRATE, join(src, "store.db"), join(root, "log")]);
     const s = await logstorePatternStores({ dir: join(root, "log") });
     expect(await dump(s, INTEROP)).toEqual(written);
     // The indexes came across: queries on them answer as SQLite's did.
@@ -41,7 +41,7 @@ describe("interop with the published SQLite driver through logstore migrate", ()
     await s.close();
 
     const back = join(root, "back");
-    await run(LOGSTORE, ["migrate", join(root, "log"), join(back, "store.db")]);
+    await run(process.execPath, [MIGRATE, join(root, "log"), join(back, "store.db")]);
     expect(await sqliteChild("dump", back)).toEqual(written);
   });
 });

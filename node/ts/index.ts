@@ -453,3 +453,17 @@ export async function logstorePatternStoresWithClock(
   }));
   return { ...storesOver(n, max, opts.durability), setClock: (ms: number) => n.setClock(ms) };
 }
+
+/** What `migrateStore` copied. */
+export type Migrated = import("../native/binding.js").Migrated;
+
+/**
+ * Copies the store at `from` into a new store at `to`, synchronously: a path
+ * ending in `.db` is a store of the reference SQLite driver (blobs in
+ * `blobs/` beside it), any other path a logstore directory. The target must
+ * be missing or empty; throws an `Error` naming the path and the reason
+ * otherwise. The `logstore-migrate` command runs it.
+ */
+export function migrateStore(from: string, to: string): Migrated {
+  return native.migrate(from, to);
+}

@@ -154,7 +154,12 @@ pub fn each_item(
     let mut copied = Copied::default();
     let ensured = src.docs().list_collections()?;
     let mut names: Vec<String> = ensured.iter().map(|c| c.name.clone()).collect();
-    names.extend(src.unensured_collections()?);
+    let unensured = src.unensured_collections()?;
+    let mut docs: u64 = ensured.iter().map(|c| c.doc_count).sum();
+    for name in &unensured {
+        docs += src.docs().count(&Query::new(name))?;
+    }
+    names.extend(unensured);
     let all_blobs = BlobList {
         limit: Some(usize::MAX),
         ..Default::default()
@@ -162,7 +167,6 @@ pub fn each_item(
     let mut blobs = src.blobs().list(&all_blobs)?;
     blobs.reverse();
     let leases = src.all_leases()?;
-    let docs: u64 = ensured.iter().map(|c| c.doc_count).sum();
     on_total(ensured.len() as u64 + docs + blobs.len() as u64 + leases.len() as u64);
     let mut hand = |item: Item<'_>| {
         copied.count(&item);

@@ -106,8 +106,13 @@ impl SqliteStore {
     /// # Errors
     /// `Sqlite` when the file is not an SQLite database or cannot be read.
     pub fn probe(db_path: impl AsRef<Path>) -> Result<crate::StoreDir> {
+        // Read-write without create, though it only reads: a read-only
+        // connection to a WAL database makes its `-wal` and `-shm` files and
+        // cannot remove them when it closes; this one, as the last
+        // connection, removes what it made. (A write-protected file opens
+        // read-only.)
         let flags =
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(db_path.as_ref(), flags)?;
         let mut statement = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
         let tables = statement

@@ -15,6 +15,7 @@
 //! use the engine's raw reads: the stored body text goes into the row as it
 //! is, never parsed or re-serialized in Rust.
 
+mod backup;
 mod blobs;
 mod engine;
 mod rows;

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { logstorePatternStores, type PatternStores } from "../dist/index.js";
+import { logstorePatternStores, type LogstorePatternStores, type PatternStores } from "../dist/index.js";
 import { BACKEND, freshPlace, type Place } from "./backends.js";
 import { bytesOf, tempDir } from "./helpers.js";
 
@@ -383,6 +383,19 @@ describe("lifecycle", () => {
     } finally {
       await again.close();
     }
+  });
+
+  it("backup copies a log store; a PostgreSQL store rejects it", async () => {
+    await s.docs.put("m", "1", { a: 1 });
+    const dest = join(tempDir(), "copy");
+    if (BACKEND === "postgres") {
+      await expect((s as LogstorePatternStores).backup(dest)).rejects.toThrow(/pg_dump/);
+      return;
+    }
+    expect(await (s as LogstorePatternStores).backup(dest)).toMatchObject({ documents: 1, blobs: 0, leases: 0 });
+    const copy = await logstorePatternStores({ dir: dest });
+    expect(await copy.docs.get("m", "1")).toEqual(await s.docs.get("m", "1"));
+    await copy.close();
   });
 
   it("bad options are errors", async () => {

@@ -242,3 +242,46 @@ describe("a second open in this process", () => {
     await a.close();
   });
 });
+
+describe("backup", () => {
+  it("copies a store while it is written, from the writer and from a reader", async () => {
+    const root = tempDir();
+    const dir = join(root, "log");
+    const w = await logstorePatternStores({ dir, durability: "flush" });
+    await w.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    for (let i = 0; i < 50; i++) await w.docs.put("m", `d${i}`, { o: "a", i });
+    const blob = await w.blobs.put(new Uint8Array(5000).fill(7), { ownerId: "u" });
+    await w.leases.acquire("k", "me", 60_000);
+    // Writes go on while the backup runs.
+    const more = Array.from({ length: 200 }, (_, i) => w.docs.put("m", `late${i}`, { o: "b" }));
+    const report = await w.backup(join(root, "copy"));
+    await Promise.all(more);
+    expect(report.documents).toBeGreaterThanOrEqual(50);
+    expect(report).toMatchObject({ blobs: 1, leases: 1, blobFiles: 1, blobBytes: 5000 });
+    const r = await logstorePatternStores({ dir, readOnly: true });
+    const fromReader = await r.backup(join(root, "copy2"));
+    expect(fromReader).toMatchObject({ documents: 250, blobs: 1, leases: 1 });
+
+    const copy = await logstorePatternStores({ dir: join(root, "copy") });
+    expect(await copy.docs.count("m")).toBe(report.documents);
+    expect(await copy.docs.count("m", { o: "a" })).toBe(50);
+    expect(await copy.docs.get("m", "d49")).toEqual(await w.docs.get("m", "d49"));
+    expect(await bytesOf((await copy.blobs.get(blob.id))!.stream)).toEqual(new Uint8Array(5000).fill(7));
+    expect(await copy.leases.get("k")).toEqual(await w.leases.get("k"));
+    await copy.close();
+    const copy2 = await logstorePatternStores({ dir: join(root, "copy2"), readOnly: true });
+    expect(await copy2.docs.count("m")).toBe(250);
+    await copy2.close();
+
+    // A target that holds anything is refused and left as it was.
+    const busy = join(root, "busy");
+    mkdirSync(busy);
+    writeFileSync(join(busy, "keep"), "x");
+    await expect(w.backup(busy)).rejects.toThrow(/not an empty directory/);
+    expect(readdirSync(busy)).toEqual(["keep"]);
+    await expect(w.backup("")).rejects.toThrow(TypeError);
+    await r.close();
+    await w.close();
+    await expect(w.backup(join(root, "after"))).rejects.toThrow(/closed/);
+  });
+});

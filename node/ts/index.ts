@@ -69,6 +69,31 @@ export interface LogstoreOptions {
   durability?: "sync" | "flush";
 }
 
+/** What `backup` copied. */
+export interface BackupReport {
+  /** Segment files copied, and their bytes. */
+  segments: number;
+  segmentBytes: number;
+  /** Blob content files copied, and their bytes. */
+  blobFiles: number;
+  blobBytes: number;
+  /** What the copy holds. */
+  documents: number;
+  blobs: number;
+  leases: number;
+}
+
+/** The stores, and what only this driver does. */
+export interface LogstorePatternStores extends PatternStores {
+  /**
+   * Copies a log store as it stands at one moment into `dest` (missing, or
+   * an empty directory) while writes go on, makes the copy durable, and
+   * opens and verifies it before resolving. Works on a read-only handle
+   * too. A PostgreSQL store rejects: back it up with the server's tools.
+   */
+  backup(dest: string): Promise<BackupReport>;
+}
+
 const DEFAULT_MAX_BLOB_BYTES = 25 * 1024 * 1024;
 /** Bytes a blob read hands to JavaScript at a time. */
 const READ_CHUNK = 256 * 1024;
@@ -503,7 +528,14 @@ class LogLeaseStore implements LeaseStore {
   }
 }
 
-function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown, access: Access): PatternStores {
+const nonEmpty = (v: unknown): v is string => typeof v === "string" && v !== "";
+
+function storesOver(
+  n: NativeStore,
+  maxBlobBytes: number,
+  durability: unknown,
+  access: Access,
+): LogstorePatternStores {
   // A PostgreSQL write is a server round trip: it never runs in place.
   const batch = new Batcher(n, durability === "flush" && !access.postgres);
   return {
@@ -515,10 +547,12 @@ function storesOver(n: NativeStore, maxBlobBytes: number, durability: unknown, a
       await batch.drained();
       await call(n.close());
     },
+    backup: async (dest: string) => {
+      if (!nonEmpty(dest)) throw new TypeError("backup: `dest` (the new store directory) must be a non-empty string");
+      return call(n.backup(dest));
+    },
   };
 }
-
-const nonEmpty = (v: unknown): v is string => typeof v === "string" && v !== "";
 
 /** Opens the native store the options name; TypeErrors for options that do not fit together. */
 async function openNative(
@@ -569,7 +603,7 @@ async function openNative(
  * each handle's `close()` waits for its writes and ends it, and the
  * engine closes with its last handle. Calls on a closed handle reject.
  */
-export async function logstorePatternStores(opts: LogstoreOptions): Promise<PatternStores> {
+export async function logstorePatternStores(opts: LogstoreOptions): Promise<LogstorePatternStores> {
   const { n, max, access } = await openNative(opts);
   return storesOver(n, max, opts.durability, access);
 }
@@ -581,7 +615,7 @@ export async function logstorePatternStores(opts: LogstoreOptions): Promise<Patt
  */
 export async function logstorePatternStoresWithClock(
   opts: LogstoreOptions & { clockMs: number },
-): Promise<PatternStores & { setClock(ms: number): void }> {
+): Promise<LogstorePatternStores & { setClock(ms: number): void }> {
   const { n, max, access } = await openNative(opts, opts.clockMs);
   return { ...storesOver(n, max, opts.durability, access), setClock: (ms: number) => n.setClock(ms) };
 }

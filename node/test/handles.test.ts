@@ -2,7 +2,7 @@
 // another process, and in this one), and a second open of a directory in
 // this process sharing the first one's engine.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -153,10 +153,12 @@ describe("read-only handles", () => {
 });
 
 describe("a second open in this process", () => {
-  it("shares the engine: each handle reads the other's writes", async () => {
-    const dir = join(tempDir(), "log");
+  it("shares the engine, whatever path names the directory: each handle reads the other's writes", async () => {
+    const root = tempDir();
+    const dir = join(root, "log");
     const a = await logstorePatternStores({ dir });
-    const b = await logstorePatternStores({ dir });
+    symlinkSync(dir, join(root, "link"));
+    const b = await logstorePatternStores({ dir: join(root, "link", ".") });
     await a.docs.ensureCollection({ name: "m", indexes: ["o"] });
     const fromA = await a.docs.put("m", "1", { o: "x" });
     expect(await b.docs.get("m", "1")).toEqual(fromA);

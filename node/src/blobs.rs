@@ -14,11 +14,12 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use logstore::{BlobPut, BlobReader, LogStore, Store};
+use logstore::{BlobPut, BlobReader};
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::{Env, JsDeferred};
 use napi_derive::napi;
 
+use crate::engine::Shared;
 use crate::work::{self, spawn};
 use crate::{rows, NativeStore};
 
@@ -136,7 +137,8 @@ impl BlobUpload {
 
 /// Runs the engine's put on its own thread, settling whichever of `end` or
 /// `abort` the JavaScript side sent, and failing chunks sent after an error.
-fn run_upload(store: Arc<LogStore>, rx: Receiver<Msg>, opts: BlobPut) {
+fn run_upload(shared: Arc<Shared>, rx: Receiver<Msg>, opts: BlobPut) {
+    let store = shared.store();
     let mut reader = ChannelReader {
         rx,
         chunk: Vec::new(),
@@ -251,10 +253,11 @@ impl NativeStore {
         mime: Option<String>,
         owner_id: Option<String>,
     ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         let bytes = bytes.to_vec();
         spawn(env, move || {
-            let meta = s
+            let meta = s?
+                .store()
                 .blobs()
                 .put(&mut bytes.as_slice(), blob_opts(mime, owner_id))?;
             Ok(rows::blob_meta(&meta))
@@ -268,8 +271,8 @@ impl NativeStore {
         mime: Option<String>,
         owner_id: Option<String>,
     ) -> napi::Result<BlobUpload> {
+        let s = self.live().map_err(work::to_napi)?;
         let (tx, rx) = channel();
-        let s = self.store.clone();
         let opts = blob_opts(mime, owner_id);
         thread::Builder::new()
             .name("logstore-blob-put".into())
@@ -285,12 +288,16 @@ impl NativeStore {
     /// The blob's metadata and a reader of its bytes, or null.
     #[napi(ts_return_type = "Promise<BlobBytes | null>")]
     pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(s.blobs().get(&id)?.map(|(meta, reader)| BlobBytes {
-                meta: rows::blob_meta(&meta),
-                reader: Arc::new(Mutex::new(Some(reader))),
-            }))
+            Ok(s?
+                .store()
+                .blobs()
+                .get(&id)?
+                .map(|(meta, reader)| BlobBytes {
+                    meta: rows::blob_meta(&meta),
+                    reader: Arc::new(Mutex::new(Some(reader))),
+                }))
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The native half of `@logstore/pattern-stores`: a logstore `LogStore`
-//! behind a napi-rs class. The TypeScript layer (`ts/index.ts`) turns these
+//! The native half of `@logstore/pattern-stores`: a logstore engine (a
+//! `LogStore`, or a `PgStore` on a PostgreSQL server; `engine.rs`) behind a
+//! napi-rs class. The TypeScript layer (`ts/index.ts`) turns these
 //! calls into the reference package's `PatternStores` shape; this side
 //! moves JSON text and bytes and runs every call that may touch the disk on
 //! a worker pool (`work.rs`).
@@ -14,7 +15,9 @@
 //! use the engine's raw reads: the stored body text goes into the row as it
 //! is, never parsed or re-serialized in Rust.
 
+mod backup;
 mod blobs;
+mod engine;
 mod migrate;
 mod rows;
 mod work;
@@ -22,7 +25,8 @@ mod work;
 // The `logstore-migrate` command's native function.
 pub use migrate::migrate;
 
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use logstore::{
@@ -34,13 +38,64 @@ use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
 
+use crate::engine::{Settings, Shared};
 use crate::work::spawn;
 
-/// An open store. Every method returns a promise unless it says otherwise.
+/// A handle on an open store. Every method returns a promise unless it
+/// says otherwise. Several handles may share one engine (a second open of a
+/// directory in this process, `engine.rs`); each is closed on its own.
 #[napi]
 pub struct NativeStore {
-    store: Arc<LogStore>,
+    shared: Arc<Shared>,
+    /// This handle was closed: its calls fail with `Closed`, whatever the
+    /// engine's other handles do.
+    closed: AtomicBool,
     clock: Option<Arc<ManualClock>>,
+}
+
+impl NativeStore {
+    fn new(shared: Arc<Shared>, clock: Option<Arc<ManualClock>>) -> NativeStore {
+        NativeStore {
+            shared,
+            closed: AtomicBool::new(false),
+            clock,
+        }
+    }
+
+    /// The engine, for a call on this thread.
+    fn engine(&self) -> napi::Result<&Shared> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(work::to_napi(logstore::Error::Closed));
+        }
+        Ok(&self.shared)
+    }
+
+    /// The log store, for a read on the JavaScript thread: a PostgreSQL
+    /// store's reads go over the network, so only its pooled calls serve it.
+    fn in_thread(&self) -> napi::Result<&LogStore> {
+        self.engine()?.log().ok_or_else(|| {
+            napi::Error::from_reason(
+                "store: a PostgreSQL store is read through the pooled calls, never on the JavaScript thread",
+            )
+        })
+    }
+
+    /// The engine, for a pooled call: an error the call rejects with once
+    /// this handle is closed.
+    fn live(&self) -> logstore::Result<Arc<Shared>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(logstore::Error::Closed);
+        }
+        Ok(self.shared.clone())
+    }
+}
+
+impl Drop for NativeStore {
+    fn drop(&mut self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            engine::drop_handle(&self.shared);
+        }
+    }
 }
 
 /// How `NativeStore.open` opens a store.
@@ -53,6 +108,39 @@ pub struct OpenOptions {
     /// Tests only: a clock that stands still at this time (epoch ms) until
     /// `setClock` moves it.
     pub manual_clock_ms: Option<f64>,
+    /// `open` only: follow the store read-only, beside its writer.
+    pub read_only: Option<bool>,
+    /// `openPostgres` only: the schema the store's tables live in.
+    pub schema: Option<String>,
+}
+
+impl OpenOptions {
+    /// The engine options, with the manual clock if one is asked for.
+    fn engine_options(&self) -> logstore::Result<(Options, Option<Arc<ManualClock>>)> {
+        let mut options = Options::default();
+        if let Some(max) = self.max_blob_bytes {
+            if !(max.is_finite() && max >= 0.0) {
+                return Err(invalid(format!("maxBlobBytes {max} is not a byte count")));
+            }
+            options.max_blob_bytes = max as u64;
+        }
+        options.durability = match self.durability.as_deref() {
+            None | Some("sync") => Durability::Sync,
+            Some("flush") => Durability::Flush,
+            Some(other) => {
+                return Err(invalid(format!(
+                    "durability \"{other}\" is neither \"sync\" nor \"flush\""
+                )))
+            }
+        };
+        let clock = self
+            .manual_clock_ms
+            .map(|ms| Arc::new(ManualClock::new(ms as i64)));
+        if let Some(clock) = &clock {
+            options.clock = clock.clone();
+        }
+        Ok((options, clock))
+    }
 }
 
 fn invalid(message: impl Into<String>) -> logstore::Error {
@@ -85,38 +173,51 @@ fn count_arg(v: Option<f64>, default: usize, negative: usize) -> usize {
 
 #[napi]
 impl NativeStore {
-    /// Opens (or creates) the store in `dir`. Fails with a message naming
-    /// the directory when another handle holds it.
+    /// Opens (or creates) the store in `dir`, or, with `readOnly`, follows
+    /// the store there without writing to it. A directory this process
+    /// already has open for writing gives a handle on the same engine when
+    /// the options match, and fails otherwise; one another process holds
+    /// fails with a message naming it.
     #[napi(ts_return_type = "Promise<NativeStore>")]
     pub fn open(env: &Env, dir: String, opts: OpenOptions) -> napi::Result<Object<'_>> {
         spawn(env, move || {
-            let mut options = Options::default();
-            if let Some(max) = opts.max_blob_bytes {
-                if !(max.is_finite() && max >= 0.0) {
-                    return Err(invalid(format!("maxBlobBytes {max} is not a byte count")));
-                }
-                options.max_blob_bytes = max as u64;
-            }
-            options.durability = match opts.durability.as_deref() {
-                None | Some("sync") => Durability::Sync,
-                Some("flush") => Durability::Flush,
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "durability \"{other}\" is neither \"sync\" nor \"flush\""
-                    )))
-                }
+            let (options, clock) = opts.engine_options()?;
+            let dir = Path::new(&dir);
+            let shared = if opts.read_only == Some(true) {
+                engine::open_read_only(dir, options)?
+            } else {
+                let settings = Settings {
+                    durability: options.durability,
+                    max_blob_bytes: options.max_blob_bytes,
+                    manual_clock: clock.is_some(),
+                };
+                engine::open_dir(dir, options, settings)?
             };
-            let clock = opts
-                .manual_clock_ms
-                .map(|ms| Arc::new(ManualClock::new(ms as i64)));
-            if let Some(clock) = &clock {
-                options.clock = clock.clone();
-            }
-            let store = LogStore::open(PathBuf::from(dir), options)?;
-            Ok(NativeStore {
-                store: Arc::new(store),
-                clock,
-            })
+            Ok(NativeStore::new(shared, clock))
+        })
+    }
+
+    /// Opens (or creates) the store on the PostgreSQL server at `url`, in
+    /// the schema `opts.schema` names, or the URL's, or `logstore`.
+    /// `durability` is the server's commit durability: `"sync"` waits for
+    /// its WAL flush (synchronous_commit=on), `"flush"` does not.
+    #[napi(ts_return_type = "Promise<NativeStore>")]
+    pub fn open_postgres(env: &Env, url: String, opts: OpenOptions) -> napi::Result<Object<'_>> {
+        spawn(env, move || {
+            let (options, clock) = opts.engine_options()?;
+            let shared = engine::open_postgres(&url, opts.schema.as_deref(), options)?;
+            Ok(NativeStore::new(shared, clock))
+        })
+    }
+
+    /// A read-only handle catches up with its writer (`LogStore::refresh`);
+    /// on any other handle it does nothing.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn refresh<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
+        let s = self.live();
+        spawn(env, move || match s?.log() {
+            Some(log) => log.refresh(),
+            None => Ok(()),
         })
     }
 
@@ -134,11 +235,17 @@ impl NativeStore {
         }
     }
 
-    /// Syncs, writes the index snapshot and releases the directory.
+    /// Closes this handle: its calls fail from now on. The engine's last
+    /// handle closes the engine (a log store syncs, writes its index
+    /// snapshot and releases the directory). A second close does nothing.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || s.close())
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        let s = self.shared.clone();
+        spawn(
+            env,
+            move || if first { engine::release(&s) } else { Ok(()) },
+        )
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -148,19 +255,21 @@ impl NativeStore {
         name: String,
         indexes: Vec<String>,
     ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
+            let s = s?;
             let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
-            s.docs().ensure_collection(&name, &fields)
+            s.store().docs().ensure_collection(&name, &fields)
         })
     }
 
     /// JSON text of `[{ name, indexes, docCount }]`.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn list_collections<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(rows::collections(&s.docs().list_collections()?))
+            let s = s?;
+            Ok(rows::collections(&s.store().docs().list_collections()?))
         })
     }
 
@@ -172,9 +281,11 @@ impl NativeStore {
         collection: String,
         id: String,
     ) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(s.docs()
+            let s = s?;
+            Ok(s.store()
+                .docs()
                 .get_raw(&collection, &id)?
                 .as_ref()
                 .map(rows::raw_document))
@@ -186,7 +297,7 @@ impl NativeStore {
     #[napi(catch_unwind)]
     pub fn get_sync(&self, collection: String, id: String) -> napi::Result<Option<String>> {
         let doc = self
-            .store
+            .in_thread()?
             .docs()
             .get_raw(&collection, &id)
             .map_err(work::to_napi)?;
@@ -214,7 +325,11 @@ impl NativeStore {
             body,
             num,
         };
-        now(&self.store, |s| write(s, &w))
+        match self.engine()?.log() {
+            Some(log) => now(log, |s| write(s, &w)),
+            // A server round trip always waits.
+            None => Ok(String::new()),
+        }
     }
 
     /// JSON text of the matching rows. `values` are index strings (the
@@ -234,9 +349,10 @@ impl NativeStore {
         offset: Option<f64>,
     ) -> napi::Result<Object<'e>> {
         let q = build_query(collection, fields, values, order_by, desc, limit, offset);
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(rows::raw_documents(&s.docs().query_raw(&q)?))
+            let s = s?;
+            Ok(rows::raw_documents(&s.store().docs().query_raw(&q)?))
         })
     }
 
@@ -254,7 +370,11 @@ impl NativeStore {
         offset: Option<f64>,
     ) -> napi::Result<String> {
         let q = build_query(collection, fields, values, order_by, desc, limit, offset);
-        let rows = self.store.docs().query_raw(&q).map_err(work::to_napi)?;
+        let rows = self
+            .in_thread()?
+            .docs()
+            .query_raw(&q)
+            .map_err(work::to_napi)?;
         Ok(rows::raw_documents(&rows))
     }
 
@@ -267,8 +387,8 @@ impl NativeStore {
         values: Vec<String>,
     ) -> napi::Result<Object<'e>> {
         let q = build_query(collection, fields, values, None, false, None, None);
-        let s = self.store.clone();
-        spawn(env, move || Ok(s.docs().count(&q)? as f64))
+        let s = self.live();
+        spawn(env, move || Ok(s?.store().docs().count(&q)? as f64))
     }
 
     /// `count` on the calling thread: it never reads a file.
@@ -280,23 +400,28 @@ impl NativeStore {
         values: Vec<String>,
     ) -> napi::Result<f64> {
         let q = build_query(collection, fields, values, None, false, None, None);
-        let n = self.store.docs().count(&q).map_err(work::to_napi)?;
+        let n = self.in_thread()?.docs().count(&q).map_err(work::to_napi)?;
         Ok(n as f64)
     }
 
     /// JSON text of the blob's metadata, or null.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn blob_meta<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(s.blobs().get_meta(&id)?.as_ref().map(rows::blob_meta))
+            let s = s?;
+            Ok(s.store()
+                .blobs()
+                .get_meta(&id)?
+                .as_ref()
+                .map(rows::blob_meta))
         })
     }
 
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn blob_delete<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
-        spawn(env, move || s.blobs().delete(&id))
+        let s = self.live();
+        spawn(env, move || s?.store().blobs().delete(&id))
     }
 
     /// JSON text of one page of blob metadata, newest first.
@@ -313,20 +438,24 @@ impl NativeStore {
             limit: Some(count_arg(limit, DEFAULT_LIMIT, usize::MAX)),
             offset: Some(count_arg(offset, 0, 0)),
         };
-        let s = self.store.clone();
-        spawn(env, move || Ok(rows::blob_metas(&s.blobs().list(&list)?)))
+        let s = self.live();
+        spawn(env, move || {
+            Ok(rows::blob_metas(&s?.store().blobs().list(&list)?))
+        })
     }
 
     /// Runs `writes` in order on the pool as one batch (`LogStore::batch`):
     /// each is appended as it comes and all share one sync, so the writes
-    /// one turn of the event loop queued cost one sync, not one each. Each
+    /// one turn of the event loop queued cost one sync, not one each (on
+    /// PostgreSQL, each commits on its own, in order). Each
     /// outcome is its answer's JSON text or its error's message; the
     /// promise rejects (and no answer stands) when the batch's sync fails.
     #[napi(ts_return_type = "Promise<Written[]>")]
     pub fn write_batch<'e>(&self, env: &'e Env, writes: Vec<Write>) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            s.batch(|s| {
+            let s = s?;
+            let all = |s: &dyn Store| {
                 let outcome = |w: &Write| match write(s, w) {
                     Ok(text) => Written {
                         text: Some(text),
@@ -338,16 +467,23 @@ impl NativeStore {
                     },
                 };
                 writes.iter().map(outcome).collect::<Vec<_>>()
-            })
+            };
+            match s.log() {
+                Some(log) => log.batch(|session| all(session)),
+                // Each write is its own transaction on the server, in call
+                // order; there is no shared sync to wait for.
+                None => Ok(all(s.store())),
+            }
         })
     }
 
     /// JSON text of the lease row, or null.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn lease_get<'e>(&self, env: &'e Env, key: String) -> napi::Result<Object<'e>> {
-        let s = self.store.clone();
+        let s = self.live();
         spawn(env, move || {
-            Ok(s.leases().get(&key)?.as_ref().map(rows::lease))
+            let s = s?;
+            Ok(s.store().leases().get(&key)?.as_ref().map(rows::lease))
         })
     }
 }

@@ -76,12 +76,21 @@ fn pool() -> &'static Pool {
     pool
 }
 
+/// The message of a write through a read-only handle (the TypeScript layer
+/// rejects with the same one before calling in).
+pub const READ_ONLY: &str =
+    "store: the store is open read-only (readOnly: true); write through a handle opened without readOnly";
+
 /// The message a JavaScript `Error` carries for a store error.
 ///
 /// The reference package fixes two messages a query can fail with; the
 /// engine's wording of the same rule is turned into them here. Everything
 /// else is the engine's sentence behind `store: `.
 pub fn message(e: &logstore::Error) -> String {
+    if let logstore::Error::ReadOnly = e {
+        // The engine's wording names its Rust call; this names the option.
+        return READ_ONLY.to_string();
+    }
     if let logstore::Error::InvalidInput(m) = e {
         if m.starts_with("field \"") && m.contains("\" is not indexed on collection \"") {
             return format!("store: {m} — declare it via ensureCollection");

@@ -1,17 +1,22 @@
-// The store contract, in this package's words, against logstorePatternStores.
+// The store contract, in this package's words, against logstorePatternStores:
+// on the log engine, and again on PostgreSQL (test/backends.ts).
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { logstorePatternStores, type PatternStores } from "../dist/index.js";
+import { logstorePatternStores, type LogstorePatternStores, type PatternStores } from "../dist/index.js";
+import { BACKEND, freshPlace, type Place } from "./backends.js";
 import { bytesOf, tempDir } from "./helpers.js";
 
 let s: PatternStores;
+let place: Place;
+/** The store's directory (log engine only). */
 let dir: string;
 
 beforeEach(async () => {
-  dir = join(tempDir(), "log");
-  s = await logstorePatternStores({ dir, maxBlobBytes: 64 * 1024, durability: "flush" });
+  place = freshPlace();
+  dir = "dir" in place ? place.dir : "";
+  s = await logstorePatternStores({ ...place, maxBlobBytes: 64 * 1024, durability: "flush" });
 });
 afterEach(async () => {
   await s.close();
@@ -290,18 +295,21 @@ describe("leases", () => {
 });
 
 describe("lifecycle", () => {
-  it("a held directory is a clear error naming it; close releases it; calls after close reject", async () => {
-    await expect(logstorePatternStores({ dir })).rejects.toThrow(dir);
+  it("calls after close reject; a reopen finds what was written", async () => {
     await s.docs.put("m", "1", { a: 1 });
     await s.close();
     await expect(s.docs.get("m", "1")).rejects.toThrow(/closed/);
+    await expect(s.docs.query({ collection: "m" })).rejects.toThrow(/closed/);
+    await expect(s.docs.count("m")).rejects.toThrow(/closed/);
+    await expect(s.docs.put("m", "2", {})).rejects.toThrow(/closed/);
     await expect(s.blobs.list()).rejects.toThrow(/closed/);
     await expect(s.leases.get("k")).rejects.toThrow(/closed/);
-    s = await logstorePatternStores({ dir });
+    s = await logstorePatternStores({ ...place, durability: "flush" });
     expect(await s.docs.get("m", "1")).toMatchObject({ data: { a: 1 } });
+    expect(await s.docs.get("m", "2")).toBeNull();
   });
 
-  it("flush writes that would roll the log to a new segment go to the pool, and every write is kept", async () => {
+  it.skipIf(BACKEND !== "log")("flush writes that would roll the log to a new segment go to the pool, and every write is kept", async () => {
     // 80 documents of 1 MiB pass the 64 MiB segment size: the in-place
     // write that would roll answers "would wait", and the pooled one rolls.
     const big = "x".repeat(1024 * 1024);
@@ -337,7 +345,7 @@ describe("lifecycle", () => {
   });
 
   it("sync writes called together are applied in call order, each with its own answer or error", async () => {
-    const sync = await logstorePatternStores({ dir: join(tempDir(), "sync"), durability: "sync" });
+    const sync = await logstorePatternStores({ ...freshPlace(), durability: "sync" });
     try {
       const results = await Promise.allSettled([
         sync.docs.put("m", "a", { n: 1 }),
@@ -364,12 +372,12 @@ describe("lifecycle", () => {
   });
 
   it("close waits for the writes called before it", async () => {
-    const syncDir = join(tempDir(), "sync");
-    const sync = await logstorePatternStores({ dir: syncDir, durability: "sync" });
+    const syncPlace = freshPlace();
+    const sync = await logstorePatternStores({ ...syncPlace, durability: "sync" });
     const put = sync.docs.put("m", "last", { n: 1 });
     await sync.close();
     expect(await put).toMatchObject({ version: 1 });
-    const again = await logstorePatternStores({ dir: syncDir, durability: "sync" });
+    const again = await logstorePatternStores({ ...syncPlace, durability: "sync" });
     try {
       expect(await again.docs.get("m", "last")).toMatchObject({ data: { n: 1 } });
     } finally {
@@ -377,8 +385,33 @@ describe("lifecycle", () => {
     }
   });
 
+  it("backup copies a log store; a PostgreSQL store rejects it", async () => {
+    await s.docs.put("m", "1", { a: 1 });
+    const dest = join(tempDir(), "copy");
+    if (BACKEND === "postgres") {
+      await expect((s as LogstorePatternStores).backup(dest)).rejects.toThrow(/pg_dump/);
+      return;
+    }
+    expect(await (s as LogstorePatternStores).backup(dest)).toMatchObject({ documents: 1, blobs: 0, leases: 0 });
+    const copy = await logstorePatternStores({ dir: dest });
+    expect(await copy.docs.get("m", "1")).toEqual(await s.docs.get("m", "1"));
+    await copy.close();
+  });
+
   it("bad options are errors", async () => {
     await expect(logstorePatternStores({ dir: "" })).rejects.toThrow(/dir/);
+    const both = { dir: join(tempDir(), "y"), url: "postgres://localhost/x" };
+    await expect(logstorePatternStores(both)).rejects.toThrow(new TypeError(
+      "logstorePatternStores: give exactly one of `dir` (the store directory) and `url` (a PostgreSQL URL)",
+    ));
+    await expect(logstorePatternStores({})).rejects.toThrow(/exactly one of `dir`/);
+    await expect(logstorePatternStores({ url: "postgres://localhost/x", readOnly: true })).rejects.toThrow(
+      TypeError,
+    );
+    await expect(logstorePatternStores({ dir: join(tempDir(), "z"), schema: "s" })).rejects.toThrow(
+      /`schema`.*goes with `url`/,
+    );
+    await expect(logstorePatternStores({ url: "not a url at all" })).rejects.toThrow(/PostgreSQL/);
     await expect(
       logstorePatternStores({ dir: join(tempDir(), "x"), durability: "fast" as "sync" }),
     ).rejects.toThrow(/durability/);

@@ -1,6 +1,7 @@
 // Seeded operation sequences against logstore and the published package's
 // memory driver (Node 20) and SQLite driver (Node 24): every result must be
-// the same (test/ops.mjs says what is compared).
+// the same (test/ops.mjs says what is compared). Run on the log engine, and
+// again on PostgreSQL (test/backends.ts).
 import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -8,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { logstorePatternStoresWithClock } from "../dist/index.js";
 import { generateOps, MAX_BLOB_BYTES, runOps, START_MS } from "./ops.mjs";
 import { NODE24, ROOT } from "./reference.mjs";
+import { BACKEND, freshPlace } from "./backends.js";
 import { run, tempDir } from "./helpers.js";
 
 const SEEDS = [1, 2, 3, 4, 5, 6];
@@ -26,7 +28,7 @@ describe("differential: logstore against the published drivers", () => {
     // Odd seeds run logstore with `flush`, whose writes run in place on the
     // JavaScript thread; even ones with `sync`, whose writes go to the pool.
     const durability = seed % 2 === 1 ? "flush" : "sync";
-    it(`seed ${seed} (${durability}): same results as memoryPatternStores and sqlitePatternStores`, async () => {
+    it(`seed ${seed} (${BACKEND}, ${durability}): same results as memoryPatternStores and sqlitePatternStores`, async () => {
       const dir = tempDir();
       const ops = generateOps(seed, OPS_PER_SEED);
       const opsFile = join(dir, "ops.json");
@@ -36,7 +38,7 @@ describe("differential: logstore against the published drivers", () => {
         referenceTrace(NODE24, "sqlite", opsFile, dir),
       ]);
       const stores = await logstorePatternStoresWithClock({
-        dir: join(dir, "log"),
+        ...freshPlace(),
         maxBlobBytes: MAX_BLOB_BYTES,
         clockMs: START_MS,
         durability,

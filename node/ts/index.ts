@@ -188,9 +188,28 @@ function isPlainPatch(patch: unknown): patch is Record<string, unknown> {
   return true;
 }
 
+/**
+ * `value` as a string (as `String` makes it) for an argument the engine keys
+ * on. napi-rs turns a lone surrogate into U+FFFD on its way to Rust, so two
+ * different ids would name one row: a string that is not well-formed
+ * UTF-16 is a `TypeError` naming the argument, thrown before anything runs.
+ */
+function wellFormed(value: unknown, name: string): string {
+  const s = String(value);
+  if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    throw new TypeError(`store: ${name} is not well-formed UTF-16 (it holds a lone surrogate)`);
+  }
+  return s;
+}
+
+/** `wellFormed` for an optional argument: null and undefined stay undefined. */
+const optionalWellFormed = (value: unknown, name: string): string | undefined =>
+  value == null ? undefined : wellFormed(value, name);
+
+/** The where fields and their index strings (the reference's `indexValue(v) ?? ""`). */
 function whereArgs(where: Record<string, unknown>): [string[], string[]] {
-  const fields = Object.keys(where);
-  return [fields, fields.map((f) => indexValue(where[f]) ?? "")];
+  const fields = Object.keys(where).map((f) => wellFormed(f, "a where field name"));
+  return [fields, fields.map((f) => wellFormed(indexValue(where[f]) ?? "", `the where value of "${f}"`))];
 }
 
 const numberOrUndefined = (v: unknown): number | undefined => (v == null ? undefined : Number(v));
@@ -202,7 +221,9 @@ class LogDocumentStore implements DocumentStore {
   ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
-    await call(this.n.ensureCollection(String(def.name), def.indexes.map(String)));
+    const name = wellFormed(def.name, "the collection name");
+    const indexes = def.indexes.map((f) => wellFormed(f, "an index field"));
+    await call(this.n.ensureCollection(name, indexes));
   }
 
   async listCollections(): Promise<Array<CollectionDef & { docCount: number }>> {
@@ -210,7 +231,8 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async get(collection: string, id: string): Promise<DocumentRow | null> {
-    return parseOrNull(callSync(() => this.n.getSync(String(collection), String(id))));
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
+    return parseOrNull(callSync(() => this.n.getSync(c, i)));
   }
 
   async put(
@@ -219,6 +241,7 @@ class LogDocumentStore implements DocumentStore {
     data: Record<string, unknown>,
     expectedVersion?: number,
   ): Promise<DocumentRow | null> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     // As the SQLite driver: the body is what JSON.stringify makes of it, and
     // a value it rejects (a cycle, a BigInt) throws its TypeError.
     const body = JSON.stringify(data);
@@ -226,7 +249,7 @@ class LogDocumentStore implements DocumentStore {
       throw new TypeError("store: document data must be a JSON object");
     }
     const num = numberOrUndefined(expectedVersion);
-    return parseOrNull(await this.batch.submit({ op: "put", a: String(collection), b: String(id), body, num }));
+    return parseOrNull(await this.batch.submit({ op: "put", a: c, b: i, body, num }));
   }
 
   async patch(
@@ -235,6 +258,7 @@ class LogDocumentStore implements DocumentStore {
     patch: Record<string, unknown>,
     expectedVersion: number,
   ): Promise<DocumentRow | null> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     if (typeof expectedVersion !== "number") return null;
     if (isPlainPatch(patch)) {
       let body: string | undefined;
@@ -245,7 +269,7 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        const write = { op: "patch", a: String(collection), b: String(id), body, num: expectedVersion };
+        const write = { op: "patch", a: c, b: i, body, num: expectedVersion };
         return parseOrNull(await this.batch.submit(write));
       }
     }
@@ -253,21 +277,23 @@ class LogDocumentStore implements DocumentStore {
     // put. Used when JSON.stringify would drop a top-level key of the patch
     // (an `undefined` value removes the key from the stored row there) or
     // cannot encode it.
-    const current = await this.get(collection, id);
+    const current = await this.get(c, i);
     if (!current || current.version !== expectedVersion) return null;
-    return this.put(collection, id, { ...current.data, ...patch }, expectedVersion);
+    return this.put(c, i, { ...current.data, ...patch }, expectedVersion);
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    return (await this.batch.submit({ op: "delete", a: String(collection), b: String(id) })) === "true";
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
+    return (await this.batch.submit({ op: "delete", a: c, b: i })) === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
+    const collection = wellFormed(opts.collection, "collection");
     const [fields, values] = whereArgs(opts.where ?? {});
-    const orderBy = opts.orderBy ? String(opts.orderBy) : undefined;
+    const orderBy = opts.orderBy ? wellFormed(opts.orderBy, "orderBy") : undefined;
     const limit = numberOrUndefined(opts.limit);
     const args = [
-      String(opts.collection),
+      collection,
       fields,
       values,
       orderBy,
@@ -280,8 +306,9 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async count(collection: string, where: Record<string, unknown> = {}): Promise<number> {
+    const c = wellFormed(collection, "collection");
     const [fields, values] = whereArgs(where);
-    return callSync(() => this.n.countSync(String(collection), fields, values));
+    return callSync(() => this.n.countSync(c, fields, values));
   }
 }
 
@@ -295,8 +322,8 @@ class LogBlobStore implements BlobStore {
     data: Uint8Array | ReadableStream<Uint8Array>,
     opts: { mime?: string; ownerId?: string | null } = {},
   ): Promise<BlobMeta> {
-    const mime = opts.mime ?? undefined;
-    const ownerId = opts.ownerId ?? undefined;
+    const mime = optionalWellFormed(opts.mime, "mime");
+    const ownerId = optionalWellFormed(opts.ownerId, "ownerId");
     if (data instanceof Uint8Array) {
       if (data.byteLength > this.maxBytes) throw capError(this.maxBytes);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -364,7 +391,7 @@ class LogBlobStore implements BlobStore {
   }
 
   async list(opts: { ownerId?: string; limit?: number; offset?: number } = {}): Promise<BlobMeta[]> {
-    const ownerId = opts.ownerId != null ? String(opts.ownerId) : undefined;
+    const ownerId = optionalWellFormed(opts.ownerId, "ownerId");
     return parse(
       await call(this.n.blobList(ownerId, numberOrUndefined(opts.limit), numberOrUndefined(opts.offset))),
     );
@@ -378,7 +405,8 @@ class LogLeaseStore implements LeaseStore {
   ) {}
 
   private write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
-    return this.batch.submit({ op, a: String(key), b: String(owner), num: Number(ttlMs) });
+    const [a, b] = [wellFormed(key, "the lease key"), wellFormed(owner, "owner")];
+    return this.batch.submit({ op, a, b, num: Number(ttlMs) });
   }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
@@ -398,7 +426,7 @@ class LogLeaseStore implements LeaseStore {
   }
 
   async get(key: string): Promise<LeaseRow | null> {
-    return parseOrNull(await call(this.n.leaseGet(String(key))));
+    return parseOrNull(await call(this.n.leaseGet(wellFormed(key, "the lease key"))));
   }
 }
 

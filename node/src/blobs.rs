@@ -20,7 +20,7 @@ use napi::{Env, JsDeferred};
 use napi_derive::napi;
 
 use crate::work::{self, spawn};
-use crate::{rows, NativeStore};
+use crate::{no_blob_if_malformed, rows, NativeStore};
 
 type Deferred<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>;
 
@@ -282,12 +282,14 @@ impl NativeStore {
         })
     }
 
-    /// The blob's metadata and a reader of its bytes, or null.
+    /// The blob's metadata and a reader of its bytes, or null (also for a
+    /// malformed id, see [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<BlobBytes | null>")]
     pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let s = self.store.clone();
         spawn(env, move || {
-            Ok(s.blobs().get(&id)?.map(|(meta, reader)| BlobBytes {
+            let found = no_blob_if_malformed(s.blobs().get(&id), None)?;
+            Ok(found.map(|(meta, reader)| BlobBytes {
                 meta: rows::blob_meta(&meta),
                 reader: Arc::new(Mutex::new(Some(reader))),
             }))

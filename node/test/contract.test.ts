@@ -173,6 +173,16 @@ describe("documents", () => {
 });
 
 describe("blobs", () => {
+  it("an id no blob can have (malformed, or with a lone surrogate) is null or false, as in the reference drivers", async () => {
+    const meta = await s.blobs.put(new Uint8Array([1]));
+    for (const id of ["", "abc.png", "not a uuid", "../x", ".", "a/b", "é", "\uD800", "a".repeat(129)]) {
+      expect(await s.blobs.get(id), id).toBeNull();
+      expect(await s.blobs.getMeta(id), id).toBeNull();
+      expect(await s.blobs.delete(id), id).toBe(false);
+    }
+    expect(await s.blobs.getMeta(meta.id)).toEqual(meta);
+  });
+
   it("put, get, getMeta, delete with defaults", async () => {
     const bytes = new Uint8Array([1, 2, 3, 250]);
     const meta = await s.blobs.put(bytes);

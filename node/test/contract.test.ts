@@ -165,6 +165,53 @@ describe("documents", () => {
     expect(await ids({ orderBy: "id", offset: 10 })).toEqual([]);
   });
 
+  it("an index path reads an array's length, as the reference drivers' valueAtPath does", async () => {
+    await s.docs.put("m", "early", { tags: [1, 2] });
+    await s.docs.ensureCollection({ name: "m", indexes: ["tags.length"] });
+    await s.docs.put("m", "three", { tags: ["a", "b", "c"] });
+    await s.docs.put("m", "own", { tags: { length: 2 } });
+    await s.docs.put("m", "text", { tags: "ab" });
+    const ids = async (where: Record<string, unknown>) =>
+      (await s.docs.query({ collection: "m", where, orderBy: "id" })).map((d) => d.id);
+    expect(await ids({ "tags.length": 2 })).toEqual(["early", "own"]);
+    expect(await ids({ "tags.length": "3" })).toEqual(["three"]);
+    expect(await s.docs.count("m", { "tags.length": 2 })).toBe(2);
+    expect((await s.docs.query({ collection: "m", orderBy: "tags.length" })).map((d) => d.id)).toEqual([
+      "text",
+      "early",
+      "own",
+      "three",
+    ]);
+  });
+
+  it("where values are the reference's index strings of the JavaScript value", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["v"] });
+    for (const v of ["NaN", "Infinity", "-Infinity", "", "x", "1970-01-01T00:00:00.000Z"]) {
+      await s.docs.put("m", `s:${v}`, { v });
+    }
+    const ids = async (v: unknown) =>
+      (await s.docs.query({ collection: "m", where: { v }, orderBy: "id" })).map((d) => d.id);
+    expect(await ids(NaN)).toEqual(["s:NaN"]);
+    expect(await ids(Infinity)).toEqual(["s:Infinity"]);
+    expect(await ids(-Infinity)).toEqual(["s:-Infinity"]);
+    // Objects (a Date, one with toJSON) are not indexable: the empty string.
+    expect(await ids(new Date(0))).toEqual(["s:"]);
+    expect(await ids({ toJSON: () => "x" })).toEqual(["s:"]);
+  });
+
+  it("a value JSON.stringify changes is indexed as stored (a documented difference)", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["v"] });
+    await s.docs.put("m", "nan", { v: NaN });
+    await s.docs.put("m", "date", { v: new Date(0) });
+    await s.docs.put("m", "tj", { v: { toJSON: () => "x" } });
+    const ids = async (v: unknown) =>
+      (await s.docs.query({ collection: "m", where: { v }, orderBy: "id" })).map((d) => d.id);
+    // NaN is stored as null, which is not indexed.
+    expect(await ids(NaN)).toEqual([]);
+    expect(await ids("1970-01-01T00:00:00.000Z")).toEqual(["date"]);
+    expect(await ids("x")).toEqual(["tj"]);
+  });
+
   it("limit defaults to 100", async () => {
     await Promise.all(Array.from({ length: 120 }, (_, i) => s.docs.put("m", `d${i}`, { i })));
     expect(await s.docs.query({ collection: "m" })).toHaveLength(100);

@@ -42,19 +42,36 @@ pub(crate) fn apply_patch(data: &mut Map<String, Value>, patch: Map<String, Valu
     }
 }
 
-/// Follows a dotted path into a document: each segment selects an object
-/// key; on an array a canonical decimal segment selects an element.
-pub fn lookup<'a>(data: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+/// Where a dotted path has got to: a value of the body, or what JavaScript
+/// reads past an array that is no element of it: its `length`, or its
+/// prototype (`arr.__proto__`, an empty array, whose `length` is 0).
+enum At<'a> {
+    Value(&'a Value),
+    Length(usize),
+    ArrayPrototype,
+}
+
+/// Follows a dotted path into a document as the reference drivers'
+/// `valueAtPath` reads a JavaScript value: each segment selects an object
+/// key; on an array a canonical decimal segment selects an element and
+/// `length` is its length. Every other property JavaScript finds on the
+/// way (the prototypes' methods) is not indexable, nor is anything past it.
+fn lookup<'a>(data: &'a Map<String, Value>, path: &str) -> Option<At<'a>> {
     let mut segments = path.split('.');
-    let mut current = data.get(segments.next()?)?;
+    let mut at = At::Value(data.get(segments.next()?)?);
     for segment in segments {
-        current = match current {
-            Value::Object(map) => map.get(segment)?,
-            Value::Array(items) => items.get(array_position(segment)?)?,
+        at = match at {
+            At::Value(Value::Object(map)) => At::Value(map.get(segment)?),
+            At::Value(Value::Array(items)) => match segment {
+                "length" => At::Length(items.len()),
+                "__proto__" => At::ArrayPrototype,
+                _ => At::Value(items.get(array_position(segment)?)?),
+            },
+            At::ArrayPrototype if segment == "length" => At::Length(0),
             _ => return None,
         };
     }
-    Some(current)
+    Some(at)
 }
 
 // JavaScript reads `arr["01"]` as a missing property, so only the canonical
@@ -77,7 +94,11 @@ pub fn index_string(value: &Value) -> Option<String> {
 
 /// The index string of the value at `path` in `data`, if any.
 pub fn index_value(data: &Map<String, Value>, path: &str) -> Option<String> {
-    lookup(data, path).and_then(index_string)
+    match lookup(data, path)? {
+        At::Value(value) => index_string(value),
+        At::Length(n) => Some(n.to_string()),
+        At::ArrayPrototype => None,
+    }
 }
 
 /// A number as JavaScript's `String(n)` writes it.
@@ -122,6 +143,27 @@ mod tests {
         assert_eq!(index_value(&map, "a.b"), None);
         assert_eq!(index_value(&map, "n"), None);
         assert_eq!(index_value(&map, "missing"), None);
+    }
+
+    #[test]
+    fn paths_read_what_javascript_reads_past_an_array() {
+        let doc = json!({"a": [1, 2, 3], "e": [], "o": {"length": "own"}, "s": "abc"});
+        let Value::Object(map) = doc else { panic!() };
+        assert_eq!(index_value(&map, "a.length").as_deref(), Some("3"));
+        assert_eq!(index_value(&map, "e.length").as_deref(), Some("0"));
+        assert_eq!(
+            index_value(&map, "a.__proto__.length").as_deref(),
+            Some("0")
+        );
+        // An object's own key, never a length; a string is no object.
+        assert_eq!(index_value(&map, "o.length").as_deref(), Some("own"));
+        assert_eq!(index_value(&map, "s.length"), None);
+        // A length is a number, so nothing lies past it; methods are not values.
+        assert_eq!(index_value(&map, "a.length.x"), None);
+        assert_eq!(index_value(&map, "a.__proto__"), None);
+        assert_eq!(index_value(&map, "a.__proto__.0"), None);
+        assert_eq!(index_value(&map, "a.map"), None);
+        assert_eq!(index_value(&map, "o.__proto__.length"), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use napi_derive::napi;
 
 use crate::engine::Shared;
 use crate::work::{self, spawn};
-use crate::{rows, NativeStore};
+use crate::{no_blob_if_malformed, rows, NativeStore};
 
 type Deferred<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>;
 
@@ -285,19 +285,17 @@ impl NativeStore {
         })
     }
 
-    /// The blob's metadata and a reader of its bytes, or null.
+    /// The blob's metadata and a reader of its bytes, or null (also for a
+    /// malformed id, see [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<BlobBytes | null>")]
     pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let s = self.live();
         spawn(env, move || {
-            Ok(s?
-                .store()
-                .blobs()
-                .get(&id)?
-                .map(|(meta, reader)| BlobBytes {
-                    meta: rows::blob_meta(&meta),
-                    reader: Arc::new(Mutex::new(Some(reader))),
-                }))
+            let found = no_blob_if_malformed(s?.store().blobs().get(&id), None)?;
+            Ok(found.map(|(meta, reader)| BlobBytes {
+                meta: rows::blob_meta(&meta),
+                reader: Arc::new(Mutex::new(Some(reader))),
+            }))
         })
     }
 }

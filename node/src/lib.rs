@@ -149,6 +149,24 @@ fn invalid(message: impl Into<String>) -> logstore::Error {
     logstore::Error::InvalidInput(message.into())
 }
 
+/// The answer of a blob lookup by id (`get`, `get_meta`, `delete`), with
+/// `absent` for an id the engine rejects as malformed (empty, longer than
+/// `MAX_BLOB_ID_BYTES`, or holding anything but ASCII letters, digits, `-`
+/// and `_`; a lone surrogate arrives from JavaScript as U+FFFD). No blob
+/// has such an id, and the reference drivers answer `null` or `false` for
+/// it, so a route serving `GET /blobs/:id` answers 404 rather than 500. The
+/// id is these calls' only input and the engine checks it first, so
+/// `InvalidInput` here always means a malformed id.
+pub(crate) fn no_blob_if_malformed<T>(
+    answer: logstore::Result<T>,
+    absent: T,
+) -> logstore::Result<T> {
+    match answer {
+        Err(logstore::Error::InvalidInput(_)) => Ok(absent),
+        answer => answer,
+    }
+}
+
 fn parse_body(json: &str) -> logstore::Result<Value> {
     serde_json::from_str(json).map_err(|e| invalid(format!("the document is not valid JSON: {e}")))
 }
@@ -404,24 +422,25 @@ impl NativeStore {
         Ok(n as f64)
     }
 
-    /// JSON text of the blob's metadata, or null.
+    /// JSON text of the blob's metadata, or null (also for a malformed id,
+    /// see [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<string | null>")]
     pub fn blob_meta<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let s = self.live();
         spawn(env, move || {
-            let s = s?;
-            Ok(s.store()
-                .blobs()
-                .get_meta(&id)?
-                .as_ref()
-                .map(rows::blob_meta))
+            let meta = no_blob_if_malformed(s?.store().blobs().get_meta(&id), None)?;
+            Ok(meta.as_ref().map(rows::blob_meta))
         })
     }
 
+    /// True if the blob was there; false also for a malformed id (see
+    /// [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn blob_delete<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
         let s = self.live();
-        spawn(env, move || s?.store().blobs().delete(&id))
+        spawn(env, move || {
+            no_blob_if_malformed(s?.store().blobs().delete(&id), false)
+        })
     }
 
     /// JSON text of one page of blob metadata, newest first.

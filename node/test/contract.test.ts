@@ -170,6 +170,53 @@ describe("documents", () => {
     expect(await ids({ orderBy: "id", offset: 10 })).toEqual([]);
   });
 
+  it("an index path reads an array's length, as the reference drivers' valueAtPath does", async () => {
+    await s.docs.put("m", "early", { tags: [1, 2] });
+    await s.docs.ensureCollection({ name: "m", indexes: ["tags.length"] });
+    await s.docs.put("m", "three", { tags: ["a", "b", "c"] });
+    await s.docs.put("m", "own", { tags: { length: 2 } });
+    await s.docs.put("m", "text", { tags: "ab" });
+    const ids = async (where: Record<string, unknown>) =>
+      (await s.docs.query({ collection: "m", where, orderBy: "id" })).map((d) => d.id);
+    expect(await ids({ "tags.length": 2 })).toEqual(["early", "own"]);
+    expect(await ids({ "tags.length": "3" })).toEqual(["three"]);
+    expect(await s.docs.count("m", { "tags.length": 2 })).toBe(2);
+    expect((await s.docs.query({ collection: "m", orderBy: "tags.length" })).map((d) => d.id)).toEqual([
+      "text",
+      "early",
+      "own",
+      "three",
+    ]);
+  });
+
+  it("where values are the reference's index strings of the JavaScript value", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["v"] });
+    for (const v of ["NaN", "Infinity", "-Infinity", "", "x", "1970-01-01T00:00:00.000Z"]) {
+      await s.docs.put("m", `s:${v}`, { v });
+    }
+    const ids = async (v: unknown) =>
+      (await s.docs.query({ collection: "m", where: { v }, orderBy: "id" })).map((d) => d.id);
+    expect(await ids(NaN)).toEqual(["s:NaN"]);
+    expect(await ids(Infinity)).toEqual(["s:Infinity"]);
+    expect(await ids(-Infinity)).toEqual(["s:-Infinity"]);
+    // Objects (a Date, one with toJSON) are not indexable: the empty string.
+    expect(await ids(new Date(0))).toEqual(["s:"]);
+    expect(await ids({ toJSON: () => "x" })).toEqual(["s:"]);
+  });
+
+  it("a value JSON.stringify changes is indexed as stored (a documented difference)", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["v"] });
+    await s.docs.put("m", "nan", { v: NaN });
+    await s.docs.put("m", "date", { v: new Date(0) });
+    await s.docs.put("m", "tj", { v: { toJSON: () => "x" } });
+    const ids = async (v: unknown) =>
+      (await s.docs.query({ collection: "m", where: { v }, orderBy: "id" })).map((d) => d.id);
+    // NaN is stored as null, which is not indexed.
+    expect(await ids(NaN)).toEqual([]);
+    expect(await ids("1970-01-01T00:00:00.000Z")).toEqual(["date"]);
+    expect(await ids("x")).toEqual(["tj"]);
+  });
+
   it("limit defaults to 100", async () => {
     await Promise.all(Array.from({ length: 120 }, (_, i) => s.docs.put("m", `d${i}`, { i })));
     expect(await s.docs.query({ collection: "m" })).toHaveLength(100);
@@ -178,6 +225,16 @@ describe("documents", () => {
 });
 
 describe("blobs", () => {
+  it("an id no blob can have (malformed, or with a lone surrogate) is null or false, as in the reference drivers", async () => {
+    const meta = await s.blobs.put(new Uint8Array([1]));
+    for (const id of ["", "abc.png", "not a uuid", "../x", ".", "a/b", "é", "\uD800", "a".repeat(129)]) {
+      expect(await s.blobs.get(id), id).toBeNull();
+      expect(await s.blobs.getMeta(id), id).toBeNull();
+      expect(await s.blobs.delete(id), id).toBe(false);
+    }
+    expect(await s.blobs.getMeta(meta.id)).toEqual(meta);
+  });
+
   it("put, get, getMeta, delete with defaults", async () => {
     const bytes = new Uint8Array([1, 2, 3, 250]);
     const meta = await s.blobs.put(bytes);
@@ -291,6 +348,73 @@ describe("leases", () => {
     expect(winners).toHaveLength(1);
     const owner = winners[0]!.ok ? winners[0]!.lease.owner : "";
     for (const r of results.filter((r) => !r.ok)) expect(r).toMatchObject({ ok: false, owner });
+  });
+});
+
+describe("strings that are not well-formed UTF-16", () => {
+  // napi-rs would turn each lone surrogate into U+FFFD, so "\uD800" and
+  // "\uDC00" would name one row: every key argument is refused instead.
+  const lone = "\uD800";
+  const calls: Array<[string, RegExp, () => Promise<unknown>]> = [
+    ["ensureCollection name", /collection name/, () => s.docs.ensureCollection({ name: lone, indexes: [] })],
+    ["ensureCollection index", /index field/, () => s.docs.ensureCollection({ name: "m", indexes: ["ok", lone] })],
+    ["get collection", /collection/, () => s.docs.get(lone, "1")],
+    ["get id", /\bid\b/, () => s.docs.get("m", lone)],
+    ["put collection", /collection/, () => s.docs.put(lone, "1", { a: 1 })],
+    ["put id", /\bid\b/, () => s.docs.put("m", lone, { a: 1 })],
+    ["patch id", /\bid\b/, () => s.docs.patch("m", lone, { a: 1 }, 1)],
+    ["patch id, no version", /\bid\b/, () => s.docs.patch("m", lone, { a: 1 }, undefined as unknown as number)],
+    ["delete id", /\bid\b/, () => s.docs.delete("m", lone)],
+    ["query collection", /collection/, () => s.docs.query({ collection: lone })],
+    ["query where field", /where field/, () => s.docs.query({ collection: "m", where: { [lone]: 1 } })],
+    ["query where value", /where value of "o"/, () => s.docs.query({ collection: "m", where: { o: lone } })],
+    ["query orderBy", /orderBy/, () => s.docs.query({ collection: "m", orderBy: lone })],
+    ["count collection", /collection/, () => s.docs.count(lone)],
+    ["count where field", /where field/, () => s.docs.count("m", { [`x${lone}`]: 1 })],
+    ["count where value", /where value of "o"/, () => s.docs.count("m", { o: `a${lone}` })],
+    ["blob put ownerId", /ownerId/, () => s.blobs.put(new Uint8Array([1]), { ownerId: lone })],
+    ["blob put mime", /mime/, () => s.blobs.put(new Uint8Array([1]), { mime: lone })],
+    ["blob stream put ownerId", /ownerId/, () => s.blobs.put(new Blob([new Uint8Array([1])]).stream(), { ownerId: lone })],
+    ["blob list ownerId", /ownerId/, () => s.blobs.list({ ownerId: lone })],
+    ["acquire key", /lease key/, () => s.leases.acquire(lone, "A", 1000)],
+    ["acquire owner", /owner/, () => s.leases.acquire("k", lone, 1000)],
+    ["renew key", /lease key/, () => s.leases.renew(lone, "A", 1000)],
+    ["renew owner", /owner/, () => s.leases.renew("k", lone, 1000)],
+    ["release key", /lease key/, () => s.leases.release(lone, "A")],
+    ["release owner", /owner/, () => s.leases.release("k", lone)],
+    ["releaseAll owner", /owner/, () => s.leases.releaseAll(lone)],
+    ["lease get key", /lease key/, () => s.leases.get(lone)],
+  ];
+  for (const [what, name, f] of calls) {
+    it(`${what}: a TypeError naming the argument`, async () => {
+      const err = await f().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(TypeError);
+      expect((err as Error).message).toMatch(name);
+      expect((err as Error).message).toMatch(/lone surrogate/);
+    });
+  }
+
+  it("nothing is written, and distinct ids and owners never collide", async () => {
+    await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
+    await s.docs.put("m", "\uFFFD", { o: "replacement" });
+    await expect(s.docs.put("m", "\uDC00", { o: "lone" })).rejects.toThrow(TypeError);
+    await expect(s.docs.put("\uD800x", "1", { o: "lone" })).rejects.toThrow(TypeError);
+    expect((await s.docs.get("m", "\uFFFD"))!.data).toEqual({ o: "replacement" });
+    expect(await s.docs.count("m")).toBe(1);
+    expect(await s.docs.listCollections()).toEqual([{ name: "m", indexes: ["o"], docCount: 1 }]);
+    await expect(s.docs.delete("m", "\uD800")).rejects.toThrow(TypeError);
+    expect(await s.docs.get("m", "\uFFFD")).not.toBeNull();
+    // One owner cannot release another's lease by a look-alike name.
+    await s.leases.acquire("k", "\uFFFD", 60_000);
+    await expect(s.leases.release("k", "\uDFFF")).rejects.toThrow(TypeError);
+    await expect(s.leases.releaseAll("\uDFFF")).rejects.toThrow(TypeError);
+    await expect(s.leases.acquire("k", "\uDFFF", 60_000)).rejects.toThrow(TypeError);
+    expect(await s.leases.get("k")).toMatchObject({ owner: "\uFFFD", version: 1 });
+    await expect(s.blobs.put(new Uint8Array([1]), { ownerId: "\uD800" })).rejects.toThrow(TypeError);
+    expect(await s.blobs.list()).toEqual([]);
   });
 });
 

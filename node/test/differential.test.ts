@@ -52,9 +52,17 @@ describe("differential: logstore against the published drivers", () => {
       }
       // The sequences exercise every kind of outcome.
       const kinds = new Set(log.map((t: { op: string; error?: string }) => t.op + (t.error ? ":error" : "")));
-      for (const k of ["put", "casPut", "patch", "query", "query:error", "count", "blobPut", "blobPut:error", "acquire", "renew"]) {
+      for (const k of [
+        "put", "casPut", "patch", "query", "query:error", "count", "blobPut", "blobPut:error", "blobById", "acquire", "renew",
+      ]) {
         expect(kinds).toContain(k);
       }
+      // Length paths match rows.
+      const lengthHits = ops.filter(
+        (o: { op: string; where?: object }, i: number) =>
+          o.op === "count" && o.where && "list.length" in o.where && (log[i] as { ok: unknown }).ok !== 0,
+      );
+      expect(lengthHits.length).toBeGreaterThan(0);
     });
   }
 });

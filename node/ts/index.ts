@@ -293,9 +293,28 @@ function isPlainPatch(patch: unknown): patch is Record<string, unknown> {
   return true;
 }
 
+/**
+ * `value` as a string (as `String` makes it) for an argument the engine keys
+ * on. napi-rs turns a lone surrogate into U+FFFD on its way to Rust, so two
+ * different ids would name one row: a string that is not well-formed
+ * UTF-16 is a `TypeError` naming the argument, thrown before anything runs.
+ */
+function wellFormed(value: unknown, name: string): string {
+  const s = String(value);
+  if (!(s as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    throw new TypeError(`store: ${name} is not well-formed UTF-16 (it holds a lone surrogate)`);
+  }
+  return s;
+}
+
+/** `wellFormed` for an optional argument: null and undefined stay undefined. */
+const optionalWellFormed = (value: unknown, name: string): string | undefined =>
+  value == null ? undefined : wellFormed(value, name);
+
+/** The where fields and their index strings (the reference's `indexValue(v) ?? ""`). */
 function whereArgs(where: Record<string, unknown>): [string[], string[]] {
-  const fields = Object.keys(where);
-  return [fields, fields.map((f) => indexValue(where[f]) ?? "")];
+  const fields = Object.keys(where).map((f) => wellFormed(f, "a where field name"));
+  return [fields, fields.map((f) => wellFormed(indexValue(where[f]) ?? "", `the where value of "${f}"`))];
 }
 
 const numberOrUndefined = (v: unknown): number | undefined => (v == null ? undefined : Number(v));
@@ -308,8 +327,10 @@ class LogDocumentStore implements DocumentStore {
   ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
+    const name = wellFormed(def.name, "the collection name");
+    const indexes = def.indexes.map((f) => wellFormed(f, "an index field"));
     this.access.writable();
-    await call(this.n.ensureCollection(String(def.name), def.indexes.map(String)));
+    await call(this.n.ensureCollection(name, indexes));
   }
 
   async listCollections(): Promise<Array<CollectionDef & { docCount: number }>> {
@@ -318,9 +339,10 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async get(collection: string, id: string): Promise<DocumentRow | null> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     if (this.access.readOnly) await this.access.ready();
-    if (!this.access.inThread) return parseOrNull(await call(this.n.get(String(collection), String(id))));
-    return parseOrNull(callSync(() => this.n.getSync(String(collection), String(id))));
+    if (!this.access.inThread) return parseOrNull(await call(this.n.get(c, i)));
+    return parseOrNull(callSync(() => this.n.getSync(c, i)));
   }
 
   async put(
@@ -329,6 +351,7 @@ class LogDocumentStore implements DocumentStore {
     data: Record<string, unknown>,
     expectedVersion?: number,
   ): Promise<DocumentRow | null> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     // As the SQLite driver: the body is what JSON.stringify makes of it, and
     // a value it rejects (a cycle, a BigInt) throws its TypeError.
     this.access.writable();
@@ -337,7 +360,7 @@ class LogDocumentStore implements DocumentStore {
       throw new TypeError("store: document data must be a JSON object");
     }
     const num = numberOrUndefined(expectedVersion);
-    return parseOrNull(await this.batch.submit({ op: "put", a: String(collection), b: String(id), body, num }));
+    return parseOrNull(await this.batch.submit({ op: "put", a: c, b: i, body, num }));
   }
 
   async patch(
@@ -346,6 +369,7 @@ class LogDocumentStore implements DocumentStore {
     patch: Record<string, unknown>,
     expectedVersion: number,
   ): Promise<DocumentRow | null> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     this.access.writable();
     if (typeof expectedVersion !== "number") return null;
     if (isPlainPatch(patch)) {
@@ -357,7 +381,7 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        const write = { op: "patch", a: String(collection), b: String(id), body, num: expectedVersion };
+        const write = { op: "patch", a: c, b: i, body, num: expectedVersion };
         return parseOrNull(await this.batch.submit(write));
       }
     }
@@ -365,22 +389,24 @@ class LogDocumentStore implements DocumentStore {
     // put. Used when JSON.stringify would drop a top-level key of the patch
     // (an `undefined` value removes the key from the stored row there) or
     // cannot encode it.
-    const current = await this.get(collection, id);
+    const current = await this.get(c, i);
     if (!current || current.version !== expectedVersion) return null;
-    return this.put(collection, id, { ...current.data, ...patch }, expectedVersion);
+    return this.put(c, i, { ...current.data, ...patch }, expectedVersion);
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
+    const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     this.access.writable();
-    return (await this.batch.submit({ op: "delete", a: String(collection), b: String(id) })) === "true";
+    return (await this.batch.submit({ op: "delete", a: c, b: i })) === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
+    const collection = wellFormed(opts.collection, "collection");
     const [fields, values] = whereArgs(opts.where ?? {});
-    const orderBy = opts.orderBy ? String(opts.orderBy) : undefined;
+    const orderBy = opts.orderBy ? wellFormed(opts.orderBy, "orderBy") : undefined;
     const limit = numberOrUndefined(opts.limit);
     const args = [
-      String(opts.collection),
+      collection,
       fields,
       values,
       orderBy,
@@ -395,10 +421,11 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async count(collection: string, where: Record<string, unknown> = {}): Promise<number> {
+    const c = wellFormed(collection, "collection");
     const [fields, values] = whereArgs(where);
     if (this.access.readOnly) await this.access.ready();
-    if (!this.access.inThread) return call(this.n.count(String(collection), fields, values));
-    return callSync(() => this.n.countSync(String(collection), fields, values));
+    if (!this.access.inThread) return call(this.n.count(c, fields, values));
+    return callSync(() => this.n.countSync(c, fields, values));
   }
 }
 
@@ -413,9 +440,9 @@ class LogBlobStore implements BlobStore {
     data: Uint8Array | ReadableStream<Uint8Array>,
     opts: { mime?: string; ownerId?: string | null } = {},
   ): Promise<BlobMeta> {
+    const mime = optionalWellFormed(opts.mime, "mime");
+    const ownerId = optionalWellFormed(opts.ownerId, "ownerId");
     this.access.writable();
-    const mime = opts.mime ?? undefined;
-    const ownerId = opts.ownerId ?? undefined;
     if (data instanceof Uint8Array) {
       if (data.byteLength > this.maxBytes) throw capError(this.maxBytes);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -486,7 +513,7 @@ class LogBlobStore implements BlobStore {
   }
 
   async list(opts: { ownerId?: string; limit?: number; offset?: number } = {}): Promise<BlobMeta[]> {
-    const ownerId = opts.ownerId != null ? String(opts.ownerId) : undefined;
+    const ownerId = optionalWellFormed(opts.ownerId, "ownerId");
     if (this.access.readOnly) await this.access.ready();
     return parse(
       await call(this.n.blobList(ownerId, numberOrUndefined(opts.limit), numberOrUndefined(opts.offset))),
@@ -502,8 +529,9 @@ class LogLeaseStore implements LeaseStore {
   ) {}
 
   private async write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
+    const [a, b] = [wellFormed(key, "the lease key"), wellFormed(owner, "owner")];
     this.access.writable();
-    return this.batch.submit({ op, a: String(key), b: String(owner), num: Number(ttlMs) });
+    return this.batch.submit({ op, a, b, num: Number(ttlMs) });
   }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
@@ -523,8 +551,9 @@ class LogLeaseStore implements LeaseStore {
   }
 
   async get(key: string): Promise<LeaseRow | null> {
+    const k = wellFormed(key, "the lease key");
     if (this.access.readOnly) await this.access.ready();
-    return parseOrNull(await call(this.n.leaseGet(String(key))));
+    return parseOrNull(await call(this.n.leaseGet(k)));
   }
 }
 

@@ -22,11 +22,13 @@ use crate::log::segment::Loc;
 
 /// The first eight bytes of a snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LOGSTSNP";
-/// The snapshot's own format version: 2 since the compact index (ids in
-/// one block, fixed-size document fields, value columns). A snapshot of
-/// version 1 is not read: open rejects it and replays the log, which builds
-/// the same state, and the next close writes version 2.
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// The snapshot's own format version: 3 since index paths read an array's
+/// `length` (a snapshot of version 2 may lack those values); its layout is
+/// version 2's, the compact index (ids in one block, fixed-size document
+/// fields, value columns). A snapshot of another version is not read: open
+/// rejects it and replays the log, which builds the state, and the next
+/// close writes version 3.
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// What a snapshot covers: the log up to `position`, with the segment
 /// layout of that moment.
@@ -182,7 +184,7 @@ pub fn open(bytes: &[u8]) -> Result<Opened<'_>, DecodeError> {
         return Err(DecodeError::Version {
             what: "snapshot",
             version,
-            reads: "version 2",
+            reads: "version 3",
         });
     }
     let segment = r.u32()?;
@@ -663,6 +665,11 @@ mod tests {
             (
                 "version 1",
                 Box::new(|b: &mut Vec<u8>| b[8..12].copy_from_slice(&1u32.to_le_bytes())),
+            ),
+            (
+                // Same layout, but written before index paths read `length`.
+                "version 2",
+                Box::new(|b: &mut Vec<u8>| b[8..12].copy_from_slice(&2u32.to_le_bytes())),
             ),
             (
                 "a location outside the log",

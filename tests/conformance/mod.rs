@@ -133,6 +133,7 @@ macro_rules! conformance_suite {
                 index_values_follow_javascript,
                 numbers_compare_as_strings,
                 nested_and_array_paths_are_indexed,
+                array_length_paths_are_indexed,
                 bad_names_and_ids_are_rejected,
                 oversized_document_is_rejected,
                 documents_at_the_depth_limit_round_trip,

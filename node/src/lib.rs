@@ -189,28 +189,81 @@ impl NativeStore {
         Ok(doc.as_ref().map(rows::raw_document))
     }
 
-    /// A write of a `flush` store in place: the JSON text `writeBatch` would
-    /// give for it, or `""` when it would wait (see [`now`]) and must go
-    /// through `writeBatch` instead.
-    /// Its arguments are a `Write`'s fields one by one: a napi object
-    /// costs more to cross, a sizeable share of a put in place.
+    /// A put of a `flush` store in place (see [`now`]): the row's JSON text,
+    /// `"null"` on a lost CAS, or `null` when it would wait and must go
+    /// through `writeBatch` instead. Each `*Now` method takes one `Write`
+    /// variant's fields one by one: a napi object costs more to cross.
     #[napi(catch_unwind)]
-    pub fn write_now(
+    pub fn put_now(
         &self,
-        op: String,
-        a: String,
-        b: String,
-        body: Option<String>,
-        num: Option<f64>,
-    ) -> napi::Result<String> {
-        let w = Write {
-            op,
-            a,
-            b,
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: Option<f64>,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Put {
+            collection,
+            id,
             body,
-            num,
-        };
-        now(&self.store, |s| write(s, &w))
+            expected_version,
+        })
+    }
+
+    /// `putNow` for a patch.
+    #[napi(catch_unwind)]
+    pub fn patch_now(
+        &self,
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Patch {
+            collection,
+            id,
+            body,
+            expected_version,
+        })
+    }
+
+    /// `putNow` for a delete.
+    #[napi(catch_unwind)]
+    pub fn delete_now(&self, collection: String, id: String) -> napi::Result<Option<String>> {
+        self.now(Write::Delete { collection, id })
+    }
+
+    /// `putNow` for a lease acquire.
+    #[napi(catch_unwind)]
+    pub fn acquire_now(
+        &self,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Acquire { key, owner, ttl_ms })
+    }
+
+    /// `putNow` for a lease renew.
+    #[napi(catch_unwind)]
+    pub fn renew_now(
+        &self,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Renew { key, owner, ttl_ms })
+    }
+
+    /// `putNow` for a lease release.
+    #[napi(catch_unwind)]
+    pub fn release_now(&self, key: String, owner: String) -> napi::Result<Option<String>> {
+        self.now(Write::Release { key, owner })
+    }
+
+    /// `putNow` for a release of every lease of `owner`.
+    #[napi(catch_unwind)]
+    pub fn release_all_now(&self, owner: String) -> napi::Result<Option<String>> {
+        self.now(Write::ReleaseAll { owner })
     }
 
     /// JSON text of the matching rows. `values` are index strings (the
@@ -348,21 +401,53 @@ impl NativeStore {
     }
 }
 
-/// One document or lease write (`NativeStore.writeNow`, `writeBatch`): `op`
-/// names it, the other fields are its arguments.
-#[napi(object)]
-pub struct Write {
-    /// `"put"`, `"patch"`, `"delete"`, `"acquire"`, `"renew"`, `"release"`
-    /// or `"releaseAll"`.
-    pub op: String,
-    /// The collection, or the lease key (unused by `releaseAll`).
-    pub a: String,
-    /// The document id, or the lease owner.
-    pub b: String,
-    /// A put's or a patch's body, as JSON text.
-    pub body: Option<String>,
-    /// A put's or a patch's expected version, or a lease's TTL in ms.
-    pub num: Option<f64>,
+impl NativeStore {
+    /// `w` in place through [`now`].
+    fn now(&self, w: Write) -> napi::Result<Option<String>> {
+        now(&self.store, |s| write(s, &w))
+    }
+}
+
+/// One document or lease write (`writeBatch`, and the `*Now` methods).
+/// In TypeScript a union tagged by `op`; a new variant fails to compile
+/// until `write` here and the TypeScript layer's `runNow` handle it.
+#[napi(discriminant = "op", discriminant_case = "camelCase")]
+pub enum Write {
+    /// Upsert (no `expectedVersion`) or CAS put of `body`, JSON text.
+    Put {
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: Option<f64>,
+    },
+    /// Shallow merge of `body`, JSON text of an object.
+    Patch {
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: f64,
+    },
+    Delete {
+        collection: String,
+        id: String,
+    },
+    Acquire {
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    },
+    Renew {
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    },
+    Release {
+        key: String,
+        owner: String,
+    },
+    ReleaseAll {
+        owner: String,
+    },
 }
 
 /// What a batch write came to: its answer as JSON text, or its error's
@@ -373,50 +458,43 @@ pub struct Written {
     pub error: Option<String>,
 }
 
-/// Runs one write, in place or in a batch; its answer as JSON text (a row or `null`, `true`
-/// or `false`, a lease result, a count).
+/// Runs one write, in place or in a batch; its answer as JSON text (a row
+/// or `null`, `true` or `false`, a lease result, a count).
 fn write(s: &dyn Store, w: &Write) -> logstore::Result<String> {
-    let body = || {
-        w.body
-            .as_deref()
-            .ok_or_else(|| invalid(format!("a {} needs a body", w.op)))
-    };
-    match w.op.as_str() {
-        "put" => put(s, &w.a, &w.b, body()?, w.num).map(text_or_null),
-        "patch" => patch(s, &w.a, &w.b, body()?, w.num.unwrap_or(f64::NAN)).map(text_or_null),
-        "delete" => s.docs().delete(&w.a, &w.b).map(|done| done.to_string()),
-        op => lease_write(s, op, &w.a, &w.b, w.num.unwrap_or(0.0)),
-    }
-}
-
-/// A lease write; its answer as JSON text.
-fn lease_write(
-    s: &dyn Store,
-    op: &str,
-    key: &str,
-    owner: &str,
-    ttl_ms: f64,
-) -> logstore::Result<String> {
-    match op {
-        "acquire" => Ok(rows::acquire(&s.leases().acquire(
+    match w {
+        Write::Put {
+            collection,
+            id,
+            body,
+            expected_version,
+        } => put(s, collection, id, body, *expected_version).map(text_or_null),
+        Write::Patch {
+            collection,
+            id,
+            body,
+            expected_version,
+        } => patch(s, collection, id, body, *expected_version).map(text_or_null),
+        Write::Delete { collection, id } => {
+            s.docs().delete(collection, id).map(|done| done.to_string())
+        }
+        Write::Acquire { key, owner, ttl_ms } => Ok(rows::acquire(&s.leases().acquire(
             key,
             owner,
-            ttl(ttl_ms)?,
+            ttl(*ttl_ms)?,
         )?)),
-        "renew" => Ok(rows::acquire(&s.leases().renew(
+        Write::Renew { key, owner, ttl_ms } => Ok(rows::acquire(&s.leases().renew(
             key,
             owner,
-            ttl(ttl_ms)?,
+            ttl(*ttl_ms)?,
         )?)),
-        "release" => s.leases().release(key, owner).map(|()| "null".to_string()),
-        "releaseAll" => s.leases().release_all(owner).map(|n| n.to_string()),
-        other => Err(invalid(format!("no write called \"{other}\""))),
+        Write::Release { key, owner } => s.leases().release(key, owner).map(|()| "null".into()),
+        Write::ReleaseAll { owner } => s.leases().release_all(owner).map(|n| n.to_string()),
     }
 }
 
 /// Runs the write `f` in place on the JavaScript thread without ever
 /// blocking it ([`LogStore::without_waiting`]): its answer as JSON text, or
-/// `""` when it would have waited for the disk or another writer (a
+/// `None` when it would have waited for the disk or another writer (a
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
@@ -425,10 +503,10 @@ fn lease_write(
 fn now(
     store: &LogStore,
     f: impl FnOnce(&Session) -> logstore::Result<String>,
-) -> napi::Result<String> {
+) -> napi::Result<Option<String>> {
     match store.without_waiting(f) {
-        Ok(answer) => Ok(answer),
-        Err(logstore::Error::WouldBlock(_)) => Ok(String::new()),
+        Ok(answer) => Ok(Some(answer)),
+        Err(logstore::Error::WouldBlock(_)) => Ok(None),
         Err(e) => Err(work::to_napi(e)),
     }
 }

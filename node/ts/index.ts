@@ -76,17 +76,39 @@ function callSync<T>(f: () => T): T {
  */
 const IN_THREAD_QUERY_ROWS = 1000;
 
+type Write = import("../native/binding.js").Write;
+
 /**
  * A `flush` store's document and lease writes first run on the JavaScript
- * thread through the addon's `writeNow`, which never blocks: a write that
- * would wait for the disk or another writer (a roll to a new segment, a
- * writer lock a pooled call holds) answers `""` having written nothing, and
- * only then goes to the worker pool (through the `Batcher`). A `sync` write
- * always waits for its sync, so it goes straight to the pool.
+ * thread through the addon's `*Now` methods, which never block: a write
+ * that would wait for the disk or another writer (a roll to a new segment,
+ * a writer lock a pooled call holds) answers `null` having written
+ * nothing, and only then goes to the worker pool (through the `Batcher`).
+ * A `sync` write always waits for its sync, so it goes straight to the
+ * pool.
  */
-const WOULD_WAIT = "";
-
-type Write = import("../native/binding.js").Write;
+function runNow(n: NativeStore, w: Write): string | null {
+  switch (w.op) {
+    case "put":
+      return n.putNow(w.collection, w.id, w.body, w.expectedVersion);
+    case "patch":
+      return n.patchNow(w.collection, w.id, w.body, w.expectedVersion);
+    case "delete":
+      return n.deleteNow(w.collection, w.id);
+    case "acquire":
+      return n.acquireNow(w.key, w.owner, w.ttlMs);
+    case "renew":
+      return n.renewNow(w.key, w.owner, w.ttlMs);
+    case "release":
+      return n.releaseNow(w.key, w.owner);
+    case "releaseAll":
+      return n.releaseAllNow(w.owner);
+    default: {
+      const unhandled: never = w;
+      throw new Error(`store: no write called ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
 
 /**
  * Writes that go to the pool (every `sync` write, and a `flush` write that
@@ -115,12 +137,12 @@ class Batcher {
   /**
    * A write's answer as JSON text: run in place when the store is `flush`
    * and nothing is queued or running and the engine need not wait (see
-   * `WOULD_WAIT`), otherwise queued.
+   * `runNow`), otherwise queued.
    */
   async submit(write: Write): Promise<string> {
     if (this.inPlace && this.idle) {
-      const text = callSync(() => this.n.writeNow(write.op, write.a, write.b, write.body, write.num));
-      if (text !== WOULD_WAIT) return text;
+      const text = callSync(() => runNow(this.n, write));
+      if (text !== null) return text;
     }
     return this.run(write);
   }
@@ -225,8 +247,14 @@ class LogDocumentStore implements DocumentStore {
     if (typeof body !== "string") {
       throw new TypeError("store: document data must be a JSON object");
     }
-    const num = numberOrUndefined(expectedVersion);
-    return parseOrNull(await this.batch.submit({ op: "put", a: String(collection), b: String(id), body, num }));
+    const write: Write = {
+      op: "put",
+      collection: String(collection),
+      id: String(id),
+      body,
+      expectedVersion: numberOrUndefined(expectedVersion),
+    };
+    return parseOrNull(await this.batch.submit(write));
   }
 
   async patch(
@@ -245,7 +273,7 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        const write = { op: "patch", a: String(collection), b: String(id), body, num: expectedVersion };
+        const write: Write = { op: "patch", collection: String(collection), id: String(id), body, expectedVersion };
         return parseOrNull(await this.batch.submit(write));
       }
     }
@@ -259,7 +287,7 @@ class LogDocumentStore implements DocumentStore {
   }
 
   async delete(collection: string, id: string): Promise<boolean> {
-    return (await this.batch.submit({ op: "delete", a: String(collection), b: String(id) })) === "true";
+    return (await this.batch.submit({ op: "delete", collection: String(collection), id: String(id) })) === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
@@ -377,24 +405,20 @@ class LogLeaseStore implements LeaseStore {
     private readonly batch: Batcher,
   ) {}
 
-  private write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
-    return this.batch.submit({ op, a: String(key), b: String(owner), num: Number(ttlMs) });
-  }
-
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.write("acquire", key, owner, ttlMs));
+    return parse(await this.batch.submit({ op: "acquire", key: String(key), owner: String(owner), ttlMs: Number(ttlMs) }));
   }
 
   async renew(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.write("renew", key, owner, ttlMs));
+    return parse(await this.batch.submit({ op: "renew", key: String(key), owner: String(owner), ttlMs: Number(ttlMs) }));
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await this.write("release", key, owner);
+    await this.batch.submit({ op: "release", key: String(key), owner: String(owner) });
   }
 
   async releaseAll(owner: string): Promise<number> {
-    return Number(await this.write("releaseAll", "", owner));
+    return Number(await this.batch.submit({ op: "releaseAll", owner: String(owner) }));
   }
 
   async get(key: string): Promise<LeaseRow | null> {

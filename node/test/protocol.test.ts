@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 
+import { logstorePatternStores } from "../dist/index.js";
 import { tempDir } from "./helpers.js";
 
 const require = createRequire(import.meta.url);
@@ -48,7 +49,7 @@ describe("writeBatch", () => {
     expect(texts[5]).toMatchObject({ ok: true, lease: { version: 2 } });
     expect(texts[6]).toBeNull();
     expect(texts[8]).toBe(1);
-    expect(s.getSync("c", "1")).toBeNull();
+    expect(s.getSync("c", "1", new Float64Array(3))).toBeNull();
   });
 
   it("rejects a write whose op it does not know, and writes nothing of the batch", async () => {
@@ -58,14 +59,14 @@ describe("writeBatch", () => {
       { op: "truncate", collection: "c" },
     ] as unknown as Write[];
     expect(() => s.writeBatch(bad)).toThrow(/Unknown variant `truncate`/);
-    expect(s.getSync("c", "1")).toBeNull();
+    expect(s.getSync("c", "1", new Float64Array(3))).toBeNull();
   });
 
   it("rejects a write missing a field its op needs", async () => {
     const s = await open("sync");
     const bad = [{ op: "put", collection: "c", id: "1" }] as unknown as Write[];
     expect(() => s.writeBatch(bad)).toThrow(/Missing field `body`/);
-    expect(s.getSync("c", "1")).toBeNull();
+    expect(s.getSync("c", "1", new Float64Array(3))).toBeNull();
   });
 });
 
@@ -74,7 +75,7 @@ describe("in-place writes", () => {
     const s = await open("sync"); // every sync write waits for its sync
     expect(s.putNow("c", "1", '{"x":1}')).toBeNull();
     expect(s.acquireNow("k", "o", 1000)).toBeNull();
-    expect(s.getSync("c", "1")).toBeNull();
+    expect(s.getSync("c", "1", new Float64Array(3))).toBeNull();
   });
 
   it("answer the write's JSON text when it needs no wait", async () => {
@@ -89,5 +90,50 @@ describe("in-place writes", () => {
     expect(JSON.parse(s.renewNow("k", "o", 1000)!)).toMatchObject({ ok: true });
     expect(s.releaseNow("k", "o")).toBe("null");
     expect(s.releaseAllNow("o")).toBe("0");
+  });
+});
+
+describe("getSync", () => {
+  it("answers the body and writes the row's numbers to the array", async () => {
+    const s = await open("sync");
+    const [w] = await s.writeBatch([{ op: "put", collection: "c", id: "1", body: '{"x":1}' }]);
+    const row = JSON.parse(w.text!);
+    const meta = new Float64Array(3);
+    expect(s.getSync("c", "1", meta)).toBe('{"x":1}');
+    expect([...meta]).toEqual([row.version, row.createdAt, row.updatedAt]);
+    expect(s.getSync("c", "2", meta)).toBeNull();
+    expect(() => s.getSync("c", "1", new Float64Array(2))).toThrow(/Float64Array of 3/);
+  });
+
+  it("leaves a record over 128 KiB unread, answering its length", async () => {
+    const s = await open("sync");
+    const body = JSON.stringify({ text: "x".repeat(128 * 1024) });
+    await s.writeBatch([{ op: "put", collection: "c", id: "big", body }]);
+    const meta = new Float64Array([7, 7, 7]);
+    const got = s.getSync("c", "big", meta);
+    expect(typeof got).toBe("number");
+    expect(got as number).toBeGreaterThan(128 * 1024);
+    expect([...meta]).toEqual([7, 7, 7]);
+    expect(JSON.parse((await s.get("c", "big"))!).data).toEqual(JSON.parse(body));
+  });
+});
+
+describe("docs.get", () => {
+  it("reads a row in place, a large one on the pool, and a name with a lone surrogate as stored", async () => {
+    const stores = await logstorePatternStores({ dir: join(tempDir(), "log") });
+    try {
+      const small = await stores.docs.put("c", "1", { x: 1 });
+      expect(await stores.docs.get("c", "1")).toEqual(small);
+      const big = await stores.docs.put("c", "big", { text: "y".repeat(200 * 1024) });
+      expect(await stores.docs.get("c", "big")).toEqual(big);
+      // The addon takes names as UTF-8: the lone surrogate is stored as
+      // U+FFFD, and a get answers the stored row as the put did.
+      const odd = await stores.docs.put("c", "a\uD800", { y: 2 });
+      expect(odd!.id).toBe("a\uFFFD");
+      expect(await stores.docs.get("c", "a\uD800")).toEqual(odd);
+      expect(await stores.docs.get("c", "2")).toBeNull();
+    } finally {
+      await stores.close();
+    }
   });
 });

@@ -197,6 +197,9 @@ class Batcher {
 }
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
+
+/** A UTF-16 surrogate: a lone one crosses to the addon as U+FFFD. */
+const SURROGATE = /[\uD800-\uDFFF]/;
 const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
 /** True when JSON.stringify keeps every top-level key of `patch`. */
@@ -231,8 +234,23 @@ class LogDocumentStore implements DocumentStore {
     return parse(await call(this.n.listCollections()));
   }
 
+  /** The row's version, createdAt and updatedAt, from `getSync`. */
+  private readonly meta = new Float64Array(3);
+
   async get(collection: string, id: string): Promise<DocumentRow | null> {
-    return parseOrNull(callSync(() => this.n.getSync(String(collection), String(id))));
+    const c = String(collection);
+    const i = String(id);
+    const got = callSync(() => this.n.getSync(c, i, this.meta));
+    if (got === null) return null;
+    // A record too large to read on this thread (`getSync` answers its
+    // length), or a name the addon's UTF-8 would change (the row then
+    // names what is stored, as the reference drivers' does): the pool's
+    // get, which answers the whole row.
+    if (typeof got === "number" || SURROGATE.test(c) || SURROGATE.test(i)) {
+      return parseOrNull(await call(this.n.get(c, i)));
+    }
+    const m = this.meta;
+    return { id: i, collection: c, data: JSON.parse(got), version: m[0], createdAt: m[1], updatedAt: m[2] };
   }
 
   async put(

@@ -11,8 +11,9 @@
 //! Document bodies arrive as the text `JSON.stringify` produced. The
 //! engine's `put` takes a `serde_json::Value`, so the text is parsed here
 //! once; rows go back as JSON text that JavaScript parses. Gets and queries
-//! use the engine's raw reads: the stored body text goes into the row as it
-//! is, never parsed or re-serialized in Rust.
+//! use the engine's raw reads: the stored body text goes out as it is,
+//! never parsed or re-serialized in Rust (a get in place sends the body
+//! alone and the row's numbers through a `Float64Array`).
 
 mod blobs;
 mod rows;

@@ -197,10 +197,10 @@ class Batcher {
 }
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
+const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
 /** A UTF-16 surrogate: a lone one crosses to the addon as U+FFFD. */
 const SURROGATE = /[\uD800-\uDFFF]/;
-const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
 /** True when JSON.stringify keeps every top-level key of `patch`. */
 function isPlainPatch(patch: unknown): patch is Record<string, unknown> {

@@ -12,8 +12,9 @@
 //! Document bodies arrive as the text `JSON.stringify` produced. The
 //! engine's `put` takes a `serde_json::Value`, so the text is parsed here
 //! once; rows go back as JSON text that JavaScript parses. Gets and queries
-//! use the engine's raw reads: the stored body text goes into the row as it
-//! is, never parsed or re-serialized in Rust.
+//! use the engine's raw reads: the stored body text goes out as it is,
+//! never parsed or re-serialized in Rust (a get in place sends the body
+//! alone and the row's numbers through a `Float64Array`).
 
 mod backup;
 mod blobs;
@@ -30,16 +31,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use logstore::{
-    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, Session, Store,
+    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, RawGet, Session, Store,
     DEFAULT_LIMIT,
 };
-use napi::bindgen_prelude::Object;
+use napi::bindgen_prelude::{Either, Float64ArraySlice, Object};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
 
 use crate::engine::{Settings, Shared};
 use crate::work::spawn;
+
+/// The largest document record `getSync` reads on the JavaScript thread.
+/// Reading and parsing dense JSON (many small objects) ran at about 100
+/// bytes per microsecond there on a quiet machine and a quarter of that
+/// on a loaded one, so a get in place stays under about 1 ms up to this
+/// size; a larger one goes to the pool and never stalls the event loop.
+const IN_THREAD_GET_BYTES: u64 = 128 * 1024;
 
 /// A handle on an open store. Every method returns a promise unless it
 /// says otherwise. Several handles may share one engine (a second open of a
@@ -310,44 +318,123 @@ impl NativeStore {
         })
     }
 
-    /// The same lookup as `get`, on the calling thread: a read that finds
-    /// its record in the page cache costs less than a trip to the pool.
+    /// The lookup of `get` on the calling thread, for a record of at most
+    /// [`IN_THREAD_GET_BYTES`]: a read that finds its record in the page
+    /// cache costs less than a trip to the pool. Its answer is the stored
+    /// body's JSON text, with the row's `version`, `createdAt` and
+    /// `updatedAt` written to `meta[0..3]` (numbers cross the boundary for
+    /// less than the text of a row); `null` when there is no such
+    /// document; or the record's length in bytes, unread, when it is
+    /// larger, which `get` reads on the pool instead.
     #[napi(catch_unwind)]
-    pub fn get_sync(&self, collection: String, id: String) -> napi::Result<Option<String>> {
-        let doc = self
+    pub fn get_sync(
+        &self,
+        collection: String,
+        id: String,
+        mut meta: Float64ArraySlice<'_>,
+    ) -> napi::Result<Option<Either<String, f64>>> {
+        // SAFETY: this runs on the JavaScript thread, which runs no other
+        // code while it does, so nothing else reads or writes the array's
+        // memory meanwhile, and the array outlives the call.
+        let meta = unsafe { meta.as_mut() };
+        let Some(meta) = meta.get_mut(..3) else {
+            return Err(napi::Error::from_reason(
+                "store: getSync needs a Float64Array of 3 for the row's numbers",
+            ));
+        };
+        let got = self
             .in_thread()?
-            .docs()
-            .get_raw(&collection, &id)
+            .get_raw_within(&collection, &id, IN_THREAD_GET_BYTES)
             .map_err(work::to_napi)?;
-        Ok(doc.as_ref().map(rows::raw_document))
+        Ok(match got {
+            RawGet::Missing => None,
+            RawGet::Larger(len) => Some(Either::B(len as f64)),
+            RawGet::Found(doc) => {
+                meta.copy_from_slice(&[
+                    doc.version as f64,
+                    doc.created_at as f64,
+                    doc.updated_at as f64,
+                ]);
+                Some(Either::A(doc.data))
+            }
+        })
     }
 
-    /// A write of a `flush` store in place: the JSON text `writeBatch` would
-    /// give for it, or `""` when it would wait (see [`now`]) and must go
-    /// through `writeBatch` instead.
-    /// Its arguments are a `Write`'s fields one by one: a napi object
-    /// costs more to cross, a sizeable share of a put in place.
+    /// A put of a `flush` store in place (see [`now`]): the row's JSON text,
+    /// `"null"` on a lost CAS, or `null` when it would wait and must go
+    /// through `writeBatch` instead. Each `*Now` method takes one `Write`
+    /// variant's fields one by one: a napi object costs more to cross.
     #[napi(catch_unwind)]
-    pub fn write_now(
+    pub fn put_now(
         &self,
-        op: String,
-        a: String,
-        b: String,
-        body: Option<String>,
-        num: Option<f64>,
-    ) -> napi::Result<String> {
-        let w = Write {
-            op,
-            a,
-            b,
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: Option<f64>,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Put {
+            collection,
+            id,
             body,
-            num,
-        };
-        match self.engine()?.log() {
-            Some(log) => now(log, |s| write(s, &w)),
-            // A server round trip always waits.
-            None => Ok(String::new()),
-        }
+            expected_version,
+        })
+    }
+
+    /// `putNow` for a patch.
+    #[napi(catch_unwind)]
+    pub fn patch_now(
+        &self,
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Patch {
+            collection,
+            id,
+            body,
+            expected_version,
+        })
+    }
+
+    /// `putNow` for a delete.
+    #[napi(catch_unwind)]
+    pub fn delete_now(&self, collection: String, id: String) -> napi::Result<Option<String>> {
+        self.now(Write::Delete { collection, id })
+    }
+
+    /// `putNow` for a lease acquire.
+    #[napi(catch_unwind)]
+    pub fn acquire_now(
+        &self,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Acquire { key, owner, ttl_ms })
+    }
+
+    /// `putNow` for a lease renew.
+    #[napi(catch_unwind)]
+    pub fn renew_now(
+        &self,
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    ) -> napi::Result<Option<String>> {
+        self.now(Write::Renew { key, owner, ttl_ms })
+    }
+
+    /// `putNow` for a lease release.
+    #[napi(catch_unwind)]
+    pub fn release_now(&self, key: String, owner: String) -> napi::Result<Option<String>> {
+        self.now(Write::Release { key, owner })
+    }
+
+    /// `putNow` for a release of every lease of `owner`.
+    #[napi(catch_unwind)]
+    pub fn release_all_now(&self, owner: String) -> napi::Result<Option<String>> {
+        self.now(Write::ReleaseAll { owner })
     }
 
     /// JSON text of the matching rows. `values` are index strings (the
@@ -507,21 +594,57 @@ impl NativeStore {
     }
 }
 
-/// One document or lease write (`NativeStore.writeNow`, `writeBatch`): `op`
-/// names it, the other fields are its arguments.
-#[napi(object)]
-pub struct Write {
-    /// `"put"`, `"patch"`, `"delete"`, `"acquire"`, `"renew"`, `"release"`
-    /// or `"releaseAll"`.
-    pub op: String,
-    /// The collection, or the lease key (unused by `releaseAll`).
-    pub a: String,
-    /// The document id, or the lease owner.
-    pub b: String,
-    /// A put's or a patch's body, as JSON text.
-    pub body: Option<String>,
-    /// A put's or a patch's expected version, or a lease's TTL in ms.
-    pub num: Option<f64>,
+impl NativeStore {
+    /// `w` in place through [`now`].
+    fn now(&self, w: Write) -> napi::Result<Option<String>> {
+        match self.engine()?.log() {
+            Some(log) => now(log, |s| write(s, &w)),
+            // A server round trip always waits.
+            None => Ok(None),
+        }
+    }
+}
+
+/// One document or lease write (`writeBatch`, and the `*Now` methods).
+/// In TypeScript a union tagged by `op`; a new variant fails to compile
+/// until `write` here and the TypeScript layer's `runNow` handle it.
+#[napi(discriminant = "op", discriminant_case = "camelCase")]
+pub enum Write {
+    /// Upsert (no `expectedVersion`) or CAS put of `body`, JSON text.
+    Put {
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: Option<f64>,
+    },
+    /// Shallow merge of `body`, JSON text of an object.
+    Patch {
+        collection: String,
+        id: String,
+        body: String,
+        expected_version: f64,
+    },
+    Delete {
+        collection: String,
+        id: String,
+    },
+    Acquire {
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    },
+    Renew {
+        key: String,
+        owner: String,
+        ttl_ms: f64,
+    },
+    Release {
+        key: String,
+        owner: String,
+    },
+    ReleaseAll {
+        owner: String,
+    },
 }
 
 /// What a batch write came to: its answer as JSON text, or its error's
@@ -532,50 +655,43 @@ pub struct Written {
     pub error: Option<String>,
 }
 
-/// Runs one write, in place or in a batch; its answer as JSON text (a row or `null`, `true`
-/// or `false`, a lease result, a count).
+/// Runs one write, in place or in a batch; its answer as JSON text (a row
+/// or `null`, `true` or `false`, a lease result, a count).
 fn write(s: &dyn Store, w: &Write) -> logstore::Result<String> {
-    let body = || {
-        w.body
-            .as_deref()
-            .ok_or_else(|| invalid(format!("a {} needs a body", w.op)))
-    };
-    match w.op.as_str() {
-        "put" => put(s, &w.a, &w.b, body()?, w.num).map(text_or_null),
-        "patch" => patch(s, &w.a, &w.b, body()?, w.num.unwrap_or(f64::NAN)).map(text_or_null),
-        "delete" => s.docs().delete(&w.a, &w.b).map(|done| done.to_string()),
-        op => lease_write(s, op, &w.a, &w.b, w.num.unwrap_or(0.0)),
-    }
-}
-
-/// A lease write; its answer as JSON text.
-fn lease_write(
-    s: &dyn Store,
-    op: &str,
-    key: &str,
-    owner: &str,
-    ttl_ms: f64,
-) -> logstore::Result<String> {
-    match op {
-        "acquire" => Ok(rows::acquire(&s.leases().acquire(
+    match w {
+        Write::Put {
+            collection,
+            id,
+            body,
+            expected_version,
+        } => put(s, collection, id, body, *expected_version).map(text_or_null),
+        Write::Patch {
+            collection,
+            id,
+            body,
+            expected_version,
+        } => patch(s, collection, id, body, *expected_version).map(text_or_null),
+        Write::Delete { collection, id } => {
+            s.docs().delete(collection, id).map(|done| done.to_string())
+        }
+        Write::Acquire { key, owner, ttl_ms } => Ok(rows::acquire(&s.leases().acquire(
             key,
             owner,
-            ttl(ttl_ms)?,
+            ttl(*ttl_ms)?,
         )?)),
-        "renew" => Ok(rows::acquire(&s.leases().renew(
+        Write::Renew { key, owner, ttl_ms } => Ok(rows::acquire(&s.leases().renew(
             key,
             owner,
-            ttl(ttl_ms)?,
+            ttl(*ttl_ms)?,
         )?)),
-        "release" => s.leases().release(key, owner).map(|()| "null".to_string()),
-        "releaseAll" => s.leases().release_all(owner).map(|n| n.to_string()),
-        other => Err(invalid(format!("no write called \"{other}\""))),
+        Write::Release { key, owner } => s.leases().release(key, owner).map(|()| "null".into()),
+        Write::ReleaseAll { owner } => s.leases().release_all(owner).map(|n| n.to_string()),
     }
 }
 
 /// Runs the write `f` in place on the JavaScript thread without ever
 /// blocking it ([`LogStore::without_waiting`]): its answer as JSON text, or
-/// `""` when it would have waited for the disk or another writer (a
+/// `None` when it would have waited for the disk or another writer (a
 /// `sync` store's every write; a `flush` store's roll to a new segment, or
 /// a writer lock held by a pooled call), having written nothing; the
 /// caller then makes the pooled call. A `flush` write that needs no wait is
@@ -584,10 +700,10 @@ fn lease_write(
 fn now(
     store: &LogStore,
     f: impl FnOnce(&Session) -> logstore::Result<String>,
-) -> napi::Result<String> {
+) -> napi::Result<Option<String>> {
     match store.without_waiting(f) {
-        Ok(answer) => Ok(answer),
-        Err(logstore::Error::WouldBlock(_)) => Ok(String::new()),
+        Ok(answer) => Ok(Some(answer)),
+        Err(logstore::Error::WouldBlock(_)) => Ok(None),
         Err(e) => Err(work::to_napi(e)),
     }
 }

@@ -127,17 +127,39 @@ function callSync<T>(f: () => T): T {
  */
 const IN_THREAD_QUERY_ROWS = 1000;
 
+type Write = import("../native/binding.js").Write;
+
 /**
  * A `flush` store's document and lease writes first run on the JavaScript
- * thread through the addon's `writeNow`, which never blocks: a write that
- * would wait for the disk or another writer (a roll to a new segment, a
- * writer lock a pooled call holds) answers `""` having written nothing, and
- * only then goes to the worker pool (through the `Batcher`). A `sync` write
- * always waits for its sync, so it goes straight to the pool.
+ * thread through the addon's `*Now` methods, which never block: a write
+ * that would wait for the disk or another writer (a roll to a new segment,
+ * a writer lock a pooled call holds) answers `null` having written
+ * nothing, and only then goes to the worker pool (through the `Batcher`).
+ * A `sync` write always waits for its sync, so it goes straight to the
+ * pool.
  */
-const WOULD_WAIT = "";
-
-type Write = import("../native/binding.js").Write;
+function runNow(n: NativeStore, w: Write): string | null {
+  switch (w.op) {
+    case "put":
+      return n.putNow(w.collection, w.id, w.body, w.expectedVersion);
+    case "patch":
+      return n.patchNow(w.collection, w.id, w.body, w.expectedVersion);
+    case "delete":
+      return n.deleteNow(w.collection, w.id);
+    case "acquire":
+      return n.acquireNow(w.key, w.owner, w.ttlMs);
+    case "renew":
+      return n.renewNow(w.key, w.owner, w.ttlMs);
+    case "release":
+      return n.releaseNow(w.key, w.owner);
+    case "releaseAll":
+      return n.releaseAllNow(w.owner);
+    default: {
+      const unhandled: never = w;
+      throw new Error(`store: no write called ${JSON.stringify(unhandled)}`);
+    }
+  }
+}
 
 const READ_ONLY =
   "store: the store is open read-only (readOnly: true); write through a handle opened without readOnly";
@@ -220,12 +242,12 @@ class Batcher {
   /**
    * A write's answer as JSON text: run in place when the store is `flush`
    * and nothing is queued or running and the engine need not wait (see
-   * `WOULD_WAIT`), otherwise queued.
+   * `runNow`), otherwise queued.
    */
   async submit(write: Write): Promise<string> {
     if (this.inPlace && this.idle) {
-      const text = callSync(() => this.n.writeNow(write.op, write.a, write.b, write.body, write.num));
-      if (text !== WOULD_WAIT) return text;
+      const text = callSync(() => runNow(this.n, write));
+      if (text !== null) return text;
     }
     return this.run(write);
   }
@@ -338,11 +360,20 @@ class LogDocumentStore implements DocumentStore {
     return parse(await call(this.n.listCollections()));
   }
 
+  /** The row's version, createdAt and updatedAt, from `getSync`. */
+  private readonly meta = new Float64Array(3);
+
   async get(collection: string, id: string): Promise<DocumentRow | null> {
     const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     if (this.access.readOnly) await this.access.ready();
     if (!this.access.inThread) return parseOrNull(await call(this.n.get(c, i)));
-    return parseOrNull(callSync(() => this.n.getSync(c, i)));
+    const got = callSync(() => this.n.getSync(c, i, this.meta));
+    if (got === null) return null;
+    // A record too large to read on this thread (`getSync` answers its
+    // length): the pool's get, which answers the whole row.
+    if (typeof got === "number") return parseOrNull(await call(this.n.get(c, i)));
+    const m = this.meta;
+    return { id: i, collection: c, data: JSON.parse(got), version: m[0], createdAt: m[1], updatedAt: m[2] };
   }
 
   async put(
@@ -359,8 +390,8 @@ class LogDocumentStore implements DocumentStore {
     if (typeof body !== "string") {
       throw new TypeError("store: document data must be a JSON object");
     }
-    const num = numberOrUndefined(expectedVersion);
-    return parseOrNull(await this.batch.submit({ op: "put", a: c, b: i, body, num }));
+    const write: Write = { op: "put", collection: c, id: i, body, expectedVersion: numberOrUndefined(expectedVersion) };
+    return parseOrNull(await this.batch.submit(write));
   }
 
   async patch(
@@ -381,7 +412,7 @@ class LogDocumentStore implements DocumentStore {
         // there at that version.
       }
       if (body !== undefined) {
-        const write = { op: "patch", a: c, b: i, body, num: expectedVersion };
+        const write: Write = { op: "patch", collection: c, id: i, body, expectedVersion };
         return parseOrNull(await this.batch.submit(write));
       }
     }
@@ -397,7 +428,7 @@ class LogDocumentStore implements DocumentStore {
   async delete(collection: string, id: string): Promise<boolean> {
     const [c, i] = [wellFormed(collection, "collection"), wellFormed(id, "id")];
     this.access.writable();
-    return (await this.batch.submit({ op: "delete", a: c, b: i })) === "true";
+    return (await this.batch.submit({ op: "delete", collection: c, id: i })) === "true";
   }
 
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
@@ -528,26 +559,29 @@ class LogLeaseStore implements LeaseStore {
     private readonly access: Access,
   ) {}
 
-  private async write(op: string, key: string, owner: string, ttlMs = 0): Promise<string> {
-    const [a, b] = [wellFormed(key, "the lease key"), wellFormed(owner, "owner")];
+  /** The lease key and owner, checked, for a write. */
+  private writeArgs(key: string, owner: string): { key: string; owner: string } {
+    const args = { key: wellFormed(key, "the lease key"), owner: wellFormed(owner, "owner") };
     this.access.writable();
-    return this.batch.submit({ op, a, b, num: Number(ttlMs) });
+    return args;
   }
 
   async acquire(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.write("acquire", key, owner, ttlMs));
+    return parse(await this.batch.submit({ op: "acquire", ...this.writeArgs(key, owner), ttlMs: Number(ttlMs) }));
   }
 
   async renew(key: string, owner: string, ttlMs: number): Promise<AcquireResult> {
-    return parse(await this.write("renew", key, owner, ttlMs));
+    return parse(await this.batch.submit({ op: "renew", ...this.writeArgs(key, owner), ttlMs: Number(ttlMs) }));
   }
 
   async release(key: string, owner: string): Promise<void> {
-    await this.write("release", key, owner);
+    await this.batch.submit({ op: "release", ...this.writeArgs(key, owner) });
   }
 
   async releaseAll(owner: string): Promise<number> {
-    return Number(await this.write("releaseAll", "", owner));
+    const o = wellFormed(owner, "owner");
+    this.access.writable();
+    return Number(await this.batch.submit({ op: "releaseAll", owner: o }));
   }
 
   async get(key: string): Promise<LeaseRow | null> {

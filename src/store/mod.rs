@@ -48,6 +48,7 @@ pub use backup::BackupReport;
 use commit::WriteMode;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
+pub use documents::RawGet;
 pub use repair::{salvage, RepairReport, Salvage, SalvageReport};
 pub use session::Session;
 #[cfg(test)]
@@ -248,6 +249,21 @@ impl LogStore {
     /// finishes the switch); `Closed` or `Poisoned`.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.inner().compact()
+    }
+
+    /// A raw get that reads the document only when its record is at most
+    /// `max_record_bytes` long ([`Session::get_raw_within`]).
+    ///
+    /// # Errors
+    /// As [`DocumentStore::get_raw`].
+    pub fn get_raw_within(
+        &self,
+        collection: &str,
+        id: &str,
+        max_record_bytes: u64,
+    ) -> Result<RawGet> {
+        self.waiting
+            .get_raw_within(collection, id, max_record_bytes)
     }
 
     /// Runs `f` with a [`Session`] whose writes defer their durability

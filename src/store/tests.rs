@@ -312,3 +312,45 @@ fn an_unchanged_answer_waits_for_the_records_it_rests_on() {
     assert!(batch.is_err(), "the batch's sync failed too: {batch:?}");
     assert_eq!(fs.injected(), 1);
 }
+
+/// `get_raw_within` reads a document whose record fits the bound, and
+/// answers the record's length without reading it when it does not:
+/// the length is the record's (the body and its framing), so a bound
+/// just under it refuses and the length itself reads.
+#[test]
+fn get_raw_within_reads_only_records_up_to_the_bound() {
+    let store = LogStore::in_memory(Options::default()).unwrap();
+    store
+        .docs()
+        .put(
+            "c",
+            "big",
+            serde_json::json!({"text": "x".repeat(10_000)}),
+            None,
+        )
+        .unwrap();
+    let RawGet::Larger(len) = store.get_raw_within("c", "big", 1_000).unwrap() else {
+        panic!("a 10 kB document read under a 1 kB bound");
+    };
+    assert!(len > 10_000, "{len}");
+    assert_eq!(
+        store.get_raw_within("c", "big", len - 1).unwrap(),
+        RawGet::Larger(len)
+    );
+    let RawGet::Found(doc) = store.get_raw_within("c", "big", len).unwrap() else {
+        panic!("a document within its bound was not read");
+    };
+    assert_eq!(Some(doc), store.docs().get_raw("c", "big").unwrap());
+    assert_eq!(
+        store.get_raw_within("c", "none", 0).unwrap(),
+        RawGet::Missing
+    );
+    assert_eq!(
+        store.get_raw_within("nothing", "big", 0).unwrap(),
+        RawGet::Missing
+    );
+    assert!(matches!(
+        store.get_raw_within("c", "", 1_000),
+        Err(Error::InvalidInput(_))
+    ));
+}

@@ -91,6 +91,10 @@ pub enum Blocked {
     /// The delete leaves a blob file with no reference: its record is
     /// synced before the file is removed.
     BlobRemoval,
+    /// Another thread holds the in-memory state's lock (a long query
+    /// reading it, or a compaction switching files), so the write could
+    /// not apply its record without waiting.
+    StateBusy,
 }
 
 impl fmt::Display for Blocked {
@@ -104,6 +108,7 @@ impl fmt::Display for Blocked {
             Blocked::BlobRemoval => {
                 "the delete's record is synced before the blob's file is removed"
             }
+            Blocked::StateBusy => "another thread holds the in-memory state",
         })
     }
 }

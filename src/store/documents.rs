@@ -120,6 +120,41 @@ impl Session {
     }
 }
 
+impl Session {
+    /// [`LogStore::query_raw_within`](crate::LogStore::query_raw_within).
+    pub(super) fn query_raw_within(
+        &self,
+        query: &Query,
+        budget: read::Budget,
+    ) -> Result<Option<Vec<RawDocument>>> {
+        self.inner.check_open()?;
+        self.inner.read_found_within(
+            |state| {
+                let checked = validate::query(query, state.indexes(&query.collection))?;
+                if state.query_work(&query.collection, &checked) > budget.entries {
+                    return Ok(None);
+                }
+                Ok(Some(state.query(&query.collection, &checked)))
+            },
+            budget.bytes,
+            read::raw_in,
+        )
+    }
+
+    /// [`LogStore::count_within`](crate::LogStore::count_within).
+    pub(super) fn count_within(&self, query: &Query, budget: read::Budget) -> Result<Option<u64>> {
+        self.inner.check_open()?;
+        let Some(state) = self.inner.state.try_read() else {
+            return Ok(None);
+        };
+        let checked = validate::query(query, state.indexes(&query.collection))?;
+        if state.count_work(&query.collection, &checked) > budget.entries {
+            return Ok(None);
+        }
+        Ok(Some(state.count(&query.collection, &checked)))
+    }
+}
+
 impl DocumentStore for Session {
     fn ensure_collection(&self, name: &str, indexes: &[&str]) -> Result<()> {
         self.ensure(name, indexes, self.inner.opts.clock.now_ms())

@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::blob_files;
-use crate::contract::{BlobStore, DocumentStore, LeaseStore, Store};
+use crate::contract::{BlobStore, DocumentStore, LeaseStore, Query, RawDocument, Store};
 use crate::index::snapshot::Covers;
 use crate::index::State;
 use crate::io::{Access, LockGuard, MemFs, RealFs, Vfs};
@@ -48,6 +48,7 @@ pub use backup::BackupReport;
 use commit::WriteMode;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
+pub use read::Budget;
 pub use repair::{salvage, RepairReport, Salvage, SalvageReport};
 pub use session::Session;
 #[cfg(test)]
@@ -297,6 +298,40 @@ impl LogStore {
     /// What `f` returns.
     pub fn without_waiting<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         f(&Session::new(self.inner().clone(), WriteMode::NoWait))
+    }
+
+    /// [`DocumentStore::query_raw`] on a thread that must not stall (an
+    /// event loop): `None`, having read no record, when the query would do
+    /// more than `budget` allows or would wait for a lock. The plan's work
+    /// (the index entries it walks and the comparisons of a sort, from the
+    /// sizes of the lists it would use) is checked before any of it is
+    /// done; the bytes of the rows' records once they are found, before
+    /// one is read. A page walked straight from an index costs its offset
+    /// and length whatever the collection's size; an order the filter's
+    /// index cannot serve costs every candidate. `None` also when the
+    /// in-memory state is write-locked, or a writer waits for it: the
+    /// caller then runs the query where it may wait.
+    ///
+    /// # Errors
+    /// As `query_raw` (a query that is not valid is an error, not `None`,
+    /// unless the state lock was busy).
+    pub fn query_raw_within(
+        &self,
+        query: &Query,
+        budget: Budget,
+    ) -> Result<Option<Vec<RawDocument>>> {
+        self.waiting.query_raw_within(query, budget)
+    }
+
+    /// [`DocumentStore::count`] within `budget`, as
+    /// [`LogStore::query_raw_within`]: a count with at most one filter
+    /// costs nothing (the size of a list); one with several walks the
+    /// smallest filter's documents. Only `budget.entries` applies.
+    ///
+    /// # Errors
+    /// As `count`.
+    pub fn count_within(&self, query: &Query, budget: Budget) -> Result<Option<u64>> {
+        self.waiting.count_within(query, budget)
     }
 
     /// The integrity check: every record's checksum, every blob's bytes

@@ -146,6 +146,56 @@ fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
     assert_eq!(put.unwrap().unwrap().version, 1);
 }
 
+/// A `without_waiting` write that finds the in-memory state locked by
+/// another thread (a long query reading it) is refused with `StateBusy`
+/// before its record is appended: the log ends where it ended, and once
+/// the lock is free the same write goes through.
+#[test]
+fn without_waiting_refuses_a_write_while_another_thread_reads_the_state() {
+    use std::sync::mpsc;
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    store
+        .docs()
+        .put("c", "first", serde_json::json!({"n": 1}), None)
+        .unwrap();
+    let tail = || {
+        let writer = store.inner().writer.lock();
+        (writer.last_seq(), writer.total_bytes())
+    };
+    let before = tail();
+    let put = || store.without_waiting(|s| s.docs().put("c", "b", serde_json::json!({}), None));
+    std::thread::scope(|scope| {
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let shared = &store;
+        let reader = scope.spawn(move || {
+            let _read = shared.inner().state.read();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        held_rx.recv().unwrap();
+        let busy = put();
+        assert!(
+            matches!(busy, Err(Error::WouldBlock(Blocked::StateBusy))),
+            "{busy:?}"
+        );
+        // A write that changes nothing answers from the state it reads.
+        let unchanged = store.without_waiting(|s| s.docs().delete("c", "missing"));
+        assert!(!unchanged.unwrap());
+        release_tx.send(()).unwrap();
+        reader.join().unwrap();
+    });
+    assert_eq!(tail(), before, "nothing was appended");
+    assert!(store.docs().get("c", "b").unwrap().is_none());
+    assert_eq!(put().unwrap().unwrap().version, 1);
+    assert_eq!(tail().0, before.0 + 1);
+}
+
 /// A clock that, once armed, lets another thread queue on the writer
 /// lock while a write (which reads the clock under that lock) holds it.
 #[derive(Debug, Default)]
@@ -311,4 +361,217 @@ fn an_unchanged_answer_waits_for_the_records_it_rests_on() {
     );
     assert!(batch.is_err(), "the batch's sync failed too: {batch:?}");
     assert_eq!(fs.injected(), 1);
+}
+
+/// A `flush` store with `n` documents in "c" (indexed on `owner`, `rank`
+/// and `half`): all but every tenth owned by "a", the rest by "b", ranks
+/// unique and scrambled, `half` "x" or "y".
+fn ranked_store(n: usize) -> LogStore {
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    store
+        .docs()
+        .ensure_collection("c", &["owner", "rank", "half"])
+        .unwrap();
+    store
+        .batch(|s| {
+            for i in 0..n {
+                let owner = if i % 10 == 0 { "b" } else { "a" };
+                let rank = format!("{:08}", (i * 7919) % n);
+                let half = if i % 2 == 0 { "x" } else { "y" };
+                let body = serde_json::json!({"owner": owner, "rank": rank, "half": half});
+                s.docs().put("c", &format!("d{i:06}"), body, None).unwrap();
+            }
+        })
+        .unwrap();
+    store
+}
+
+fn query(filter: &[(&str, &str)], order_by: Option<&str>, desc: bool, limit: usize) -> Query {
+    let mut q = Query::new("c");
+    q.filter = filter
+        .iter()
+        .map(|(f, v)| (f.to_string(), serde_json::json!(v)))
+        .collect();
+    q.order_by = order_by.map(str::to_string);
+    q.order_dir = if desc {
+        crate::OrderDir::Desc
+    } else {
+        crate::OrderDir::Asc
+    };
+    q.limit = limit;
+    q
+}
+
+const UNLIMITED: Budget = Budget {
+    entries: u64::MAX,
+    bytes: u64::MAX,
+};
+
+/// `query_raw_within` declines, reading nothing, a query whose plan sorts
+/// the whole collection even for a 10-row page, and runs a page walked
+/// straight from an index at the same cost whatever the collection's
+/// size; what it answers is what `query_raw` answers.
+#[test]
+fn query_within_a_budget_is_decided_by_the_plan_not_the_page() {
+    let small_budget = Budget {
+        entries: 500,
+        bytes: 64 * 1024,
+    };
+    for n in [2_000, 20_000] {
+        let store = ranked_store(n);
+        let inner = store.inner();
+        let work = |q: &Query| {
+            let state = inner.state.read();
+            let checked = crate::validate::query(q, state.indexes("c")).unwrap();
+            state.query_work("c", &checked)
+        };
+        // Ordered by a field: every candidate is collected and sorted.
+        let sorted = query(&[("owner", "a")], Some("rank"), false, 10);
+        assert!(work(&sorted) >= (n * 9 / 10) as u64, "{n}");
+        assert_eq!(store.query_raw_within(&sorted, small_budget).unwrap(), None);
+        let everything = query(&[], Some("rank"), true, 10);
+        assert!(work(&everything) >= n as u64);
+        assert_eq!(
+            store.query_raw_within(&everything, small_budget).unwrap(),
+            None
+        );
+        // Two filters in the default order may check every candidate.
+        let two = query(&[("owner", "a"), ("half", "x")], None, false, 10);
+        assert_eq!(store.query_raw_within(&two, small_budget).unwrap(), None);
+
+        // Walked from an index: the page's length (and a skip of whole
+        // chunks), at 2,000 documents as at 20,000.
+        let pages = [
+            query(&[("owner", "b")], None, false, 10),
+            query(&[("owner", "a")], None, true, 10),
+            query(&[], None, false, 10),
+            query(&[], Some("id"), true, 10),
+            query(
+                &[("owner", "a"), ("rank", "00000001")],
+                Some("rank"),
+                false,
+                10,
+            ),
+        ];
+        for q in &pages {
+            assert!(work(q) <= 20, "{q:?} costs {}", work(q));
+            let within = store.query_raw_within(q, small_budget).unwrap();
+            let rows = within.expect("under the budget");
+            assert!(!rows.is_empty());
+            assert_eq!(rows, store.docs().query_raw(q).unwrap());
+        }
+        // A deep page of the default order skips whole chunks.
+        let mut deep = query(&[], None, false, 10);
+        deep.offset = n - 5;
+        assert!(work(&deep) <= 10 + (n / 512 + 1) as u64);
+        assert_eq!(
+            store
+                .query_raw_within(&deep, small_budget)
+                .unwrap()
+                .unwrap(),
+            store.docs().query_raw(&deep).unwrap()
+        );
+
+        // With room for the work, every shape answers as `query_raw`.
+        for q in [&sorted, &everything, &two].into_iter().chain(&pages) {
+            assert_eq!(
+                store.query_raw_within(q, UNLIMITED).unwrap().unwrap(),
+                store.docs().query_raw(q).unwrap()
+            );
+        }
+    }
+}
+
+/// The rows' bytes count too: a page walked from an index whose records
+/// hold more than the budget's bytes is declined; an invalid query is
+/// still an error.
+#[test]
+fn query_within_a_budget_counts_the_bytes_of_the_rows() {
+    let store = ranked_store(1_000);
+    let page = query(&[], None, false, 500);
+    let rows = store.docs().query_raw(&page).unwrap();
+    let held = {
+        let state = store.inner().state.read();
+        let checked = crate::validate::query(&page, state.indexes("c")).unwrap();
+        state
+            .query("c", &checked)
+            .iter()
+            .map(|loc| u64::from(loc.len))
+            .sum::<u64>()
+    };
+    let exact = Budget {
+        entries: 1_000,
+        bytes: held,
+    };
+    assert_eq!(store.query_raw_within(&page, exact).unwrap().unwrap(), rows);
+    let short = Budget {
+        bytes: held - 1,
+        ..exact
+    };
+    assert_eq!(store.query_raw_within(&page, short).unwrap(), None);
+    let invalid = query(&[("missing", "x")], None, false, 10);
+    assert!(matches!(
+        store.query_raw_within(&invalid, exact),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// A count with one filter or none reads the size of a list, so it fits
+/// any budget; with two it walks the smaller filter's documents and is
+/// declined past the budget; under it, it answers as `count`.
+#[test]
+fn count_within_a_budget_declines_only_a_walk() {
+    let store = ranked_store(5_000);
+    let tiny = Budget {
+        entries: 1,
+        bytes: 0,
+    };
+    for q in [
+        query(&[], None, false, 0),
+        query(&[("owner", "a")], None, false, 0),
+    ] {
+        let count = store.count_within(&q, tiny).unwrap();
+        assert_eq!(count, Some(store.docs().count(&q).unwrap()));
+    }
+    let two = query(&[("owner", "a"), ("half", "x")], None, false, 0);
+    let budget = Budget {
+        entries: 2_000,
+        bytes: 0,
+    };
+    assert_eq!(store.count_within(&two, budget).unwrap(), None);
+    let rare = query(&[("owner", "b"), ("rank", "00000001")], None, false, 0);
+    assert_eq!(
+        store.count_within(&rare, budget).unwrap(),
+        Some(store.docs().count(&rare).unwrap())
+    );
+    assert_eq!(
+        store.count_within(&two, UNLIMITED).unwrap(),
+        Some(store.docs().count(&two).unwrap())
+    );
+}
+
+/// A read within a budget never waits for the state lock: while a writer
+/// holds it (a compaction's switch), it declines; once free, it answers.
+#[test]
+fn reads_within_a_budget_decline_while_the_state_is_write_locked() {
+    let store = ranked_store(100);
+    let q = query(&[("owner", "a")], None, false, 10);
+    let held = store.inner().state.write();
+    assert_eq!(store.query_raw_within(&q, UNLIMITED).unwrap(), None);
+    assert_eq!(store.count_within(&q, UNLIMITED).unwrap(), None);
+    drop(held);
+    assert_eq!(
+        store
+            .query_raw_within(&q, UNLIMITED)
+            .unwrap()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(store.count_within(&q, UNLIMITED).unwrap(), Some(90));
 }

@@ -212,10 +212,13 @@ impl Inner {
         // The record is in the log now: a state that failed to take it
         // would differ from what replay builds, so nothing more may be
         // acknowledged.
-        held.unwrap_or_else(|| self.state.write())
+        let mut state = held.unwrap_or_else(|| self.state.write());
+        state
             .apply(change, loc, &bodies)
             .inspect_err(|_| self.poison())?;
-        self.maybe_wake_compactor(seq, &writer);
+        // From the state in hand: taking its lock again could wait.
+        self.maybe_wake_compactor(seq, &writer, &state);
+        drop(state);
         drop(writer);
         match clean {
             Some(clean) => {

@@ -136,7 +136,7 @@ impl Session {
                 }
                 Ok(Some(state.query(&query.collection, &checked)))
             },
-            budget.bytes,
+            budget,
             read::raw_in,
         )
     }

@@ -305,8 +305,8 @@ impl LogStore {
     /// more than `budget` allows or would wait for a lock. The plan's work
     /// (the index entries it walks and the comparisons of a sort, from the
     /// sizes of the lists it would use) is checked before any of it is
-    /// done; the bytes of the rows' records once they are found, before
-    /// one is read. A page walked straight from an index costs its offset
+    /// done; the number of rows and the bytes of their records once they
+    /// are found, before one is read. A page walked straight from an index costs its offset
     /// and length whatever the collection's size; an order the filter's
     /// index cannot serve costs every candidate. `None` also when the
     /// in-memory state is write-locked, or a writer waits for it: the

@@ -45,6 +45,9 @@ fn with_files(
 pub struct Budget {
     /// Index entries walked, plus the comparisons of a sort.
     pub entries: u64,
+    /// Rows read (each costs a lookup, a checksum and a row to build,
+    /// beside its bytes).
+    pub rows: u64,
     /// Bytes of the records read.
     pub bytes: u64,
 }
@@ -80,12 +83,12 @@ impl Inner {
 
     /// [`Inner::read_found`] for a caller that may not wait: `None`, having
     /// read nothing, when a lock it takes is held by a writer (or one waits
-    /// for it), when `find` answers `None`, or when the records found hold
-    /// more than `bytes` bytes.
+    /// for it), when `find` answers `None`, or when it finds more than
+    /// `budget.rows` records or ones holding more than `budget.bytes`.
     pub(super) fn read_found_within<T>(
         &self,
         find: impl FnOnce(&State) -> Result<Option<Vec<Loc>>>,
-        bytes: u64,
+        budget: Budget,
         read: ReadDoc<T>,
     ) -> Result<Option<Vec<T>>> {
         let found = {
@@ -95,7 +98,8 @@ impl Inner {
             let Some(locs) = find(&state)? else {
                 return Ok(None);
             };
-            if locs.iter().map(|loc| u64::from(loc.len)).sum::<u64>() > bytes {
+            let bytes: u64 = locs.iter().map(|loc| u64::from(loc.len)).sum();
+            if locs.len() as u64 > budget.rows || bytes > budget.bytes {
                 return Ok(None);
             }
             let Some(files) = self.files.try_read() else {

@@ -409,6 +409,7 @@ fn query(filter: &[(&str, &str)], order_by: Option<&str>, desc: bool, limit: usi
 
 const UNLIMITED: Budget = Budget {
     entries: u64::MAX,
+    rows: u64::MAX,
     bytes: u64::MAX,
 };
 
@@ -420,6 +421,7 @@ const UNLIMITED: Budget = Budget {
 fn query_within_a_budget_is_decided_by_the_plan_not_the_page() {
     let small_budget = Budget {
         entries: 500,
+        rows: 100,
         bytes: 64 * 1024,
     };
     for n in [2_000, 20_000] {
@@ -487,9 +489,9 @@ fn query_within_a_budget_is_decided_by_the_plan_not_the_page() {
     }
 }
 
-/// The rows' bytes count too: a page walked from an index whose records
-/// hold more than the budget's bytes is declined; an invalid query is
-/// still an error.
+/// The rows count too: a page walked from an index with more rows than the
+/// budget's, or whose records hold more than its bytes, is declined; an
+/// invalid query is still an error.
 #[test]
 fn query_within_a_budget_counts_the_bytes_of_the_rows() {
     let store = ranked_store(1_000);
@@ -506,6 +508,7 @@ fn query_within_a_budget_counts_the_bytes_of_the_rows() {
     };
     let exact = Budget {
         entries: 1_000,
+        rows: 500,
         bytes: held,
     };
     assert_eq!(store.query_raw_within(&page, exact).unwrap().unwrap(), rows);
@@ -514,6 +517,8 @@ fn query_within_a_budget_counts_the_bytes_of_the_rows() {
         ..exact
     };
     assert_eq!(store.query_raw_within(&page, short).unwrap(), None);
+    let fewer = Budget { rows: 499, ..exact };
+    assert_eq!(store.query_raw_within(&page, fewer).unwrap(), None);
     let invalid = query(&[("missing", "x")], None, false, 10);
     assert!(matches!(
         store.query_raw_within(&invalid, exact),
@@ -529,6 +534,7 @@ fn count_within_a_budget_declines_only_a_walk() {
     let store = ranked_store(5_000);
     let tiny = Budget {
         entries: 1,
+        rows: 0,
         bytes: 0,
     };
     for q in [
@@ -541,6 +547,7 @@ fn count_within_a_budget_declines_only_a_walk() {
     let two = query(&[("owner", "a"), ("half", "x")], None, false, 0);
     let budget = Budget {
         entries: 2_000,
+        rows: 0,
         bytes: 0,
     };
     assert_eq!(store.count_within(&two, budget).unwrap(), None);

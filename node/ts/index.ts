@@ -69,14 +69,6 @@ function callSync<T>(f: () => T): T {
 }
 
 /**
- * Reads that are an in-memory index lookup plus at most a page-cache read
- * run on the JavaScript thread, which is faster than a trip to the worker
- * pool and back. A query asking for more rows than this goes to the pool,
- * so a large page never stalls the event loop.
- */
-const IN_THREAD_QUERY_ROWS = 1000;
-
-/**
  * A `flush` store's document and lease writes first run on the JavaScript
  * thread through the addon's `writeNow`, which never blocks: a write that
  * would wait for the disk or another writer (a roll to a new segment, a
@@ -265,23 +257,27 @@ class LogDocumentStore implements DocumentStore {
   async query(opts: QueryOptions): Promise<DocumentRow[]> {
     const [fields, values] = whereArgs(opts.where ?? {});
     const orderBy = opts.orderBy ? String(opts.orderBy) : undefined;
-    const limit = numberOrUndefined(opts.limit);
     const args = [
       String(opts.collection),
       fields,
       values,
       orderBy,
       opts.orderDir === "desc",
-      limit,
+      numberOrUndefined(opts.limit),
       numberOrUndefined(opts.offset),
     ] as const;
-    const small = limit === undefined || (limit >= 0 && limit <= IN_THREAD_QUERY_ROWS);
-    return parse(small ? callSync(() => this.n.querySync(...args)) : await call(this.n.query(...args)));
+    // A query whose work fits the addon's in-place budget (the index
+    // entries its plan walks or sorts, the bytes of its rows: not the rows
+    // asked for) runs on this thread, faster than a trip to the pool and
+    // back; `querySync` answers null for any other, and it goes to the pool.
+    const text = callSync(() => this.n.querySync(...args)) ?? (await call(this.n.query(...args)));
+    return parse(text);
   }
 
   async count(collection: string, where: Record<string, unknown> = {}): Promise<number> {
     const [fields, values] = whereArgs(where);
-    return callSync(() => this.n.countSync(String(collection), fields, values));
+    const args = [String(collection), fields, values] as const;
+    return callSync(() => this.n.countSync(...args)) ?? (await call(this.n.count(...args)));
   }
 }
 

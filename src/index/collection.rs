@@ -273,6 +273,16 @@ impl Collection {
         self.primary.find(self.docs.by_id(id.as_bytes()))
     }
 
+    /// True when removing document `id` copies every live id (the arena's
+    /// compaction, which [`Collection::remove`] runs once removed ids take
+    /// half of it).
+    pub fn remove_compacts(&self, id: &str) -> bool {
+        self.find(id).is_some_and(|doc| {
+            let slot = self.docs.slots[doc as usize];
+            self.docs.ids.compacts_after_removing(slot.id)
+        })
+    }
+
     /// A document's metadata.
     pub fn get(&self, id: &str) -> Option<DocMeta> {
         self.find(id)

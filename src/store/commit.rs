@@ -60,7 +60,7 @@ impl WriteMode {
         }
     }
 
-    fn may_wait(&self) -> bool {
+    pub(super) fn may_wait(&self) -> bool {
         !matches!(self, WriteMode::NoWait)
     }
 }

@@ -287,8 +287,11 @@ impl LogStore {
     /// (another thread is writing, rolling or syncing), one whose record
     /// would roll the log to a new segment (two syncs) or needs the next
     /// window of zeros written ahead of the tail, a blob put or import (its
-    /// file is synced) and a blob delete that orphans its file (its record
-    /// is synced before the file goes). Reads run as usual.
+    /// file is synced), a blob delete that orphans its file (its record
+    /// is synced before the file goes), one that finds the in-memory state
+    /// locked by another thread (a long query, a compaction's switch), and
+    /// a document delete that would copy every id of its collection. Reads
+    /// run as usual.
     ///
     /// This is for a caller that must not block, such as an event loop
     /// (the Node.js driver): it runs the write in place, and only one that

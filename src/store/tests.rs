@@ -196,6 +196,55 @@ fn without_waiting_refuses_a_write_while_another_thread_reads_the_state() {
     assert_eq!(tail().0, before.0 + 1);
 }
 
+/// A `without_waiting` delete that would copy every id of its collection
+/// (removed ids reaching half their buffer) is refused with `CompactIds`,
+/// writing nothing; the store's own delete makes it, and the deletes
+/// after it run in place again.
+#[test]
+fn without_waiting_refuses_a_delete_that_would_copy_every_id() {
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    let id = |i: usize| format!("a-document-id-{i:06}");
+    store
+        .batch(|s| {
+            for i in 0..1_000 {
+                s.docs()
+                    .put("c", &id(i), serde_json::json!({}), None)
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    // Seals the reserve so that deletes in place are not refused for it.
+    store
+        .docs()
+        .put("c", "warm", serde_json::json!({}), None)
+        .unwrap();
+    let seq = || store.inner().writer.lock().last_seq();
+    let mut refused = Vec::new();
+    for i in 0..1_000 {
+        let before = seq();
+        match store.without_waiting(|s| s.docs().delete("c", &id(i))) {
+            Ok(deleted) => assert!(deleted),
+            Err(Error::WouldBlock(Blocked::CompactIds)) => {
+                assert_eq!(seq(), before, "a refused delete writes nothing");
+                assert!(store.docs().get("c", &id(i)).unwrap().is_some());
+                refused.push(i);
+                assert!(store.docs().delete("c", &id(i)).unwrap());
+            }
+            Err(e) => panic!("{i}: {e}"),
+        }
+    }
+    // 1,001 ids of 20 bytes: the buffer is half garbage at the 500th
+    // delete, then again each time half of what the copy kept is gone,
+    // until the garbage is too small to be worth a copy.
+    assert_eq!(refused, [500, 750, 946]);
+    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 1);
+}
+
 /// A clock that, once armed, lets another thread queue on the writer
 /// lock while a write (which reads the clock under that lock) holds it.
 #[derive(Debug, Default)]

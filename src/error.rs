@@ -95,10 +95,11 @@ pub enum Blocked {
     /// reading it, or a compaction switching files), so the write could
     /// not apply its record without waiting.
     StateBusy,
-    /// The delete would leave its collection's removed ids half of the
-    /// buffer that holds them all, and applying it would copy every live
-    /// id: work in proportion to the collection's size.
-    CompactIds,
+    /// Applying the record would copy one of its collection's large
+    /// tables (one that grows past its capacity, or the ids, compacted
+    /// once half of them are removed): work in proportion to the
+    /// collection's size.
+    LargeCopy,
 }
 
 impl fmt::Display for Blocked {
@@ -113,7 +114,7 @@ impl fmt::Display for Blocked {
                 "the delete's record is synced before the blob's file is removed"
             }
             Blocked::StateBusy => "another thread holds the in-memory state",
-            Blocked::CompactIds => "the delete would copy every id of its collection",
+            Blocked::LargeCopy => "applying the record would copy a large table of its collection",
         })
     }
 }

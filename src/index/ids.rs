@@ -108,6 +108,17 @@ impl IdArena {
         garbage > 4096 && garbage * 2 > self.bytes.len()
     }
 
+    /// True when adding an id of `len` bytes would grow the buffer past
+    /// its capacity (a copy of it).
+    pub fn push_grows(&self, len: usize) -> bool {
+        self.bytes.len() + len + 2 > self.bytes.capacity()
+    }
+
+    /// The buffer's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// Copies the live entries into a fresh buffer, updating each offset
     /// `offsets` yields ([`NO_ID`] ones are skipped).
     pub fn compact<'a>(&mut self, offsets: impl Iterator<Item = &'a mut u32>) {

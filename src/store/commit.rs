@@ -60,7 +60,7 @@ impl WriteMode {
         }
     }
 
-    pub(super) fn may_wait(&self) -> bool {
+    fn may_wait(&self) -> bool {
         !matches!(self, WriteMode::NoWait)
     }
 }
@@ -169,7 +169,16 @@ impl Inner {
         let decision = match mode {
             // A compaction's switch write-locks the state without the
             // writer lock, and a long read may hold it meanwhile.
-            WriteMode::NoWait => decide(&*self.try_state()?)?,
+            WriteMode::NoWait => {
+                let state = self.try_state()?;
+                let decision = decide(&state)?;
+                if let Decision::Write(change, _) = &decision {
+                    if state.apply_copies(change) {
+                        return Err(Error::WouldBlock(Blocked::LargeCopy));
+                    }
+                }
+                decision
+            }
             _ => decide(&self.state.read())?,
         };
         let (change, answer, clean) = match decision {

@@ -13,7 +13,7 @@ use crate::index::apply::{self, Change};
 use crate::index::State;
 use crate::log::segment::Loc;
 use crate::validate;
-use crate::{Blocked, Error, Result};
+use crate::Result;
 
 /// A document about to be written: its identity, version and times.
 pub(super) struct DocWrite<'a> {
@@ -244,15 +244,8 @@ impl DocumentStore for Session {
     fn delete(&self, collection: &str, id: &str) -> Result<bool> {
         validate::collection_and_id(collection, id)?;
         self.commit(|state| {
-            let Some(c) = state.collection(collection) else {
+            if state.doc(collection, id).is_none() {
                 return Ok(Decision::Unchanged(false));
-            };
-            if c.get(id).is_none() {
-                return Ok(Decision::Unchanged(false));
-            }
-            // The copy takes time in proportion to the collection's size.
-            if !self.mode.may_wait() && c.remove_compacts(id) {
-                return Err(Error::WouldBlock(Blocked::CompactIds));
             }
             Ok(Decision::Write(Change::DocDelete { collection, id }, true))
         })

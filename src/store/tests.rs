@@ -196,53 +196,101 @@ fn without_waiting_refuses_a_write_while_another_thread_reads_the_state() {
     assert_eq!(tail().0, before.0 + 1);
 }
 
-/// A `without_waiting` delete that would copy every id of its collection
-/// (removed ids reaching half their buffer) is refused with `CompactIds`,
-/// writing nothing; the store's own delete makes it, and the deletes
-/// after it run in place again.
-#[test]
-fn without_waiting_refuses_a_delete_that_would_copy_every_id() {
+/// One write, made in place or through the store.
+type StoreWrite = Box<dyn Fn(&dyn Store) -> Result<()>>;
+
+/// Makes each of `writes` in place on `store`, and through the store's own
+/// call when that is refused (having written nothing, which it checks);
+/// the indexes of the writes refused for `why`.
+fn refused_for(
+    store: &LogStore,
+    why: Blocked,
+    writes: impl Iterator<Item = (usize, StoreWrite)>,
+) -> Vec<usize> {
+    let seq = || store.inner().writer.lock().last_seq();
+    let mut refused = Vec::new();
+    for (i, write) in writes {
+        let before = seq();
+        match store.without_waiting(|s| write(s)) {
+            Ok(()) => {}
+            Err(Error::WouldBlock(w)) => {
+                assert_eq!(seq(), before, "a refused write writes nothing");
+                if w == why {
+                    refused.push(i);
+                }
+                write(store).unwrap();
+            }
+            Err(e) => panic!("{i}: {e}"),
+        }
+    }
+    refused
+}
+
+fn flush_store() -> LogStore {
     let opts = Options {
         durability: Durability::Flush,
         auto_compact: false,
         ..Options::default()
     };
-    let store = LogStore::in_memory(opts).unwrap();
+    LogStore::in_memory(opts).unwrap()
+}
+
+/// A `without_waiting` put of a new document that would grow one of its
+/// collection's large tables past its capacity (a copy in proportion to
+/// the collection's size) is refused with `LargeCopy`; the store's own put
+/// makes it. Small tables grow in place.
+#[test]
+fn without_waiting_refuses_a_put_that_would_copy_a_large_table() {
+    let store = flush_store();
+    let id = |i: usize| format!("a-document-id-{i:06}");
+    store
+        .docs()
+        .put("c", &id(0), serde_json::json!({}), None)
+        .unwrap();
+    let puts = (1..20_000).map(|i| {
+        let put: StoreWrite = Box::new(move |s| {
+            s.docs()
+                .put("c", &id(i), serde_json::json!({}), None)
+                .map(drop)
+        });
+        (i, put)
+    });
+    let refused = refused_for(&store, Blocked::LargeCopy, puts);
+    // The slots (40 bytes each) double past 256 KiB at 8,192 and 16,384
+    // documents; the ids (21 bytes each) once, between them.
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert_eq!((refused[0], refused[2]), (8_192, 16_384));
+    assert!((8_192..16_384).contains(&refused[1]));
+    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 20_000);
+}
+
+/// A `without_waiting` delete that would compact a large id buffer (its
+/// removed ids reaching half of it: a copy of every live one) is refused
+/// with `LargeCopy`, writing nothing; the store's own delete makes it,
+/// and the buffer it leaves is small enough to compact in place.
+#[test]
+fn without_waiting_refuses_a_delete_that_would_copy_every_id() {
+    let store = flush_store();
     let id = |i: usize| format!("a-document-id-{i:06}");
     store
         .batch(|s| {
-            for i in 0..1_000 {
+            for i in 0..20_000 {
                 s.docs()
                     .put("c", &id(i), serde_json::json!({}), None)
                     .unwrap();
             }
         })
         .unwrap();
-    // Seals the reserve so that deletes in place are not refused for it.
-    store
-        .docs()
-        .put("c", "warm", serde_json::json!({}), None)
-        .unwrap();
-    let seq = || store.inner().writer.lock().last_seq();
-    let mut refused = Vec::new();
-    for i in 0..1_000 {
-        let before = seq();
-        match store.without_waiting(|s| s.docs().delete("c", &id(i))) {
-            Ok(deleted) => assert!(deleted),
-            Err(Error::WouldBlock(Blocked::CompactIds)) => {
-                assert_eq!(seq(), before, "a refused delete writes nothing");
-                assert!(store.docs().get("c", &id(i)).unwrap().is_some());
-                refused.push(i);
-                assert!(store.docs().delete("c", &id(i)).unwrap());
-            }
-            Err(e) => panic!("{i}: {e}"),
-        }
-    }
-    // 1,001 ids of 20 bytes: the buffer is half garbage at the 500th
-    // delete, then again each time half of what the copy kept is gone,
-    // until the garbage is too small to be worth a copy.
-    assert_eq!(refused, [500, 750, 946]);
-    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 1);
+    let deletes = (0..20_000).map(|i| {
+        let delete: StoreWrite =
+            Box::new(move |s| s.docs().delete("c", &id(i)).map(|done| assert!(done)));
+        (i, delete)
+    });
+    let refused = refused_for(&store, Blocked::LargeCopy, deletes);
+    // 20,000 ids of 21 bytes: half of them are garbage at the 10,001st
+    // delete; the copy keeps 210,000 bytes, under the large size.
+    assert_eq!(refused, [10_000]);
+    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 0);
 }
 
 /// A clock that, once armed, lets another thread queue on the writer

@@ -141,6 +141,22 @@ impl Session {
         )
     }
 
+    /// [`LogStore::get_raw_within`](crate::LogStore::get_raw_within).
+    pub(super) fn get_raw_within(
+        &self,
+        collection: &str,
+        id: &str,
+        budget: read::Budget,
+    ) -> Result<Option<Option<RawDocument>>> {
+        validate::collection_and_id(collection, id)?;
+        self.inner.check_open()?;
+        self.inner.read_one_within(
+            |state| state.doc(collection, id).map(|m| m.loc),
+            budget,
+            read::raw_in,
+        )
+    }
+
     /// [`LogStore::count_within`](crate::LogStore::count_within).
     pub(super) fn count_within(&self, query: &Query, budget: read::Budget) -> Result<Option<u64>> {
         self.inner.check_open()?;

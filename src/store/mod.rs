@@ -326,6 +326,22 @@ impl LogStore {
         self.waiting.query_raw_within(query, budget)
     }
 
+    /// [`DocumentStore::get_raw`] within `budget`, as
+    /// [`LogStore::query_raw_within`]: `None`, having read nothing, when
+    /// the document's record holds more than `budget.bytes` or taking a
+    /// lock would wait; `Some(None)` when there is no such document.
+    ///
+    /// # Errors
+    /// As `get_raw`.
+    pub fn get_raw_within(
+        &self,
+        collection: &str,
+        id: &str,
+        budget: Budget,
+    ) -> Result<Option<Option<RawDocument>>> {
+        self.waiting.get_raw_within(collection, id, budget)
+    }
+
     /// [`DocumentStore::count`] within `budget`, as
     /// [`LogStore::query_raw_within`]: a count with at most one filter
     /// costs nothing (the size of a list); one with several walks the

@@ -141,4 +141,33 @@ impl Inner {
         let file = file.ok_or_else(|| read::missing_segment(&self.dir, loc))?;
         read(&file, &self.dir, loc).map(Some)
     }
+
+    /// [`Inner::read_one`] for a caller that may not wait: `None`, having
+    /// read nothing, when a lock it takes is held by a writer (or one waits
+    /// for it), or when the record found holds more than `budget.bytes` (or
+    /// `budget.rows` is 0); `Some(None)` when there is no such document.
+    pub(super) fn read_one_within<T>(
+        &self,
+        find: impl FnOnce(&State) -> Option<Loc>,
+        budget: Budget,
+        read: ReadDoc<T>,
+    ) -> Result<Option<Option<T>>> {
+        let (loc, file) = {
+            let Some(state) = self.state.try_read() else {
+                return Ok(None);
+            };
+            let Some(loc) = find(&state) else {
+                return Ok(Some(None));
+            };
+            if budget.rows == 0 || u64::from(loc.len) > budget.bytes {
+                return Ok(None);
+            }
+            let Some(files) = self.files.try_read() else {
+                return Ok(None);
+            };
+            (loc, files.get(&loc.segment).cloned())
+        };
+        let file = file.ok_or_else(|| read::missing_segment(&self.dir, loc))?;
+        read(&file, &self.dir, loc).map(|doc| Some(Some(doc)))
+    }
 }

@@ -688,3 +688,44 @@ fn reads_within_a_budget_decline_while_the_state_is_write_locked() {
     );
     assert_eq!(store.count_within(&q, UNLIMITED).unwrap(), Some(90));
 }
+
+/// `get_raw_within` answers as `get_raw` (a missing document is
+/// `Some(None)`), and declines, reading nothing, a record over the budget's
+/// bytes or a state another thread write-locks.
+#[test]
+fn get_within_a_budget_declines_a_large_record_or_a_busy_state() {
+    let store = flush_store();
+    store
+        .docs()
+        .put("c", "small", serde_json::json!({"t": "x"}), None)
+        .unwrap();
+    let text = "x".repeat(100_000);
+    store
+        .docs()
+        .put("c", "large", serde_json::json!({ "t": text }), None)
+        .unwrap();
+    let budget = Budget {
+        entries: 1,
+        rows: 1,
+        bytes: 64 * 1024,
+    };
+    let small = store.get_raw_within("c", "small", budget).unwrap();
+    assert_eq!(small, Some(store.docs().get_raw("c", "small").unwrap()));
+    assert!(small.unwrap().is_some());
+    assert_eq!(
+        store.get_raw_within("c", "none", budget).unwrap(),
+        Some(None)
+    );
+    assert_eq!(store.get_raw_within("c", "large", budget).unwrap(), None);
+    assert!(store
+        .get_raw_within("c", "large", UNLIMITED)
+        .unwrap()
+        .is_some());
+    let held = store.inner().state.write();
+    assert_eq!(store.get_raw_within("c", "small", budget).unwrap(), None);
+    drop(held);
+    assert!(matches!(
+        store.get_raw_within("", "small", budget),
+        Err(Error::InvalidInput(_))
+    ));
+}

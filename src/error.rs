@@ -91,6 +91,15 @@ pub enum Blocked {
     /// The delete leaves a blob file with no reference: its record is
     /// synced before the file is removed.
     BlobRemoval,
+    /// Another thread holds the in-memory state's lock (a long query
+    /// reading it, or a compaction switching files), so the write could
+    /// not apply its record without waiting.
+    StateBusy,
+    /// Applying the record would copy one of its collection's large
+    /// tables (one that grows past its capacity, or the ids, compacted
+    /// once half of them are removed): work in proportion to the
+    /// collection's size.
+    LargeCopy,
 }
 
 impl fmt::Display for Blocked {
@@ -104,6 +113,8 @@ impl fmt::Display for Blocked {
             Blocked::BlobRemoval => {
                 "the delete's record is synced before the blob's file is removed"
             }
+            Blocked::StateBusy => "another thread holds the in-memory state",
+            Blocked::LargeCopy => "applying the record would copy a large table of its collection",
         })
     }
 }

@@ -87,7 +87,7 @@ pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use store::{
-    salvage, BackupReport, CompactionReport, ForeignEntry, LogStore, Problem, RawGet, RepairReport,
+    salvage, BackupReport, Budget, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
 pub use transfer::{each_item, import_item, migrate, Copied, Item, Transfer};

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use logstore::{
-    BlobList, Durability, LogStore, ManualClock, Options, OrderDir, Query, RawGet, Session, Store,
+    BlobList, Budget, Durability, LogStore, ManualClock, Options, OrderDir, Query, Session, Store,
     DEFAULT_LIMIT,
 };
 use napi::bindgen_prelude::{Either, Float64ArraySlice, Object};
@@ -42,12 +42,20 @@ use serde_json::Value;
 use crate::engine::{Settings, Shared};
 use crate::work::spawn;
 
-/// The largest document record `getSync` reads on the JavaScript thread.
-/// Reading and parsing dense JSON (many small objects) ran at about 100
-/// bytes per microsecond there on a quiet machine and a quarter of that
-/// on a loaded one, so a get in place stays under about 1 ms up to this
-/// size; a larger one goes to the pool and never stalls the event loop.
-const IN_THREAD_GET_BYTES: u64 = 128 * 1024;
+/// The largest document record `getSync` reads on the JavaScript thread,
+/// the byte limit of [`IN_PLACE`] too. Reading and parsing dense JSON (many
+/// small objects) ran at about 100 bytes per microsecond there on a quiet
+/// machine, so a get in place stays under about 1 ms up to this size; a
+/// larger one goes to the pool and never stalls the event loop.
+const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
+
+/// The budget of a get in place: one record of at most
+/// [`IN_THREAD_GET_BYTES`].
+const IN_PLACE_GET: Budget = Budget {
+    entries: 1,
+    rows: 1,
+    bytes: IN_THREAD_GET_BYTES,
+};
 
 /// A handle on an open store. Every method returns a promise unless it
 /// says otherwise. Several handles may share one engine (a second open of a
@@ -150,6 +158,20 @@ impl OpenOptions {
         Ok((options, clock))
     }
 }
+
+/// What a read on the JavaScript thread may do (`querySync`, `countSync`);
+/// a read over it goes to the pool. At its edges, through PatternStores
+/// with the JSON.parse of the rows (`bench/in-place.mjs`, fastest of 200
+/// runs on the 2-core development machine): a 10-row page sorting 3,900
+/// candidates by an indexed field 200 µs (by `updatedAt` 90 µs), a walk
+/// of 3,900 checking two filters 12 µs, 200 rows of 150 to 300 bytes
+/// 300 µs, 30 rows of 2 KiB 76 µs. So an in-place read stays near half a
+/// millisecond at most, whatever the store's size.
+const IN_PLACE: Budget = Budget {
+    entries: 4_000,
+    rows: 200,
+    bytes: IN_THREAD_GET_BYTES,
+};
 
 fn invalid(message: impl Into<String>) -> logstore::Error {
     // `Error::InvalidInput` has a public constructor only inside the crate;
@@ -324,15 +346,16 @@ impl NativeStore {
     /// body's JSON text, with the row's `version`, `createdAt` and
     /// `updatedAt` written to `meta[0..3]` (numbers cross the boundary for
     /// less than the text of a row); `null` when there is no such
-    /// document; or the record's length in bytes, unread, when it is
-    /// larger, which `get` reads on the pool instead.
-    #[napi(catch_unwind)]
+    /// document; or `false`, having read nothing, when the record is
+    /// larger or a lock is busy (`LogStore::get_raw_within`), and `get`
+    /// reads it on the pool instead.
+    #[napi(catch_unwind, ts_return_type = "string | false | null")]
     pub fn get_sync(
         &self,
         collection: String,
         id: String,
         mut meta: Float64ArraySlice<'_>,
-    ) -> napi::Result<Option<Either<String, f64>>> {
+    ) -> napi::Result<Option<Either<String, bool>>> {
         // SAFETY: this runs on the JavaScript thread, which runs no other
         // code while it does, so nothing else reads or writes the array's
         // memory meanwhile, and the array outlives the call.
@@ -344,12 +367,12 @@ impl NativeStore {
         };
         let got = self
             .in_thread()?
-            .get_raw_within(&collection, &id, IN_THREAD_GET_BYTES)
+            .get_raw_within(&collection, &id, IN_PLACE_GET)
             .map_err(work::to_napi)?;
         Ok(match got {
-            RawGet::Missing => None,
-            RawGet::Larger(len) => Some(Either::B(len as f64)),
-            RawGet::Found(doc) => {
+            None => Some(Either::B(false)),
+            Some(None) => None,
+            Some(Some(doc)) => {
                 meta.copy_from_slice(&[
                     doc.version as f64,
                     doc.created_at as f64,
@@ -461,7 +484,10 @@ impl NativeStore {
         })
     }
 
-    /// `query` on the calling thread.
+    /// `query` on the calling thread when its work fits [`IN_PLACE`]
+    /// (`LogStore::query_raw_within`); `null`, having read nothing, when it
+    /// does not or would wait for a lock, and the caller makes the pooled
+    /// call instead.
     #[allow(clippy::too_many_arguments)]
     #[napi(catch_unwind)]
     pub fn query_sync(
@@ -473,14 +499,13 @@ impl NativeStore {
         desc: bool,
         limit: Option<f64>,
         offset: Option<f64>,
-    ) -> napi::Result<String> {
+    ) -> napi::Result<Option<String>> {
         let q = build_query(collection, fields, values, order_by, desc, limit, offset);
         let rows = self
             .in_thread()?
-            .docs()
-            .query_raw(&q)
+            .query_raw_within(&q, IN_PLACE)
             .map_err(work::to_napi)?;
-        Ok(rows::raw_documents(&rows))
+        Ok(rows.as_deref().map(rows::raw_documents))
     }
 
     #[napi(ts_return_type = "Promise<number>")]
@@ -496,17 +521,22 @@ impl NativeStore {
         spawn(env, move || Ok(s?.store().docs().count(&q)? as f64))
     }
 
-    /// `count` on the calling thread: it never reads a file.
+    /// `count` on the calling thread when its work fits [`IN_PLACE`]
+    /// (`LogStore::count_within`: one filter or none always does), else
+    /// `null` and the caller makes the pooled call.
     #[napi(catch_unwind)]
     pub fn count_sync(
         &self,
         collection: String,
         fields: Vec<String>,
         values: Vec<String>,
-    ) -> napi::Result<f64> {
+    ) -> napi::Result<Option<f64>> {
         let q = build_query(collection, fields, values, None, false, None, None);
-        let n = self.in_thread()?.docs().count(&q).map_err(work::to_napi)?;
-        Ok(n as f64)
+        let n = self
+            .in_thread()?
+            .count_within(&q, IN_PLACE)
+            .map_err(work::to_napi)?;
+        Ok(n.map(|n| n as f64))
     }
 
     /// JSON text of the blob's metadata, or null (also for a malformed id,

@@ -119,14 +119,6 @@ function callSync<T>(f: () => T): T {
   }
 }
 
-/**
- * Reads that are an in-memory index lookup plus at most a page-cache read
- * run on the JavaScript thread, which is faster than a trip to the worker
- * pool and back. A query asking for more rows than this goes to the pool,
- * so a large page never stalls the event loop.
- */
-const IN_THREAD_QUERY_ROWS = 1000;
-
 type Write = import("../native/binding.js").Write;
 
 /**
@@ -369,9 +361,9 @@ class LogDocumentStore implements DocumentStore {
     if (!this.access.inThread) return parseOrNull(await call(this.n.get(c, i)));
     const got = callSync(() => this.n.getSync(c, i, this.meta));
     if (got === null) return null;
-    // A record too large to read on this thread (`getSync` answers its
-    // length): the pool's get, which answers the whole row.
-    if (typeof got === "number") return parseOrNull(await call(this.n.get(c, i)));
+    // A record too large to read on this thread, or a busy lock (`getSync`
+    // answers false): the pool's get, which answers the whole row.
+    if (got === false) return parseOrNull(await call(this.n.get(c, i)));
     const m = this.meta;
     return { id: i, collection: c, data: JSON.parse(got), version: m[0], createdAt: m[1], updatedAt: m[2] };
   }
@@ -435,28 +427,31 @@ class LogDocumentStore implements DocumentStore {
     const collection = wellFormed(opts.collection, "collection");
     const [fields, values] = whereArgs(opts.where ?? {});
     const orderBy = opts.orderBy ? wellFormed(opts.orderBy, "orderBy") : undefined;
-    const limit = numberOrUndefined(opts.limit);
     const args = [
       collection,
       fields,
       values,
       orderBy,
       opts.orderDir === "desc",
-      limit,
+      numberOrUndefined(opts.limit),
       numberOrUndefined(opts.offset),
     ] as const;
-    const small = limit === undefined || (limit >= 0 && limit <= IN_THREAD_QUERY_ROWS);
     if (this.access.readOnly) await this.access.ready();
-    const inThread = small && this.access.inThread;
-    return parse(inThread ? callSync(() => this.n.querySync(...args)) : await call(this.n.query(...args)));
+    // A query whose work fits the addon's in-place budget (the index
+    // entries its plan walks or sorts, the bytes of its rows: not the rows
+    // asked for) runs on this thread, faster than a trip to the pool and
+    // back; `querySync` answers null for any other, and it goes to the pool.
+    const inPlace = this.access.inThread ? callSync(() => this.n.querySync(...args)) : null;
+    return parse(inPlace ?? (await call(this.n.query(...args))));
   }
 
   async count(collection: string, where: Record<string, unknown> = {}): Promise<number> {
     const c = wellFormed(collection, "collection");
     const [fields, values] = whereArgs(where);
+    const args = [c, fields, values] as const;
     if (this.access.readOnly) await this.access.ready();
-    if (!this.access.inThread) return call(this.n.count(c, fields, values));
-    return callSync(() => this.n.countSync(c, fields, values));
+    const inPlace = this.access.inThread ? callSync(() => this.n.countSync(...args)) : null;
+    return inPlace ?? (await call(this.n.count(...args)));
   }
 }
 

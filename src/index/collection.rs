@@ -20,6 +20,18 @@ use crate::log::segment::Loc;
 /// Marks a document with no value for a field (here and in the snapshot).
 pub const NO_VALUE: u32 = u32::MAX;
 
+/// A table at least this large (bytes of capacity) is not copied by a
+/// write that may not wait ([`Collection::upsert_copies`]). Growing a
+/// 32 KiB list of free numbers took 110 µs in place (measured at 300k
+/// documents, the fastest of two runs), where a write costs a few µs.
+pub const LARGE_TABLE: usize = 64 * 1024;
+
+/// True when one more entry would grow `table` past its capacity, copying
+/// at least [`LARGE_TABLE`] bytes.
+fn grows<T>(table: &Vec<T>) -> bool {
+    table.len() == table.capacity() && table.capacity() * std::mem::size_of::<T>() >= LARGE_TABLE
+}
+
 /// What the contract needs of a document besides its body, which stays in
 /// the segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +283,46 @@ impl Collection {
     /// The number of the document with id `id`.
     pub(crate) fn find(&self, id: &str) -> Option<u32> {
         self.primary.find(self.docs.by_id(id.as_bytes()))
+    }
+
+    /// True when writing document `id` with the index strings `values`
+    /// would copy a table of at least [`LARGE_TABLE`] bytes: the slots, a
+    /// value column or the ids of a new document, or a field's dictionary
+    /// for a new value, growing past its capacity.
+    pub fn upsert_copies(&self, id: &str, values: &[Option<String>]) -> bool {
+        let d = &self.docs;
+        let new_document = self.find(id).is_none();
+        if new_document {
+            if d.free.is_empty() && (grows(&d.slots) || d.values.iter().any(grows)) {
+                return true;
+            }
+            if d.ids.push_grows(id.len()) && d.ids.capacity() >= LARGE_TABLE {
+                return true;
+            }
+        }
+        let new_value = |(field, value): (&Field, &Option<String>)| {
+            value.as_deref().is_some_and(|text| {
+                field.lookup(text).is_none() && field.free.is_empty() && grows(&field.entries)
+            })
+        };
+        self.fields.iter().zip(values).any(new_value)
+    }
+
+    /// True when removing document `id` would copy or walk a table of at
+    /// least [`LARGE_TABLE`] bytes: the ids' compaction once half of them
+    /// are removed (it copies the live ids and walks every slot), or the
+    /// list of free numbers growing past its capacity.
+    pub fn remove_copies(&self, id: &str) -> bool {
+        let Some(doc) = self.find(id) else {
+            return false;
+        };
+        let d = &self.docs;
+        let walked = d
+            .ids
+            .capacity()
+            .max(d.slots.len() * std::mem::size_of::<Slot>());
+        (d.ids.compacts_after_removing(d.slots[doc as usize].id) && walked >= LARGE_TABLE)
+            || grows(&d.free)
     }
 
     /// A document's metadata.

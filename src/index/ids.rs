@@ -84,16 +84,39 @@ impl IdArena {
         std::str::from_utf8(self.get(at)).unwrap_or_default()
     }
 
+    /// The bytes the entry at `at` takes, header included.
+    fn entry_bytes(&self, at: u32) -> usize {
+        let len = self.get(at).len();
+        len + if len < 0x80 { 1 } else { 2 }
+    }
+
     /// Marks the entry at `at` as garbage.
     pub fn remove(&mut self, at: u32) {
-        let len = self.get(at).len();
-        self.garbage += len + if len < 0x80 { 1 } else { 2 };
+        self.garbage += self.entry_bytes(at);
     }
 
     /// True when removed entries take half the buffer (and enough of it to
     /// be worth a copy).
     pub fn wants_compaction(&self) -> bool {
         self.garbage > 4096 && self.garbage * 2 > self.bytes.len()
+    }
+
+    /// True when removing the entry at `at` would make the arena want a
+    /// compaction: a copy of every live id, in proportion to their number.
+    pub fn compacts_after_removing(&self, at: u32) -> bool {
+        let garbage = self.garbage + self.entry_bytes(at);
+        garbage > 4096 && garbage * 2 > self.bytes.len()
+    }
+
+    /// True when adding an id of `len` bytes would grow the buffer past
+    /// its capacity (a copy of it).
+    pub fn push_grows(&self, len: usize) -> bool {
+        self.bytes.len() + len + 2 > self.bytes.capacity()
+    }
+
+    /// The buffer's capacity in bytes.
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
     }
 
     /// Copies the live entries into a fresh buffer, updating each offset

@@ -55,6 +55,28 @@ impl State {
         self.collections.get(collection)?.get(id)
     }
 
+    /// True when applying `change` would copy a large table of its
+    /// collection ([`Collection::upsert_copies`],
+    /// [`Collection::remove_copies`]): work in proportion to the
+    /// collection's size, which a write that may not wait leaves to one
+    /// that may.
+    pub fn apply_copies(&self, change: &apply::Change<'_>) -> bool {
+        match change {
+            apply::Change::DocPut {
+                collection,
+                id,
+                values: Some(values),
+                ..
+            } => self
+                .collection(collection)
+                .is_some_and(|c| c.upsert_copies(id, values)),
+            apply::Change::DocDelete { collection, id } => self
+                .collection(collection)
+                .is_some_and(|c| c.remove_copies(id)),
+            _ => false,
+        }
+    }
+
     /// A document's index strings, one per declared field.
     #[cfg(test)]
     pub fn doc_values(&self, collection: &str, id: &str) -> Option<Vec<Option<&str>>> {

@@ -50,6 +50,11 @@ impl OrderList {
         self.len
     }
 
+    /// The number of chunks: what skipping to an offset may walk.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// True when the list holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -57,6 +57,58 @@ impl State {
         }
     }
 
+    /// An upper bound on the index work [`State::query`] does for `q`:
+    /// the entries it walks, plus the comparisons of a sort, without doing
+    /// any of it (a few lookups in the filters' dictionaries). It follows
+    /// `query`'s plan branch by branch.
+    pub fn query_work(&self, collection: &str, q: &CheckedQuery) -> u64 {
+        let Some(c) = self.collection(collection) else {
+            return 0;
+        };
+        let end = q.offset.saturating_add(q.limit);
+        let walk = |list: &OrderList| -> u64 {
+            let len = list.len();
+            let work = if q.desc {
+                end.min(len)
+            } else {
+                // `iter_from` skips whole chunks, then takes the page.
+                q.offset.min(list.chunk_count()) + q.limit.min(len.saturating_sub(q.offset))
+            };
+            work as u64
+        };
+        if q.filters.is_empty() {
+            return match q.order {
+                OrderKey::CreatedAt => walk(&c.by_created),
+                OrderKey::Id => walk(&c.primary),
+                _ => sort_work(c.len(), end),
+            };
+        }
+        let Some((postings, filters)) = plan(c, q) else {
+            return 0;
+        };
+        if filters.len() == 1 && q.order == OrderKey::CreatedAt {
+            return walk(postings);
+        }
+        match q.order {
+            // The walk checks candidates until the page is full: at worst
+            // every one.
+            OrderKey::CreatedAt => postings.len() as u64,
+            _ => sort_work(postings.len(), end),
+        }
+    }
+
+    /// An upper bound on the index work [`State::count`] does for `q`, as
+    /// [`State::query_work`] for a query.
+    pub fn count_work(&self, collection: &str, q: &CheckedQuery) -> u64 {
+        let Some(c) = self.collection(collection) else {
+            return 0;
+        };
+        if q.filters.len() < 2 {
+            return 1;
+        }
+        plan(c, q).map_or(0, |(postings, _)| postings.len() as u64)
+    }
+
     /// How many documents match (order, limit and offset ignored).
     pub fn count(&self, collection: &str, q: &CheckedQuery) -> u64 {
         let Some(c) = self.collection(collection) else {
@@ -96,6 +148,15 @@ fn matches(c: &Collection, filters: &Filters, doc: u32) -> bool {
     filters
         .iter()
         .all(|(pos, value)| c.docs.values[*pos][doc as usize] == *value)
+}
+
+/// The work of [`sorted_page`] over `candidates` entries for a page ending
+/// at `end`: collecting them and selecting the page's rows (linear), then
+/// sorting those (`k log k`).
+fn sort_work(candidates: usize, end: usize) -> u64 {
+    let k = end.min(candidates) as u64;
+    let log = u64::from(u64::BITS - k.leading_zeros());
+    (candidates as u64).saturating_add(k.saturating_mul(log))
 }
 
 /// Collects the candidates, sorts them by the query's order with ties on id

@@ -132,6 +132,15 @@ impl Inner {
         self.check_unpoisoned()
     }
 
+    /// The state's read lock, or `WouldBlock` (`StateBusy`) when taking it
+    /// would wait: a writer holds it, or waits for it (a waiting writer
+    /// queues later readers behind it).
+    fn try_state(&self) -> Result<parking_lot::RwLockReadGuard<'_, State>> {
+        self.state
+            .try_read()
+            .ok_or(Error::WouldBlock(Blocked::StateBusy))
+    }
+
     /// The commit path (see the module comment). `decide` runs under the
     /// writer lock with the state read-locked, so what it read stays true
     /// until the change is applied (the state is write-locked only under
@@ -157,7 +166,21 @@ impl Inner {
             _ => self.writer.lock(),
         };
         self.check_writable()?;
-        let decision = decide(&self.state.read())?;
+        let decision = match mode {
+            // A compaction's switch write-locks the state without the
+            // writer lock, and a long read may hold it meanwhile.
+            WriteMode::NoWait => {
+                let state = self.try_state()?;
+                let decision = decide(&state)?;
+                if let Decision::Write(change, _) = &decision {
+                    if state.apply_copies(change) {
+                        return Err(Error::WouldBlock(Blocked::LargeCopy));
+                    }
+                }
+                decision
+            }
+            _ => decide(&self.state.read())?,
+        };
         let (change, answer, clean) = match decision {
             Decision::Unchanged(answer) => {
                 // The answer rests on the state, which may hold another
@@ -178,6 +201,19 @@ impl Inner {
             }
             Decision::WriteThenClean(change, answer, clean) => (change, answer, Some(clean)),
         };
+        // A write that may not wait takes the state's write lock before it
+        // appends: once its record is in the log it must be applied, and
+        // finding the lock busy then would leave it waiting (or written
+        // and unanswered). A write that may wait takes it after, so readers
+        // go on while it appends.
+        let held = match mode.may_wait() {
+            true => None,
+            false => Some(
+                self.state
+                    .try_write()
+                    .ok_or(Error::WouldBlock(Blocked::StateBusy))?,
+            ),
+        };
         let before = writer.last_seq();
         let (loc, seq) = self.append(&mut writer, &change.record(), mode.may_wait())?;
         debug_assert_eq!(seq, before + 1, "one record, one sequence number");
@@ -185,11 +221,13 @@ impl Inner {
         // The record is in the log now: a state that failed to take it
         // would differ from what replay builds, so nothing more may be
         // acknowledged.
-        self.state
-            .write()
+        let mut state = held.unwrap_or_else(|| self.state.write());
+        state
             .apply(change, loc, &bodies)
             .inspect_err(|_| self.poison())?;
-        self.maybe_wake_compactor(seq, &writer);
+        // From the state in hand: taking its lock again could wait.
+        self.maybe_wake_compactor(seq, &writer, &state);
+        drop(state);
         drop(writer);
         match clean {
             Some(clean) => {

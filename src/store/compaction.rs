@@ -136,25 +136,34 @@ impl Inner {
     /// True when automatic compaction should run now.
     pub(super) fn needs_compaction(&self) -> bool {
         let total = self.writer.lock().total_bytes();
-        self.needs_compaction_at(total)
+        self.needs_compaction_at(total, || self.state.read().live_bytes())
     }
 
-    /// Whether a log of `total` bytes has enough dead bytes to compact.
-    fn needs_compaction_at(&self, total: u64) -> bool {
+    /// Whether a log of `total` bytes, `live()` of them live, has enough
+    /// dead bytes to compact.
+    fn needs_compaction_at(&self, total: u64, live: impl FnOnce() -> u64) -> bool {
         if !self.opts.auto_compact {
             return false;
         }
-        let live = self.state.read().live_bytes();
+        let live = live();
         total >= self.opts.compaction_min_bytes
             && (total.saturating_sub(live) as f64) > self.opts.compaction_threshold * total as f64
     }
 
     /// Wakes the background compactor if the log has grown past its
     /// threshold; checked every few writes to keep the write path cheap.
-    /// Called with the writer lock held (`writer` is its guard's target),
-    /// so it never waits for the lock (a `without_waiting` write must not).
-    pub(super) fn maybe_wake_compactor(&self, seq: u64, writer: &crate::log::writer::LogWriter) {
-        if seq.is_multiple_of(64) && self.needs_compaction_at(writer.total_bytes()) {
+    /// Called with the writer lock and the state's write lock held
+    /// (`writer` and `state` are their guards' targets), so it never waits
+    /// for either (a `without_waiting` write must not).
+    pub(super) fn maybe_wake_compactor(
+        &self,
+        seq: u64,
+        writer: &crate::log::writer::LogWriter,
+        state: &State,
+    ) {
+        if seq.is_multiple_of(64)
+            && self.needs_compaction_at(writer.total_bytes(), || state.live_bytes())
+        {
             self.auto.notify();
         }
     }

@@ -98,54 +98,6 @@ impl Session {
     }
 }
 
-/// What [`Session::get_raw_within`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawGet {
-    /// No document has that id.
-    Missing,
-    /// The document, its record read and verified.
-    Found(RawDocument),
-    /// The document's record is this many bytes, more than the bound: it
-    /// was not read.
-    Larger(u64),
-}
-
-impl Session {
-    /// A raw get that reads the record only when it is at most
-    /// `max_record_bytes` long, judged by the record length the index
-    /// holds: a caller that must not stall (an event loop) reads small
-    /// documents in place and hands a large one to a thread.
-    ///
-    /// # Errors
-    /// As [`DocumentStore::get_raw`].
-    pub fn get_raw_within(
-        &self,
-        collection: &str,
-        id: &str,
-        max_record_bytes: u64,
-    ) -> Result<RawGet> {
-        validate::collection_and_id(collection, id)?;
-        self.inner.check_open()?;
-        let mut larger = None;
-        let found = self.inner.read_one(
-            |state| {
-                let loc = state.doc(collection, id)?.loc;
-                if u64::from(loc.len) > max_record_bytes {
-                    larger = Some(u64::from(loc.len));
-                    return None;
-                }
-                Some(loc)
-            },
-            read::raw_in,
-        )?;
-        Ok(match (found, larger) {
-            (Some(doc), _) => RawGet::Found(doc),
-            (None, Some(len)) => RawGet::Larger(len),
-            (None, None) => RawGet::Missing,
-        })
-    }
-}
-
 impl Session {
     /// A get, the record read with `read` (parsed or raw).
     fn get_with<T>(&self, collection: &str, id: &str, read: read::ReadDoc<T>) -> Result<Option<T>> {
@@ -165,6 +117,57 @@ impl Session {
             },
             read,
         )
+    }
+}
+
+impl Session {
+    /// [`LogStore::query_raw_within`](crate::LogStore::query_raw_within).
+    pub(super) fn query_raw_within(
+        &self,
+        query: &Query,
+        budget: read::Budget,
+    ) -> Result<Option<Vec<RawDocument>>> {
+        self.inner.check_open()?;
+        self.inner.read_found_within(
+            |state| {
+                let checked = validate::query(query, state.indexes(&query.collection))?;
+                if state.query_work(&query.collection, &checked) > budget.entries {
+                    return Ok(None);
+                }
+                Ok(Some(state.query(&query.collection, &checked)))
+            },
+            budget,
+            read::raw_in,
+        )
+    }
+
+    /// [`LogStore::get_raw_within`](crate::LogStore::get_raw_within).
+    pub(super) fn get_raw_within(
+        &self,
+        collection: &str,
+        id: &str,
+        budget: read::Budget,
+    ) -> Result<Option<Option<RawDocument>>> {
+        validate::collection_and_id(collection, id)?;
+        self.inner.check_open()?;
+        self.inner.read_one_within(
+            |state| state.doc(collection, id).map(|m| m.loc),
+            budget,
+            read::raw_in,
+        )
+    }
+
+    /// [`LogStore::count_within`](crate::LogStore::count_within).
+    pub(super) fn count_within(&self, query: &Query, budget: read::Budget) -> Result<Option<u64>> {
+        self.inner.check_open()?;
+        let Some(state) = self.inner.state.try_read() else {
+            return Ok(None);
+        };
+        let checked = validate::query(query, state.indexes(&query.collection))?;
+        if state.count_work(&query.collection, &checked) > budget.entries {
+            return Ok(None);
+        }
+        Ok(Some(state.count(&query.collection, &checked)))
     }
 }
 

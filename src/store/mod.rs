@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::blob_files;
-use crate::contract::{BlobStore, DocumentStore, LeaseStore, Store};
+use crate::contract::{BlobStore, DocumentStore, LeaseStore, Query, RawDocument, Store};
 use crate::index::snapshot::Covers;
 use crate::index::State;
 use crate::io::{Access, LockGuard, MemFs, RealFs, Vfs};
@@ -48,7 +48,7 @@ pub use backup::BackupReport;
 use commit::WriteMode;
 pub use compaction::CompactionReport;
 pub use dir::{ForeignEntry, StoreDir};
-pub use documents::RawGet;
+pub use read::Budget;
 pub use repair::{salvage, RepairReport, Salvage, SalvageReport};
 pub use session::Session;
 #[cfg(test)]
@@ -251,21 +251,6 @@ impl LogStore {
         self.inner().compact()
     }
 
-    /// A raw get that reads the document only when its record is at most
-    /// `max_record_bytes` long ([`Session::get_raw_within`]).
-    ///
-    /// # Errors
-    /// As [`DocumentStore::get_raw`].
-    pub fn get_raw_within(
-        &self,
-        collection: &str,
-        id: &str,
-        max_record_bytes: u64,
-    ) -> Result<RawGet> {
-        self.waiting
-            .get_raw_within(collection, id, max_record_bytes)
-    }
-
     /// Runs `f` with a [`Session`] whose writes defer their durability
     /// waits to the batch's end: each write is appended and applied as `f`
     /// runs (later writes in `f` see it), and `batch` returns only once
@@ -302,8 +287,11 @@ impl LogStore {
     /// (another thread is writing, rolling or syncing), one whose record
     /// would roll the log to a new segment (two syncs) or needs the next
     /// window of zeros written ahead of the tail, a blob put or import (its
-    /// file is synced) and a blob delete that orphans its file (its record
-    /// is synced before the file goes). Reads run as usual.
+    /// file is synced), a blob delete that orphans its file (its record
+    /// is synced before the file goes), one that finds the in-memory state
+    /// locked by another thread (a long query, a compaction's switch), and
+    /// a document delete that would copy every id of its collection. Reads
+    /// run as usual.
     ///
     /// This is for a caller that must not block, such as an event loop
     /// (the Node.js driver): it runs the write in place, and only one that
@@ -313,6 +301,56 @@ impl LogStore {
     /// What `f` returns.
     pub fn without_waiting<T>(&self, f: impl FnOnce(&Session) -> Result<T>) -> Result<T> {
         f(&Session::new(self.inner().clone(), WriteMode::NoWait))
+    }
+
+    /// [`DocumentStore::query_raw`] on a thread that must not stall (an
+    /// event loop): `None`, having read no record, when the query would do
+    /// more than `budget` allows or would wait for a lock. The plan's work
+    /// (the index entries it walks and the comparisons of a sort, from the
+    /// sizes of the lists it would use) is checked before any of it is
+    /// done; the number of rows and the bytes of their records once they
+    /// are found, before one is read. A page walked straight from an index costs its offset
+    /// and length whatever the collection's size; an order the filter's
+    /// index cannot serve costs every candidate. `None` also when the
+    /// in-memory state is write-locked, or a writer waits for it: the
+    /// caller then runs the query where it may wait.
+    ///
+    /// # Errors
+    /// As `query_raw` (a query that is not valid is an error, not `None`,
+    /// unless the state lock was busy).
+    pub fn query_raw_within(
+        &self,
+        query: &Query,
+        budget: Budget,
+    ) -> Result<Option<Vec<RawDocument>>> {
+        self.waiting.query_raw_within(query, budget)
+    }
+
+    /// [`DocumentStore::get_raw`] within `budget`, as
+    /// [`LogStore::query_raw_within`]: `None`, having read nothing, when
+    /// the document's record holds more than `budget.bytes` or taking a
+    /// lock would wait; `Some(None)` when there is no such document.
+    ///
+    /// # Errors
+    /// As `get_raw`.
+    pub fn get_raw_within(
+        &self,
+        collection: &str,
+        id: &str,
+        budget: Budget,
+    ) -> Result<Option<Option<RawDocument>>> {
+        self.waiting.get_raw_within(collection, id, budget)
+    }
+
+    /// [`DocumentStore::count`] within `budget`, as
+    /// [`LogStore::query_raw_within`]: a count with at most one filter
+    /// costs nothing (the size of a list); one with several walks the
+    /// smallest filter's documents. Only `budget.entries` applies.
+    ///
+    /// # Errors
+    /// As `count`.
+    pub fn count_within(&self, query: &Query, budget: Budget) -> Result<Option<u64>> {
+        self.waiting.count_within(query, budget)
     }
 
     /// The integrity check: every record's checksum, every blob's bytes

@@ -146,6 +146,162 @@ fn without_waiting_refuses_exactly_the_writes_that_would_wait() {
     assert_eq!(put.unwrap().unwrap().version, 1);
 }
 
+/// A `without_waiting` write that finds the in-memory state locked by
+/// another thread (a long query reading it) is refused with `StateBusy`
+/// before its record is appended: the log ends where it ended, and once
+/// the lock is free the same write goes through.
+#[test]
+fn without_waiting_refuses_a_write_while_another_thread_reads_the_state() {
+    use std::sync::mpsc;
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
+    store
+        .docs()
+        .put("c", "first", serde_json::json!({"n": 1}), None)
+        .unwrap();
+    let tail = || {
+        let writer = store.inner().writer.lock();
+        (writer.last_seq(), writer.total_bytes())
+    };
+    let before = tail();
+    let put = || store.without_waiting(|s| s.docs().put("c", "b", serde_json::json!({}), None));
+    std::thread::scope(|scope| {
+        let (held_tx, held_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let shared = &store;
+        let reader = scope.spawn(move || {
+            let _read = shared.inner().state.read();
+            held_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+        });
+        held_rx.recv().unwrap();
+        let busy = put();
+        assert!(
+            matches!(busy, Err(Error::WouldBlock(Blocked::StateBusy))),
+            "{busy:?}"
+        );
+        // A write that changes nothing answers from the state it reads.
+        let unchanged = store.without_waiting(|s| s.docs().delete("c", "missing"));
+        assert!(!unchanged.unwrap());
+        release_tx.send(()).unwrap();
+        reader.join().unwrap();
+    });
+    assert_eq!(tail(), before, "nothing was appended");
+    assert!(store.docs().get("c", "b").unwrap().is_none());
+    assert_eq!(put().unwrap().unwrap().version, 1);
+    assert_eq!(tail().0, before.0 + 1);
+}
+
+/// One write, made in place or through the store.
+type StoreWrite = Box<dyn Fn(&dyn Store) -> Result<()>>;
+
+/// Makes each of `writes` in place on `store`, and through the store's own
+/// call when that is refused (having written nothing, which it checks);
+/// the indexes of the writes refused for `why`.
+fn refused_for(
+    store: &LogStore,
+    why: Blocked,
+    writes: impl Iterator<Item = (usize, StoreWrite)>,
+) -> Vec<usize> {
+    let seq = || store.inner().writer.lock().last_seq();
+    let mut refused = Vec::new();
+    for (i, write) in writes {
+        let before = seq();
+        match store.without_waiting(|s| write(s)) {
+            Ok(()) => {}
+            Err(Error::WouldBlock(w)) => {
+                assert_eq!(seq(), before, "a refused write writes nothing");
+                if w == why {
+                    refused.push(i);
+                }
+                write(store).unwrap();
+            }
+            Err(e) => panic!("{i}: {e}"),
+        }
+    }
+    refused
+}
+
+fn flush_store() -> LogStore {
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    LogStore::in_memory(opts).unwrap()
+}
+
+/// A `without_waiting` put of a new document that would grow one of its
+/// collection's large tables past its capacity (a copy in proportion to
+/// the collection's size) is refused with `LargeCopy`; the store's own put
+/// makes it. Small tables grow in place.
+#[test]
+fn without_waiting_refuses_a_put_that_would_copy_a_large_table() {
+    let store = flush_store();
+    let id = |i: usize| format!("a-document-id-{i:06}");
+    store
+        .docs()
+        .put("c", &id(0), serde_json::json!({}), None)
+        .unwrap();
+    let puts = (1..20_000).map(|i| {
+        let put: StoreWrite = Box::new(move |s| {
+            s.docs()
+                .put("c", &id(i), serde_json::json!({}), None)
+                .map(drop)
+        });
+        (i, put)
+    });
+    let refused = refused_for(&store, Blocked::LargeCopy, puts);
+    // The slots (40 bytes each) double past 64 KiB at 2,048 documents and
+    // at each power of two after; the ids (21 bytes each) a few times
+    // between them. Nothing below 64 KiB is refused.
+    for doubling in [2_048, 4_096, 8_192, 16_384] {
+        assert!(refused.contains(&doubling), "{refused:?}");
+    }
+    assert!(refused.len() <= 8, "{refused:?}");
+    assert!(refused[0] >= 1_639, "{refused:?}");
+    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 20_000);
+}
+
+/// A `without_waiting` delete that would compact the ids of a large
+/// collection (its removed ids reaching half of their buffer: a copy of
+/// every live one and a walk of every slot) or grow its large list of free
+/// numbers is refused with `LargeCopy`, writing nothing; the store's own
+/// delete makes it.
+#[test]
+fn without_waiting_refuses_a_delete_that_would_copy_every_id() {
+    let store = flush_store();
+    let id = |i: usize| format!("a-document-id-{i:06}");
+    store
+        .batch(|s| {
+            for i in 0..20_000 {
+                s.docs()
+                    .put("c", &id(i), serde_json::json!({}), None)
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    let deletes = (0..20_000).map(|i| {
+        let delete: StoreWrite =
+            Box::new(move |s| s.docs().delete("c", &id(i)).map(|done| assert!(done)));
+        (i, delete)
+    });
+    let refused = refused_for(&store, Blocked::LargeCopy, deletes);
+    // 20,000 ids of 21 bytes: half of them are garbage at the 10,001st
+    // delete, and again each time half of what a compaction kept is gone
+    // (each walks the 20,000 slots), until too little is left to compact;
+    // the free numbers' list passes 64 KiB at the 16,385th.
+    assert_eq!(refused[0], 10_000, "{refused:?}");
+    assert!(refused.contains(&15_000), "{refused:?}");
+    assert!(refused.contains(&16_384), "{refused:?}");
+    assert!(refused.len() <= 12, "{refused:?}");
+    assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 0);
+}
+
 /// A clock that, once armed, lets another thread queue on the writer
 /// lock while a write (which reads the clock under that lock) holds it.
 #[derive(Debug, Default)]
@@ -313,44 +469,263 @@ fn an_unchanged_answer_waits_for_the_records_it_rests_on() {
     assert_eq!(fs.injected(), 1);
 }
 
-/// `get_raw_within` reads a document whose record fits the bound, and
-/// answers the record's length without reading it when it does not:
-/// the length is the record's (the body and its framing), so a bound
-/// just under it refuses and the length itself reads.
-#[test]
-fn get_raw_within_reads_only_records_up_to_the_bound() {
-    let store = LogStore::in_memory(Options::default()).unwrap();
+/// A `flush` store with `n` documents in "c" (indexed on `owner`, `rank`
+/// and `half`): all but every tenth owned by "a", the rest by "b", ranks
+/// unique and scrambled, `half` "x" or "y".
+fn ranked_store(n: usize) -> LogStore {
+    let opts = Options {
+        durability: Durability::Flush,
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = LogStore::in_memory(opts).unwrap();
     store
         .docs()
-        .put(
-            "c",
-            "big",
-            serde_json::json!({"text": "x".repeat(10_000)}),
-            None,
-        )
+        .ensure_collection("c", &["owner", "rank", "half"])
         .unwrap();
-    let RawGet::Larger(len) = store.get_raw_within("c", "big", 1_000).unwrap() else {
-        panic!("a 10 kB document read under a 1 kB bound");
+    store
+        .batch(|s| {
+            for i in 0..n {
+                let owner = if i % 10 == 0 { "b" } else { "a" };
+                let rank = format!("{:08}", (i * 7919) % n);
+                let half = if i % 2 == 0 { "x" } else { "y" };
+                let body = serde_json::json!({"owner": owner, "rank": rank, "half": half});
+                s.docs().put("c", &format!("d{i:06}"), body, None).unwrap();
+            }
+        })
+        .unwrap();
+    store
+}
+
+fn query(filter: &[(&str, &str)], order_by: Option<&str>, desc: bool, limit: usize) -> Query {
+    let mut q = Query::new("c");
+    q.filter = filter
+        .iter()
+        .map(|(f, v)| (f.to_string(), serde_json::json!(v)))
+        .collect();
+    q.order_by = order_by.map(str::to_string);
+    q.order_dir = if desc {
+        crate::OrderDir::Desc
+    } else {
+        crate::OrderDir::Asc
     };
-    assert!(len > 10_000, "{len}");
-    assert_eq!(
-        store.get_raw_within("c", "big", len - 1).unwrap(),
-        RawGet::Larger(len)
-    );
-    let RawGet::Found(doc) = store.get_raw_within("c", "big", len).unwrap() else {
-        panic!("a document within its bound was not read");
+    q.limit = limit;
+    q
+}
+
+const UNLIMITED: Budget = Budget {
+    entries: u64::MAX,
+    rows: u64::MAX,
+    bytes: u64::MAX,
+};
+
+/// `query_raw_within` declines, reading nothing, a query whose plan sorts
+/// the whole collection even for a 10-row page, and runs a page walked
+/// straight from an index at the same cost whatever the collection's
+/// size; what it answers is what `query_raw` answers.
+#[test]
+fn query_within_a_budget_is_decided_by_the_plan_not_the_page() {
+    let small_budget = Budget {
+        entries: 500,
+        rows: 100,
+        bytes: 64 * 1024,
     };
-    assert_eq!(Some(doc), store.docs().get_raw("c", "big").unwrap());
-    assert_eq!(
-        store.get_raw_within("c", "none", 0).unwrap(),
-        RawGet::Missing
-    );
-    assert_eq!(
-        store.get_raw_within("nothing", "big", 0).unwrap(),
-        RawGet::Missing
-    );
+    for n in [2_000, 20_000] {
+        let store = ranked_store(n);
+        let inner = store.inner();
+        let work = |q: &Query| {
+            let state = inner.state.read();
+            let checked = crate::validate::query(q, state.indexes("c")).unwrap();
+            state.query_work("c", &checked)
+        };
+        // Ordered by a field: every candidate is collected and sorted.
+        let sorted = query(&[("owner", "a")], Some("rank"), false, 10);
+        assert!(work(&sorted) >= (n * 9 / 10) as u64, "{n}");
+        assert_eq!(store.query_raw_within(&sorted, small_budget).unwrap(), None);
+        let everything = query(&[], Some("rank"), true, 10);
+        assert!(work(&everything) >= n as u64);
+        assert_eq!(
+            store.query_raw_within(&everything, small_budget).unwrap(),
+            None
+        );
+        // Two filters in the default order may check every candidate.
+        let two = query(&[("owner", "a"), ("half", "x")], None, false, 10);
+        assert_eq!(store.query_raw_within(&two, small_budget).unwrap(), None);
+
+        // Walked from an index: the page's length (and a skip of whole
+        // chunks), at 2,000 documents as at 20,000.
+        let pages = [
+            query(&[("owner", "b")], None, false, 10),
+            query(&[("owner", "a")], None, true, 10),
+            query(&[], None, false, 10),
+            query(&[], Some("id"), true, 10),
+            query(
+                &[("owner", "a"), ("rank", "00000001")],
+                Some("rank"),
+                false,
+                10,
+            ),
+        ];
+        for q in &pages {
+            assert!(work(q) <= 20, "{q:?} costs {}", work(q));
+            let within = store.query_raw_within(q, small_budget).unwrap();
+            let rows = within.expect("under the budget");
+            assert!(!rows.is_empty());
+            assert_eq!(rows, store.docs().query_raw(q).unwrap());
+        }
+        // A deep page of the default order skips whole chunks.
+        let mut deep = query(&[], None, false, 10);
+        deep.offset = n - 5;
+        assert!(work(&deep) <= 10 + (n / 512 + 1) as u64);
+        assert_eq!(
+            store
+                .query_raw_within(&deep, small_budget)
+                .unwrap()
+                .unwrap(),
+            store.docs().query_raw(&deep).unwrap()
+        );
+
+        // With room for the work, every shape answers as `query_raw`.
+        for q in [&sorted, &everything, &two].into_iter().chain(&pages) {
+            assert_eq!(
+                store.query_raw_within(q, UNLIMITED).unwrap().unwrap(),
+                store.docs().query_raw(q).unwrap()
+            );
+        }
+    }
+}
+
+/// The rows count too: a page walked from an index with more rows than the
+/// budget's, or whose records hold more than its bytes, is declined; an
+/// invalid query is still an error.
+#[test]
+fn query_within_a_budget_counts_the_bytes_of_the_rows() {
+    let store = ranked_store(1_000);
+    let page = query(&[], None, false, 500);
+    let rows = store.docs().query_raw(&page).unwrap();
+    let held = {
+        let state = store.inner().state.read();
+        let checked = crate::validate::query(&page, state.indexes("c")).unwrap();
+        state
+            .query("c", &checked)
+            .iter()
+            .map(|loc| u64::from(loc.len))
+            .sum::<u64>()
+    };
+    let exact = Budget {
+        entries: 1_000,
+        rows: 500,
+        bytes: held,
+    };
+    assert_eq!(store.query_raw_within(&page, exact).unwrap().unwrap(), rows);
+    let short = Budget {
+        bytes: held - 1,
+        ..exact
+    };
+    assert_eq!(store.query_raw_within(&page, short).unwrap(), None);
+    let fewer = Budget { rows: 499, ..exact };
+    assert_eq!(store.query_raw_within(&page, fewer).unwrap(), None);
+    let invalid = query(&[("missing", "x")], None, false, 10);
     assert!(matches!(
-        store.get_raw_within("c", "", 1_000),
+        store.query_raw_within(&invalid, exact),
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// A count with one filter or none reads the size of a list, so it fits
+/// any budget; with two it walks the smaller filter's documents and is
+/// declined past the budget; under it, it answers as `count`.
+#[test]
+fn count_within_a_budget_declines_only_a_walk() {
+    let store = ranked_store(5_000);
+    let tiny = Budget {
+        entries: 1,
+        rows: 0,
+        bytes: 0,
+    };
+    for q in [
+        query(&[], None, false, 0),
+        query(&[("owner", "a")], None, false, 0),
+    ] {
+        let count = store.count_within(&q, tiny).unwrap();
+        assert_eq!(count, Some(store.docs().count(&q).unwrap()));
+    }
+    let two = query(&[("owner", "a"), ("half", "x")], None, false, 0);
+    let budget = Budget {
+        entries: 2_000,
+        rows: 0,
+        bytes: 0,
+    };
+    assert_eq!(store.count_within(&two, budget).unwrap(), None);
+    let rare = query(&[("owner", "b"), ("rank", "00000001")], None, false, 0);
+    assert_eq!(
+        store.count_within(&rare, budget).unwrap(),
+        Some(store.docs().count(&rare).unwrap())
+    );
+    assert_eq!(
+        store.count_within(&two, UNLIMITED).unwrap(),
+        Some(store.docs().count(&two).unwrap())
+    );
+}
+
+/// A read within a budget never waits for the state lock: while a writer
+/// holds it (a compaction's switch), it declines; once free, it answers.
+#[test]
+fn reads_within_a_budget_decline_while_the_state_is_write_locked() {
+    let store = ranked_store(100);
+    let q = query(&[("owner", "a")], None, false, 10);
+    let held = store.inner().state.write();
+    assert_eq!(store.query_raw_within(&q, UNLIMITED).unwrap(), None);
+    assert_eq!(store.count_within(&q, UNLIMITED).unwrap(), None);
+    drop(held);
+    assert_eq!(
+        store
+            .query_raw_within(&q, UNLIMITED)
+            .unwrap()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(store.count_within(&q, UNLIMITED).unwrap(), Some(90));
+}
+
+/// `get_raw_within` answers as `get_raw` (a missing document is
+/// `Some(None)`), and declines, reading nothing, a record over the budget's
+/// bytes or a state another thread write-locks.
+#[test]
+fn get_within_a_budget_declines_a_large_record_or_a_busy_state() {
+    let store = flush_store();
+    store
+        .docs()
+        .put("c", "small", serde_json::json!({"t": "x"}), None)
+        .unwrap();
+    let text = "x".repeat(100_000);
+    store
+        .docs()
+        .put("c", "large", serde_json::json!({ "t": text }), None)
+        .unwrap();
+    let budget = Budget {
+        entries: 1,
+        rows: 1,
+        bytes: 64 * 1024,
+    };
+    let small = store.get_raw_within("c", "small", budget).unwrap();
+    assert_eq!(small, Some(store.docs().get_raw("c", "small").unwrap()));
+    assert!(small.unwrap().is_some());
+    assert_eq!(
+        store.get_raw_within("c", "none", budget).unwrap(),
+        Some(None)
+    );
+    assert_eq!(store.get_raw_within("c", "large", budget).unwrap(), None);
+    assert!(store
+        .get_raw_within("c", "large", UNLIMITED)
+        .unwrap()
+        .is_some());
+    let held = store.inner().state.write();
+    assert_eq!(store.get_raw_within("c", "small", budget).unwrap(), None);
+    drop(held);
+    assert!(matches!(
+        store.get_raw_within("", "small", budget),
         Err(Error::InvalidInput(_))
     ));
 }

@@ -1,0 +1,100 @@
+// Which thread a read runs on is decided by the work its plan does (the
+// index entries it walks or sorts, the bytes of its rows), not by the rows
+// it asks for: the calls the driver makes to the addon are counted.
+import { createRequire } from "node:module";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+
+import { logstorePatternStores, type PatternStores } from "../dist/index.js";
+import { tempDir } from "./helpers.js";
+
+const require = createRequire(import.meta.url);
+const { NativeStore } = require("../native/binding.cjs") as typeof import("../native/binding.js");
+
+/** Documents in "c": large enough that sorting all of them is over the budget. */
+const N = 20_000;
+const rank = (i: number) => String((i * 7919) % N).padStart(8, "0");
+
+describe("reads run in place by their work", () => {
+  let stores: PatternStores;
+  const querySync = vi.spyOn(NativeStore.prototype, "querySync");
+  const query = vi.spyOn(NativeStore.prototype, "query");
+  const countSync = vi.spyOn(NativeStore.prototype, "countSync");
+  const count = vi.spyOn(NativeStore.prototype, "count");
+
+  beforeAll(async () => {
+    stores = await logstorePatternStores({ dir: tempDir(), durability: "flush" });
+    await stores.docs.ensureCollection({ name: "c", indexes: ["owner", "rank", "half"] });
+    const puts = [];
+    for (let i = 0; i < N; i++) {
+      // Every 1000th document is owned by "rare", every other 10th by "b";
+      // the ranks of those are the multiples of 10.
+      const owner = i % 1000 === 0 ? "rare" : i % 10 === 0 ? "b" : "a";
+      const data = { owner, rank: rank(i), half: i % 2 ? "x" : "y", text: "t".repeat(40) };
+      puts.push(stores.docs.put("c", `d${String(i).padStart(6, "0")}`, data));
+    }
+    await Promise.all(puts);
+  });
+  afterAll(async () => {
+    vi.restoreAllMocks();
+    await stores.close();
+  });
+  beforeEach(() => vi.clearAllMocks());
+
+  /** How the last read went: in place (the sync call answered) or pooled. */
+  const routed = (sync: typeof querySync | typeof countSync, pooled: typeof query | typeof count) => {
+    expect(sync).toHaveBeenCalledTimes(1);
+    return pooled.mock.calls.length === 0 ? "in place" : "pool";
+  };
+
+  it("sends a 10-row page that sorts the whole collection to the pool", async () => {
+    const rows = await stores.docs.query({ collection: "c", where: { owner: "a" }, orderBy: "rank", limit: 10 });
+    expect(routed(querySync, query)).toBe("pool");
+    expect(querySync.mock.results[0].value).toBeNull();
+    expect(rows.map((r) => r.data.rank)).toEqual(["00000001", "00000002", "00000003", "00000004", "00000005", "00000006", "00000007", "00000008", "00000009", "00000011"]);
+    vi.clearAllMocks();
+    const all = await stores.docs.query({ collection: "c", orderBy: "updatedAt", orderDir: "desc", limit: 1 });
+    expect(routed(querySync, query)).toBe("pool");
+    expect(all).toHaveLength(1);
+  });
+
+  it("runs a page walked from an index in place, at any offset", async () => {
+    const page = await stores.docs.query({ collection: "c", where: { owner: "b" }, limit: 10 });
+    expect(routed(querySync, query)).toBe("in place");
+    expect(page.map((r) => r.id)).toEqual(
+      [10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((i) => `d${String(i).padStart(6, "0")}`),
+    );
+    vi.clearAllMocks();
+    const deep = await stores.docs.query({ collection: "c", limit: 5, offset: N - 3 });
+    expect(routed(querySync, query)).toBe("in place");
+    expect(deep.map((r) => r.id)).toEqual(["d019997", "d019998", "d019999"]);
+  });
+
+  it("runs a large-limit query in place when few rows match, and a large page in the pool", async () => {
+    const rare = await stores.docs.query({ collection: "c", where: { owner: "rare" }, orderBy: "rank", limit: 100_000 });
+    expect(routed(querySync, query)).toBe("in place");
+    expect(rare).toHaveLength(N / 1000);
+    vi.clearAllMocks();
+    // 1,000 rows walked from an index, but their bytes are over the budget.
+    const big = await stores.docs.query({ collection: "c", where: { owner: "a" }, limit: 1000 });
+    expect(routed(querySync, query)).toBe("pool");
+    expect(big).toHaveLength(1000);
+  });
+
+  it("counts in place unless two filters walk many documents", async () => {
+    expect(await stores.docs.count("c", { owner: "a" })).toBe(N - N / 10);
+    expect(routed(countSync, count)).toBe("in place");
+    vi.clearAllMocks();
+    expect(await stores.docs.count("c", { owner: "a", half: "x" })).toBe(N / 2);
+    expect(routed(countSync, count)).toBe("pool");
+    vi.clearAllMocks();
+    expect(await stores.docs.count("c", { owner: "rare", half: "y" })).toBe(N / 1000);
+    expect(routed(countSync, count)).toBe("in place");
+  });
+
+  it("rejects a query on a field that is not indexed from the thread, as before", async () => {
+    await expect(stores.docs.query({ collection: "c", where: { nope: 1 } })).rejects.toThrow(
+      'store: field "nope" is not indexed on collection "c" — declare it via ensureCollection',
+    );
+    expect(query).not.toHaveBeenCalled();
+  });
+});

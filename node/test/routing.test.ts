@@ -98,3 +98,27 @@ describe("reads run in place by their work", () => {
     expect(query).not.toHaveBeenCalled();
   });
 });
+
+describe("a flush write runs in place by its body's size", () => {
+  it("parses a small body on the JavaScript thread and a large one on the pool", async () => {
+    const putNow = vi.spyOn(NativeStore.prototype, "putNow");
+    const writeBatch = vi.spyOn(NativeStore.prototype, "writeBatch");
+    const stores = await logstorePatternStores({ dir: tempDir(), durability: "flush" });
+    try {
+      // The first write of a new store waits (for its first window of
+      // zeros), so it goes to the pool; the next small one need not.
+      await stores.docs.put("c", "first", { text: "f" });
+      vi.clearAllMocks();
+      await stores.docs.put("c", "small", { text: "s".repeat(1000) });
+      expect(putNow).toHaveBeenCalledTimes(1);
+      expect(writeBatch).not.toHaveBeenCalled();
+      const big = await stores.docs.put("c", "big", { text: "b".repeat(70 * 1024) });
+      expect(putNow).toHaveBeenCalledTimes(1);
+      expect(writeBatch).toHaveBeenCalledTimes(1);
+      expect(await stores.docs.get("c", "big")).toEqual(big);
+    } finally {
+      vi.restoreAllMocks();
+      await stores.close();
+    }
+  });
+});

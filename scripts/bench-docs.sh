@@ -14,7 +14,7 @@
 #   pg-sync                    logstore bench --driver postgres --markdown, on a throwaway
 #                              PostgreSQL (scripts/with-postgres.sh) run with fsync=on
 #   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
-#   node                       cd node && npm run bench -- --markdown (after npm run build)
+#   node, node-floors          cd node && npm run bench -- --markdown (after npm run build)
 #   readme                     README's comparison, taken from node, rust-sync and rust-flush
 #   goals, node-goals          the goals against the blocks above
 #   run                        the commit, date and machine of the run

@@ -4,7 +4,9 @@
 // in its own child process under the same Node 24 binary (node:sqlite needs
 // it); the table goes to stdout. With --markdown it is printed between
 // `<!-- bench:node -->` and `<!-- /bench:node -->` lines, the block
-// scripts/bench-docs.sh puts in BENCHMARKS.md.
+// scripts/bench-docs.sh puts in BENCHMARKS.md. A second table (the block
+// `node-floors`) sets operations beside floors.mjs's figures: the same
+// work with no store, on the same file system, in the same run.
 //
 //   npm run bench [-- --docs 10000 --seconds 1 --markdown]
 import { execFileSync } from "node:child_process";
@@ -28,16 +30,22 @@ const markdown = args.includes("--markdown");
 const DRIVERS = ["logstore-sync", "logstore-flush", "sqlite", "memory"];
 const results = {};
 const root = mkdtempSync(join(tmpdir(), "logstore-bench-"));
+const child = (script, ...rest) =>
+  JSON.parse(
+    execFileSync(NODE24, [join(here, script), ...rest, String(docs), String(seconds)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+      maxBuffer: 1 << 24,
+    }),
+  );
+let floors;
 try {
   for (const driver of DRIVERS) {
     process.stderr.write(`${driver}...\n`);
-    const out = execFileSync(
-      NODE24,
-      [join(here, "driver.mjs"), driver, join(root, driver), String(docs), String(seconds)],
-      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 24 },
-    );
-    results[driver] = JSON.parse(out);
+    results[driver] = child("driver.mjs", driver, join(root, driver));
   }
+  process.stderr.write("floors...\n");
+  floors = child("floors.mjs", join(root, "floors"));
 } finally {
   rmSync(root, { recursive: true, force: true });
 }
@@ -55,5 +63,39 @@ for (const op of rows) {
   const [ls, lf, sq, mem] = DRIVERS.map((d) => results[d][op]);
   lines.push(`| ${op} | ${fmt(ls)} | ${fmt(lf)} | ${fmt(sq)} | ${fmt(mem)} | ${ratio(ls, sq)} | ${ratio(lf, sq)} |`);
 }
+
+// The rows a one-filter query returns on average (floors.mjs parses as many).
+const perQuery = Math.max(1, Math.min(20, Math.round(docs / 1000)));
+// [floor, the operation it lies under, the driver columns to set beside it]
+const UNDER = [
+  ["JSON.parse of one body", "get by id", ["logstore-sync", "sqlite"]],
+  [`JSON.parse of ${perQuery} bodies`, "query, 1 filter, limit 20", ["logstore-sync", "sqlite"]],
+  ["JSON.stringify of one body", "put (new)", ["logstore-flush"]],
+  ["append 400 B, no sync", "put (new)", ["logstore-flush"]],
+  ["append 400 B + fdatasync", "put (new)", ["logstore-sync", "sqlite"]],
+  ["overwrite 400 B + fdatasync", "put (new)", ["logstore-sync", "sqlite"]],
+  ["append 400 B + fdatasync", "lease acquire + release", ["logstore-sync", "sqlite"]],
+  ["append 400 B + fdatasync", "put (new), 8 concurrent writers", ["logstore-sync", "sqlite"]],
+  ["blob 4 KiB as a file: write, fdatasync, rename, fsync dir, record + fdatasync", "blob put, 4 KiB", ["logstore-sync"]],
+  ["blob 4 KiB appended to one file + fdatasync", "blob put, 4 KiB", ["sqlite"]],
+];
+const NAMES = { "logstore-sync": "logstore `sync`", "logstore-flush": "logstore `flush`", sqlite: "SQLite (published)" };
+const pct = (a, b) => `${Math.round((100 * a) / b)}%`;
+const under = [
+  "The same work with no store, on the same file system; ops/s",
+  "",
+  "| floor | ops/s | operation | driver | ops/s | of the floor |",
+  "| --- | ---: | --- | --- | ---: | ---: |",
+];
+for (const [floor, op, drivers] of UNDER) {
+  for (const d of drivers) {
+    under.push(`| ${floor} | ${fmt(floors[floor])} | ${op} | ${NAMES[d]} | ${fmt(results[d][op])} | ${pct(results[d][op], floors[floor])} |`);
+  }
+}
 const table = lines.join("\n");
-console.log(markdown ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->` : table);
+const floorTable = under.join("\n");
+console.log(
+  markdown
+    ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->\n<!-- bench:node-floors -->\n\n${floorTable}\n\n<!-- /bench:node-floors -->`
+    : `${table}\n\n${floorTable}`,
+);

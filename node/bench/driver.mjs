@@ -8,44 +8,12 @@ import { join } from "node:path";
 
 import { logstorePatternStores } from "../dist/index.js";
 import { referenceStore } from "../test/reference.mjs";
+import { AUTHORS, bodies, COLLECTION, CONVERSATIONS, author, conversation, id, rate, rng } from "./workload.mjs";
 
 const [driver, dir, docsArg, secondsArg] = process.argv.slice(2);
 const DOCS = Number(docsArg);
 const BUDGET_MS = Number(secondsArg) * 1000;
 const WRITES = Math.max(10, Math.floor(DOCS / 4));
-const COLLECTION = "turns";
-const CONVERSATIONS = 1000;
-const AUTHORS = 50;
-const WORDS = ["store", "log", "segment", "index", "query", "lease", "blob", "crash", "sync", "replay",
-  "compact", "snapshot", "version", "owner", "record", "checksum"];
-
-// xorshift32, seeded, on plain numbers rather than BigInt, so making
-// bodies stays cheap (the Rust workload's numbers differ).
-function rng(seed) {
-  let x = seed >>> 0 || 1;
-  return (n) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
-const id = (i) => `turn-${String(i).padStart(8, "0")}`;
-const conversation = (c) => `conv-${String(c).padStart(5, "0")}`;
-const author = (a) => `user-${String(a).padStart(3, "0")}`;
-function turn(below, i) {
-  let text = "";
-  while (text.length < 300) text += WORDS[below(WORDS.length)] + " ";
-  return {
-    conversation: conversation(below(CONVERSATIONS)),
-    author: author(below(AUTHORS)),
-    role: i % 2 === 0 ? "user" : "assistant",
-    seq: i,
-    text,
-  };
-}
 
 async function open() {
   if (driver === "logstore-sync") return logstorePatternStores({ dir: join(dir, "log"), durability: "sync" });
@@ -55,24 +23,11 @@ async function open() {
   return memoryPatternStores();
 }
 
-/** ops/s of `fn(i)` run `count` times or for the budget, whichever ends first. */
-async function rate(fn, { count = Infinity, budget = Infinity } = {}) {
-  const start = performance.now();
-  let i = 0;
-  while (i < count) {
-    await fn(i);
-    i++;
-    if ((i & 15) === 0 && performance.now() - start > budget) break;
-  }
-  return (i * 1000) / (performance.now() - start);
-}
-
 const out = {};
 let s = await open();
 const d = () => s.docs;
 await d().ensureCollection({ name: COLLECTION, indexes: ["conversation", "author"] });
 // Bodies are made before the clock starts: the loops time the driver.
-const bodies = (below, from, count) => Array.from({ length: count }, (_, i) => turn(below, from + i));
 {
   const load = bodies(rng(42), 0, DOCS);
   const start = performance.now();

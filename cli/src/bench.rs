@@ -3,7 +3,7 @@
 //! calls, at equal durability, in one run.
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::progress::Progress;
 
 mod floors;
+mod place;
 mod readers;
 
 /// What to run.
@@ -25,6 +26,9 @@ pub struct BenchConfig {
     pub seconds_per_op: f64,
     /// The driver the log engine is compared with.
     pub baseline: Baseline,
+    /// The directory the stores go in (in a folder made for the run); the
+    /// system's temporary folder when `None`.
+    pub dir: Option<PathBuf>,
 }
 
 /// The driver the log engine is measured against.
@@ -65,6 +69,13 @@ pub struct Report {
     pub durability: String,
     pub document_shape: String,
     pub cores: usize,
+    /// Where the stores were (a folder removed at the end of the run).
+    pub store_dir: PathBuf,
+    /// The file system that held them.
+    pub file_system: place::FileSystem,
+    /// What makes figures of this run meaningless (a `Sync` run on a file
+    /// system in memory).
+    pub warnings: Vec<String>,
     pub rows: Vec<Row>,
     /// With `Sync`: the log engine's concurrent puts against the disk's
     /// floor for the same writes, measured in the same run.
@@ -354,9 +365,10 @@ fn concurrent_rows(
 }
 
 /// The writer-thread counts the concurrent puts run with: 1, 4 and
-/// `threads`.
+/// `threads`, none above `threads`.
 fn thread_counts(threads: usize) -> Vec<usize> {
-    let mut counts = vec![1, 4, threads.max(1)];
+    let most = threads.max(1);
+    let mut counts: Vec<usize> = [1, 4, most].into_iter().filter(|&n| n <= most).collect();
     counts.sort_unstable();
     counts.dedup();
     counts
@@ -389,7 +401,15 @@ fn reopened(
 
 /// Runs every workload on both drivers and returns the table.
 pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> {
-    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    let tmp = place::Place::make(config.dir.as_deref())?;
+    eprintln!("logstore bench: {}", tmp.describe());
+    let warnings: Vec<String> = match config.durability {
+        Durability::Sync => tmp.sync_warning().into_iter().collect(),
+        Durability::Flush => Vec::new(),
+    };
+    for warning in &warnings {
+        eprintln!("logstore bench: {warning}");
+    }
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
@@ -487,6 +507,9 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         durability: durability_text(&config.baseline, d),
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        store_dir: tmp.path().to_path_buf(),
+        file_system: tmp.file_system.clone(),
+        warnings,
         rows,
         floors,
         readers,
@@ -524,12 +547,30 @@ pub enum Format {
     Markdown,
 }
 
+/// How to read the ratios, in one line.
+fn legend(report: &Report) -> String {
+    format!(
+        "log / {name} is the log engine's rate over {name}'s (above 1x the log engine is faster), \
+         from one run on this machine: figures are noisy and move 10-20% between runs",
+        name = report.driver
+    )
+}
+
 /// The report as a table.
 pub fn table(report: &Report) -> String {
     let mut out = format!(
-        "logstore bench: {} documents; {}; {}; {} cores\n\n",
-        report.documents, report.durability, report.document_shape, report.cores
+        "logstore bench: {} documents; {}; {}; {} cores\nstores in {} (file system: {})\n",
+        report.documents,
+        report.durability,
+        report.document_shape,
+        report.cores,
+        report.store_dir.display(),
+        report.file_system.name
     );
+    for warning in &report.warnings {
+        out += &format!("{warning}\n");
+    }
+    out += &format!("{}\n\n", legend(report));
     out += &rows_table(report);
     if let Some(caption) = floors::caption(&report.floors) {
         out += &format!("\n{caption}\n\n{}", floors::table(&report.floors));
@@ -616,6 +657,12 @@ mod tests {
             durability: "Sync (log: x) vs SQLite y".into(),
             document_shape: "turns".into(),
             cores: 2,
+            store_dir: PathBuf::from("/somewhere"),
+            file_system: place::FileSystem {
+                name: "tmpfs".into(),
+                in_memory: true,
+            },
+            warnings: vec!["warning: on tmpfs".into()],
             rows: vec![Row {
                 operation: "put (new)".into(),
                 log_ops_per_sec: 300.0,
@@ -638,6 +685,25 @@ mod tests {
     }
 
     #[test]
+    fn the_thread_counts_never_pass_threads() {
+        assert_eq!(thread_counts(1), vec![1]);
+        assert_eq!(thread_counts(2), vec![1, 2]);
+        assert_eq!(thread_counts(4), vec![1, 4]);
+        assert_eq!(thread_counts(8), vec![1, 4, 8]);
+    }
+
+    #[test]
+    fn the_table_says_where_it_ran_and_how_to_read_it() {
+        let t = table(&report());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[1], "stores in /somewhere (file system: tmpfs)");
+        assert_eq!(lines[2], "warning: on tmpfs");
+        assert!(lines[3].starts_with("log / SQLite is the log engine's rate over SQLite's"));
+        assert!(lines[3].contains("one run on this machine"));
+        assert!(lines[3].contains("noisy"));
+    }
+
+    #[test]
     fn markdown_puts_each_table_between_its_markers() {
         let config = BenchConfig {
             docs: 100,
@@ -645,6 +711,7 @@ mod tests {
             threads: 8,
             seconds_per_op: 1.0,
             baseline: Baseline::Sqlite,
+            dir: None,
         };
         let md = markdown(&report(), &config);
         for name in ["rust-sync", "rust-sync-floors", "rust-sync-readers"] {

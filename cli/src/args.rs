@@ -82,10 +82,10 @@ pub fn document(text: &str) -> Result<Value, String> {
     }
 }
 
-/// A writer-thread count: at least 1.
-pub fn threads(text: &str) -> Result<usize, String> {
+/// A count of at least 1 (writer threads, a page of blobs).
+pub fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(0) => Err("at least one thread".into()),
+        Ok(0) => Err("at least 1 expected".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
     }
@@ -161,7 +161,8 @@ mod tests {
             assert!(seconds(bad).is_err(), "{bad}");
         }
         assert_eq!(seconds("0.01").unwrap(), 0.01);
-        assert!(threads("0").is_err());
+        assert!(at_least_one("0").is_err());
+        assert_eq!(at_least_one("3"), Ok(3));
         assert!(document("[1]").is_err());
         assert!(document("{").is_err());
         assert!(directory("x.db").is_err());

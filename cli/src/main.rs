@@ -71,7 +71,7 @@ enum Command {
         durability: DurabilityArg,
         /// The most writer threads of the concurrent puts, which run with 1, 4 and this
         /// many threads, never more than this.
-        #[arg(long, default_value_t = 8, value_parser = args::threads)]
+        #[arg(long, default_value_t = 8, value_parser = args::at_least_one)]
         threads: usize,
         /// Seconds each operation is timed for, per driver.
         #[arg(long, default_value_t = 1.0, value_parser = args::seconds)]
@@ -208,7 +208,7 @@ enum Command {
         #[arg(value_parser = args::collection)]
         collection: String,
         /// Index fields (dotted paths) to add to those already declared.
-        #[arg(value_parser = args::index_field)]
+        #[arg(value_parser = args::index_field, num_args = 0..=logstore::MAX_INDEXES)]
         fields: Vec<String>,
     },
     /// List the collections with their document counts and index fields.
@@ -226,8 +226,10 @@ enum Command {
         /// Only this owner's blobs.
         #[arg(long, value_name = "OWNER", value_parser = args::owner)]
         owner: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = args::at_least_one)]
         limit: usize,
+        /// Skip this many first.
         #[arg(long, default_value_t = 0)]
         offset: usize,
         /// Print JSON.

@@ -306,6 +306,11 @@ fn usage_errors_exit_2_before_any_store_is_touched() {
     let missing = tmp.path().join("missing");
     let m = missing.to_str().unwrap();
     let long_id = "x".repeat(logstore::MAX_ID_BYTES + 1);
+    let many: Vec<String> = (0..=logstore::MAX_INDEXES)
+        .map(|i| format!("f{i}"))
+        .collect();
+    let mut too_many = vec!["ensure", m, "msgs"];
+    too_many.extend(many.iter().map(String::as_str));
     let lines: Vec<Vec<&str>> = vec![
         vec!["query", d, "msgs", "--where", "ownerana"],
         vec!["query", d, "msgs", "--where", "=ana"],
@@ -322,6 +327,7 @@ fn usage_errors_exit_2_before_any_store_is_touched() {
         vec!["ensure", m, "msgs", "meta..kind"],
         vec!["ensure", m, "msgs", ""],
         vec!["blobs", d, "--owner", ""],
+        vec!["blobs", d, "--limit", "0"],
         vec!["repair", d, "--out", "fixed.db"],
         vec!["repair", d, "--out", "postgres://h/db"],
         vec!["bench", "--seconds", "-1", "--dir", m],
@@ -331,6 +337,7 @@ fn usage_errors_exit_2_before_any_store_is_touched() {
         vec!["bench", "--docs", "0", "--dir", m],
         vec!["bench", "--url", "postgres://h/db", "--dir", m],
         vec!["bench", "--driver", "postgres", "--url", "h/db", "--dir", m],
+        too_many,
         vec!["frobnicate"],
         vec!["stats"],
     ];

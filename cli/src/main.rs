@@ -280,6 +280,12 @@ fn run(cli: Cli) -> Result<Outcome> {
             driver,
             url,
         } => {
+            if blob_dir.is_some() {
+                args::usage(
+                    ErrorKind::ArgumentConflict,
+                    "--blob-dir names an SQLite store's blob folder; bench makes its own stores (see --dir)",
+                );
+            }
             if url.is_some() && driver != DriverArg::Postgres {
                 args::usage(
                     ErrorKind::ArgumentConflict,

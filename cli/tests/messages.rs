@@ -336,6 +336,7 @@ fn usage_errors_exit_2_before_any_store_is_touched() {
         vec!["bench", "--threads", "0", "--dir", m],
         vec!["bench", "--docs", "0", "--dir", m],
         vec!["bench", "--url", "postgres://h/db", "--dir", m],
+        vec!["bench", "--blob-dir", m, "--dir", m],
         vec!["bench", "--driver", "postgres", "--url", "h/db", "--dir", m],
         too_many,
         vec!["frobnicate"],

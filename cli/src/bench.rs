@@ -3,7 +3,7 @@
 //! calls, at equal durability, in one run.
 
 use std::io::Cursor;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -14,7 +14,11 @@ use serde::Serialize;
 use crate::progress::Progress;
 
 mod floors;
+mod place;
+mod print;
 mod readers;
+
+pub use print::{markdown, table, Format};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -25,6 +29,9 @@ pub struct BenchConfig {
     pub seconds_per_op: f64,
     /// The driver the log engine is compared with.
     pub baseline: Baseline,
+    /// The directory the stores go in (in a folder made for the run); the
+    /// system's temporary folder when `None`.
+    pub dir: Option<PathBuf>,
 }
 
 /// The driver the log engine is measured against.
@@ -65,6 +72,13 @@ pub struct Report {
     pub durability: String,
     pub document_shape: String,
     pub cores: usize,
+    /// Where the stores were (a folder removed at the end of the run).
+    pub store_dir: PathBuf,
+    /// The file system that held them.
+    pub file_system: place::FileSystem,
+    /// What makes figures of this run meaningless (a `Sync` run on a file
+    /// system in memory).
+    pub warnings: Vec<String>,
     pub rows: Vec<Row>,
     /// With `Sync`: the log engine's concurrent puts against the disk's
     /// floor for the same writes, measured in the same run.
@@ -354,9 +368,10 @@ fn concurrent_rows(
 }
 
 /// The writer-thread counts the concurrent puts run with: 1, 4 and
-/// `threads`.
+/// `threads`, none above `threads`.
 fn thread_counts(threads: usize) -> Vec<usize> {
-    let mut counts = vec![1, 4, threads.max(1)];
+    let most = threads.max(1);
+    let mut counts: Vec<usize> = [1, 4, most].into_iter().filter(|&n| n <= most).collect();
     counts.sort_unstable();
     counts.dedup();
     counts
@@ -389,7 +404,15 @@ fn reopened(
 
 /// Runs every workload on both drivers and returns the table.
 pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> {
-    let tmp = tempfile::tempdir().context("creating a temporary folder")?;
+    let tmp = place::Place::make(config.dir.as_deref())?;
+    eprintln!("logstore bench: {}", tmp.describe());
+    let warnings: Vec<String> = match config.durability {
+        Durability::Sync => tmp.sync_warning().into_iter().collect(),
+        Durability::Flush => Vec::new(),
+    };
+    for warning in &warnings {
+        eprintln!("logstore bench: {warning}");
+    }
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
@@ -487,6 +510,9 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         durability: durability_text(&config.baseline, d),
         document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
         cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        store_dir: tmp.path().to_path_buf(),
+        file_system: tmp.file_system.clone(),
+        warnings,
         rows,
         floors,
         readers,
@@ -513,158 +539,15 @@ fn durability_text(baseline: &Baseline, d: Durability) -> String {
     format!("{log} (log: {how}) vs {driver}")
 }
 
-/// How `logstore bench` prints its report.
-#[derive(Debug, Clone, Copy)]
-pub enum Format {
-    /// Plain tables with a line saying what ran.
-    Table,
-    /// The report as JSON.
-    Json,
-    /// Markdown tables between marker comments, for the docs.
-    Markdown,
-}
-
-/// The report as a table.
-pub fn table(report: &Report) -> String {
-    let mut out = format!(
-        "logstore bench: {} documents; {}; {}; {} cores\n\n",
-        report.documents, report.durability, report.document_shape, report.cores
-    );
-    out += &rows_table(report);
-    if let Some(caption) = floors::caption(&report.floors) {
-        out += &format!("\n{caption}\n\n{}", floors::table(&report.floors));
-    }
-    if !report.readers.is_empty() {
-        out += &format!(
-            "\n{}\n\n{}",
-            readers::CAPTION,
-            readers::table(&report.readers)
-        );
-    }
-    out
-}
-
-/// The report as Markdown blocks, each between `<!-- bench:NAME -->` and
-/// `<!-- /bench:NAME -->` lines so a script can put it in a document in
-/// place of the block of that name: `rust-sync` or `rust-flush` for the
-/// comparison with SQLite (`pg-…` with PostgreSQL), then the same name
-/// with `-floors` (with `Sync` only) and `-readers`.
-pub fn markdown(report: &Report, config: &BenchConfig) -> String {
-    let driver = match config.baseline {
-        Baseline::Sqlite => "rust",
-        Baseline::Postgres { .. } => "pg",
-    };
-    let durability = match config.durability {
-        Durability::Sync => "sync",
-        Durability::Flush => "flush",
-    };
-    let name = format!("{driver}-{durability}");
-    let command = match config.baseline {
-        Baseline::Sqlite => format!("logstore bench --durability {durability}"),
-        Baseline::Postgres { .. } => {
-            format!("logstore bench --driver postgres --durability {durability}")
-        }
-    };
-    let caption = format!(
-        "`{command}`: {} documents loaded; {}; {} cores.",
-        report.documents, report.durability, report.cores
-    );
-    let mut out = block(&name, &format!("{caption}\n\n{}", rows_table(report)));
-    if let Some(caption) = floors::caption(&report.floors) {
-        let body = format!("{caption}\n\n{}", floors::table(&report.floors));
-        out += &block(&format!("{name}-floors"), &body);
-    }
-    if !report.readers.is_empty() {
-        out += &block(&format!("{name}-readers"), &readers::table(&report.readers));
-    }
-    out
-}
-
-/// `body` between the marker lines of the block `name`, with a blank line
-/// inside each marker so the Markdown around it parses the same.
-fn block(name: &str, body: &str) -> String {
-    format!("<!-- bench:{name} -->\n\n{body}\n<!-- /bench:{name} -->\n")
-}
-
-/// The rows comparing the two drivers, as a Markdown table.
-fn rows_table(report: &Report) -> String {
-    let name = &report.driver;
-    let mut out = format!("| operation | log engine ops/s | {name} ops/s | log / {name} |\n");
-    out += "| --- | ---: | ---: | ---: |\n";
-    for row in &report.rows {
-        let ratio = if row.ratio < 1.0 {
-            format!("{:.2}x", row.ratio)
-        } else {
-            format!("{:.1}x", row.ratio)
-        };
-        out += &format!(
-            "| {} | {:.0} | {:.0} | {ratio} |\n",
-            row.operation, row.log_ops_per_sec, row.driver_ops_per_sec
-        );
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn report() -> Report {
-        Report {
-            driver: "SQLite".into(),
-            documents: 100,
-            durability: "Sync (log: x) vs SQLite y".into(),
-            document_shape: "turns".into(),
-            cores: 2,
-            rows: vec![Row {
-                operation: "put (new)".into(),
-                log_ops_per_sec: 300.0,
-                driver_ops_per_sec: 100.0,
-                ratio: 3.0,
-            }],
-            floors: vec![FloorRow {
-                operation: "put (new), 1 thread vs write + fdatasync, 1 writer".into(),
-                record_bytes: 464,
-                floor_ops_per_sec: 200.0,
-                log_ops_per_sec: 180.0,
-                share: 0.9,
-            }],
-            readers: vec![readers::ReaderRow {
-                operation: "get by id".into(),
-                writer_ops_per_sec: Some(10.0),
-                reader_ops_per_sec: 5.0,
-            }],
-        }
-    }
-
     #[test]
-    fn markdown_puts_each_table_between_its_markers() {
-        let config = BenchConfig {
-            docs: 100,
-            durability: Durability::Sync,
-            threads: 8,
-            seconds_per_op: 1.0,
-            baseline: Baseline::Sqlite,
-        };
-        let md = markdown(&report(), &config);
-        for name in ["rust-sync", "rust-sync-floors", "rust-sync-readers"] {
-            let start = format!("<!-- bench:{name} -->\n\n");
-            let end = format!("\n\n<!-- /bench:{name} -->\n");
-            let from = md.find(&start).expect(name) + start.len();
-            let to = md[from..].find(&end).expect(name) + from;
-            assert!(
-                md[from..to].lines().any(|l| l.starts_with("| ---")),
-                "{name}"
-            );
-        }
-        assert!(md.contains("| put (new) | 300 | 100 | 3.0x |"));
-        assert!(md.contains("| 200 | 180 | 90% |"));
-        assert!(md.contains("| get by id | 10 | 5 | 0.50x |"));
-        let pg = BenchConfig {
-            baseline: Baseline::Postgres { url: String::new() },
-            durability: Durability::Flush,
-            ..config
-        };
-        assert!(markdown(&report(), &pg).starts_with("<!-- bench:pg-flush -->\n"));
+    fn the_thread_counts_never_pass_threads() {
+        assert_eq!(thread_counts(1), vec![1]);
+        assert_eq!(thread_counts(2), vec![1, 2]);
+        assert_eq!(thread_counts(4), vec![1, 4]);
+        assert_eq!(thread_counts(8), vec![1, 4, 8]);
     }
 }

@@ -1,12 +1,14 @@
 //! The inspection and maintenance commands: stats, verify, repair, compact,
 //! and single-document get, put, delete, query and count for scripts.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use logstore::{LogStore, Query, Store};
 use serde_json::{json, Value};
 
+use crate::args::Condition;
 use crate::store::{self, Opened};
 
 /// A command's outcome: what to print, and whether it found a problem
@@ -151,15 +153,13 @@ pub fn backup(opened: &Opened, src: &Path, dest: &Path) -> Result<Outcome> {
 /// keeps the damaged originals in the store's `quarantine/` folder.
 pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome> {
     store::existing_log_store(src)?;
-    if out.is_some_and(|out| store::is_sqlite(out) || crate::pg::url_of(out).is_some()) {
-        bail!("repair writes a log store; --out must be a directory");
-    }
     // The names beside the store need its real path (`.` has no sibling).
     let src_buf = src.canonicalize()?;
     let src = src_buf.as_path();
     // Refuse a store that a running program holds. The lock is held for the
     // salvage and, in place, through the switch.
     let salvage = logstore::Salvage::lock(src)?;
+    let before = document_counts(src);
     if in_place {
         let r = salvage.repair_in_place(&store::options())?;
         let mut stdout = format!(
@@ -172,6 +172,7 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
         for lost in &r.salvage.lost {
             stdout += &format!("lost: {lost}\n");
         }
+        stdout += &lost_in_words(&r.salvage.lost, before, document_counts(src));
         stdout += &format!(
             "the repaired store replaced the original in place; the damaged originals are kept in {}\n",
             r.originals.display()
@@ -204,10 +205,85 @@ pub fn repair(src: &Path, out: Option<&Path>, in_place: bool) -> Result<Outcome>
         stdout += &format!("lost: {lost}\n");
     }
     drop(salvage);
+    stdout += &lost_in_words(&report.lost, before, document_counts(&target));
     Ok(Outcome {
         stdout,
         problem: !report.lost.is_empty(),
     })
+}
+
+/// The documents of each collection of the log store at `dir`, as its
+/// index holds them, when it opens read-only with nothing cut: its index
+/// snapshot may cover damage in the log, and then holds the documents as
+/// they were before it. `None` when it does not open so.
+fn document_counts(dir: &Path) -> Option<BTreeMap<String, u64>> {
+    let store = LogStore::open_read_only(dir, store::options()).ok()?;
+    if store.recovery_report().truncated.is_some() {
+        return None;
+    }
+    let mut counts: BTreeMap<String, u64> = store
+        .docs()
+        .list_collections()
+        .ok()?
+        .into_iter()
+        .map(|c| (c.name, c.doc_count))
+        .collect();
+    for name in logstore::Transfer::unensured_collections(&store).ok()? {
+        let n = store
+            .docs()
+            .count(&Query::new(name.as_str()).limit(usize::MAX))
+            .ok()?;
+        counts.insert(name, n);
+    }
+    Some(counts)
+}
+
+/// What a repair lost, in a sentence: how many documents, where the
+/// damaged store's index could be read to count them (`before`, and
+/// `after` in the repaired store), else only that it cannot be told.
+fn lost_in_words(
+    lost: &[logstore::Problem],
+    before: Option<BTreeMap<String, u64>>,
+    after: Option<BTreeMap<String, u64>>,
+) -> String {
+    if lost.is_empty() {
+        return "no documents were lost: every record verified\n".into();
+    }
+    let losses = match lost.len() {
+        1 => "1 loss listed above".to_string(),
+        n => format!("{n} losses listed above"),
+    };
+    let (Some(before), Some(after)) = (before, after) else {
+        return format!(
+            "{losses}; how many documents were lost cannot be told (the damaged store does not open to count them), and documents may be back at an earlier version: compare with a backup\n"
+        );
+    };
+    let missing: u64 = before
+        .iter()
+        .map(|(name, n)| n.saturating_sub(after.get(name).copied().unwrap_or(0)))
+        .sum();
+    let back: u64 = after
+        .iter()
+        .map(|(name, n)| n.saturating_sub(before.get(name).copied().unwrap_or(0)))
+        .sum();
+    let total: u64 = before.values().sum();
+    let mut line = match missing {
+        0 => format!("{losses}, but no documents were lost: the repaired store holds all {total} the damaged store's index lists"),
+        1 => format!("{losses}: 1 document could not be recovered (the damaged store's index lists {total})"),
+        n => format!("{losses}: {n} documents could not be recovered (the damaged store's index lists {total})"),
+    };
+    if back > 0 {
+        line += &format!(
+            "; {back} deleted {} back, {} delete being lost",
+            if back == 1 {
+                "document is"
+            } else {
+                "documents are"
+            },
+            if back == 1 { "its" } else { "their" }
+        );
+    }
+    line + "; a document may also be back at an earlier version\n"
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -220,53 +296,55 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 pub fn get(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome> {
     match s.docs().get(collection, id)? {
         Some(doc) => Ok(Outcome::ok(serde_json::to_string(&doc)? + "\n")),
-        None => Ok(Outcome {
-            stdout: String::new(),
-            problem: true,
-        }),
+        None => bail!("not found: {collection}/{id}"),
     }
 }
 
+/// Writes `data`; a compare-and-swap that loses is an error naming the
+/// version the row is at now.
 pub fn put(
     s: &dyn Store,
     collection: &str,
     id: &str,
-    data: &str,
+    data: Value,
     expected: Option<u64>,
 ) -> Result<Outcome> {
-    let value: Value = serde_json::from_str(data).context("the document is not JSON")?;
-    match s.docs().put(collection, id, value, expected)? {
+    match s.docs().put(collection, id, data, expected)? {
         Some(doc) => Ok(Outcome::ok(serde_json::to_string(&doc)? + "\n")),
-        None => Ok(Outcome {
-            stdout: "null\n".into(),
-            problem: true,
-        }),
+        // The row as it is now: another writer may move it on before the
+        // message is read, which a conflict implies anyway.
+        None => match s.docs().get(collection, id)? {
+            Some(now) => bail!(
+                "version conflict (current {}): {collection}/{id} is not at version {}; nothing was written",
+                now.version,
+                expected.unwrap_or_default()
+            ),
+            None => bail!(
+                "version conflict (the document does not exist): {collection}/{id}; nothing was written"
+            ),
+        },
     }
 }
 
 pub fn delete(s: &dyn Store, collection: &str, id: &str) -> Result<Outcome> {
-    let existed = s.docs().delete(collection, id)?;
-    Ok(Outcome {
-        stdout: format!("{existed}\n"),
-        problem: !existed,
-    })
+    if !s.docs().delete(collection, id)? {
+        bail!("not found: {collection}/{id}");
+    }
+    Ok(Outcome::ok("true\n".into()))
 }
 
 /// Builds a query from `field=value` conditions (values are strings).
 pub fn query_of(
     collection: &str,
-    conditions: &[String],
+    conditions: &[Condition],
     order_by: Option<&str>,
     desc: bool,
     limit: usize,
     offset: usize,
-) -> Result<Query> {
+) -> Query {
     let mut q = Query::new(collection).limit(limit).offset(offset);
-    for condition in conditions {
-        let (field, value) = condition
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--where takes field=value, got {condition:?}"))?;
-        q = q.filter(field, value);
+    for c in conditions {
+        q = q.filter(c.field.as_str(), c.value.as_str());
     }
     if let Some(order) = order_by {
         q = q.order_by(order);
@@ -274,10 +352,56 @@ pub fn query_of(
     if desc {
         q = q.desc();
     }
-    Ok(q)
+    q
 }
 
-pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome> {
+/// Refuses a query on a field its collection does not index, saying how
+/// to declare it (`store` as the user named it).
+fn check_indexed(s: &dyn Store, q: &Query, store: &Path) -> Result<()> {
+    let declared: Vec<String> = s
+        .docs()
+        .list_collections()?
+        .into_iter()
+        .find(|c| c.name == q.collection)
+        .map(|c| c.indexes)
+        .unwrap_or_default();
+    let builtin = [
+        logstore::ORDER_CREATED_AT,
+        logstore::ORDER_UPDATED_AT,
+        logstore::ORDER_ID,
+    ];
+    let order = q.order_by.iter().filter(|f| !builtin.contains(&f.as_str()));
+    let missing: Vec<&str> = q
+        .filter
+        .iter()
+        .map(|(field, _)| field)
+        .chain(order)
+        .filter(|field| !declared.contains(*field))
+        .map(String::as_str)
+        .collect();
+    let Some(&first) = missing.first() else {
+        return Ok(());
+    };
+    let mut fields: Vec<&str> = Vec::new();
+    for field in missing {
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    let store = match crate::pg::url_of(store) {
+        Some(url) => crate::pg::redacted(url),
+        None => store.display().to_string(),
+    };
+    bail!(
+        "field {first} is not indexed in collection {}; declare it with `logstore ensure {store} {} {}` (which indexes the documents already there too)",
+        q.collection,
+        q.collection,
+        fields.join(" ")
+    )
+}
+
+pub fn query(s: &dyn Store, q: &Query, store: &Path) -> Result<Outcome> {
+    check_indexed(s, q, store)?;
     let rows = s.docs().query(q)?;
     let mut out = String::new();
     for row in rows {
@@ -287,6 +411,7 @@ pub fn query(s: &dyn Store, q: &Query) -> Result<Outcome> {
     Ok(Outcome::ok(out))
 }
 
-pub fn count(s: &dyn Store, q: &Query) -> Result<Outcome> {
+pub fn count(s: &dyn Store, q: &Query, store: &Path) -> Result<Outcome> {
+    check_indexed(s, q, store)?;
     Ok(Outcome::ok(format!("{}\n", s.docs().count(q)?)))
 }

@@ -3,8 +3,10 @@
 //! Exit codes: 0 success, 1 a problem found or an operation refused, 2 a
 //! usage error. Errors are one line on stderr.
 
+mod args;
 mod bench;
 mod commands;
+mod listings;
 mod pg;
 mod progress;
 mod store;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use logstore::Durability;
 
@@ -27,7 +30,7 @@ use crate::store::Access;
     name = "logstore",
     version,
     about = "Benchmark, inspect, verify, repair, back up and migrate logstore stores",
-    after_help = "A STORE is a directory (a log store) or a file ending in .db (an SQLite store in the\nreference layout, with its blobs in blobs/ beside it or in --blob-dir)."
+    after_help = "A STORE is a directory (a log store), a file ending in .db (an SQLite store in the\nreference layout, with its blobs in blobs/ beside it or in --blob-dir), or a\npostgres:// (or postgresql://) URL (a PostgreSQL store, in the schema `logstore`\nunless the URL's options=-csearch_path%3DNAME names another).\n\nExit codes: 0 success, 1 a problem found or an operation refused, 2 a usage error."
 )]
 struct Cli {
     /// Where an SQLite store's blob files live (default: blobs/ beside the .db file).
@@ -61,17 +64,23 @@ enum Command {
     )]
     Bench {
         /// Documents loaded before the operations are timed.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
         docs: u64,
         /// The durability both drivers run at.
         #[arg(long, value_enum, default_value = "sync")]
         durability: DurabilityArg,
-        /// The largest writer-thread count of the concurrent put test (1 and 4 always run).
-        #[arg(long, default_value_t = 8)]
+        /// The most writer threads of the concurrent puts, which run with 1, 4 and this
+        /// many threads, never more than this.
+        #[arg(long, default_value_t = 8, value_parser = args::at_least_one)]
         threads: usize,
         /// Seconds each operation is timed for, per driver.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = args::seconds)]
         seconds: f64,
+        /// The directory the benchmark's stores go in (in a new folder there, removed at
+        /// the end); default: the system's temporary folder. Put it on the disk you mean
+        /// to measure: on tmpfs, Sync figures are meaningless.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -83,7 +92,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "sqlite")]
         driver: DriverArg,
         /// The PostgreSQL server for `--driver postgres` (a schema of its own is made and dropped).
-        #[arg(long, required_if_eq("driver", "postgres"))]
+        #[arg(long, required_if_eq("driver", "postgres"), value_parser = args::pg_url)]
         url: Option<String>,
     },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
@@ -103,8 +112,8 @@ enum Command {
     )]
     Repair {
         store: PathBuf,
-        /// Where to write the repaired store (default: STORE.repaired beside it).
-        #[arg(long)]
+        /// Where to write the repaired store, a directory (default: STORE.repaired beside it).
+        #[arg(long, value_parser = args::directory)]
         out: Option<PathBuf>,
         /// Repair the store where it is (the damaged originals are kept in STORE/quarantine/).
         #[arg(long, conflicts_with = "out")]
@@ -134,11 +143,13 @@ enum Command {
         after_help = "Example:\n  logstore migrate .pattern-data/store.db .pattern-data/log"
     )]
     Migrate { from: PathBuf, to: PathBuf },
-    /// Print a document as JSON.
+    /// Print a document as JSON (exit 1, "not found: COLLECTION/ID" on stderr, if there is none).
     #[command(after_help = "Example:\n  logstore get .pattern-data/log msgs m1")]
     Get {
         store: PathBuf,
+        #[arg(value_parser = args::collection)]
         collection: String,
+        #[arg(value_parser = args::doc_id)]
         id: String,
     },
     /// Write a document from JSON (an upsert, or a compare-and-swap with --expected-version).
@@ -147,19 +158,25 @@ enum Command {
     )]
     Put {
         store: PathBuf,
+        #[arg(value_parser = args::collection)]
         collection: String,
+        #[arg(value_parser = args::doc_id)]
         id: String,
         /// The document, a JSON object.
-        json: String,
-        /// Only write if the row is at exactly this version.
+        #[arg(value_parser = args::document)]
+        json: serde_json::Value,
+        /// Only write if the row is at exactly this version; otherwise exit 1 with
+        /// "version conflict (current N)".
         #[arg(long)]
         expected_version: Option<u64>,
     },
-    /// Delete a document (exit 1 if there was none).
+    /// Delete a document (exit 1, "not found: COLLECTION/ID" on stderr, if there was none).
     #[command(after_help = "Example:\n  logstore delete .pattern-data/log msgs m1")]
     Delete {
         store: PathBuf,
+        #[arg(value_parser = args::collection)]
         collection: String,
+        #[arg(value_parser = args::doc_id)]
         id: String,
     },
     /// Query a collection; one JSON document per line.
@@ -168,6 +185,7 @@ enum Command {
     )]
     Query {
         store: PathBuf,
+        #[arg(value_parser = args::collection)]
         collection: String,
         #[command(flatten)]
         query: QueryArgs,
@@ -176,19 +194,66 @@ enum Command {
     #[command(after_help = "Example:\n  logstore count .pattern-data/log msgs --where owner=a")]
     Count {
         store: PathBuf,
+        #[arg(value_parser = args::collection)]
         collection: String,
-        #[command(flatten)]
-        query: QueryArgs,
+        /// An equality condition on a declared index field; repeat for more.
+        #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = args::condition)]
+        conditions: Vec<args::Condition>,
+    },
+    /// Declare a collection's index fields (creating it if missing); documents already
+    /// stored are indexed too. An index is never dropped.
+    #[command(after_help = "Example:\n  logstore ensure .pattern-data/log msgs owner meta.kind")]
+    Ensure {
+        store: PathBuf,
+        #[arg(value_parser = args::collection)]
+        collection: String,
+        /// Index fields (dotted paths) to add to those already declared.
+        #[arg(value_parser = args::index_field, num_args = 0..=logstore::MAX_INDEXES)]
+        fields: Vec<String>,
+    },
+    /// List the collections with their document counts and index fields.
+    #[command(after_help = "Example:\n  logstore collections .pattern-data/log")]
+    Collections {
+        store: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List blobs, newest first: id, size, mime type, owner, creation time.
+    #[command(after_help = "Example:\n  logstore blobs .pattern-data/log --owner u1")]
+    Blobs {
+        store: PathBuf,
+        /// Only this owner's blobs.
+        #[arg(long, value_name = "OWNER", value_parser = args::owner)]
+        owner: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100, value_parser = args::at_least_one)]
+        limit: usize,
+        /// Skip this many first.
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every lease: key, owner, expiry (expired ones marked).
+    #[command(after_help = "Example:\n  logstore leases .pattern-data/log")]
+    Leases {
+        store: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(clap::Args)]
 struct QueryArgs {
     /// An equality condition on a declared index field; repeat for more.
-    #[arg(long = "where", value_name = "FIELD=VALUE")]
-    conditions: Vec<String>,
-    /// createdAt (default), updatedAt, id, or a declared index field.
-    #[arg(long)]
+    #[arg(long = "where", value_name = "FIELD=VALUE", value_parser = args::condition)]
+    conditions: Vec<args::Condition>,
+    /// created_at (default), updated_at, id, or a declared index field (createdAt and
+    /// updatedAt are taken too).
+    #[arg(long, value_parser = args::order_by)]
     order_by: Option<String>,
     /// Largest first.
     #[arg(long)]
@@ -209,13 +274,27 @@ fn run(cli: Cli) -> Result<Outcome> {
             durability,
             threads,
             seconds,
+            dir,
             json,
             markdown,
             driver,
             url,
         } => {
+            if blob_dir.is_some() {
+                args::usage(
+                    ErrorKind::ArgumentConflict,
+                    "--blob-dir names an SQLite store's blob folder; bench makes its own stores (see --dir)",
+                );
+            }
+            if url.is_some() && driver != DriverArg::Postgres {
+                args::usage(
+                    ErrorKind::ArgumentConflict,
+                    "--url is for --driver postgres",
+                );
+            }
             let config = bench::BenchConfig {
                 docs,
+                dir,
                 durability: match durability {
                     DurabilityArg::Sync => Durability::Sync,
                     DurabilityArg::Flush => Durability::Flush,
@@ -265,7 +344,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             store::open(&store, blob_dir, Access::Create)?.transfer(),
             &collection,
             &id,
-            &json,
+            json,
             expected_version,
         ),
         Command::Delete {
@@ -285,17 +364,37 @@ fn run(cli: Cli) -> Result<Outcome> {
                 query.desc,
                 query.limit,
                 query.offset,
-            )?;
-            commands::query(inspect(&store)?.transfer(), &q)
+            );
+            commands::query(inspect(&store)?.transfer(), &q, &store)
         }
         Command::Count {
             store,
             collection,
-            query,
+            conditions,
         } => {
-            let q = commands::query_of(&collection, &query.conditions, None, false, usize::MAX, 0)?;
-            commands::count(inspect(&store)?.transfer(), &q)
+            let q = commands::query_of(&collection, &conditions, None, false, usize::MAX, 0);
+            commands::count(inspect(&store)?.transfer(), &q, &store)
         }
+        Command::Ensure {
+            store,
+            collection,
+            fields,
+        } => listings::ensure(
+            store::open(&store, blob_dir, Access::Create)?.transfer(),
+            &collection,
+            &fields,
+        ),
+        Command::Collections { store, json } => {
+            listings::collections(inspect(&store)?.transfer(), json)
+        }
+        Command::Blobs {
+            store,
+            owner,
+            limit,
+            offset,
+            json,
+        } => listings::blobs(inspect(&store)?.transfer(), owner, limit, offset, json),
+        Command::Leases { store, json } => listings::leases(inspect(&store)?.transfer(), json),
     }
 }
 
@@ -308,7 +407,7 @@ fn spinning(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> 
 }
 
 fn run_bench(config: &bench::BenchConfig, format: bench::Format) -> Result<Outcome> {
-    let report = bench::run(config, &Progress::new())?;
+    let report = bench::run(config, &Progress::lines("bench"))?;
     let stdout = match format {
         bench::Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         bench::Format::Markdown => bench::markdown(&report, config),

@@ -1,16 +1,44 @@
-//! Progress on stderr for long work, only when stderr is a terminal: a
-//! script that reads stdout or stderr sees nothing extra.
+//! Progress on stderr for long work: a bar when stderr is a terminal;
+//! otherwise nothing, so a script that reads stdout or stderr sees nothing
+//! extra, or, for work that runs for minutes (`bench`), one line a step.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// A progress bar, or nothing when stderr is not a terminal.
+/// A progress bar, lines, or nothing.
 pub struct Progress {
     bar: Option<ProgressBar>,
+    lines: Option<Lines>,
+}
+
+/// Progress as one line on stderr a step, for a log.
+struct Lines {
+    /// What the lines begin with (the command).
+    name: &'static str,
+    steps: AtomicU64,
+    done: AtomicU64,
+    started: Instant,
 }
 
 impl Progress {
+    /// A bar when stderr is a terminal; a line a step on stderr otherwise,
+    /// each beginning with `name`.
+    pub fn lines(name: &'static str) -> Self {
+        let mut progress = Progress::new();
+        if progress.bar.is_none() {
+            progress.lines = Some(Lines {
+                name,
+                steps: AtomicU64::new(0),
+                done: AtomicU64::new(0),
+                started: Instant::now(),
+            });
+        }
+        progress
+    }
+
     /// A bar when stderr is a terminal.
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
@@ -22,7 +50,7 @@ impl Progress {
             }
             bar
         });
-        Progress { bar }
+        Progress { bar, lines: None }
     }
 
     /// A spinner for work whose length is unknown (verify, repair,
@@ -45,6 +73,10 @@ impl Progress {
             bar.set_length(steps);
             bar.set_position(0);
         }
+        if let Some(lines) = &self.lines {
+            lines.steps.store(steps, Ordering::Relaxed);
+            lines.done.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Starts the next step.
@@ -52,6 +84,15 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.set_message(message.to_string());
             bar.inc(1);
+        }
+        if let Some(lines) = &self.lines {
+            let n = lines.done.fetch_add(1, Ordering::Relaxed) + 1;
+            eprintln!(
+                "{}: step {n} of {}, at {:.0} s: {message}",
+                lines.name,
+                lines.steps.load(Ordering::Relaxed),
+                lines.started.elapsed().as_secs_f64()
+            );
         }
     }
 

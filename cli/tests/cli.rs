@@ -99,9 +99,31 @@ fn verify_finds_a_flipped_byte_with_its_offset_and_repair_keeps_the_rest() {
         "a repair that lost something says so"
     );
     assert!(
+        text(&repaired.stdout).ends_with(
+            "1 loss listed above: 1 document could not be recovered \
+             (the damaged store's index lists 5); a document may also be back at an earlier version\n"
+        ),
+        "{}",
+        text(&repaired.stdout)
+    );
+    assert!(
         text(&repaired.stdout).contains(&format!(":{damaged_at}:")),
         "{}",
         text(&repaired.stdout)
+    );
+    // Without the index snapshot nothing can count what the damaged part
+    // held; the repair says so.
+    let unsnapshotted = tmp.path().join("no-snapshot");
+    std::fs::create_dir(&unsnapshotted).unwrap();
+    std::fs::copy(&segment, unsnapshotted.join("00000000000000000001.seg")).unwrap();
+    copy_tree(&dir.join("blobs"), &unsnapshotted.join("blobs"));
+    let blind = logstore(&["repair", unsnapshotted.to_str().unwrap()]);
+    assert_eq!(blind.status.code(), Some(1));
+    assert!(
+        text(&blind.stdout)
+            .contains("1 loss listed above; how many documents were lost cannot be told"),
+        "{}",
+        text(&blind.stdout)
     );
     let store = LogStore::open(&out, Options::default()).unwrap();
     for i in [0, 1, 3, 4] {
@@ -122,6 +144,19 @@ fn verify_finds_a_flipped_byte_with_its_offset_and_repair_keeps_the_rest() {
     // The original was not touched.
     let again = logstore(&["verify", dir.to_str().unwrap()]);
     assert_eq!(again.status.code(), Some(1));
+}
+
+/// Copies the directory `from` and everything under it to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }
 
 const T0: i64 = 1_700_000_000_000;
@@ -363,7 +398,8 @@ fn scripts_get_put_delete_query_and_count() {
     assert_eq!(row["version"], 1);
     let stale = logstore(&["put", d, "msgs", "new", "{}", "--expected-version", "9"]);
     assert_eq!(stale.status.code(), Some(1));
-    assert_eq!(text(&stale.stdout).trim(), "null");
+    assert_eq!(text(&stale.stdout), "");
+    assert!(text(&stale.stderr).contains("version conflict (current 1)"));
     let got = logstore(&["get", d, "msgs", "new"]);
     assert!(text(&got.stdout).contains(r#""owner":"cy""#));
     let q = logstore(&[
@@ -403,6 +439,7 @@ fn scripts_get_put_delete_query_and_count() {
     let unindexed = logstore(&["query", d, "msgs", "--where", "rank=r1"]);
     assert_eq!(unindexed.status.code(), Some(1));
     assert!(text(&unindexed.stderr).contains("not indexed"));
+    assert!(text(&unindexed.stderr).contains(&format!("`logstore ensure {d} msgs rank`")));
 }
 
 #[test]
@@ -464,6 +501,10 @@ fn repair_in_place_rewrites_the_store_and_keeps_the_original_in_quarantine() {
     );
     let stdout = text(&repaired.stdout);
     assert!(stdout.contains(&format!(":{}:", offsets[2])), "{stdout}");
+    assert!(
+        stdout.contains("1 document could not be recovered (the damaged store's index lists 5)"),
+        "{stdout}"
+    );
     let kept = std::fs::canonicalize(&dir)
         .unwrap()
         .join("quarantine/repair-00000000000000000002.0");
@@ -497,6 +538,11 @@ fn repair_in_place_rewrites_the_store_and_keeps_the_original_in_quarantine() {
     // beside the first repair's.
     let again = logstore(&["repair", dir.to_str().unwrap(), "--in-place"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("no documents were lost: every record verified\n"),
+        "{}",
+        text(&again.stdout)
+    );
     assert_eq!(
         std::fs::read(kept.join("00000000000000000001.seg")).unwrap(),
         bytes

@@ -1,7 +1,7 @@
 //! Which directories each command takes: every command that needs a store
 //! refuses a path that holds none (missing, empty, other files, a file)
-//! and changes nothing there; only `put`, `load` and a `migrate` target
-//! make a store, only in a missing or empty directory, and say so.
+//! and changes nothing there; only `put`, `ensure`, `load` and a `migrate`
+//! target make a store, only in a missing or empty directory, and say so.
 
 mod common;
 
@@ -21,6 +21,9 @@ fn needing_a_store(store: &str, aside: &Path) -> Vec<Vec<String>> {
         vec!["get", store, "msgs", "m1"],
         vec!["query", store, "msgs"],
         vec!["count", store, "msgs"],
+        vec!["collections", store],
+        vec!["blobs", store],
+        vec!["leases", store],
         vec!["delete", store, "msgs", "m1"],
         vec!["compact", store],
         vec!["repair", store],
@@ -60,6 +63,7 @@ fn refused(args: &[String], message: &str) {
 fn making_a_store(dir: &str, source: &str) -> Vec<Vec<String>> {
     owned(vec![
         vec!["put", dir, "msgs", "m1", "{}"],
+        vec!["ensure", dir, "msgs", "owner"],
         vec!["load", dir],
         vec!["migrate", source, dir],
     ])

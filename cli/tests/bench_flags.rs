@@ -1,0 +1,150 @@
+//! `logstore bench` on a tiny run: where its stores go (`--dir`) and on
+//! what file system, its legend, `--threads`, and progress lines when
+//! stderr is not a terminal. Only the printed text is checked, never a
+//! figure.
+
+mod common;
+
+use std::path::Path;
+
+use common::{logstore, text};
+
+/// A run of a few documents and a hundredth of a second per operation.
+fn tiny(dir: &Path, more: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "bench",
+        "--docs",
+        "20",
+        "--seconds",
+        "0.01",
+        "--dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    let out = logstore(&args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (text(&out.stdout), text(&out.stderr))
+}
+
+/// The mount point of a tmpfs this test may write in, if there is one.
+fn a_tmpfs() -> Option<&'static Path> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let shm = mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some("/dev/shm") && l.split(' ').nth(2) == Some("tmpfs"));
+    let dir = Path::new("/dev/shm");
+    let writable = tempfile::tempdir_in(dir).is_ok();
+    (shm && writable).then_some(dir)
+}
+
+#[test]
+fn bench_says_where_its_stores_are_and_runs_the_threads_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (stdout, stderr) = tiny(tmp.path(), &["--threads", "2", "--durability", "flush"]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let prefix = format!(
+        "stores in {}/logstore-bench-",
+        tmp.path().canonicalize().unwrap().display()
+    );
+    let plain = format!("stores in {}/logstore-bench-", tmp.path().display());
+    assert!(
+        lines[1].starts_with(&prefix) || lines[1].starts_with(&plain),
+        "{stdout}"
+    );
+    assert!(lines[1].contains(" (file system: "), "{stdout}");
+    assert!(
+        lines[2].starts_with("log / SQLite is the log engine's rate over SQLite's"),
+        "{stdout}"
+    );
+    assert!(lines[2].contains("one run on this machine"), "{stdout}");
+    assert!(lines[2].contains("noisy"), "{stdout}");
+    assert!(stdout.contains("| put (new), 1 thread |"), "{stdout}");
+    assert!(stdout.contains("| put (new), 2 threads |"), "{stdout}");
+    assert!(!stdout.contains("4 threads"), "{stdout}");
+    assert!(
+        !stdout.contains("warning"),
+        "Flush warns of nothing: {stdout}"
+    );
+
+    assert!(stderr.starts_with("logstore bench: stores in "), "{stderr}");
+    let steps: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("bench: step "))
+        .collect();
+    assert_eq!(
+        steps
+            .first()
+            .map(|l| l.ends_with(": loading documents into the log engine")),
+        Some(true),
+        "{stderr}"
+    );
+    // 2 loads, 11 operations, raw reads, 2 blob sizes, 2 thread counts,
+    // the reopen and 2 reader steps.
+    assert_eq!(steps.len(), 21, "{stderr}");
+    assert!(
+        steps[20].starts_with("bench: step 21 of 21, at "),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        0,
+        "the run's folder is removed"
+    );
+
+    let (json, _) = tiny(
+        tmp.path(),
+        &["--threads", "1", "--durability", "flush", "--json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(report["store_dir"]
+        .as_str()
+        .unwrap()
+        .contains("/logstore-bench-"));
+    assert!(report["file_system"]["name"].is_string());
+    let threads: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["operation"].as_str())
+        .filter(|op| op.starts_with("put (new), "))
+        .collect();
+    assert_eq!(threads, ["put (new), 1 thread"]);
+}
+
+#[test]
+fn bench_warns_that_sync_figures_on_tmpfs_mean_nothing() {
+    let Some(shm) = a_tmpfs() else {
+        eprintln!("no writable tmpfs at /dev/shm: skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir_in(shm).unwrap();
+    let (stdout, stderr) = tiny(tmp.path(), &["--threads", "1"]);
+    let warning = "is on tmpfs, in memory: fdatasync reaches no disk there, so the Sync figures are meaningless";
+    assert!(stdout.contains("(file system: tmpfs)"), "{stdout}");
+    assert!(stdout.contains(warning), "{stdout}");
+    assert!(stderr.contains(warning), "{stderr}");
+}
+
+#[test]
+fn bench_refuses_a_dir_that_is_not_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing");
+    let out = logstore(&["bench", "--docs", "20", "--dir", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(&format!("--dir {}", missing.display())),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!missing.exists());
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out = logstore(&["bench", "--docs", "20", "--dir", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not a directory"));
+}

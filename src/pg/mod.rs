@@ -21,7 +21,12 @@
 //! - Each contract call is one transaction at READ COMMITTED, and every race
 //!   is decided by one conditional statement (`UPDATE ... WHERE version = $n
 //!   RETURNING`, `INSERT ... ON CONFLICT ... WHERE ... RETURNING`), so a lost
-//!   race is `Ok(None)` or `Held`, never a serialization error.
+//!   race is `Ok(None)` or `Held`, never a serialization error. The level is
+//!   pinned, not inherited: every connection sets it for its session (the
+//!   statements that run outside a transaction, such as a lease claim) and
+//!   every transaction begins with it, whatever default the server, the
+//!   database, the role or the URL's options set. Only a blob reader's
+//!   REPEATABLE READ, READ ONLY snapshot differs, on purpose.
 //!
 //! Connections come from an `r2d2` pool. A connection that breaks (or a
 //! server that cannot be reached) is `Error::Io` with kind
@@ -40,7 +45,7 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement};
 use r2d2_postgres::r2d2::{self, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
@@ -157,16 +162,31 @@ pub(crate) struct Conn {
     broken: bool,
 }
 
+/// The statement every connection runs first: the contract's races are
+/// decided at READ COMMITTED (a conditional statement that waited on a row
+/// re-checks its condition on the committed row), and a server default of
+/// REPEATABLE READ or SERIALIZABLE would turn a lost race into SQLSTATE
+/// 40001 instead.
+const SESSION_SQL: &str =
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// A new connection with the session settings every call relies on.
+fn connect(manager: &PostgresConnectionManager<NoTls>) -> Result<Conn, postgres::Error> {
+    let mut client = r2d2::ManageConnection::connect(manager)?;
+    client.batch_execute(SESSION_SQL)?;
+    Ok(Conn {
+        client,
+        statements: HashMap::new(),
+        broken: false,
+    })
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn {
-            client: self.0.connect()?,
-            statements: HashMap::new(),
-            broken: false,
-        })
+        connect(&self.0)
     }
 
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
@@ -247,7 +267,12 @@ impl Conn {
             client, statements, ..
         } = self;
         Ok(Session {
-            tx: client.transaction()?,
+            // Named, not left to the session's default, so the level holds
+            // even if something reset the session's characteristics.
+            tx: client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()?,
             statements,
         })
     }

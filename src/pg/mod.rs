@@ -31,7 +31,8 @@
 //! Connections come from an `r2d2` pool. A connection that breaks (or a
 //! server that cannot be reached) is `Error::Io` with kind
 //! `ConnectionAborted` or `NotConnected`; the pool is then rebuilt, so the
-//! next call connects afresh.
+//! next call connects afresh. `open` connects once directly, so a server
+//! that refuses the connection is reported at once, with the reason.
 
 mod blobs;
 mod documents;
@@ -183,14 +184,14 @@ fn connect(manager: &PostgresConnectionManager<NoTls>) -> Result<Conn, postgres:
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
-    type Error = postgres::Error;
+    type Error = Described;
 
-    fn connect(&self) -> Result<Conn, postgres::Error> {
-        connect(&self.0)
+    fn connect(&self) -> Result<Conn, Described> {
+        connect(&self.0).map_err(Described)
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut conn.client)
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Described> {
+        self.0.is_valid(&mut conn.client).map_err(Described)
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -310,8 +311,10 @@ impl PgStore {
     ///
     /// # Errors
     /// `InvalidInput` for a malformed URL, schema name or options; `Io`
-    /// (kind `NotConnected`) when the server cannot be reached; `Postgres`
-    /// when the server refuses the migrations.
+    /// (kind `NotConnected`) when the server cannot be reached, at once and
+    /// with the reason (connection refused, no server's socket in that
+    /// directory); `Postgres` when the server refuses the connection (a
+    /// wrong password, a missing database) or the migrations.
     pub fn open(url: &str, opts: Options) -> Result<PgStore> {
         let config = parse_url(url)?;
         let schema = config
@@ -334,6 +337,11 @@ impl PgStore {
     fn open_config(mut config: Config, schema: &str, opts: Options) -> Result<PgStore> {
         opts.validate()?;
         schema_name(schema)?;
+        // A connection attempt to a host that never answers waits this
+        // long, not for the operating system's TCP timeout.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
         // Every connection starts with the schema first on its search
         // path, so the SQL names tables without a schema, and with the
         // commit durability `Options` asks for: `Sync` waits for the WAL
@@ -354,15 +362,20 @@ impl PgStore {
             None => ours,
         };
         config.options(&options);
-        let store = PgStore {
+        // One connection made here rather than through the pool: the pool
+        // retries a failed connect until its timeout and then reports only
+        // that it timed out, where this reports the reason (refused, no such
+        // socket, authentication failed) at once.
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let mut first = connect(&manager).map_err(connect_error)?;
+        migrate(&mut first, schema, opts.clock.now_ms())?;
+        drop(first);
+        Ok(PgStore {
             pool: RwLock::new(Some(build_pool(&config))),
             config,
             schema: schema.to_string(),
             opts,
-        };
-        let now = store.opts.clock.now_ms();
-        store.with_conn(|conn| migrate(conn, &store.schema, now))?;
-        Ok(store)
+        })
     }
 
     /// The schema the store's tables live in.
@@ -635,6 +648,63 @@ fn connection_state(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
+/// A connection that could not be made: `Io` (kind `NotConnected`) with the
+/// reason, unless the server answered and refused for a reason of its own
+/// (a wrong password, a missing database), which is `Postgres`.
+fn connect_error(e: postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) if !connection_state(db.code().code()) => Error::Postgres(e),
+        _ => Error::io(
+            "connecting to the PostgreSQL server",
+            io::Error::new(io::ErrorKind::NotConnected, Described(e)),
+        ),
+    }
+}
+
+/// A PostgreSQL error whose `Display` says everything it holds: the
+/// server's SQLSTATE, message, detail and hint, or the chain of causes (the
+/// client's own `Display` says only "db error" or "error connecting to
+/// server"). It reports no `source`, since its text already holds it.
+#[derive(Debug)]
+pub(crate) struct Described(pub(crate) postgres::Error);
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe(&self.0, f)
+    }
+}
+
+fn describe(e: &postgres::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    if let Some(db) = e.as_db_error() {
+        write!(f, "{}: {}", db.code().code(), db.message())?;
+        if let Some(detail) = db.detail() {
+            write!(f, " (detail: {detail})")?;
+        }
+        if let Some(hint) = db.hint() {
+            write!(f, " (hint: {hint})")?;
+        }
+        return Ok(());
+    }
+    write!(f, "{e}")?;
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        write!(f, ": {c}")?;
+        cause = c.source();
+    }
+    Ok(())
+}
+
+impl std::error::Error for Described {}
+
+/// `Error::Postgres`'s `Display`: the SQLSTATE and the server's message
+/// (`PostgreSQL error 42P01: relation "x" does not exist`), or the
+/// client's error with its causes.
+pub(crate) fn fmt_error(e: &postgres::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    let sep = if e.as_db_error().is_some() { " " } else { ": " };
+    write!(f, "PostgreSQL error{sep}")?;
+    describe(e, f)
+}
+
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Self {
         let lost = match e.as_db_error() {
@@ -650,7 +720,7 @@ impl From<postgres::Error> for Error {
                 "talking to the PostgreSQL server: the connection was lost, so the call's transaction \
                  was rolled back (unless the loss came during its commit, which leaves the outcome \
                  unknown); the next call reconnects",
-                io::Error::new(io::ErrorKind::ConnectionAborted, e),
+                io::Error::new(io::ErrorKind::ConnectionAborted, Described(e)),
             )
         } else {
             Error::Postgres(e)
@@ -704,6 +774,40 @@ mod tests {
         for bad in ["", "1a", "a-b", "a\"b", "a b", &"s".repeat(64)] {
             assert!(schema_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The error of opening `url`, where nothing listens: `Io` of kind
+    /// `NotConnected`, whose text is returned.
+    fn not_connected(url: &str) -> String {
+        let err = PgStore::open(url, Options::default()).expect_err(url);
+        match &err {
+            Error::Io { source, .. } => {
+                assert_eq!(source.kind(), io::ErrorKind::NotConnected, "{err}");
+            }
+            other => panic!("{url}: expected Io NotConnected, got {other:?}"),
+        }
+        err.to_string()
+    }
+
+    #[test]
+    fn open_reports_a_refused_connection_with_its_reason() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let text = not_connected(&format!("postgresql://u@127.0.0.1:{port}/db"));
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(!text.contains("timed out"), "{text}");
+    }
+
+    #[test]
+    fn open_reports_a_socket_directory_without_a_server() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = dir.path().to_str().expect("path").replace('/', "%2F");
+        let text = not_connected(&format!("postgresql://u@{host}/db"));
+        assert!(text.contains("No such file or directory"), "{text}");
+        assert!(!text.contains("timed out"), "{text}");
     }
 
     #[test]

@@ -210,7 +210,13 @@ fn fill(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("reading the blob's bytes from the caller", e)),
+            // A reader of another store's blob that found it damaged
+            // carries that store's `Corruption`: report it as such.
+            Err(e) => {
+                return Err(e
+                    .downcast::<Error>()
+                    .unwrap_or_else(|e| Error::io("reading the blob's bytes from the caller", e)))
+            }
         };
         if size + n as u64 > max {
             return Err(Error::invalid(format!(

@@ -318,9 +318,8 @@ pub struct BlobMeta {
 /// and the read that would hand out its last bytes already fails. That
 /// error is an `std::io::Error` of kind `InvalidData` whose inner error is
 /// [`crate::Error::Corruption`] (`io_error.downcast::<logstore::Error>()`
-/// recovers it) in the log and SQLite drivers; the PostgreSQL driver
-/// reports a mismatch with kind `InvalidData` and a message. Other
-/// `io::Error`s are I/O failures of the read itself.
+/// recovers it), in every driver. Other `io::Error`s are I/O failures of
+/// the read itself.
 pub type BlobReader = Box<dyn std::io::Read + Send>;
 
 /// Bytes with metadata. A blob is immutable: put a new one to change it.

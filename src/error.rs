@@ -65,7 +65,9 @@ pub enum Error {
     Sqlite(rusqlite::Error),
     /// The PostgreSQL server refused a statement. A connection that broke
     /// or could not be made is `Io` instead (kind `ConnectionAborted` or
-    /// `NotConnected`): retry those once the server is back.
+    /// `NotConnected`): retry those once the server is back. `Display`
+    /// gives the SQLSTATE and the server's message (and its detail and
+    /// hint); `source` is `None`, since the text holds it all.
     #[cfg(feature = "postgres")]
     Postgres(postgres::Error),
 }
@@ -191,7 +193,7 @@ impl fmt::Display for Error {
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => write!(f, "SQLite error: {e}"),
             #[cfg(feature = "postgres")]
-            Error::Postgres(e) => write!(f, "PostgreSQL error: {e}"),
+            Error::Postgres(e) => crate::pg::fmt_error(e, f),
         }
     }
 }
@@ -202,8 +204,6 @@ impl std::error::Error for Error {
             Error::Io { source, .. } => Some(source),
             #[cfg(feature = "sqlite")]
             Error::Sqlite(e) => Some(e),
-            #[cfg(feature = "postgres")]
-            Error::Postgres(e) => Some(e),
             _ => None,
         }
     }

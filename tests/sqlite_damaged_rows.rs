@@ -65,3 +65,38 @@ fn negative_columns_are_errors_that_change_nothing() {
         .unwrap();
     assert_eq!(lease, -1, "the bad lease was rewritten");
 }
+
+/// A `store_blobs` size that is not the file's length (2^62, a byte off, a
+/// negative number) sizes nothing: a get and a whole-store walk are
+/// `Corruption` naming the blob.
+#[test]
+fn a_blob_size_that_is_not_its_file_is_corruption_naming_the_blob() {
+    for size in ["4611686018427387904", "size - 1", "size + 1", "-1"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("store.db");
+        let blobs = tmp.path().join("blobs");
+        let id = {
+            let s = SqliteStore::open(&db, &blobs, opts()).unwrap();
+            let meta = s
+                .blobs()
+                .put(&mut &b"hello"[..], logstore::BlobPut::default())
+                .unwrap();
+            s.close().unwrap();
+            meta.id
+        };
+        Connection::open(&db)
+            .unwrap()
+            .execute(&format!("UPDATE store_blobs SET size = {size}"), [])
+            .unwrap();
+        let s = SqliteStore::open(&db, &blobs, opts()).unwrap();
+        let named = |result: logstore::Result<()>, what: &str| match result {
+            Err(logstore::Error::Corruption { reason, .. }) => {
+                assert!(reason.contains(&id), "{what}, size {size}: {reason}");
+            }
+            other => panic!("{what}, size {size}: expected Corruption, got {other:?}"),
+        };
+        named(s.blobs().get(&id).map(drop), "get");
+        let walk = logstore::each_item(&s, |_| {}, |_| Ok(())).map(drop);
+        named(walk, "walk");
+    }
+}

@@ -25,19 +25,36 @@ pub fn open(url: &str) -> Result<PgStore> {
     PgStore::open(url, opts).with_context(|| redacted(url))
 }
 
-/// The URL without its password, for messages.
+/// The URL with its password masked, for messages: the one after the
+/// user name and a `password` query parameter. A URL without a password
+/// is shown as it is.
 pub fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|param| match param.split_once('=') {
+                    Some(("password", _)) => "password=***".to_string(),
+                    _ => param.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
         }
-        None => url.to_string(),
-    }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -54,5 +71,30 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(redacted("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn only_a_password_that_is_there_is_masked() {
+        for plain in [
+            "postgres://u@h/db",
+            "postgres://u@h",
+            "postgresql://postgres@%2Ftmp%2Fpg/postgres?options=-csearch_path%3Dx",
+            "postgres://u@h:5432/db?sslmode=disable",
+        ] {
+            assert_eq!(redacted(plain), plain);
+        }
+        assert_eq!(
+            redacted("postgres://u:pw@h:5432"),
+            "postgres://u:***@h:5432"
+        );
+        assert_eq!(redacted("postgres://:pw@h/db"), "postgres://:***@h/db");
+        assert_eq!(
+            redacted("postgres://u:p@ss@h/db?x=1"),
+            "postgres://u:***@h/db?x=1"
+        );
+        assert_eq!(
+            redacted("postgres://u@h/db?password=secret&options=-cx%3D1"),
+            "postgres://u@h/db?password=***&options=-cx%3D1"
+        );
     }
 }

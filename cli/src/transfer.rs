@@ -120,7 +120,11 @@ pub fn dump(src: &dyn Transfer, out: &mut dyn Write, progress: &Progress) -> Res
         |n| progress.start(n),
         |item| {
             progress.step(label(&item));
-            let line = Line::of(item).map_err(|e| io("reading a blob", e))?;
+            // A damaged blob's reader carries the store's `Corruption`.
+            let line = Line::of(item).map_err(|e| {
+                e.downcast::<logstore::Error>()
+                    .unwrap_or_else(|e| io("reading a blob", e))
+            })?;
             serde_json::to_writer(&mut *out, &line)
                 .map_err(|e| io("writing the dump", e.into()))?;
             out.write_all(b"\n").map_err(|e| io("writing the dump", e))

@@ -29,13 +29,35 @@ fn server() -> Option<String> {
 
 /// The URL of a fresh schema on the server.
 fn schema_url(url: &str, tag: &str) -> String {
+    schema_url_and_name(url, tag).0
+}
+
+/// The URL of a fresh schema on the server, and the schema's name.
+fn schema_url_and_name(url: &str, tag: &str) -> (String, String) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_nanos();
     let schema = format!("t_cli_{tag}_{}_{nanos}", std::process::id());
     let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-csearch_path%3D{schema}")
+    (
+        format!("{url}{sep}options=-csearch_path%3D{schema}"),
+        schema,
+    )
+}
+
+/// Runs `sql` on the server through `psql` (the store offers no way to
+/// damage its own rows).
+fn psql(url: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A log store with ensured and unensured collections, odd ids, a blob
@@ -130,4 +152,53 @@ fn migrate_moves_stores_to_postgres_and_back_losslessly() {
     assert!(got.contains("edited"), "{got}");
     let counted = ok(&["count", &pg_a, "msgs", "--where", "owner=ana"]);
     assert_eq!(counted.trim(), "11", "m0..m18 even, and m1 after its edit");
+}
+
+/// A `store_blobs` row whose size a foreign writer set to 2^62, or to a
+/// negative number: `dump` and `migrate` report the damaged row as
+/// corruption and exit 1, never allocate the recorded size (which aborted
+/// the process).
+#[test]
+fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for size in ["4611686018427387904", "-1", "size + 1"] {
+        let (pg, schema) = schema_url_and_name(&url, "damaged");
+        let store = logstore::PgStore::open(&pg, Options::default()).expect("open");
+        store
+            .docs()
+            .put("msgs", "m1", json!({"a": 1}), None)
+            .expect("put");
+        let meta = store
+            .blobs()
+            .put(&mut Cursor::new(b"hello".to_vec()), BlobPut::default())
+            .expect("blob");
+        store.close().expect("close");
+        psql(
+            &url,
+            &format!(
+                "UPDATE {schema}.store_blobs SET size = {size} WHERE id = '{}'",
+                meta.id
+            ),
+        );
+        let target = tmp.path().join(format!("copy-{}", meta.id));
+        let target = target.to_str().expect("path");
+        for args in [
+            vec!["dump", pg.as_str()],
+            vec!["migrate", pg.as_str(), target],
+        ] {
+            let out = logstore(&args);
+            let stderr = common::text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{args:?} with size {size}: {stderr}"
+            );
+            assert!(
+                stderr.contains("corruption") && stderr.contains(&meta.id),
+                "{args:?} with size {size}: {stderr}"
+            );
+        }
+        psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+    }
 }

@@ -53,15 +53,29 @@ pub(super) fn collection_indexes(s: &mut impl Sql, name: &str) -> Result<Option<
     .transpose()
 }
 
-/// Takes the collection's lock shared and reads its indexes in one round
-/// trip (empty when the collection was never ensured).
+/// Takes a collection's lock shared, for a write of one of its documents.
+///
+/// The indexes must be read by a later statement: a statement that waits
+/// for the lock (an `ensure_collection` holds it while it backfills) still
+/// reads from the snapshot it took before waiting, so it would miss the
+/// fields the ensure added, and the document would lack their index rows.
+fn lock_shared(s: &mut Session<'_>, lock: i64) -> Result<()> {
+    s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&lock])?;
+    Ok(())
+}
+
+/// Takes the collection's lock shared, then reads its indexes (empty when
+/// the collection was never ensured).
 pub(super) fn locked_indexes(s: &mut Session<'_>, lock: i64, name: &str) -> Result<Vec<String>> {
-    let row = s.query_one(
-        "SELECT c.indexes::text FROM (SELECT pg_advisory_xact_lock_shared($1)) l
-         LEFT JOIN store_collections c ON c.name = $2",
-        &[&lock, &name.as_bytes()],
-    )?;
-    match row.try_get::<_, Option<String>>(0)? {
+    lock_shared(s, lock)?;
+    Ok(collection_indexes(s, name)?.unwrap_or_default())
+}
+
+/// The indexes a write's statement read along with its row, in the column
+/// `idx` (empty when the collection was never ensured). The statement began
+/// after the lock was taken, and the read costs no round trip of its own.
+fn indexes_at(row: &Row, idx: usize, name: &str) -> Result<Vec<String>> {
+    match row.try_get::<_, Option<String>>(idx)? {
         Some(text) => parse_indexes(name, &text),
         None => Ok(Vec::new()),
     }
@@ -218,7 +232,8 @@ impl PgStore {
     }
 
     /// The one statement of a put (`expected_version` as in the contract),
-    /// returning `version, created_at, updated_at` when it wrote.
+    /// returning `version, created_at, updated_at` and the collection's
+    /// indexes when it wrote. Call with the collection's lock held.
     fn put_row(
         s: &mut Session<'_>,
         collection: &str,
@@ -243,7 +258,8 @@ impl PgStore {
             Some(expected) => s.query_opt(
                 "UPDATE store_docs SET data = $1::text::json, version = version + 1, updated_at = $2
                  WHERE collection = $3 AND id = $4 AND version = $5
-                 RETURNING version, created_at, updated_at",
+                 RETURNING version, created_at, updated_at,
+                    (SELECT indexes::text FROM store_collections WHERE name = $3)",
                 &[&text, &now, &c, &i, &version_arg(expected)],
             ),
             // The upsert skips a row at the top version and then returns
@@ -257,7 +273,8 @@ impl PgStore {
                         version = d.version + 1,
                         updated_at = excluded.updated_at
                      WHERE d.version < 9223372036854775807
-                     RETURNING version, created_at, updated_at",
+                     RETURNING version, created_at, updated_at,
+                        (SELECT indexes::text FROM store_collections WHERE name = $1)",
                     &[&c, &i, &text, &now],
                 )?
                 .ok_or_else(|| document_rules::version_overflow(MAX_VERSION))
@@ -337,11 +354,12 @@ impl DocumentStore for PgStore {
         let now = self.opts.clock.now_ms();
         let lock = self.collection_lock(collection);
         self.with_tx(|s| {
-            let indexes = locked_indexes(s, lock, collection)?;
+            lock_shared(s, lock)?;
             let Some(row) = PgStore::put_row(s, collection, id, &text, now, expected_version)?
             else {
                 return Ok(None);
             };
+            let indexes = indexes_at(&row, 3, collection)?;
             write_index_rows(s, collection, id, &data, &indexes)?;
             written_row(collection, id, data, &row).map(Some)
         })
@@ -361,17 +379,20 @@ impl DocumentStore for PgStore {
         let lock = self.collection_lock(collection);
         let (c, i) = (collection.as_bytes(), id.as_bytes());
         self.with_tx(|s| {
-            let indexes = locked_indexes(s, lock, collection)?;
+            lock_shared(s, lock)?;
             // FOR UPDATE holds the row from the read to the write, so the
             // merge is applied to the version it was checked against.
             let current = s.query_opt(
-                "SELECT data::text FROM store_docs
+                "SELECT data::text,
+                    (SELECT indexes::text FROM store_collections WHERE name = $1)
+                 FROM store_docs
                  WHERE collection = $1 AND id = $2 AND version = $3 FOR UPDATE",
                 &[&c, &i, &version_arg(expected_version)],
             )?;
             let Some(current) = current else {
                 return Ok(None);
             };
+            let indexes = indexes_at(&current, 1, collection)?;
             if expected_version >= MAX_VERSION {
                 return Err(document_rules::version_overflow(expected_version));
             }
@@ -398,7 +419,7 @@ impl DocumentStore for PgStore {
         let lock = self.collection_lock(collection);
         let (c, i) = (collection.as_bytes(), id.as_bytes());
         self.with_tx(|s| {
-            s.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&lock])?;
+            lock_shared(s, lock)?;
             let removed = s.execute(
                 "DELETE FROM store_docs WHERE collection = $1 AND id = $2",
                 &[&c, &i],

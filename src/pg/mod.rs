@@ -21,32 +21,40 @@
 //! - Each contract call is one transaction at READ COMMITTED, and every race
 //!   is decided by one conditional statement (`UPDATE ... WHERE version = $n
 //!   RETURNING`, `INSERT ... ON CONFLICT ... WHERE ... RETURNING`), so a lost
-//!   race is `Ok(None)` or `Held`, never a serialization error.
+//!   race is `Ok(None)` or `Held`, never a serialization error. The level is
+//!   pinned, not inherited: every connection sets it for its session (the
+//!   statements that run outside a transaction, such as a lease claim) and
+//!   every transaction begins with it, whatever default the server, the
+//!   database, the role or the URL's options set. Only a blob reader's
+//!   REPEATABLE READ, READ ONLY snapshot differs, on purpose.
 //!
 //! Connections come from an `r2d2` pool. A connection that breaks (or a
 //! server that cannot be reached) is `Error::Io` with kind
 //! `ConnectionAborted` or `NotConnected`; the pool is then rebuilt, so the
-//! next call connects afresh.
+//! next call connects afresh. `open` connects once directly, so a server
+//! that refuses the connection is reported at once, with the reason.
 
 mod blobs;
 mod documents;
+mod errors;
 mod leases;
 mod transfer;
 
 use std::collections::HashMap;
-use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement};
 use r2d2_postgres::r2d2::{self, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::contract::{BlobStore, DocumentStore, LeaseStore, Store};
 use crate::options::{Durability, Options};
 use crate::{Error, Result};
+pub(crate) use errors::fmt_error;
+use errors::{connect_error, is_connection_error, unavailable, Described};
 
 /// The schema a store lives in when neither the URL nor the caller names
 /// one.
@@ -157,20 +165,35 @@ pub(crate) struct Conn {
     broken: bool,
 }
 
+/// The statement every connection runs first: the contract's races are
+/// decided at READ COMMITTED (a conditional statement that waited on a row
+/// re-checks its condition on the committed row), and a server default of
+/// REPEATABLE READ or SERIALIZABLE would turn a lost race into SQLSTATE
+/// 40001 instead.
+const SESSION_SQL: &str =
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
+/// A new connection with the session settings every call relies on.
+fn connect(manager: &PostgresConnectionManager<NoTls>) -> Result<Conn, postgres::Error> {
+    let mut client = r2d2::ManageConnection::connect(manager)?;
+    client.batch_execute(SESSION_SQL)?;
+    Ok(Conn {
+        client,
+        statements: HashMap::new(),
+        broken: false,
+    })
+}
+
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
-    type Error = postgres::Error;
+    type Error = Described;
 
-    fn connect(&self) -> Result<Conn, postgres::Error> {
-        Ok(Conn {
-            client: self.0.connect()?,
-            statements: HashMap::new(),
-            broken: false,
-        })
+    fn connect(&self) -> Result<Conn, Described> {
+        connect(&self.0).map_err(Described)
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
-        self.0.is_valid(&mut conn.client)
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), Described> {
+        self.0.is_valid(&mut conn.client).map_err(Described)
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -247,7 +270,12 @@ impl Conn {
             client, statements, ..
         } = self;
         Ok(Session {
-            tx: client.transaction()?,
+            // Named, not left to the session's default, so the level holds
+            // even if something reset the session's characteristics.
+            tx: client
+                .build_transaction()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .start()?,
             statements,
         })
     }
@@ -285,8 +313,10 @@ impl PgStore {
     ///
     /// # Errors
     /// `InvalidInput` for a malformed URL, schema name or options; `Io`
-    /// (kind `NotConnected`) when the server cannot be reached; `Postgres`
-    /// when the server refuses the migrations.
+    /// (kind `NotConnected`) when the server cannot be reached, at once and
+    /// with the reason (connection refused, no server's socket in that
+    /// directory); `Postgres` when the server refuses the connection (a
+    /// wrong password, a missing database) or the migrations.
     pub fn open(url: &str, opts: Options) -> Result<PgStore> {
         let config = parse_url(url)?;
         let schema = config
@@ -309,6 +339,11 @@ impl PgStore {
     fn open_config(mut config: Config, schema: &str, opts: Options) -> Result<PgStore> {
         opts.validate()?;
         schema_name(schema)?;
+        // A connection attempt to a host that never answers waits this
+        // long, not for the operating system's TCP timeout.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
         // Every connection starts with the schema first on its search
         // path, so the SQL names tables without a schema, and with the
         // commit durability `Options` asks for: `Sync` waits for the WAL
@@ -329,15 +364,20 @@ impl PgStore {
             None => ours,
         };
         config.options(&options);
-        let store = PgStore {
+        // One connection made here rather than through the pool: the pool
+        // retries a failed connect until its timeout and then reports only
+        // that it timed out, where this reports the reason (refused, no such
+        // socket, authentication failed) at once.
+        let manager = PostgresConnectionManager::new(config.clone(), NoTls);
+        let mut first = connect(&manager).map_err(connect_error)?;
+        migrate(&mut first, schema, opts.clock.now_ms())?;
+        drop(first);
+        Ok(PgStore {
             pool: RwLock::new(Some(build_pool(&config))),
             config,
             schema: schema.to_string(),
             opts,
-        };
-        let now = store.opts.clock.now_ms();
-        store.with_conn(|conn| migrate(conn, &store.schema, now))?;
-        Ok(store)
+        })
     }
 
     /// The schema the store's tables live in.
@@ -589,50 +629,6 @@ fn opt_text_column(row: &Row, idx: usize) -> Result<Option<String>> {
         .transpose()
 }
 
-/// Whether `e` says the connection broke or the server could not be
-/// reached (as opposed to the server refusing a statement).
-fn is_connection_error(e: &Error) -> bool {
-    matches!(e, Error::Io { source, .. }
-        if matches!(source.kind(), io::ErrorKind::ConnectionAborted | io::ErrorKind::NotConnected))
-}
-
-/// The error for a pool that could not hand out a connection in time: the
-/// server is down or unreachable, or every connection stayed busy.
-fn unavailable(e: r2d2::Error) -> Error {
-    Error::io(
-        "connecting to the PostgreSQL server (no connection could be made within the connect timeout)",
-        io::Error::new(io::ErrorKind::NotConnected, e.to_string()),
-    )
-}
-
-/// SQLSTATEs that mean the connection is gone or the server is going away.
-fn connection_state(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
-}
-
-impl From<postgres::Error> for Error {
-    fn from(e: postgres::Error) -> Self {
-        let lost = match e.as_db_error() {
-            Some(db) => connection_state(db.code().code()),
-            None => {
-                e.is_closed()
-                    || std::error::Error::source(&e)
-                        .is_some_and(<dyn std::error::Error + 'static>::is::<io::Error>)
-            }
-        };
-        if lost {
-            Error::io(
-                "talking to the PostgreSQL server: the connection was lost, so the call's transaction \
-                 was rolled back (unless the loss came during its commit, which leaves the outcome \
-                 unknown); the next call reconnects",
-                io::Error::new(io::ErrorKind::ConnectionAborted, e),
-            )
-        } else {
-            Error::Postgres(e)
-        }
-    }
-}
-
 impl Store for PgStore {
     fn docs(&self) -> &dyn DocumentStore {
         self
@@ -679,6 +675,40 @@ mod tests {
         for bad in ["", "1a", "a-b", "a\"b", "a b", &"s".repeat(64)] {
             assert!(schema_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The error of opening `url`, where nothing listens: `Io` of kind
+    /// `NotConnected`, whose text is returned.
+    fn not_connected(url: &str) -> String {
+        let err = PgStore::open(url, Options::default()).expect_err(url);
+        match &err {
+            Error::Io { source, .. } => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotConnected, "{err}");
+            }
+            other => panic!("{url}: expected Io NotConnected, got {other:?}"),
+        }
+        err.to_string()
+    }
+
+    #[test]
+    fn open_reports_a_refused_connection_with_its_reason() {
+        // A port that was just free: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let text = not_connected(&format!("postgresql://u@127.0.0.1:{port}/db"));
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(!text.contains("timed out"), "{text}");
+    }
+
+    #[test]
+    fn open_reports_a_socket_directory_without_a_server() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let host = dir.path().to_str().expect("path").replace('/', "%2F");
+        let text = not_connected(&format!("postgresql://u@{host}/db"));
+        assert!(text.contains("No such file or directory"), "{text}");
+        assert!(!text.contains("timed out"), "{text}");
     }
 
     #[test]

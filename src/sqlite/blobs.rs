@@ -17,13 +17,33 @@ use crate::{Error, Result};
 
 const BLOB_COLUMNS: &str = "id, mime, size, owner_id, created_at";
 
-fn read_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<BlobMeta> {
+/// A row of `BLOB_COLUMNS` as stored: id, mime, size, owner, creation time.
+type Row = (String, String, i64, Option<String>, i64);
+
+fn read_meta(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
+}
+
+/// The metadata of a row. A negative size was written by something other
+/// than a driver: `Corruption` naming the blob.
+fn checked((id, mime, size, owner_id, created_at): Row) -> Result<BlobMeta> {
+    let size = u64::try_from(size).map_err(|_| {
+        super::corrupt_row(format!(
+            "blob {id} records a size of {size} bytes in store_blobs (written by something other than a driver?)"
+        ))
+    })?;
     Ok(BlobMeta {
-        id: row.get(0)?,
-        mime: row.get(1)?,
-        size: row.get::<_, u64>(2)?,
-        owner_id: row.get(3)?,
-        created_at: row.get(4)?,
+        id,
+        mime,
+        size,
+        owner_id,
+        created_at,
         content_hash: None,
     })
 }
@@ -105,12 +125,13 @@ impl BlobStore for SqliteStore {
     fn get_meta(&self, id: &str) -> Result<Option<BlobMeta>> {
         validate::blob_id(id)?;
         self.with_conn(|conn| {
-            Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {BLOB_COLUMNS} FROM store_blobs WHERE id = ?1"
-                ))?
-                .query_row([id], read_meta)
-                .optional()?)
+            conn.prepare_cached(&format!(
+                "SELECT {BLOB_COLUMNS} FROM store_blobs WHERE id = ?1"
+            ))?
+            .query_row([id], read_meta)
+            .optional()?
+            .map(checked)
+            .transpose()
         })
     }
 
@@ -138,7 +159,7 @@ impl BlobStore for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.with_conn(|conn| {
-            let rows = match &query.owner_id {
+            let rows: Vec<Row> = match &query.owner_id {
                 Some(owner) => conn
                     .prepare_cached(&format!(
                         "SELECT {BLOB_COLUMNS} FROM store_blobs WHERE owner_id = ?1
@@ -154,7 +175,7 @@ impl BlobStore for SqliteStore {
                     .query_map(params![limit, offset], read_meta)?
                     .collect::<rusqlite::Result<_>>()?,
             };
-            Ok(rows)
+            rows.into_iter().map(checked).collect()
         })
     }
 }

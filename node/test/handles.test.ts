@@ -2,7 +2,7 @@
 // another process, and in this one), and a second open of a directory in
 // this process sharing the first one's engine.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -174,6 +174,31 @@ describe("a second open in this process", () => {
     expect(await b.leases.acquire("k", "B", 60_000)).toMatchObject({ ok: false, owner: "A" });
     await a.close();
     await b.close();
+  });
+
+  it("follows the directory, not its path: renamed while open, and a new one made at the old path", async () => {
+    const root = tempDir();
+    const [before, after] = [join(root, "before"), join(root, "after")];
+    const a = await logstorePatternStores({ dir: before });
+    await a.docs.put("m", "1", { in: "moved" });
+    renameSync(before, after);
+    // The renamed directory is the one `a` writes: a second open shares it.
+    const b = await logstorePatternStores({ dir: after });
+    expect(await b.docs.get("m", "1")).toMatchObject({ data: { in: "moved" } });
+    await b.docs.put("m", "2", { by: "b" });
+    expect(await a.docs.get("m", "2")).toMatchObject({ data: { by: "b" } });
+    // A new directory at the old path is another store: a new, empty engine.
+    mkdirSync(before);
+    const c = await logstorePatternStores({ dir: before });
+    expect(await c.docs.get("m", "1")).toBeNull();
+    await c.docs.put("m", "3", { in: "new" });
+    expect(await a.docs.get("m", "3")).toBeNull();
+    await c.close();
+    await b.close();
+    await a.close();
+    const again = await logstorePatternStores({ dir: before });
+    expect(await again.docs.count("m")).toBe(1);
+    await again.close();
   });
 
   it("closing one handle leaves the other working; the last close releases the directory", async () => {

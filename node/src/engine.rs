@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use logstore::{Durability, Error, LogStore, Options, PgStore, Result, Store};
@@ -44,14 +45,28 @@ pub struct Settings {
 /// An engine and where the table keeps it.
 pub struct Shared {
     engine: Engine,
+    /// Unique in this process: names the engine to the JavaScript layer,
+    /// whose handles on one engine share one write queue.
+    id: u64,
     /// The directory under which the table holds it; `None` when it is
     /// not in the table (PostgreSQL, read-only).
     key: Option<DirId>,
 }
 
 impl Shared {
+    fn new(engine: Engine, key: Option<DirId>) -> Arc<Shared> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Shared { engine, id, key })
+    }
+
     fn alone(engine: Engine) -> Arc<Shared> {
-        Arc::new(Shared { engine, key: None })
+        Shared::new(engine, None)
+    }
+
+    /// The engine's id, the same for every handle on it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -141,10 +156,7 @@ pub fn open_dir(dir: &Path, options: Options, settings: Settings) -> Result<Arc<
         // Removed the moment it was made: serve it, unshared.
         return Ok(Shared::alone(Engine::Log(store)));
     };
-    let shared = Arc::new(Shared {
-        engine: Engine::Log(store),
-        key: Some(key),
-    });
+    let shared = Shared::new(Engine::Log(store), Some(key));
     table.insert(
         key,
         Entry {

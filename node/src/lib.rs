@@ -283,6 +283,14 @@ impl NativeStore {
         }
     }
 
+    /// The engine's id, unique in this process and the same for every
+    /// handle on one engine (a second open of a directory): the
+    /// JavaScript layer gives such handles one write queue. Synchronous.
+    #[napi]
+    pub fn engine_id(&self) -> f64 {
+        self.shared.id() as f64
+    }
+
     /// Closes this handle: its calls fail from now on. The engine's last
     /// handle closes the engine (a log store syncs, writes its index
     /// snapshot and releases the directory). A second close does nothing.

@@ -225,6 +225,24 @@ describe("a second open in this process", () => {
     await c.close();
   });
 
+  for (const durability of ["flush", "sync"] as const) {
+    it(`applies writes in call order across its handles (${durability})`, async () => {
+      const dir = join(tempDir(), "log");
+      const a = await logstorePatternStores({ dir, durability });
+      const b = await logstorePatternStores({ dir, durability });
+      await a.docs.put("c", "warm", {});
+      // a's first write is over 64 KiB, so it queues for the pool; b's
+      // later one must not overtake it, in place or in its own job.
+      const writes = [
+        a.docs.put("c", "1", { n: 0, pad: "x".repeat(70_000) }),
+        ...Array.from({ length: 9 }, (_, i) => (i % 2 ? a : b).docs.put("c", "1", { n: i + 1 })),
+      ];
+      expect((await Promise.all(writes)).map((row) => row?.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(await b.docs.get("c", "1")).toMatchObject({ version: 10, data: { n: 9 } });
+      await Promise.all([a.close(), b.close()]);
+    });
+  }
+
   it("each handle's close waits for its own writes before the engine's last close", async () => {
     const dir = join(tempDir(), "log");
     const a = await logstorePatternStores({ dir });

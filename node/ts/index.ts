@@ -208,6 +208,16 @@ class Access {
 }
 
 /**
+ * Characters of a body the addon parses on the JavaScript thread in a
+ * write in place: the byte limit of its in-place reads (64 KiB, about
+ * 1 ms of JSON at the rate measured there). A larger body goes to the
+ * pool, which parses it there.
+ */
+const IN_PLACE_BODY_CHARS = 64 * 1024;
+
+const tooLargeInPlace = (w: Write): boolean => "body" in w && w.body.length > IN_PLACE_BODY_CHARS;
+
+/**
  * Writes that go to the pool (every `sync` write, and a `flush` write that
  * would wait) run in the order they were called, in batches: one
  * `writeBatch` job at a time, each taking every write queued while the one
@@ -218,40 +228,38 @@ class Access {
  * one batch. While a write is queued or a job runs, a `flush` store's
  * writes queue too instead of running in place, so none overtakes an
  * earlier one.
+ *
+ * One queue serves an engine, shared by every handle on it (a second open
+ * of a directory in this process), so their writes keep one call order.
  */
-/**
- * Characters of a body the addon parses on the JavaScript thread in a
- * write in place: the byte limit of its in-place reads (64 KiB, about
- * 1 ms of JSON at the rate measured there). A larger body goes to the
- * pool, which parses it there.
- */
-const IN_PLACE_BODY_CHARS = 64 * 1024;
-
-const tooLargeInPlace = (w: Write): boolean => "body" in w && w.body.length > IN_PLACE_BODY_CHARS;
-
-class Batcher {
-  private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
+class WriteQueue {
+  private queue: Array<{
+    via: NativeStore;
+    write: Write;
+    resolve: (text: string) => void;
+    reject: (e: unknown) => void;
+  }> = [];
   /** A `writeBatch` job runs. */
   private inFlight = false;
-  private drainedWaiters: Array<() => void> = [];
+  /** Writes queued or in a job, per handle, and who waits for them to settle. */
+  private pending = new Map<NativeStore, { count: number; waiters: Array<() => void> }>();
 
   constructor(
-    private readonly n: NativeStore,
     /** A `flush` store: writes try the JavaScript thread first. */
     private readonly inPlace: boolean,
   ) {}
 
   /**
-   * A write's answer as JSON text: run in place when the store is `flush`
-   * and nothing is queued or running and the engine need not wait (see
-   * `runNow`), otherwise queued.
+   * A write's answer as JSON text: run in place through `n` when the store
+   * is `flush` and nothing is queued or running and the engine need not
+   * wait (see `runNow`), otherwise queued.
    */
-  async submit(write: Write): Promise<string> {
+  async submit(n: NativeStore, write: Write): Promise<string> {
     if (this.inPlace && this.idle && !tooLargeInPlace(write)) {
-      const text = callSync(() => runNow(this.n, write));
+      const text = callSync(() => runNow(n, write));
       if (text !== null) return text;
     }
-    return this.run(write);
+    return this.run(n, write);
   }
 
   /** True when no write is queued and no job runs. */
@@ -259,16 +267,30 @@ class Batcher {
     return !this.inFlight && this.queue.length === 0;
   }
 
-  private run(write: Write): Promise<string> {
+  private run(via: NativeStore, write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.idle) queueMicrotask(() => this.send());
-      this.queue.push({ write, resolve, reject });
+      this.queue.push({ via, write, resolve, reject });
+      const mine = this.pending.get(via) ?? { count: 0, waiters: [] };
+      mine.count += 1;
+      this.pending.set(via, mine);
     });
   }
 
-  /** Settles once every write queued so far has settled. */
-  drained(): Promise<void> {
-    return this.idle ? Promise.resolve() : new Promise((resolve) => this.drainedWaiters.push(resolve));
+  /** Settles once every write queued through `n` so far has settled. */
+  drained(n: NativeStore): Promise<void> {
+    const mine = this.pending.get(n);
+    return mine === undefined ? Promise.resolve() : new Promise((resolve) => mine.waiters.push(resolve));
+  }
+
+  private settled(via: NativeStore): void {
+    const mine = this.pending.get(via);
+    if (mine === undefined) return;
+    mine.count -= 1;
+    if (mine.count === 0) {
+      this.pending.delete(via);
+      for (const done of mine.waiters) done();
+    }
   }
 
   private send(): void {
@@ -277,7 +299,9 @@ class Batcher {
     this.inFlight = true;
     let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
     try {
-      sent = this.n.writeBatch(batch.map((q) => q.write));
+      // Any handle in the batch reaches the engine; the first one cannot
+      // close before its own write in it settles.
+      sent = batch[0].via.writeBatch(batch.map((q) => q.write));
     } catch (e) {
       sent = Promise.reject(e);
     }
@@ -293,13 +317,56 @@ class Batcher {
       )
       .finally(() => {
         this.inFlight = false;
-        if (this.queue.length > 0) {
-          // Queued while this job ran: the next batch, at once.
-          this.send();
-        } else {
-          for (const done of this.drainedWaiters.splice(0)) done();
-        }
+        for (const q of batch) this.settled(q.via);
+        // Queued while this job ran: the next batch, at once.
+        if (this.queue.length > 0) this.send();
       });
+  }
+}
+
+/**
+ * The write queues of the engines open in this process, by `engineId`,
+ * with the handles using each: kept on `globalThis`, so a reloaded copy of
+ * this module (which opens a second handle on the first copy's engine)
+ * finds the same queue.
+ */
+const QUEUES_KEY = Symbol.for("@logstore/pattern-stores: write queues");
+type Queues = Map<number, { queue: WriteQueue; handles: number }>;
+const queues: Queues = ((globalThis as Record<symbol, unknown>)[QUEUES_KEY] as Queues | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[QUEUES_KEY] = new Map() as Queues);
+
+/** One handle's way into its engine's write queue. */
+class Batcher {
+  private readonly id: number;
+  private readonly queue: WriteQueue;
+
+  constructor(
+    private readonly n: NativeStore,
+    inPlace: boolean,
+  ) {
+    this.id = n.engineId();
+    let entry = queues.get(this.id);
+    if (entry === undefined) {
+      entry = { queue: new WriteQueue(inPlace), handles: 0 };
+      queues.set(this.id, entry);
+    }
+    entry.handles += 1;
+    this.queue = entry.queue;
+  }
+
+  submit(write: Write): Promise<string> {
+    return this.queue.submit(this.n, write);
+  }
+
+  /** Settles once every write of this handle called so far has settled. */
+  drained(): Promise<void> {
+    return this.queue.drained(this.n);
+  }
+
+  /** This handle is closing: the engine's last one forgets its queue. */
+  release(): void {
+    const entry = queues.get(this.id);
+    if (entry !== undefined && entry.queue === this.queue && --entry.handles === 0) queues.delete(this.id);
   }
 }
 
@@ -613,6 +680,7 @@ function storesOver(
     close: async () => {
       // Writes called before close go first.
       await batch.drained();
+      batch.release();
       await call(n.close());
     },
     backup: async (dest: string) => {

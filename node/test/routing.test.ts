@@ -116,6 +116,13 @@ describe("a flush write runs in place by its body's size", () => {
       expect(putNow).toHaveBeenCalledTimes(1);
       expect(writeBatch).toHaveBeenCalledTimes(1);
       expect(await stores.docs.get("c", "big")).toEqual(big);
+      // The limit is in UTF-8 bytes, what the addon parses: 30,000 "✓" are
+      // 90,000 of them.
+      vi.clearAllMocks();
+      const wide = await stores.docs.put("c", "wide", { text: "✓".repeat(30_000) });
+      expect(putNow).not.toHaveBeenCalled();
+      expect(writeBatch).toHaveBeenCalledTimes(1);
+      expect(await stores.docs.get("c", "wide")).toEqual(wide);
     } finally {
       vi.restoreAllMocks();
       await stores.close();

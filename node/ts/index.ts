@@ -208,14 +208,21 @@ class Access {
 }
 
 /**
- * Characters of a body the addon parses on the JavaScript thread in a
+ * UTF-8 bytes of a body the addon parses on the JavaScript thread in a
  * write in place: the byte limit of its in-place reads (64 KiB, about
  * 1 ms of JSON at the rate measured there). A larger body goes to the
  * pool, which parses it there.
  */
-const IN_PLACE_BODY_CHARS = 64 * 1024;
+const IN_PLACE_BODY_BYTES = 64 * 1024;
 
-const tooLargeInPlace = (w: Write): boolean => "body" in w && w.body.length > IN_PLACE_BODY_CHARS;
+/**
+ * A UTF-16 unit is 1 to 3 bytes of UTF-8, so the bytes are counted only
+ * for a body whose length leaves the answer open.
+ */
+const tooLargeInPlace = (w: Write): boolean =>
+  "body" in w &&
+  (w.body.length > IN_PLACE_BODY_BYTES ||
+    (w.body.length * 3 > IN_PLACE_BODY_BYTES && Buffer.byteLength(w.body, "utf8") > IN_PLACE_BODY_BYTES));
 
 /**
  * Writes that go to the pool (every `sync` write, and a `flush` write that

@@ -523,6 +523,38 @@ describe("lifecycle", () => {
     }
   });
 
+  it("close waits for the blob writes and ensureCollection called before it", async () => {
+    const place = freshPlace();
+    // Large enough that the blob writes are still running when close is.
+    const first = await logstorePatternStores({ ...place, durability: "sync", maxBlobBytes: 32 << 20 });
+    const old = await first.blobs.put(new Uint8Array([1]));
+    const bytes = new Uint8Array(16 << 20).fill(7);
+    const chunks = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < 16; i++) c.enqueue(new Uint8Array(1 << 20).fill(i));
+        c.close();
+      },
+    });
+    const writes = [
+      first.blobs.put(bytes),
+      first.blobs.put(chunks),
+      first.blobs.delete(old.id),
+      first.docs.ensureCollection({ name: "late", indexes: ["a"] }),
+    ];
+    await first.close();
+    const [put, streamed, deleted] = await Promise.all(writes);
+    expect(put).toMatchObject({ size: 16 << 20 });
+    expect(streamed).toMatchObject({ size: 16 << 20 });
+    expect(deleted).toBe(true);
+    const again = await logstorePatternStores({ ...place, maxBlobBytes: 32 << 20 });
+    try {
+      expect((await again.blobs.list()).map((b) => b.size)).toEqual([16 << 20, 16 << 20]);
+      expect((await again.docs.listCollections()).map((c) => c.name)).toContain("late");
+    } finally {
+      await again.close();
+    }
+  });
+
   it("backup copies a log store; a PostgreSQL store rejects it", async () => {
     await s.docs.put("m", "1", { a: 1 });
     const dest = join(tempDir(), "copy");

@@ -377,6 +377,27 @@ class Batcher {
   }
 }
 
+/**
+ * A handle's writes that do not go through its write queue (blob writes,
+ * `ensureCollection`), each its own pooled call: `close()` waits for them
+ * too, or the engine could close under them.
+ */
+class Tracked {
+  private readonly running = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = () => this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Settles once every write tracked so far, and any tracked meanwhile, has. */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+}
+
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 const parseOrNull = <T>(text: string | null): T | null => (text == null ? null : parse<T>(text));
 
@@ -422,13 +443,14 @@ class LogDocumentStore implements DocumentStore {
     private readonly n: NativeStore,
     private readonly batch: Batcher,
     private readonly access: Access,
+    private readonly tracked: Tracked,
   ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
     const name = wellFormed(def.name, "the collection name");
     const indexes = def.indexes.map((f) => wellFormed(f, "an index field"));
     this.access.writable();
-    await call(this.n.ensureCollection(name, indexes));
+    await this.tracked.track(call(this.n.ensureCollection(name, indexes)));
   }
 
   async listCollections(): Promise<Array<CollectionDef & { docCount: number }>> {
@@ -544,6 +566,7 @@ class LogBlobStore implements BlobStore {
     private readonly n: NativeStore,
     private readonly maxBytes: number,
     private readonly access: Access,
+    private readonly tracked: Tracked,
   ) {}
 
   async put(
@@ -556,9 +579,10 @@ class LogBlobStore implements BlobStore {
     if (data instanceof Uint8Array) {
       if (data.byteLength > this.maxBytes) throw capError(this.maxBytes);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      return parse(await call(this.n.blobPut(bytes, mime, ownerId)));
+      return parse(await this.tracked.track(call(this.n.blobPut(bytes, mime, ownerId))));
     }
-    return this.putStream(data, mime, ownerId);
+    // The whole stream: `close()` waits for its last chunk.
+    return this.tracked.track(this.putStream(data, mime, ownerId));
   }
 
   /** Chunk by chunk into the engine, the cap checked as bytes arrive. */
@@ -619,7 +643,7 @@ class LogBlobStore implements BlobStore {
 
   async delete(id: string): Promise<boolean> {
     this.access.writable();
-    return call(this.n.blobDelete(String(id)));
+    return this.tracked.track(call(this.n.blobDelete(String(id))));
   }
 
   async list(opts: { ownerId?: string; limit?: number; offset?: number } = {}): Promise<BlobMeta[]> {
@@ -680,13 +704,14 @@ function storesOver(
 ): LogstorePatternStores {
   // A PostgreSQL write is a server round trip: it never runs in place.
   const batch = new Batcher(n, durability === "flush" && !access.postgres);
+  const tracked = new Tracked();
   return {
-    docs: new LogDocumentStore(n, batch, access),
-    blobs: new LogBlobStore(n, maxBlobBytes, access),
+    docs: new LogDocumentStore(n, batch, access, tracked),
+    blobs: new LogBlobStore(n, maxBlobBytes, access, tracked),
     leases: new LogLeaseStore(n, batch, access),
     close: async () => {
       // Writes called before close go first.
-      await batch.drained();
+      await Promise.all([batch.drained(), tracked.settled()]);
       batch.release();
       await call(n.close());
     },

@@ -239,7 +239,22 @@ describe("a second open in this process", () => {
       ];
       expect((await Promise.all(writes)).map((row) => row?.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
       expect(await b.docs.get("c", "1")).toMatchObject({ version: 10, data: { n: 9 } });
-      await Promise.all([a.close(), b.close()]);
+      // A write on a closed handle rejects alone: the other's, queued in
+      // the same turn, is applied; a second close changes nothing.
+      await a.close();
+      await a.close();
+      const [onClosed, onOpen] = await Promise.allSettled([
+        a.docs.put("c", "2", { pad: "x".repeat(70_000) }),
+        b.docs.put("c", "2", { by: "b" }),
+      ]);
+      expect(onClosed).toMatchObject({ status: "rejected", reason: { message: expect.stringMatching(/closed/) } });
+      expect(onOpen).toMatchObject({ status: "fulfilled", value: { version: 1 } });
+      const c = await logstorePatternStores({ dir, durability });
+      expect(await Promise.all([b.docs.put("c", "3", {}), c.docs.put("c", "3", {})])).toMatchObject([
+        { version: 1 },
+        { version: 2 },
+      ]);
+      await Promise.all([b.close(), c.close()]);
     });
   }
 

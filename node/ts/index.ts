@@ -153,6 +153,9 @@ function runNow(n: NativeStore, w: Write): string | null {
   }
 }
 
+/** The engine's message for a call on a closed handle. */
+const CLOSED = "store: the store is closed; open it again to use it";
+
 const READ_ONLY =
   "store: the store is open read-only (readOnly: true); write through a handle opened without readOnly";
 
@@ -241,7 +244,7 @@ const tooLargeInPlace = (w: Write): boolean =>
  */
 class WriteQueue {
   private queue: Array<{
-    via: NativeStore;
+    via: Batcher;
     write: Write;
     resolve: (text: string) => void;
     reject: (e: unknown) => void;
@@ -249,7 +252,7 @@ class WriteQueue {
   /** A `writeBatch` job runs. */
   private inFlight = false;
   /** Writes queued or in a job, per handle, and who waits for them to settle. */
-  private pending = new Map<NativeStore, { count: number; waiters: Array<() => void> }>();
+  private pending = new Map<Batcher, { count: number; waiters: Array<() => void> }>();
 
   constructor(
     /** A `flush` store: writes try the JavaScript thread first. */
@@ -261,12 +264,12 @@ class WriteQueue {
    * is `flush` and nothing is queued or running and the engine need not
    * wait (see `runNow`), otherwise queued.
    */
-  async submit(n: NativeStore, write: Write): Promise<string> {
+  async submit(via: Batcher, write: Write): Promise<string> {
     if (this.inPlace && this.idle && !tooLargeInPlace(write)) {
-      const text = callSync(() => runNow(n, write));
+      const text = callSync(() => runNow(via.n, write));
       if (text !== null) return text;
     }
-    return this.run(n, write);
+    return this.run(via, write);
   }
 
   /** True when no write is queued and no job runs. */
@@ -274,7 +277,7 @@ class WriteQueue {
     return !this.inFlight && this.queue.length === 0;
   }
 
-  private run(via: NativeStore, write: Write): Promise<string> {
+  private run(via: Batcher, write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.idle) queueMicrotask(() => this.send());
       this.queue.push({ via, write, resolve, reject });
@@ -284,13 +287,13 @@ class WriteQueue {
     });
   }
 
-  /** Settles once every write queued through `n` so far has settled. */
-  drained(n: NativeStore): Promise<void> {
-    const mine = this.pending.get(n);
+  /** Settles once every write queued through `via` so far has settled. */
+  drained(via: Batcher): Promise<void> {
+    const mine = this.pending.get(via);
     return mine === undefined ? Promise.resolve() : new Promise((resolve) => mine.waiters.push(resolve));
   }
 
-  private settled(via: NativeStore): void {
+  private settled(via: Batcher): void {
     const mine = this.pending.get(via);
     if (mine === undefined) return;
     mine.count -= 1;
@@ -306,9 +309,10 @@ class WriteQueue {
     this.inFlight = true;
     let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
     try {
-      // Any handle in the batch reaches the engine; the first one cannot
-      // close before its own write in it settles.
-      sent = batch[0].via.writeBatch(batch.map((q) => q.write));
+      // Any open handle reaches the engine (a closed one rejects the whole
+      // batch): the first one whose write is in it and that is not closed.
+      const via = batch.find((q) => !q.via.closed)?.via ?? batch[0].via;
+      sent = via.n.writeBatch(batch.map((q) => q.write));
     } catch (e) {
       sent = Promise.reject(e);
     }
@@ -346,9 +350,11 @@ const queues: Queues = ((globalThis as Record<symbol, unknown>)[QUEUES_KEY] as Q
 class Batcher {
   private readonly id: number;
   private readonly queue: WriteQueue;
+  /** `release` ran: the handle is closing or closed. */
+  closed = false;
 
   constructor(
-    private readonly n: NativeStore,
+    readonly n: NativeStore,
     inPlace: boolean,
   ) {
     this.id = n.engineId();
@@ -362,16 +368,21 @@ class Batcher {
   }
 
   submit(write: Write): Promise<string> {
-    return this.queue.submit(this.n, write);
+    // As the engine answers a closed handle: a write queued now could go
+    // to the engine through another, open handle.
+    if (this.closed) return Promise.reject(new Error(CLOSED));
+    return this.queue.submit(this, write);
   }
 
   /** Settles once every write of this handle called so far has settled. */
   drained(): Promise<void> {
-    return this.queue.drained(this.n);
+    return this.queue.drained(this);
   }
 
   /** This handle is closing: the engine's last one forgets its queue. */
   release(): void {
+    if (this.closed) return;
+    this.closed = true;
     const entry = queues.get(this.id);
     if (entry !== undefined && entry.queue === this.queue && --entry.handles === 0) queues.delete(this.id);
   }

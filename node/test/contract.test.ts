@@ -585,5 +585,19 @@ describe("lifecycle", () => {
     await expect(
       logstorePatternStores({ dir: join(tempDir(), "x"), durability: "fast" as "sync" }),
     ).rejects.toThrow(/durability/);
+    // A path with a lone surrogate would name another (U+FFFD) directory.
+    const root = tempDir();
+    await expect(logstorePatternStores({ dir: join(root, "a\uD800") })).rejects.toThrow(
+      new TypeError("store: `dir` is not well-formed UTF-16 (it holds a lone surrogate)"),
+    );
+    await expect(logstorePatternStores({ url: "postgres://localhost/\uDC00" })).rejects.toThrow(TypeError);
+    await expect(logstorePatternStores({ url: "postgres://localhost/x", schema: "s\uD800" })).rejects.toThrow(
+      TypeError,
+    );
+    if ("dir" in place) {
+      const open = s as LogstorePatternStores;
+      await expect(open.backup(join(root, "b\uDBFF"))).rejects.toThrow(TypeError);
+    }
+    expect(readdirSync(root)).toEqual([]);
   });
 });

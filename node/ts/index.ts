@@ -728,7 +728,7 @@ function storesOver(
     },
     backup: async (dest: string) => {
       if (!nonEmpty(dest)) throw new TypeError("backup: `dest` (the new store directory) must be a non-empty string");
-      return call(n.backup(dest));
+      return call(n.backup(wellFormed(dest, "`dest`")));
     },
   };
 }
@@ -760,6 +760,10 @@ async function openNative(
   }
   if (schema !== undefined && (url === undefined || !nonEmpty(schema))) {
     throw new TypeError(`${fn}: \`schema\` (a non-empty string) goes with \`url\``);
+  }
+  // napi-rs would turn a lone surrogate into U+FFFD: another directory.
+  for (const [name, value] of [["dir", dir], ["url", url], ["schema", schema]] as const) {
+    if (value !== undefined) wellFormed(value, `\`${name}\``);
   }
   const max = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
   const options = { maxBlobBytes: max, durability: opts.durability, manualClockMs, readOnly, schema };
@@ -810,5 +814,5 @@ export type Migrated = import("../native/binding.js").Migrated;
  * otherwise. The `logstore-migrate` command runs it.
  */
 export function migrateStore(from: string, to: string): Migrated {
-  return native.migrate(from, to);
+  return native.migrate(wellFormed(from, "`from`"), wellFormed(to, "`to`"));
 }

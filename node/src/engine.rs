@@ -7,13 +7,19 @@
 //! module: a dev server that reloads its modules loads a new copy of the
 //! module, but the addon is loaded once per process, so the reloaded copy
 //! still finds the engine its predecessor opened. Entries are keyed by the
-//! directory's canonical path and count the handles open on them; the
-//! engine closes when the last one closes (or is collected unclosed).
+//! directory itself (its device and inode, which an open of it holds so
+//! neither is reused), not by a path: any path that reaches it (a symlink,
+//! `..`, a new name after a rename) finds its engine, and a new directory
+//! made at an old path does not. Entries count the handles open on them;
+//! the engine closes when the last one closes (or is collected unclosed).
 //! Read-only handles take no lock on a store and stay out of the table:
 //! each follows the directory on its own.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use logstore::{Durability, Error, LogStore, Options, PgStore, Result, Store};
@@ -39,14 +45,28 @@ pub struct Settings {
 /// An engine and where the table keeps it.
 pub struct Shared {
     engine: Engine,
-    /// The canonical directory under which the table holds it; `None` when
-    /// it is not in the table (PostgreSQL, read-only).
-    key: Option<PathBuf>,
+    /// Unique in this process: names the engine to the JavaScript layer,
+    /// whose handles on one engine share one write queue.
+    id: u64,
+    /// The directory under which the table holds it; `None` when it is
+    /// not in the table (PostgreSQL, read-only).
+    key: Option<DirId>,
 }
 
 impl Shared {
+    fn new(engine: Engine, key: Option<DirId>) -> Arc<Shared> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Shared { engine, id, key })
+    }
+
     fn alone(engine: Engine) -> Arc<Shared> {
-        Arc::new(Shared { engine, key: None })
+        Shared::new(engine, None)
+    }
+
+    /// The engine's id, the same for every handle on it.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -65,14 +85,38 @@ impl Shared {
     }
 }
 
+/// A directory as the file system knows it, whatever path names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DirId {
+    dev: u64,
+    ino: u64,
+}
+
+/// The directory `dir` names, and an open handle on it that keeps its
+/// inode from being reused while the table holds it; `None` when it
+/// cannot be opened (it does not exist, so no engine is on it).
+fn dir_id(dir: &Path) -> Option<(DirId, File)> {
+    let file = File::open(dir).ok()?;
+    let meta = file.metadata().ok()?;
+    meta.is_dir().then_some((
+        DirId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        },
+        file,
+    ))
+}
+
 struct Entry {
     shared: Arc<Shared>,
     settings: Settings,
     handles: usize,
+    /// Holds the directory open, so its `DirId` names no other one.
+    _dir: File,
 }
 
-fn table() -> MutexGuard<'static, HashMap<PathBuf, Entry>> {
-    static TABLE: OnceLock<Mutex<HashMap<PathBuf, Entry>>> = OnceLock::new();
+fn table() -> MutexGuard<'static, HashMap<DirId, Entry>> {
+    static TABLE: OnceLock<Mutex<HashMap<DirId, Entry>>> = OnceLock::new();
     let table = TABLE.get_or_init(|| Mutex::new(HashMap::new()));
     // The table's updates cannot panic part way; a poisoned lock holds a
     // consistent map.
@@ -91,9 +135,9 @@ fn table() -> MutexGuard<'static, HashMap<PathBuf, Entry>> {
 /// settings; whatever `LogStore::open` returns.
 pub fn open_dir(dir: &Path, options: Options, settings: Settings) -> Result<Arc<Shared>> {
     let mut table = table();
-    // A directory that does not resolve does not exist, so no engine of
+    // A directory that cannot be opened does not exist, so no engine of
     // this process is on it.
-    if let Ok(key) = dir.canonicalize() {
+    if let Some((key, _)) = dir_id(dir) {
         if let Some(entry) = table.get_mut(&key) {
             if entry.settings != settings || settings.manual_clock {
                 return Err(Error::InvalidInput(format!(
@@ -108,20 +152,18 @@ pub fn open_dir(dir: &Path, options: Options, settings: Settings) -> Result<Arc<
         }
     }
     let store = LogStore::open(dir, options)?;
-    let Ok(key) = dir.canonicalize() else {
+    let Some((key, held)) = dir_id(dir) else {
         // Removed the moment it was made: serve it, unshared.
         return Ok(Shared::alone(Engine::Log(store)));
     };
-    let shared = Arc::new(Shared {
-        engine: Engine::Log(store),
-        key: Some(key.clone()),
-    });
+    let shared = Shared::new(Engine::Log(store), Some(key));
     table.insert(
         key,
         Entry {
             shared: shared.clone(),
             settings,
             handles: 1,
+            _dir: held,
         },
     );
     Ok(shared)
@@ -186,7 +228,7 @@ pub fn drop_handle(shared: &Arc<Shared>) {
 
 /// Counts one handle of `shared` gone; true when it was the last, and the
 /// entry is then removed.
-fn forget(table: &mut HashMap<PathBuf, Entry>, key: &Path, shared: &Arc<Shared>) -> bool {
+fn forget(table: &mut HashMap<DirId, Entry>, key: &DirId, shared: &Arc<Shared>) -> bool {
     match table.get_mut(key) {
         Some(entry) if Arc::ptr_eq(&entry.shared, shared) => {
             entry.handles -= 1;

@@ -9,10 +9,11 @@
 //! logstore directory. Both paths are checked, reading only, before either
 //! store is opened: the source must be a store (not a missing path, an
 //! empty one, or a database another program made) and the target must be
-//! missing or empty. Nothing outside the target is written, except what
-//! opening an SQLite source does to its own files when the app that wrote
-//! it did not close it (its pending WAL is applied, as any SQLite reader
-//! does).
+//! missing or empty, and outside the source (not inside its directory or
+//! its blob folder, nor sharing that folder). Nothing outside the target
+//! is written, except what opening an SQLite source does to its own files
+//! when the app that wrote it did not close it (its pending WAL is
+//! applied, as any SQLite reader does).
 
 use std::path::{Path, PathBuf};
 
@@ -170,11 +171,87 @@ fn open_target(path: &Path) -> Result<Opened, String> {
     opened.map_err(|e| format!("creating {}: {e}", path.display()))
 }
 
-fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
-    if from == to {
+/// `path` made absolute with its longest existing prefix resolved
+/// (symlinks, `.` and `..`, as the OS would follow them) and the missing
+/// rest normalized by its components, so paths that would name the same
+/// place compare equal.
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let absolute =
+        std::path::absolute(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let mut resolved = loop {
+        match std::fs::canonicalize(existing) {
+            Ok(real) => break real,
+            Err(_) => match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_owned());
+                    existing = parent;
+                }
+                // `..` or `/` last: resolve what is left by its components.
+                _ => break PathBuf::from(existing),
+            },
+        }
+    };
+    for name in rest.into_iter().rev() {
+        if name == ".." {
+            resolved.pop();
+        } else if name != "." {
+            resolved.push(name);
+        }
+    }
+    Ok(resolved)
+}
+
+/// The places a store at `path` writes: its directory, or an SQLite file
+/// and its blob folder, each as the user named it and resolved.
+fn places(path: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
+    let mut named = vec![path.to_path_buf()];
+    if is_sqlite(path) {
+        named.push(blob_dir(path));
+    }
+    named
+        .into_iter()
+        .map(|p| resolve(&p).map(|real| (p, real)))
+        .collect()
+}
+
+/// Refuses a target that is the source, lies inside it, or would keep its
+/// blobs there: the copy would write into the store it reads. (A source
+/// inside the target is left to `check_target`: the target is not empty.)
+fn check_apart(from: &Path, to: &Path) -> Result<(), String> {
+    let (source, target) = (places(from)?, places(to)?);
+    if source[0].1 == target[0].1 {
         return Err("the source and the target are the same path".into());
     }
+    let (from_shown, to_shown) = (from.display(), to.display());
+    for (i, (dst_named, dst)) in target.iter().enumerate() {
+        for (j, (src_named, src)) in source.iter().enumerate() {
+            if !dst.starts_with(src) {
+                continue;
+            }
+            let (dst_shown, src_shown) = (dst_named.display(), src_named.display());
+            let place = match (i, j) {
+                (0, 0) => format!("{to_shown} is inside {from_shown}"),
+                (0, _) => {
+                    format!("{to_shown} is inside {src_shown}, where {from_shown} keeps its blobs")
+                }
+                (_, 0) => {
+                    format!("{to_shown} would keep its blobs in {dst_shown}, inside {from_shown}")
+                }
+                _ => {
+                    format!("{to_shown} would keep its blobs in {dst_shown}, as {from_shown} does")
+                }
+            };
+            return Err(format!("{place}; the target must be outside the source"));
+        }
+    }
+    Ok(())
+}
+
+fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
     check_source(from)?;
+    check_apart(from, to)?;
     check_target(to)?;
     let src = open_source(from)?;
     let dst = open_target(to)?;

@@ -92,6 +92,20 @@ describe("documents", () => {
     expect(JSON.stringify((await s.docs.get("m", "1"))!.data)).toBe(JSON.stringify(data));
   });
 
+  it("every number round-trips exactly through put, patch, get and an index", async () => {
+    // Doubles whose shortest spelling has many digits or lies past 2^64,
+    // which a parser that is not correctly rounded reads one unit off.
+    const nums = [123456789012345680000, 2 ** 70, 2 ** 64, 1e23, 8.98846567431158e307, 5e-324, 0.1 + 0.2];
+    await s.docs.ensureCollection({ name: "nums", indexes: ["n"] });
+    for (const [i, n] of nums.entries()) {
+      const id = `n${i}`;
+      expect((await s.docs.put("nums", id, { n }))!.data.n, String(n)).toBe(n);
+      expect((await s.docs.patch("nums", id, { m: n }, 1))!.data, String(n)).toEqual({ n, m: n });
+      expect((await s.docs.get("nums", id))!.data, String(n)).toEqual({ n, m: n });
+      expect((await s.docs.query({ collection: "nums", where: { n } })).map((r) => r.id), String(n)).toEqual([id]);
+    }
+  });
+
   it("delete removes the row and its index entries", async () => {
     await s.docs.ensureCollection({ name: "m", indexes: ["o"] });
     await s.docs.put("m", "1", { o: "a" });
@@ -509,6 +523,38 @@ describe("lifecycle", () => {
     }
   });
 
+  it("close waits for the blob writes and ensureCollection called before it", async () => {
+    const place = freshPlace();
+    // Large enough that the blob writes are still running when close is.
+    const first = await logstorePatternStores({ ...place, durability: "sync", maxBlobBytes: 32 << 20 });
+    const old = await first.blobs.put(new Uint8Array([1]));
+    const bytes = new Uint8Array(16 << 20).fill(7);
+    const chunks = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (let i = 0; i < 16; i++) c.enqueue(new Uint8Array(1 << 20).fill(i));
+        c.close();
+      },
+    });
+    const writes = [
+      first.blobs.put(bytes),
+      first.blobs.put(chunks),
+      first.blobs.delete(old.id),
+      first.docs.ensureCollection({ name: "late", indexes: ["a"] }),
+    ];
+    await first.close();
+    const [put, streamed, deleted] = await Promise.all(writes);
+    expect(put).toMatchObject({ size: 16 << 20 });
+    expect(streamed).toMatchObject({ size: 16 << 20 });
+    expect(deleted).toBe(true);
+    const again = await logstorePatternStores({ ...place, maxBlobBytes: 32 << 20 });
+    try {
+      expect((await again.blobs.list()).map((b) => b.size)).toEqual([16 << 20, 16 << 20]);
+      expect((await again.docs.listCollections()).map((c) => c.name)).toContain("late");
+    } finally {
+      await again.close();
+    }
+  });
+
   it("backup copies a log store; a PostgreSQL store rejects it", async () => {
     await s.docs.put("m", "1", { a: 1 });
     const dest = join(tempDir(), "copy");
@@ -539,5 +585,19 @@ describe("lifecycle", () => {
     await expect(
       logstorePatternStores({ dir: join(tempDir(), "x"), durability: "fast" as "sync" }),
     ).rejects.toThrow(/durability/);
+    // A path with a lone surrogate would name another (U+FFFD) directory.
+    const root = tempDir();
+    await expect(logstorePatternStores({ dir: join(root, "a\uD800") })).rejects.toThrow(
+      new TypeError("store: `dir` is not well-formed UTF-16 (it holds a lone surrogate)"),
+    );
+    await expect(logstorePatternStores({ url: "postgres://localhost/\uDC00" })).rejects.toThrow(TypeError);
+    await expect(logstorePatternStores({ url: "postgres://localhost/x", schema: "s\uD800" })).rejects.toThrow(
+      TypeError,
+    );
+    if ("dir" in place) {
+      const open = s as LogstorePatternStores;
+      await expect(open.backup(join(root, "b\uDBFF"))).rejects.toThrow(TypeError);
+    }
+    expect(readdirSync(root)).toEqual([]);
   });
 });

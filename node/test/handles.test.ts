@@ -2,7 +2,7 @@
 // another process, and in this one), and a second open of a directory in
 // this process sharing the first one's engine.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -176,6 +176,31 @@ describe("a second open in this process", () => {
     await b.close();
   });
 
+  it("follows the directory, not its path: renamed while open, and a new one made at the old path", async () => {
+    const root = tempDir();
+    const [before, after] = [join(root, "before"), join(root, "after")];
+    const a = await logstorePatternStores({ dir: before });
+    await a.docs.put("m", "1", { in: "moved" });
+    renameSync(before, after);
+    // The renamed directory is the one `a` writes: a second open shares it.
+    const b = await logstorePatternStores({ dir: after });
+    expect(await b.docs.get("m", "1")).toMatchObject({ data: { in: "moved" } });
+    await b.docs.put("m", "2", { by: "b" });
+    expect(await a.docs.get("m", "2")).toMatchObject({ data: { by: "b" } });
+    // A new directory at the old path is another store: a new, empty engine.
+    mkdirSync(before);
+    const c = await logstorePatternStores({ dir: before });
+    expect(await c.docs.get("m", "1")).toBeNull();
+    await c.docs.put("m", "3", { in: "new" });
+    expect(await a.docs.get("m", "3")).toBeNull();
+    await c.close();
+    await b.close();
+    await a.close();
+    const again = await logstorePatternStores({ dir: before });
+    expect(await again.docs.count("m")).toBe(1);
+    await again.close();
+  });
+
   it("closing one handle leaves the other working; the last close releases the directory", async () => {
     const dir = join(tempDir(), "log");
     const a = await logstorePatternStores({ dir });
@@ -199,6 +224,39 @@ describe("a second open in this process", () => {
     expect(await c.docs.get("m", "1")).toMatchObject({ version: 3, data: { by: "child" } });
     await c.close();
   });
+
+  for (const durability of ["flush", "sync"] as const) {
+    it(`applies writes in call order across its handles (${durability})`, async () => {
+      const dir = join(tempDir(), "log");
+      const a = await logstorePatternStores({ dir, durability });
+      const b = await logstorePatternStores({ dir, durability });
+      await a.docs.put("c", "warm", {});
+      // a's first write is over 64 KiB, so it queues for the pool; b's
+      // later one must not overtake it, in place or in its own job.
+      const writes = [
+        a.docs.put("c", "1", { n: 0, pad: "x".repeat(70_000) }),
+        ...Array.from({ length: 9 }, (_, i) => (i % 2 ? a : b).docs.put("c", "1", { n: i + 1 })),
+      ];
+      expect((await Promise.all(writes)).map((row) => row?.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(await b.docs.get("c", "1")).toMatchObject({ version: 10, data: { n: 9 } });
+      // A write on a closed handle rejects alone: the other's, queued in
+      // the same turn, is applied; a second close changes nothing.
+      await a.close();
+      await a.close();
+      const [onClosed, onOpen] = await Promise.allSettled([
+        a.docs.put("c", "2", { pad: "x".repeat(70_000) }),
+        b.docs.put("c", "2", { by: "b" }),
+      ]);
+      expect(onClosed).toMatchObject({ status: "rejected", reason: { message: expect.stringMatching(/closed/) } });
+      expect(onOpen).toMatchObject({ status: "fulfilled", value: { version: 1 } });
+      const c = await logstorePatternStores({ dir, durability });
+      expect(await Promise.all([b.docs.put("c", "3", {}), c.docs.put("c", "3", {})])).toMatchObject([
+        { version: 1 },
+        { version: 2 },
+      ]);
+      await Promise.all([b.close(), c.close()]);
+    });
+  }
 
   it("each handle's close waits for its own writes before the engine's last close", async () => {
     const dir = join(tempDir(), "log");

@@ -109,4 +109,25 @@ describe("logstore-migrate", () => {
     expect(contents(dir)).toEqual(before);
     expect(existsSync(join(dir, "full", "MANIFEST"))).toBe(false);
   });
+
+  it("refuses a target inside the source, or sharing its files", async () => {
+    mkdirSync(join(dir, "side"));
+    const db = await migrate(dir, "log", "side/app.db");
+    expect(db.code).toBe(0);
+    mkdirSync(join(dir, "side", "blobs"), { recursive: true });
+    const before = contents(dir);
+    const cases: [string, string, RegExp][] = [
+      ["log", "log/inner", /log\/inner is inside log; the target must be outside the source/],
+      ["log", "./log/../log/inner.db", /\.\/log\/\.\.\/log\/inner\.db is inside log; the target must be outside the source/],
+      ["side/app.db", "side/blobs/copy", /side\/blobs\/copy is inside side\/blobs, where side\/app\.db keeps its blobs/],
+      ["side/app.db", "side/other.db", /side\/other\.db would keep its blobs in side\/blobs, as side\/app\.db does/],
+      ["log", "./log", /the source and the target are the same path/],
+    ];
+    for (const [from, to, message] of cases) {
+      const r = await migrate(dir, from, to);
+      expect(r.code, `${from} ${to}`).toBe(1);
+      expect(r.stderr, `${from} ${to}`).toMatch(new RegExp(`^logstore-migrate: ${message.source}`));
+    }
+    expect(contents(dir)).toEqual(before);
+  });
 });

@@ -116,6 +116,45 @@ describe("a flush write runs in place by its body's size", () => {
       expect(putNow).toHaveBeenCalledTimes(1);
       expect(writeBatch).toHaveBeenCalledTimes(1);
       expect(await stores.docs.get("c", "big")).toEqual(big);
+      // The limit is in UTF-8 bytes, what the addon parses: 30,000 "✓" are
+      // 90,000 of them.
+      vi.clearAllMocks();
+      const wide = await stores.docs.put("c", "wide", { text: "✓".repeat(30_000) });
+      expect(putNow).not.toHaveBeenCalled();
+      expect(writeBatch).toHaveBeenCalledTimes(1);
+      expect(await stores.docs.get("c", "wide")).toEqual(wide);
+    } finally {
+      vi.restoreAllMocks();
+      await stores.close();
+    }
+  });
+
+  it("patches a small stored document in place and a large one on the pool, whatever the patch's size", async () => {
+    const patchNow = vi.spyOn(NativeStore.prototype, "patchNow");
+    const writeBatch = vi.spyOn(NativeStore.prototype, "writeBatch");
+    const stores = await logstorePatternStores({ dir: tempDir(), durability: "flush" });
+    try {
+      await stores.docs.put("c", "first", { text: "f" });
+      await stores.docs.put("c", "small", { items: [1, 2, 3] });
+      // Over 64 KiB stored: a tiny patch still reads, merges and writes it all.
+      const items = Array.from({ length: 8000 }, (_, i) => ({ i, s: "x" }));
+      await stores.docs.put("c", "large", { items });
+      vi.clearAllMocks();
+      expect(await stores.docs.patch("c", "small", { seen: true }, 1)).toMatchObject({ version: 2 });
+      expect(patchNow).toHaveBeenCalledTimes(1);
+      expect(patchNow.mock.results[0].value).not.toBeNull();
+      expect(writeBatch).not.toHaveBeenCalled();
+      vi.clearAllMocks();
+      const patched = await stores.docs.patch("c", "large", { seen: true }, 1);
+      expect(patched).toMatchObject({ version: 2, data: { items, seen: true } });
+      expect(writeBatch).toHaveBeenCalledTimes(1);
+      expect(patchNow.mock.results.every((r) => r.value === null)).toBe(true);
+      expect(await stores.docs.get("c", "large")).toEqual(patched);
+      // A missing document or a stale version answers null in place.
+      vi.clearAllMocks();
+      expect(await stores.docs.patch("c", "missing", { a: 1 }, 1)).toBeNull();
+      expect(await stores.docs.patch("c", "small", { a: 1 }, 1)).toBeNull();
+      expect(writeBatch).not.toHaveBeenCalled();
     } finally {
       vi.restoreAllMocks();
       await stores.close();

@@ -153,6 +153,9 @@ function runNow(n: NativeStore, w: Write): string | null {
   }
 }
 
+/** The engine's message for a call on a closed handle. */
+const CLOSED = "store: the store is closed; open it again to use it";
+
 const READ_ONLY =
   "store: the store is open read-only (readOnly: true); write through a handle opened without readOnly";
 
@@ -208,6 +211,23 @@ class Access {
 }
 
 /**
+ * UTF-8 bytes of a body the addon parses on the JavaScript thread in a
+ * write in place: the byte limit of its in-place reads (64 KiB, about
+ * 1 ms of JSON at the rate measured there). A larger body goes to the
+ * pool, which parses it there.
+ */
+const IN_PLACE_BODY_BYTES = 64 * 1024;
+
+/**
+ * A UTF-16 unit is 1 to 3 bytes of UTF-8, so the bytes are counted only
+ * for a body whose length leaves the answer open.
+ */
+const tooLargeInPlace = (w: Write): boolean =>
+  "body" in w &&
+  (w.body.length > IN_PLACE_BODY_BYTES ||
+    (w.body.length * 3 > IN_PLACE_BODY_BYTES && Buffer.byteLength(w.body, "utf8") > IN_PLACE_BODY_BYTES));
+
+/**
  * Writes that go to the pool (every `sync` write, and a `flush` write that
  * would wait) run in the order they were called, in batches: one
  * `writeBatch` job at a time, each taking every write queued while the one
@@ -218,40 +238,38 @@ class Access {
  * one batch. While a write is queued or a job runs, a `flush` store's
  * writes queue too instead of running in place, so none overtakes an
  * earlier one.
+ *
+ * One queue serves an engine, shared by every handle on it (a second open
+ * of a directory in this process), so their writes keep one call order.
  */
-/**
- * Characters of a body the addon parses on the JavaScript thread in a
- * write in place: the byte limit of its in-place reads (64 KiB, about
- * 1 ms of JSON at the rate measured there). A larger body goes to the
- * pool, which parses it there.
- */
-const IN_PLACE_BODY_CHARS = 64 * 1024;
-
-const tooLargeInPlace = (w: Write): boolean => "body" in w && w.body.length > IN_PLACE_BODY_CHARS;
-
-class Batcher {
-  private queue: Array<{ write: Write; resolve: (text: string) => void; reject: (e: unknown) => void }> = [];
+class WriteQueue {
+  private queue: Array<{
+    via: Batcher;
+    write: Write;
+    resolve: (text: string) => void;
+    reject: (e: unknown) => void;
+  }> = [];
   /** A `writeBatch` job runs. */
   private inFlight = false;
-  private drainedWaiters: Array<() => void> = [];
+  /** Writes queued or in a job, per handle, and who waits for them to settle. */
+  private pending = new Map<Batcher, { count: number; waiters: Array<() => void> }>();
 
   constructor(
-    private readonly n: NativeStore,
     /** A `flush` store: writes try the JavaScript thread first. */
     private readonly inPlace: boolean,
   ) {}
 
   /**
-   * A write's answer as JSON text: run in place when the store is `flush`
-   * and nothing is queued or running and the engine need not wait (see
-   * `runNow`), otherwise queued.
+   * A write's answer as JSON text: run in place through `n` when the store
+   * is `flush` and nothing is queued or running and the engine need not
+   * wait (see `runNow`), otherwise queued.
    */
-  async submit(write: Write): Promise<string> {
+  async submit(via: Batcher, write: Write): Promise<string> {
     if (this.inPlace && this.idle && !tooLargeInPlace(write)) {
-      const text = callSync(() => runNow(this.n, write));
+      const text = callSync(() => runNow(via.n, write));
       if (text !== null) return text;
     }
-    return this.run(write);
+    return this.run(via, write);
   }
 
   /** True when no write is queued and no job runs. */
@@ -259,16 +277,30 @@ class Batcher {
     return !this.inFlight && this.queue.length === 0;
   }
 
-  private run(write: Write): Promise<string> {
+  private run(via: Batcher, write: Write): Promise<string> {
     return new Promise((resolve, reject) => {
       if (this.idle) queueMicrotask(() => this.send());
-      this.queue.push({ write, resolve, reject });
+      this.queue.push({ via, write, resolve, reject });
+      const mine = this.pending.get(via) ?? { count: 0, waiters: [] };
+      mine.count += 1;
+      this.pending.set(via, mine);
     });
   }
 
-  /** Settles once every write queued so far has settled. */
-  drained(): Promise<void> {
-    return this.idle ? Promise.resolve() : new Promise((resolve) => this.drainedWaiters.push(resolve));
+  /** Settles once every write queued through `via` so far has settled. */
+  drained(via: Batcher): Promise<void> {
+    const mine = this.pending.get(via);
+    return mine === undefined ? Promise.resolve() : new Promise((resolve) => mine.waiters.push(resolve));
+  }
+
+  private settled(via: Batcher): void {
+    const mine = this.pending.get(via);
+    if (mine === undefined) return;
+    mine.count -= 1;
+    if (mine.count === 0) {
+      this.pending.delete(via);
+      for (const done of mine.waiters) done();
+    }
   }
 
   private send(): void {
@@ -277,7 +309,10 @@ class Batcher {
     this.inFlight = true;
     let sent: Promise<Array<{ text?: string | null; error?: string | null }>>;
     try {
-      sent = this.n.writeBatch(batch.map((q) => q.write));
+      // Any open handle reaches the engine (a closed one rejects the whole
+      // batch): the first one whose write is in it and that is not closed.
+      const via = batch.find((q) => !q.via.closed)?.via ?? batch[0].via;
+      sent = via.n.writeBatch(batch.map((q) => q.write));
     } catch (e) {
       sent = Promise.reject(e);
     }
@@ -293,13 +328,84 @@ class Batcher {
       )
       .finally(() => {
         this.inFlight = false;
-        if (this.queue.length > 0) {
-          // Queued while this job ran: the next batch, at once.
-          this.send();
-        } else {
-          for (const done of this.drainedWaiters.splice(0)) done();
-        }
+        for (const q of batch) this.settled(q.via);
+        // Queued while this job ran: the next batch, at once.
+        if (this.queue.length > 0) this.send();
       });
+  }
+}
+
+/**
+ * The write queues of the engines open in this process, by `engineId`,
+ * with the handles using each: kept on `globalThis`, so a reloaded copy of
+ * this module (which opens a second handle on the first copy's engine)
+ * finds the same queue.
+ */
+const QUEUES_KEY = Symbol.for("@logstore/pattern-stores: write queues");
+type Queues = Map<number, { queue: WriteQueue; handles: number }>;
+const queues: Queues = ((globalThis as Record<symbol, unknown>)[QUEUES_KEY] as Queues | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[QUEUES_KEY] = new Map() as Queues);
+
+/** One handle's way into its engine's write queue. */
+class Batcher {
+  private readonly id: number;
+  private readonly queue: WriteQueue;
+  /** `release` ran: the handle is closing or closed. */
+  closed = false;
+
+  constructor(
+    readonly n: NativeStore,
+    inPlace: boolean,
+  ) {
+    this.id = n.engineId();
+    let entry = queues.get(this.id);
+    if (entry === undefined) {
+      entry = { queue: new WriteQueue(inPlace), handles: 0 };
+      queues.set(this.id, entry);
+    }
+    entry.handles += 1;
+    this.queue = entry.queue;
+  }
+
+  submit(write: Write): Promise<string> {
+    // As the engine answers a closed handle: a write queued now could go
+    // to the engine through another, open handle.
+    if (this.closed) return Promise.reject(new Error(CLOSED));
+    return this.queue.submit(this, write);
+  }
+
+  /** Settles once every write of this handle called so far has settled. */
+  drained(): Promise<void> {
+    return this.queue.drained(this);
+  }
+
+  /** This handle is closing: the engine's last one forgets its queue. */
+  release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const entry = queues.get(this.id);
+    if (entry !== undefined && entry.queue === this.queue && --entry.handles === 0) queues.delete(this.id);
+  }
+}
+
+/**
+ * A handle's writes that do not go through its write queue (blob writes,
+ * `ensureCollection`), each its own pooled call: `close()` waits for them
+ * too, or the engine could close under them.
+ */
+class Tracked {
+  private readonly running = new Set<Promise<unknown>>();
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = () => this.running.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Settles once every write tracked so far, and any tracked meanwhile, has. */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 }
 
@@ -348,13 +454,14 @@ class LogDocumentStore implements DocumentStore {
     private readonly n: NativeStore,
     private readonly batch: Batcher,
     private readonly access: Access,
+    private readonly tracked: Tracked,
   ) {}
 
   async ensureCollection(def: CollectionDef): Promise<void> {
     const name = wellFormed(def.name, "the collection name");
     const indexes = def.indexes.map((f) => wellFormed(f, "an index field"));
     this.access.writable();
-    await call(this.n.ensureCollection(name, indexes));
+    await this.tracked.track(call(this.n.ensureCollection(name, indexes)));
   }
 
   async listCollections(): Promise<Array<CollectionDef & { docCount: number }>> {
@@ -470,6 +577,7 @@ class LogBlobStore implements BlobStore {
     private readonly n: NativeStore,
     private readonly maxBytes: number,
     private readonly access: Access,
+    private readonly tracked: Tracked,
   ) {}
 
   async put(
@@ -482,9 +590,10 @@ class LogBlobStore implements BlobStore {
     if (data instanceof Uint8Array) {
       if (data.byteLength > this.maxBytes) throw capError(this.maxBytes);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      return parse(await call(this.n.blobPut(bytes, mime, ownerId)));
+      return parse(await this.tracked.track(call(this.n.blobPut(bytes, mime, ownerId))));
     }
-    return this.putStream(data, mime, ownerId);
+    // The whole stream: `close()` waits for its last chunk.
+    return this.tracked.track(this.putStream(data, mime, ownerId));
   }
 
   /** Chunk by chunk into the engine, the cap checked as bytes arrive. */
@@ -545,7 +654,7 @@ class LogBlobStore implements BlobStore {
 
   async delete(id: string): Promise<boolean> {
     this.access.writable();
-    return call(this.n.blobDelete(String(id)));
+    return this.tracked.track(call(this.n.blobDelete(String(id))));
   }
 
   async list(opts: { ownerId?: string; limit?: number; offset?: number } = {}): Promise<BlobMeta[]> {
@@ -606,18 +715,20 @@ function storesOver(
 ): LogstorePatternStores {
   // A PostgreSQL write is a server round trip: it never runs in place.
   const batch = new Batcher(n, durability === "flush" && !access.postgres);
+  const tracked = new Tracked();
   return {
-    docs: new LogDocumentStore(n, batch, access),
-    blobs: new LogBlobStore(n, maxBlobBytes, access),
+    docs: new LogDocumentStore(n, batch, access, tracked),
+    blobs: new LogBlobStore(n, maxBlobBytes, access, tracked),
     leases: new LogLeaseStore(n, batch, access),
     close: async () => {
       // Writes called before close go first.
-      await batch.drained();
+      await Promise.all([batch.drained(), tracked.settled()]);
+      batch.release();
       await call(n.close());
     },
     backup: async (dest: string) => {
       if (!nonEmpty(dest)) throw new TypeError("backup: `dest` (the new store directory) must be a non-empty string");
-      return call(n.backup(dest));
+      return call(n.backup(wellFormed(dest, "`dest`")));
     },
   };
 }
@@ -649,6 +760,10 @@ async function openNative(
   }
   if (schema !== undefined && (url === undefined || !nonEmpty(schema))) {
     throw new TypeError(`${fn}: \`schema\` (a non-empty string) goes with \`url\``);
+  }
+  // napi-rs would turn a lone surrogate into U+FFFD: another directory.
+  for (const [name, value] of [["dir", dir], ["url", url], ["schema", schema]] as const) {
+    if (value !== undefined) wellFormed(value, `\`${name}\``);
   }
   const max = opts.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
   const options = { maxBlobBytes: max, durability: opts.durability, manualClockMs, readOnly, schema };
@@ -699,5 +814,5 @@ export type Migrated = import("../native/binding.js").Migrated;
  * otherwise. The `logstore-migrate` command runs it.
  */
 export function migrateStore(from: string, to: string): Migrated {
-  return native.migrate(from, to);
+  return native.migrate(wellFormed(from, "`from`"), wellFormed(to, "`to`"));
 }

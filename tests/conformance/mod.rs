@@ -132,6 +132,7 @@ macro_rules! conformance_suite {
                 count_ignores_order_limit_and_offset,
                 index_values_follow_javascript,
                 numbers_compare_as_strings,
+                numbers_round_trip_exactly,
                 nested_and_array_paths_are_indexed,
                 array_length_paths_are_indexed,
                 bad_names_and_ids_are_rejected,

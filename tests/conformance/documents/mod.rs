@@ -484,3 +484,32 @@ pub fn closed_store_refuses_calls(h: &Harness) {
     assert!(matches!(d.count(&Query::new("c")), Err(Error::Closed)));
     assert!(matches!(d.list_collections(), Err(Error::Closed)));
 }
+
+/// Doubles whose shortest spelling has many digits or lies past 2^64: a
+/// JSON parser that is not correctly rounded reads some of them one unit
+/// off, so a stored document would come back holding another number.
+pub fn numbers_round_trip_exactly(h: &Harness) {
+    let d = h.s().docs();
+    d.ensure_collection("nums", &["n"]).unwrap();
+    let nums = [
+        123_456_789_012_345_680_000.0_f64,
+        2f64.powi(70),
+        2f64.powi(64),
+        1e23,
+        8.988_465_674_311_58e307,
+        5e-324,
+        0.1 + 0.2,
+    ];
+    for (i, n) in nums.into_iter().enumerate() {
+        let id = format!("n{i}");
+        d.put("nums", &id, json!({ "n": n }), None).unwrap().unwrap();
+        d.patch("nums", &id, json!({ "m": n }), 1).unwrap().unwrap();
+        let row = d.get("nums", &id).unwrap().unwrap();
+        for field in ["n", "m"] {
+            let got = row.data[field].as_f64().unwrap();
+            assert_eq!(got.to_bits(), n.to_bits(), "{field} of {n}: got {got}");
+        }
+        let q = Query::new("nums").filter("n", json!(n));
+        assert_eq!(query_ids(h, &q), vec![id.clone()], "query for {n}");
+    }
+}

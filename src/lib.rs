@@ -36,6 +36,7 @@
 // - `store`: the log engine as a `Store` (`LogStore`), tying the two
 //   together, with compaction, the snapshot file, verify and salvage;
 // - `sqlite`: the SQLite driver of the same contract;
+// - `transfer`: whole-store copies between drivers, in chunks;
 // - `blob_files`: the content-addressed blob-file protocol both drivers use;
 // - `codec`: the little-endian reader and writer of every file format;
 // - `contract`, `validate`, `limits`, `lease_rules`: the contract and the
@@ -90,4 +91,4 @@ pub use store::{
     salvage, BackupReport, Budget, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
-pub use transfer::{each_item, import_item, migrate, Copied, Item, Transfer};
+pub use transfer::{each_item, import_item, migrate, Copied, Importer, Item, Row, Transfer};

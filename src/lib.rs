@@ -36,7 +36,8 @@
 // - `store`: the log engine as a `Store` (`LogStore`), tying the two
 //   together, with compaction, the snapshot file, verify and salvage;
 // - `sqlite`: the SQLite driver of the same contract;
-// - `transfer`: whole-store copies between drivers, in chunks;
+// - `transfer`, `staging`: whole-store copies between drivers, and the
+//   staging areas a new store is built in before it is moved into place;
 // - `blob_files`: the content-addressed blob-file protocol both drivers use;
 // - `codec`: the little-endian reader and writer of every file format;
 // - `contract`, `validate`, `limits`, `lease_rules`: the contract and the
@@ -57,6 +58,7 @@ mod options;
 mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod staging;
 mod store;
 mod transfer;
 mod validate;
@@ -91,4 +93,5 @@ pub use store::{
     salvage, BackupReport, Budget, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
+pub use staging::{refuse_inside, staging_area, Leftover, Place, Staging, MARKER};
 pub use transfer::{each_item, import_item, migrate, Copied, Importer, Item, Row, Transfer};

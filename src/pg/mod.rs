@@ -31,6 +31,7 @@
 mod blobs;
 mod documents;
 mod leases;
+mod staging;
 mod transfer;
 
 use std::collections::HashMap;
@@ -309,26 +310,7 @@ impl PgStore {
     fn open_config(mut config: Config, schema: &str, opts: Options) -> Result<PgStore> {
         opts.validate()?;
         schema_name(schema)?;
-        // Every connection starts with the schema first on its search
-        // path, so the SQL names tables without a schema, and with the
-        // commit durability `Options` asks for: `Sync` waits for the WAL
-        // flush (synchronous_commit=on), `Flush` does not (off; a server
-        // crash may lose the last commits, as a power loss may with the
-        // other drivers).
-        let commit = match opts.durability {
-            Durability::Sync => "on",
-            Durability::Flush => "off",
-        };
-        // Quoted: the server folds an unquoted search_path to lower case,
-        // which would put schema `App` in `app` (another store's tables,
-        // or none, failing every CREATE), while CREATE SCHEMA and
-        // drop_schema quote the name.
-        let ours = format!("-csearch_path=\"{schema}\" -csynchronous_commit={commit}");
-        let options = match config.get_options() {
-            Some(existing) => format!("{existing} {ours}"),
-            None => ours,
-        };
-        config.options(&options);
+        configure(&mut config, schema, &opts);
         let store = PgStore {
             pool: RwLock::new(Some(build_pool(&config))),
             config,
@@ -412,6 +394,31 @@ impl PgStore {
     fn collection_lock(&self, collection: &str) -> i64 {
         lock_key(&[b"collection", self.schema.as_bytes(), collection.as_bytes()])
     }
+}
+
+/// Sets the connection options every connection of a store in `schema`
+/// starts with.
+fn configure(config: &mut Config, schema: &str, opts: &Options) {
+    // Every connection starts with the schema first on its search
+    // path, so the SQL names tables without a schema, and with the
+    // commit durability `Options` asks for: `Sync` waits for the WAL
+    // flush (synchronous_commit=on), `Flush` does not (off; a server
+    // crash may lose the last commits, as a power loss may with the
+    // other drivers).
+    let commit = match opts.durability {
+        Durability::Sync => "on",
+        Durability::Flush => "off",
+    };
+    // Quoted: the server folds an unquoted search_path to lower case,
+    // which would put schema `App` in `app` (another store's tables,
+    // or none, failing every CREATE), while CREATE SCHEMA and
+    // drop_schema quote the name.
+    let ours = format!("-csearch_path=\"{schema}\" -csynchronous_commit={commit}");
+    let options = match config.get_options() {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
+    };
+    config.options(&options);
 }
 
 fn build_pool(config: &Config) -> Arc<Pool> {

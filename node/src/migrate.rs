@@ -9,14 +9,18 @@
 //! logstore directory. Both paths are checked, reading only, before either
 //! store is opened: the source must be a store (not a missing path, an
 //! empty one, or a database another program made) and the target must be
-//! missing or empty. Nothing outside the target is written, except what
+//! missing or empty, and outside the source. The target is built beside
+//! its final path (`TO.partial`, and for an SQLite target its blob
+//! folder's `.partial`) and moved into place once complete, so an
+//! interrupted copy leaves nothing at the target; the next run removes
+//! what it left. Nothing outside the target is written, except what
 //! opening an SQLite source does to its own files when the app that wrote
 //! it did not close it (its pending WAL is applied, as any SQLite reader
 //! does).
 
 use std::path::{Path, PathBuf};
 
-use logstore::{Durability, LogStore, Options, SqliteStore, StoreDir, Transfer};
+use logstore::{Durability, LogStore, Options, Place, SqliteStore, Staging, StoreDir, Transfer};
 use napi_derive::napi;
 
 /// What a migration copied.
@@ -160,14 +164,16 @@ fn check_target(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens (creating it) the store to copy into.
-fn open_target(path: &Path) -> Result<Opened, String> {
-    let opened = if is_sqlite(path) {
-        SqliteStore::open(path, blob_dir(path), options()).map(Opened::Sqlite)
+/// Where the store at `path` keeps its files.
+fn place_of(path: &Path) -> Place {
+    if is_sqlite(path) {
+        Place::Sqlite {
+            db: path.to_path_buf(),
+            blobs: blob_dir(path),
+        }
     } else {
-        LogStore::open(path, options()).map(Opened::Log)
-    };
-    opened.map_err(|e| format!("creating {}: {e}", path.display()))
+        Place::Log(path.to_path_buf())
+    }
 }
 
 fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
@@ -176,37 +182,24 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
     }
     check_source(from)?;
     check_target(to)?;
+    let place = place_of(to);
+    logstore::refuse_inside(&place, &place_of(from)).map_err(|e| e.to_string())?;
     let src = open_source(from)?;
-    let dst = open_target(to)?;
-    let incomplete = |e: logstore::Error| {
+    let failed = |e: logstore::Error| {
         format!(
-            "copying {} to {}: {e}; {} is incomplete: remove it before trying again",
+            "copying {} to {}: {e}; nothing was made at {}",
             from.display(),
             to.display(),
             to.display()
         )
     };
-    let copied =
-        logstore::migrate(src.transfer(), dst.transfer(), |_| {}, |_| {}).map_err(incomplete)?;
-    let verified = match &dst {
-        Opened::Log(log) => {
-            let report = log.verify().map_err(incomplete)?;
-            if !report.is_clean() {
-                let problems: Vec<String> =
-                    report.problems.iter().map(ToString::to_string).collect();
-                return Err(format!(
-                    "{} does not verify after the copy: {}",
-                    to.display(),
-                    problems.join("; ")
-                ));
-            }
-            true
-        }
-        Opened::Sqlite(_) => false,
-    };
-    dst.transfer()
-        .close()
-        .map_err(|e| format!("closing {}: {e}", to.display()))?;
+    // Built beside the target and moved into place once complete,
+    // verified (a logstore directory), closed and synced; dropped on an
+    // error, the staging area goes and the target stays as it was.
+    let staging = Staging::begin(place, options()).map_err(failed)?;
+    let dst = staging.store().map_err(failed)?;
+    let copied = logstore::migrate(src.transfer(), dst, |_| {}, |_| {}).map_err(failed)?;
+    staging.finish().map_err(failed)?;
     src.transfer()
         .close()
         .map_err(|e| format!("closing {}: {e}", from.display()))?;
@@ -216,7 +209,7 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
         blobs: copied.blobs as f64,
         blob_bytes: copied.blob_bytes as f64,
         leases: copied.leases as f64,
-        verified,
+        verified: !is_sqlite(to),
     })
 }
 

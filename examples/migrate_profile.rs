@@ -35,11 +35,10 @@ fn source(db: &Path, n: u64) -> std::io::Result<()> {
     let start = 1_765_000_000_000i64;
     let mut chunk = Vec::new();
     for i in 0..n {
-        let data = match workload::turn(&mut rng, i) {
-            serde_json::Value::Object(map) => map,
-            _ => return Err(fail("a turn is a JSON object")),
+        let serde_json::Value::Object(data) = workload::turn(&mut rng, i) else {
+            return Err(fail("a turn is a JSON object"));
         };
-        let at = start + i as i64;
+        let at = start + i64::try_from(i).map_err(fail)?;
         chunk.push(Row::Document(Document {
             collection: workload::COLLECTION.into(),
             id: workload::id(i),
@@ -59,7 +58,11 @@ fn source(db: &Path, n: u64) -> std::io::Result<()> {
 /// Runs the tool's `migrate`, which must succeed, and times it.
 fn migrate(tool: &Path, from: &Path, to: &Path) -> std::io::Result<Duration> {
     let started = Instant::now();
-    let out = Command::new(tool).arg("migrate").arg(from).arg(to).output()?;
+    let out = Command::new(tool)
+        .arg("migrate")
+        .arg(from)
+        .arg(to)
+        .output()?;
     let took = started.elapsed();
     if !out.status.success() {
         return Err(fail(String::from_utf8_lossy(&out.stderr)));
@@ -80,10 +83,7 @@ fn main() -> std::io::Result<()> {
         .map(|dir| dir.join("logstore"))
         .filter(|p| p.exists())
         .ok_or_else(|| fail("build the tool first: cargo build --release -p logstore-cli"))?;
-    let tmp = std::env::temp_dir().join(format!(
-        "logstore-migrate-profile-{}",
-        std::process::id()
-    ));
+    let tmp = std::env::temp_dir().join(format!("logstore-migrate-profile-{}", std::process::id()));
     let db = tmp.join("source").join("store.db");
     std::fs::create_dir_all(db.parent().unwrap_or(&tmp))?;
     source(&db, n)?;

@@ -89,9 +89,9 @@ pub use options::{
 pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use staging::{refuse_inside, staging_area, Leftover, Place, Staging, MARKER};
 pub use store::{
     salvage, BackupReport, Budget, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
-pub use staging::{refuse_inside, staging_area, Leftover, Place, Staging, MARKER};
 pub use transfer::{each_item, import_item, migrate, Copied, Importer, Item, Row, Transfer};

@@ -261,9 +261,9 @@ fn area_state(area: &Path) -> Result<AreaState> {
 
 /// The content of `final_path` inside its area.
 fn content_of(area: &Path, final_path: &Path) -> Result<PathBuf> {
-    let name = final_path.file_name().ok_or_else(|| {
-        Error::invalid(format!("{} has no final name", final_path.display()))
-    })?;
+    let name = final_path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} has no final name", final_path.display())))?;
     Ok(area.join(name))
 }
 
@@ -337,11 +337,9 @@ pub enum Leftover {
 impl std::fmt::Display for Leftover {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Leftover::Removed(area) => write!(
-                f,
-                "removed {}, left by an interrupted run",
-                area.display()
-            ),
+            Leftover::Removed(area) => {
+                write!(f, "removed {}, left by an interrupted run", area.display())
+            }
             Leftover::DroppedSchema(schema) => {
                 write!(f, "dropped schema {schema}, left by an interrupted run")
             }
@@ -451,7 +449,11 @@ impl Staging {
             #[cfg(feature = "sqlite")]
             Place::Sqlite { db, blobs } => {
                 check_new(db, false, "")?;
-                check_new(blobs, true, &format!(" (where {} keeps its blobs)", db.display()))?;
+                check_new(
+                    blobs,
+                    true,
+                    &format!(" (where {} keeps its blobs)", db.display()),
+                )?;
             }
             // The server checks its schemas in the transaction that makes
             // the staging one.
@@ -688,8 +690,7 @@ mod tests {
     fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
         let tmp = tempfile::tempdir().expect("temp dir");
         let target = tmp.path().join("log");
-        let first =
-            Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
+        let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
         first
             .store()
             .expect("store")

@@ -365,9 +365,12 @@ fn build_new<T>(
     let made = match &place {
         logstore::Place::Sqlite { .. } => format!("created a new SQLite store at {}", to.display()),
         logstore::Place::Postgres { url } => {
-            format!("created a new PostgreSQL store at {}", crate::pg::redacted(url))
+            format!(
+                "created a new PostgreSQL store at {}",
+                crate::pg::redacted(url)
+            )
         }
-        _ => format!("created a new store in {}", to.display()),
+        logstore::Place::Log(_) => format!("created a new store in {}", to.display()),
     };
     let shown = match crate::pg::url_of(to) {
         Some(url) => crate::pg::redacted(url),

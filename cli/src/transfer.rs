@@ -145,8 +145,7 @@ pub fn load(dst: &dyn Transfer, input: &mut dyn BufRead, progress: &Progress) ->
         if line.trim().is_empty() {
             continue;
         }
-        let item: Line =
-            serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
+        let item: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
         pending.push(n + 1);
         item.apply(&mut importer)
             .with_context(|| lines_of(&pending))?;

@@ -280,7 +280,8 @@ fn a_staging_area_is_removed_only_when_logstore_made_it() {
     let out = logstore(&["migrate", s, t]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("removed") && text(&out.stderr).contains("left by an interrupted run"),
+        text(&out.stderr).contains("removed")
+            && text(&out.stderr).contains("left by an interrupted run"),
         "{}",
         text(&out.stderr)
     );

@@ -76,7 +76,7 @@ fn sources(dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
         .docs()
         .ensure_collection("msgs", &["owner", "n"])
         .unwrap();
-    let rows: Vec<logstore::Row> = (0..4000)
+    let rows: Vec<logstore::Row> = (0..4000u32)
         .map(|i| {
             logstore::Row::Document(logstore::Document {
                 collection: "msgs".into(),
@@ -85,9 +85,9 @@ fn sources(dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
                     .as_object()
                     .unwrap()
                     .clone(),
-                version: 1 + i % 3,
-                created_at: 1_700_000_000_000 + i as i64,
-                updated_at: 1_700_000_000_500 + i as i64,
+                version: 1 + u64::from(i % 3),
+                created_at: 1_700_000_000_000 + i64::from(i),
+                updated_at: 1_700_000_000_500 + i64::from(i),
             })
         })
         .collect();
@@ -164,7 +164,11 @@ fn a_killed_migrate_leaves_no_target_or_a_whole_one_and_a_retry_succeeds() {
         std::thread::sleep(Duration::from_micros(wait));
         let _ = child.kill();
         child.wait().unwrap();
-        let context = format!("run {run} ({} -> {}, killed after {wait} us)", from.display(), to.display());
+        let context = format!(
+            "run {run} ({} -> {}, killed after {wait} us)",
+            from.display(),
+            to.display()
+        );
         match target_items(&to) {
             None => {
                 none += 1;
@@ -198,7 +202,9 @@ fn a_killed_migrate_leaves_no_target_or_a_whole_one_and_a_retry_succeeds() {
                 .map(|e| e.unwrap().file_name())
                 .collect();
             assert!(
-                entries.iter().all(|n| n == logstore::MARKER || n == "COMPLETE"),
+                entries
+                    .iter()
+                    .all(|n| n == logstore::MARKER || n == "COMPLETE"),
                 "{context}: {name} holds {entries:?}"
             );
         }

@@ -160,7 +160,9 @@ fn a_staging_schema_is_used_only_when_logstore_made_it() {
     assert_eq!(refused.status.code(), Some(1));
     let err = common::text(&refused.stderr);
     assert!(
-        err.contains(&format!("schema {partial} exists, and logstore did not make it")),
+        err.contains(&format!(
+            "schema {partial} exists, and logstore did not make it"
+        )),
         "{err}"
     );
     assert!(foreign.docs().get("mine", "1").expect("get").is_some());
@@ -169,7 +171,10 @@ fn a_staging_schema_is_used_only_when_logstore_made_it() {
     ok(&["migrate", log, &target]);
     assert_eq!(normalized_dump(&target), normalized_dump(log));
     let again = PgStore::open_in_schema(&url, &partial, Options::default()).expect("open");
-    assert!(again.is_empty().expect("is_empty"), "the staging schema was renamed away");
+    assert!(
+        again.is_empty().expect("is_empty"),
+        "the staging schema was renamed away"
+    );
     again.drop_schema().expect("drop");
     PgStore::open(&target, Options::default())
         .expect("open")

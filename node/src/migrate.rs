@@ -183,7 +183,10 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
     check_source(from)?;
     check_target(to)?;
     let place = place_of(to);
-    logstore::refuse_inside(&place, &place_of(from)).map_err(|e| e.to_string())?;
+    logstore::refuse_inside(&place, &place_of(from)).map_err(|e| match e {
+        logstore::Error::InvalidInput(message) => message,
+        e => e.to_string(),
+    })?;
     let src = open_source(from)?;
     let failed = |e: logstore::Error| {
         format!(

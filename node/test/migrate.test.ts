@@ -109,4 +109,18 @@ describe("logstore-migrate", () => {
     expect(contents(dir)).toEqual(before);
     expect(existsSync(join(dir, "full", "MANIFEST"))).toBe(false);
   });
+
+  it("refuses a target inside the source, and a staging folder it did not make", async () => {
+    mkdirSync(join(dir, "fresh.partial"));
+    writeFileSync(join(dir, "fresh.partial", "notes.txt"), "mine");
+    const before = contents(dir);
+    const inside = await migrate(dir, "log", "log/inner");
+    expect(inside.code).toBe(1);
+    expect(inside.stderr).toMatch(/^logstore-migrate: log\/inner lies inside the source's log/);
+    const foreign = await migrate(dir, "log", "fresh");
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toMatch(/fresh\.partial exists, and logstore did not make it/);
+    expect(foreign.stderr).toMatch(/nothing was made at fresh/);
+    expect(contents(dir)).toEqual(before);
+  });
 });

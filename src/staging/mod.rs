@@ -22,30 +22,21 @@
 //! marker was not made here and is never touched: the run is refused,
 //! saying what to do.
 
+mod area;
+
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Component, Path, PathBuf};
+
+use area::{
+    area_state, check_new, content_of, io_at, parent_of, remove_area, sync_dir, write_synced,
+    AreaState, COMPLETE, MARKER_TEXT,
+};
+pub use area::{staging_area, MARKER};
 
 use crate::store::LogStore;
 use crate::transfer::Transfer;
 use crate::{Error, Options, Result, Store};
-
-/// The marker file every staging area holds, written before anything else
-/// goes into the area: what proves an area was made by this module.
-pub const MARKER: &str = "LOGSTORE-STAGING";
-
-/// The marker's first line, which recognition checks.
-const MARKER_TEXT: &str = "logstore staging area\n\
-This directory holds a store being built by `logstore migrate` or `logstore load`.\n\
-It is moved into place when complete; a run interrupted before that leaves it\n\
-here, and the next run for the same target removes it.\n";
-
-/// In a database's area: the store was complete, closed and synced before
-/// the first rename into place.
-const COMPLETE: &str = "COMPLETE";
-
-/// The suffix of a staging area's name.
-const SUFFIX: &str = ".partial";
 
 /// Where a new store goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,22 +83,6 @@ impl Place {
             Place::Postgres { .. } => vec![],
         }
     }
-}
-
-/// The staging area of the final path `target`: `target.partial` beside it.
-///
-/// # Errors
-/// `InvalidInput` when `target` has no file name (`/`, `..`).
-pub fn staging_area(target: &Path) -> Result<PathBuf> {
-    let name = target.file_name().ok_or_else(|| {
-        Error::invalid(format!(
-            "{} names no file or directory to make (it has no final name)",
-            target.display()
-        ))
-    })?;
-    let mut area = name.to_os_string();
-    area.push(SUFFIX);
-    Ok(target.with_file_name(area))
 }
 
 /// `path` made absolute with links resolved as far as it exists; the
@@ -173,156 +148,6 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn io_at<'a>(what: &str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    let what = what.to_string();
-    move |e| Error::io(format!("{what} {}", path.display()), e)
-}
-
-/// Syncs the directory `dir` (its entries).
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at("syncing", dir))
-}
-
-/// The directory holding `path`, for syncing an entry made in it.
-fn parent_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Creates `path` with `text`, synced.
-fn write_synced(path: &Path, text: &str) -> Result<()> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(io_at("creating", path))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_at("writing", path))
-}
-
-/// What is at a staging area's path.
-#[derive(Debug, PartialEq, Eq)]
-enum AreaState {
-    Missing,
-    /// A directory holding the marker: made by a run of this module.
-    Ours,
-    /// Anything else: never touched.
-    Foreign(&'static str),
-}
-
-fn area_state(area: &Path) -> Result<AreaState> {
-    let meta = match fs::symlink_metadata(area) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AreaState::Missing),
-        Err(e) => return Err(Error::io(format!("reading {}", area.display()), e)),
-        Ok(meta) => meta,
-    };
-    if meta.file_type().is_symlink() {
-        return Ok(AreaState::Foreign("it is a symbolic link"));
-    }
-    if !meta.is_dir() {
-        return Ok(AreaState::Foreign("it is not a directory"));
-    }
-    let entries = fs::read_dir(area)
-        .map_err(io_at("listing", area))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()
-        .map_err(io_at("listing", area))?;
-    // An empty directory holds nothing to lose: a run killed between
-    // making the area and writing its marker leaves one.
-    if entries.is_empty() {
-        return Ok(AreaState::Ours);
-    }
-    let marker = area.join(MARKER);
-    match fs::symlink_metadata(&marker) {
-        Ok(m) if m.is_file() => {}
-        _ => return Ok(AreaState::Foreign("it has no LOGSTORE-STAGING marker")),
-    }
-    let text = fs::read(&marker).map_err(io_at("reading", &marker))?;
-    // The whole marker; or, alone in the area, the start of one (a run
-    // killed while writing it: nothing goes into an area before its
-    // marker is whole and synced).
-    let whole = text == MARKER_TEXT.as_bytes();
-    let started = entries.len() == 1 && MARKER_TEXT.as_bytes().starts_with(&text);
-    if whole || started {
-        Ok(AreaState::Ours)
-    } else {
-        Ok(AreaState::Foreign(
-            "its LOGSTORE-STAGING file is not logstore's marker",
-        ))
-    }
-}
-
-/// The content of `final_path` inside its area.
-fn content_of(area: &Path, final_path: &Path) -> Result<PathBuf> {
-    let name = final_path
-        .file_name()
-        .ok_or_else(|| Error::invalid(format!("{} has no final name", final_path.display())))?;
-    Ok(area.join(name))
-}
-
-/// Removes an area of ours and syncs its parent.
-fn remove_area(area: &Path) -> Result<()> {
-    // `remove_dir_all` does not follow links: a link planted inside is
-    // removed, never what it points at.
-    fs::remove_dir_all(area).map_err(io_at("removing", area))?;
-    sync_dir(parent_of(area))
-}
-
-/// Refuses `path` unless it is missing, an empty directory (`dir`) or a
-/// file without tables (an SQLite database).
-fn check_new(path: &Path, dir: bool, what: &str) -> Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        Ok(meta) => meta,
-    };
-    let not_new = |why: &str| {
-        Err(Error::invalid(format!(
-            "{}{what} {why}; a new store is made only where there is none",
-            path.display()
-        )))
-    };
-    if meta.file_type().is_symlink() {
-        return not_new("is a symbolic link");
-    }
-    if dir {
-        if !meta.is_dir() {
-            return not_new("is a file, not a directory");
-        }
-        if fs::read_dir(path)
-            .map_err(io_at("listing", path))?
-            .next()
-            .is_some()
-        {
-            return not_new("is not empty");
-        }
-        return Ok(());
-    }
-    if meta.is_dir() {
-        return not_new("is a directory");
-    }
-    if is_empty_database(path)? {
-        return Ok(());
-    }
-    not_new("is not empty")
-}
-
-/// True when the file at `path` is an SQLite database without tables.
-#[cfg(feature = "sqlite")]
-fn is_empty_database(path: &Path) -> Result<bool> {
-    Ok(crate::SqliteStore::probe(path)? == crate::StoreDir::Empty)
-}
-
-#[cfg(not(feature = "sqlite"))]
-fn is_empty_database(_path: &Path) -> Result<bool> {
-    Ok(false)
 }
 
 /// What a run found of an earlier, interrupted one.
@@ -658,90 +483,4 @@ impl Drop for Staging {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_staging_area_without_the_marker_is_refused_and_left_as_it_was() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let target = tmp.path().join("log");
-        let area = tmp.path().join("log.partial");
-        fs::create_dir(&area).expect("mkdir");
-        fs::write(area.join("notes.txt"), "mine").expect("write");
-        let err = Staging::begin(Place::Log(target.clone()), Options::default())
-            .expect_err("a foreign area");
-        assert!(
-            matches!(&err, Error::InvalidInput(m) if m.contains("logstore did not make it")
-                && m.contains("no LOGSTORE-STAGING marker")),
-            "{err}"
-        );
-        assert_eq!(fs::read(area.join("notes.txt")).expect("kept"), b"mine");
-        assert!(!target.exists());
-
-        // A marker file that is not logstore's is not taken as one.
-        fs::write(area.join(MARKER), "someone else's file").expect("write");
-        let err = Staging::begin(Place::Log(target.clone()), Options::default())
-            .expect_err("a foreign marker");
-        assert!(err.to_string().contains("not logstore's marker"), "{err}");
-        assert!(area.join("notes.txt").exists());
-    }
-
-    #[test]
-    fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let target = tmp.path().join("log");
-        let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
-        first
-            .store()
-            .expect("store")
-            .docs()
-            .put("c", "1", serde_json::json!({"a": 1}), None)
-            .expect("put");
-        // As a killed process leaves it: the area stays.
-        std::mem::forget(first);
-        let area = tmp.path().join("log.partial");
-        assert!(area.join(MARKER).is_file());
-        assert!(!target.exists());
-
-        let second =
-            Staging::begin(Place::Log(target.clone()), Options::default()).expect("second");
-        assert_eq!(second.leftovers(), &[Leftover::Removed(area.clone())]);
-        second
-            .store()
-            .expect("store")
-            .docs()
-            .put("c", "2", serde_json::json!({"a": 2}), None)
-            .expect("put");
-        second.finish().expect("finish");
-        assert!(!area.exists());
-        let store = LogStore::open(&target, Options::default()).expect("open");
-        assert!(store.docs().get("c", "1").expect("get").is_none());
-        assert!(store.docs().get("c", "2").expect("get").is_some());
-    }
-
-    #[test]
-    fn a_failed_build_leaves_the_target_as_it_was() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let target = tmp.path().join("empty");
-        fs::create_dir(&target).expect("mkdir");
-        let staging =
-            Staging::begin(Place::Log(target.clone()), Options::default()).expect("begin");
-        drop(staging);
-        assert!(!tmp.path().join("empty.partial").exists());
-        assert_eq!(fs::read_dir(&target).expect("list").count(), 0);
-    }
-
-    #[test]
-    fn a_target_inside_the_source_is_refused() {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let src = tmp.path().join("src");
-        fs::create_dir(&src).expect("mkdir");
-        let source = Place::Log(src.clone());
-        let inside = Place::Log(src.join("sub").join("copy"));
-        let err = refuse_inside(&inside, &source).expect_err("inside");
-        assert!(err.to_string().contains("inside the source"), "{err}");
-        let dotted = Place::Log(tmp.path().join("other").join("..").join("src").join("x"));
-        assert!(refuse_inside(&dotted, &source).is_err());
-        refuse_inside(&Place::Log(tmp.path().join("beside")), &source).expect("beside");
-    }
-}
+mod tests;

@@ -316,3 +316,31 @@ fn a_target_inside_the_source_is_refused() {
         assert_eq!(tree(tmp.path()), before);
     }
 }
+
+/// A `load` that fails part way (a line the store refuses) leaves nothing
+/// at the target and no staging area, and names the lines of the chunk.
+#[test]
+fn a_failed_load_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for i in 0..5 {
+        input += &format!(
+            r#"{{"type":"document","id":"m{i}","collection":"msgs","data":{{"n":{i}}},"version":1,"created_at":1,"updated_at":1}}"#
+        );
+        input += "\n";
+    }
+    input += r#"{"type":"document","id":"","collection":"msgs","data":{},"version":1,"created_at":1,"updated_at":1}"#;
+    input += "\n";
+    for target in [tmp.path().join("log"), tmp.path().join("store.db")] {
+        let t = target.to_str().unwrap();
+        let out = logstore_with_input(&["load", t], input.as_bytes());
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("nothing was made at {t}")) && err.contains("lines 1 to 6"),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{t}: {left:?}");
+    }
+}

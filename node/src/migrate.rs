@@ -35,6 +35,9 @@ pub struct Migrated {
     /// the copy (every record checksum and blob hash); false for an SQLite
     /// target, which has no such check.
     pub verified: bool,
+    /// What an interrupted earlier run left beside the target and this run
+    /// removed, one sentence each.
+    pub removed: Vec<String>,
 }
 
 enum Opened {
@@ -200,6 +203,11 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
     // verified (a logstore directory), closed and synced; dropped on an
     // error, the staging area goes and the target stays as it was.
     let staging = Staging::begin(place, options()).map_err(failed)?;
+    let removed = staging
+        .leftovers()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let dst = staging.store().map_err(failed)?;
     let copied = logstore::migrate(src.transfer(), dst, |_| {}, |_| {}).map_err(failed)?;
     staging.finish().map_err(failed)?;
@@ -213,6 +221,7 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
         blob_bytes: copied.blob_bytes as f64,
         leases: copied.leases as f64,
         verified: !is_sqlite(to),
+        removed,
     })
 }
 

@@ -3,7 +3,7 @@
 // nonzero with a message naming the path, and changes nothing on disk.
 // (The copies themselves: interop.test.ts and package.test.ts.)
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -122,5 +122,13 @@ describe("logstore-migrate", () => {
     expect(foreign.stderr).toMatch(/fresh\.partial exists, and logstore did not make it/);
     expect(foreign.stderr).toMatch(/nothing was made at fresh/);
     expect(contents(dir)).toEqual(before);
+
+    // Emptied, as a run killed before its marker leaves it: removed, and said.
+    rmSync(join(dir, "fresh.partial", "notes.txt"));
+    const retried = await migrate(dir, "log", "fresh");
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stderr).toMatch(/^logstore-migrate: removed fresh\.partial, left by an interrupted run\n$/);
+    expect(existsSync(join(dir, "fresh.partial"))).toBe(false);
+    expect(readdirSync(join(dir, "fresh")).some((name) => name.endsWith(".seg"))).toBe(true);
   });
 });

@@ -31,6 +31,7 @@ if (args.length !== 2 || args.some((a) => a === "" || a.startsWith("-"))) {
 const [from, to] = args as [string, string];
 try {
   const m = migrateStore(from, to);
+  for (const removed of m.removed) process.stderr.write(`logstore-migrate: ${removed}\n`);
   const n = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
   process.stdout.write(
     `copied ${n(m.collections, "collection")}, ${n(m.documents, "document")}, ` +

@@ -14,6 +14,7 @@
 #   pg-sync                    logstore bench --driver postgres --markdown, on a throwaway
 #                              PostgreSQL (scripts/with-postgres.sh) run with fsync=on
 #   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
+#   migrate                    examples/migrate_profile.rs: logstore migrate, 200k documents, SQLite to log and back
 #   node, node-floors          cd node && npm run bench -- --markdown (after npm run build)
 #   readme                     README's comparison, taken from node, rust-sync and rust-flush
 #   goals, node-goals          the goals against the blocks above
@@ -49,6 +50,7 @@ say "load: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "building"
 cargo build --release --quiet -p logstore-cli
 cargo build --release --quiet --example open_profile
+cargo build --release --quiet --features sqlite --example migrate_profile
 
 say "logstore bench, Sync"
 cargo run --release --quiet -- bench --markdown > "$out/rust-sync.md"
@@ -63,6 +65,9 @@ for f in rust-sync rust-flush pg; do take_blocks "$out/$f.md"; done
 
 say "open time and index memory"
 cargo run --release --quiet --example open_profile -- 10000 100000 1000000 | block open
+
+say "logstore migrate, 200,000 documents"
+cargo run --release --quiet --features sqlite --example migrate_profile -- 200000 | block migrate
 
 say "the Node.js benchmark"
 (

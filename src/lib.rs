@@ -36,6 +36,8 @@
 // - `store`: the log engine as a `Store` (`LogStore`), tying the two
 //   together, with compaction, the snapshot file, verify and salvage;
 // - `sqlite`: the SQLite driver of the same contract;
+// - `transfer`, `staging`: whole-store copies between drivers, and the
+//   staging areas a new store is built in before it is moved into place;
 // - `blob_files`: the content-addressed blob-file protocol both drivers use;
 // - `codec`: the little-endian reader and writer of every file format;
 // - `contract`, `validate`, `limits`, `lease_rules`: the contract and the
@@ -56,6 +58,7 @@ mod options;
 mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod staging;
 mod store;
 mod transfer;
 mod validate;
@@ -86,8 +89,9 @@ pub use options::{
 pub use pg::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use staging::{refuse_inside, staging_area, Leftover, Place, Staging, MARKER};
 pub use store::{
     salvage, BackupReport, Budget, CompactionReport, ForeignEntry, LogStore, Problem, RepairReport,
     Salvage, SalvageReport, Session, Stats, StoreDir, VerifyReport,
 };
-pub use transfer::{each_item, import_item, migrate, Copied, Item, Transfer};
+pub use transfer::{each_item, import_item, migrate, Copied, Importer, Item, Row, Transfer};

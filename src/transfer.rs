@@ -4,6 +4,11 @@
 //! of a store that copies one store into another (`migrate`). The
 //! command-line tool's `dump`, `load` and `migrate` and the Node.js
 //! package's `logstore-migrate` are built on it.
+//!
+//! Imports go in chunks ([`Importer`], [`Transfer::import_rows`]): each
+//! driver writes a chunk of rows in one durable step (the log engine's
+//! batch, one SQLite or PostgreSQL transaction), so a copy pays one sync
+//! per chunk instead of one per item.
 
 use std::io::{self, Read};
 
@@ -60,6 +65,34 @@ pub trait Transfer: Store {
     /// `InvalidInput` for a bad key or owner; `Closed`, `Poisoned`, `Io`.
     fn import_lease(&self, row: &LeaseRow) -> Result<()>;
 
+    /// Writes `rows` in order, each as [`Transfer::import_collection`],
+    /// [`Transfer::import_document`] or [`Transfer::import_lease`] would,
+    /// in as few durable steps as the driver can: when it returns `Ok`,
+    /// every row is as durable as the store's options ask. The log engine
+    /// writes the chunk in one [`LogStore::batch`](crate::LogStore::batch);
+    /// the SQL drivers write each run of documents and leases in one
+    /// transaction. On an error some of the rows may be written.
+    ///
+    /// # Errors
+    /// As the single imports.
+    fn import_rows(&self, rows: &[Row]) -> Result<()> {
+        for row in rows {
+            match row {
+                Row::Collection {
+                    name,
+                    indexes,
+                    created_at,
+                } => {
+                    let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
+                    self.import_collection(name, &fields, *created_at)?;
+                }
+                Row::Document(doc) => self.import_document(doc)?,
+                Row::Lease(row) => self.import_lease(row)?,
+            }
+        }
+        Ok(())
+    }
+
     /// True when the store holds no collection, document, blob or lease.
     ///
     /// # Errors
@@ -100,6 +133,159 @@ pub enum Item<'a> {
     },
     /// A lease row, expired or not.
     Lease(LeaseRow),
+}
+
+/// An item other than a blob, owned: what a chunk of
+/// [`Transfer::import_rows`] holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row {
+    /// An ensured collection with its indexes and creation time.
+    Collection {
+        /// The collection's name.
+        name: String,
+        /// Its indexed fields.
+        indexes: Vec<String>,
+        /// When it was created (milliseconds since the Unix epoch).
+        created_at: i64,
+    },
+    /// A document, version and timestamps included.
+    Document(Document),
+    /// A lease row, expired or not.
+    Lease(LeaseRow),
+}
+
+/// Splits `rows` for a driver that ensures collections one by one and
+/// writes the documents and leases between them in one transaction each:
+/// `collection` for each collection row, `run` for each run of others.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn in_runs(
+    rows: &[Row],
+    mut collection: impl FnMut(&str, &[&str], i64) -> Result<()>,
+    mut run: impl FnMut(&[Row]) -> Result<()>,
+) -> Result<()> {
+    let mut start = 0;
+    for (at, row) in rows.iter().enumerate() {
+        if let Row::Collection {
+            name,
+            indexes,
+            created_at,
+        } = row
+        {
+            if start < at {
+                run(&rows[start..at])?;
+            }
+            let fields: Vec<&str> = indexes.iter().map(String::as_str).collect();
+            collection(name, &fields, *created_at)?;
+            start = at + 1;
+        }
+    }
+    if start < rows.len() {
+        run(&rows[start..])?;
+    }
+    Ok(())
+}
+
+/// Rows a chunk holds at most.
+const CHUNK_ROWS: usize = 1_000;
+/// About how many bytes of documents a chunk holds at most.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// Writes items into a store in chunks: rows gather until a chunk is full
+/// (1,000 rows or about 4 MiB of documents) and then go to
+/// [`Transfer::import_rows`] together; a blob goes on its own, after the
+/// rows before it. Nothing handed to [`Importer::add`] is durable before
+/// [`Importer::finish`] returns `Ok`.
+pub struct Importer<'a> {
+    dst: &'a dyn Transfer,
+    pending: Vec<Row>,
+    bytes: usize,
+}
+
+impl<'a> Importer<'a> {
+    /// An importer into `dst`.
+    pub fn new(dst: &'a dyn Transfer) -> Self {
+        Importer {
+            dst,
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Adds `item`, writing a chunk when one is full (and a blob at once).
+    ///
+    /// # Errors
+    /// As [`Transfer::import_rows`] and [`Transfer::import_blob`].
+    pub fn add(&mut self, item: Item<'_>) -> Result<()> {
+        let row = match item {
+            Item::Blob { meta, bytes } => {
+                self.flush()?;
+                return self.dst.import_blob(&meta, bytes).map(drop);
+            }
+            Item::Collection {
+                name,
+                indexes,
+                created_at,
+            } => Row::Collection {
+                name,
+                indexes,
+                created_at,
+            },
+            Item::Document(doc) => {
+                self.bytes += doc.id.len()
+                    + doc
+                        .data
+                        .iter()
+                        .map(|(k, v)| k.len() + approx_bytes(v))
+                        .sum::<usize>();
+                Row::Document(doc)
+            }
+            Item::Lease(row) => Row::Lease(row),
+        };
+        self.pending.push(row);
+        if self.pending.len() >= CHUNK_ROWS || self.bytes >= CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// How many rows are gathered and not yet written.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Writes the rows still gathered.
+    ///
+    /// # Errors
+    /// As [`Transfer::import_rows`].
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            self.dst.import_rows(&self.pending)?;
+            self.pending.clear();
+            self.bytes = 0;
+        }
+        Ok(())
+    }
+}
+
+/// About the size of `value` as JSON, without writing it out.
+fn approx_bytes(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(approx_bytes).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + approx_bytes(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 /// How many items of each kind a walk or a copy handled.
@@ -224,7 +410,8 @@ pub fn import_item(dst: &dyn Transfer, item: Item<'_>) -> Result<()> {
 
 /// Copies everything in `src` into `dst`, which must be empty: every
 /// collection, document, blob and lease with its ids, versions and
-/// timestamps. Blob bytes stream from one store to the other. `on_total`
+/// timestamps. Blob bytes stream from one store to the other; the rest go
+/// in chunks ([`Importer`]), each one durable step of `dst`. `on_total`
 /// and `on_item` hear the number of items, then each item as it is copied.
 ///
 /// # Errors
@@ -241,8 +428,11 @@ pub fn migrate(
             "the target store is not empty; a migration only fills an empty store".into(),
         ));
     }
-    each_item(src, on_total, |item| {
+    let mut importer = Importer::new(dst);
+    let copied = each_item(src, on_total, |item| {
         on_item(&item);
-        import_item(dst, item)
-    })
+        importer.add(item)
+    })?;
+    importer.finish()?;
+    Ok(copied)
 }

@@ -16,7 +16,7 @@ use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 use logstore::Durability;
@@ -135,10 +135,20 @@ enum Command {
         /// The new directory (missing, or empty) to copy into.
         dest: PathBuf,
     },
-    /// Read JSON Lines from stdin into an empty store.
+    /// Read JSON Lines from stdin into a new store.
+    ///
+    /// The store is built in TARGET.partial beside it and moved into place
+    /// once complete; an interrupted run leaves nothing at TARGET, and the
+    /// next run removes the leftover.
     #[command(after_help = "Example:\n  logstore load .pattern-data/log < backup.jsonl")]
     Load { store: PathBuf },
-    /// Copy a whole store between drivers (SQLite to log, log to SQLite, log to log) into an empty target.
+    /// Copy a whole store between drivers (SQLite to log, log to SQLite, log to log) into a new target.
+    ///
+    /// The copy is built in TO.partial beside TO (for an SQLite target also
+    /// its blob folder's .partial) and moved into place once complete,
+    /// verified and synced; an interrupted run leaves nothing at TO, and the
+    /// next run removes the leftover. A PostgreSQL target is built in the
+    /// schema SCHEMA_partial and renamed in one transaction.
     #[command(
         after_help = "Example:\n  logstore migrate .pattern-data/store.db .pattern-data/log"
     )]
@@ -327,7 +337,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         Command::Backup { store, dest } => spinning("backing up", || {
             commands::backup(&inspect(&store)?, &store, &dest)
         }),
-        Command::Load { store } => load(&store::open(&store, blob_dir, Access::Create)?),
+        Command::Load { store } => load(&store, blob_dir),
         Command::Migrate { from, to } => migrate(&from, &to, blob_dir),
         Command::Get {
             store,
@@ -430,9 +440,12 @@ fn dump(src: &store::Opened) -> Result<Outcome> {
     })
 }
 
-fn load(dst: &store::Opened) -> Result<Outcome> {
+fn load(to: &Path, blob_dir: Option<&Path>) -> Result<Outcome> {
     let mut input = BufReader::new(std::io::stdin().lock());
-    let n = transfer::load(dst.transfer(), &mut input, &Progress::new())?;
+    let place = store::new_place(to, blob_dir, "load")?;
+    let n = build_new(place, to, |dst| {
+        transfer::load(dst, &mut input, &Progress::new())
+    })?;
     eprintln!("loaded {n} items");
     Ok(Outcome {
         stdout: String::new(),
@@ -440,28 +453,58 @@ fn load(dst: &store::Opened) -> Result<Outcome> {
     })
 }
 
-/// Copies `from` into the empty store `to`; a log-store target is verified
-/// afterwards, and its problems make the outcome a problem.
+/// Builds a new store at `place` (named `to` on the command line) with
+/// `fill`: in a staging area beside it, moved into place once complete,
+/// verified and synced. On an error nothing is left at `to`.
+fn build_new<T>(
+    place: logstore::Place,
+    to: &Path,
+    fill: impl FnOnce(&dyn logstore::Transfer) -> Result<T>,
+) -> Result<T> {
+    let made = match &place {
+        logstore::Place::Sqlite { .. } => format!("created a new SQLite store at {}", to.display()),
+        logstore::Place::Postgres { url } => {
+            format!(
+                "created a new PostgreSQL store at {}",
+                crate::pg::redacted(url)
+            )
+        }
+        logstore::Place::Log(_) => format!("created a new store in {}", to.display()),
+    };
+    let shown = match crate::pg::url_of(to) {
+        Some(url) => crate::pg::redacted(url),
+        None => to.display().to_string(),
+    };
+    let nothing = || format!("nothing was made at {shown}");
+    let staging = logstore::Staging::begin(place, store::options()).with_context(nothing)?;
+    for leftover in staging.leftovers() {
+        eprintln!("{leftover}");
+    }
+    let filled = fill(staging.store()?).with_context(nothing)?;
+    staging.finish().with_context(nothing)?;
+    eprintln!("{made}");
+    Ok(filled)
+}
+
+/// Copies `from` into a new store at `to`: built beside it (a staging
+/// schema for PostgreSQL) and moved into place whole, a log store verified
+/// first.
 fn migrate(from: &Path, to: &Path, blob_dir: Option<&Path>) -> Result<Outcome> {
+    // Both checks read only, before the source is opened.
+    let place = store::new_place(to, blob_dir, "migrate")?;
+    if crate::pg::url_of(from).is_none() {
+        logstore::refuse_inside(&place, &store::place_of(from, blob_dir))?;
+    }
     let src = store::open(from, blob_dir, Access::Inspect)?;
-    let dst = store::open(to, blob_dir, Access::Create)?;
-    let n = transfer::migrate(src.transfer(), dst.transfer(), &Progress::new())?;
+    let n = build_new(place, to, |dst| {
+        transfer::migrate(src.transfer(), dst, &Progress::new())
+    })?;
     let mut stdout = format!(
         "copied {n} items from {} to {}\n",
         from.display(),
         to.display()
     );
-    if let store::Opened::Log(log) = &dst {
-        let report = log.verify()?;
-        if !report.is_clean() {
-            for p in &report.problems {
-                stdout += &format!("{p}\n");
-            }
-            return Ok(Outcome {
-                stdout,
-                problem: true,
-            });
-        }
+    if crate::pg::url_of(to).is_none() && !store::is_sqlite(to) {
         stdout += "the target verifies\n";
     }
     Ok(Outcome {

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, StoreDir, Transfer};
+use logstore::{Durability, LogStore, Options, PgStore, Place, SqliteStore, StoreDir, Transfer};
 
 /// An open store of either kind.
 pub enum Opened {
@@ -157,13 +157,69 @@ fn open_sqlite(path: &Path, blob_dir: Option<&Path>, access: Access) -> Result<O
         ),
         _ => {}
     }
-    let blobs: PathBuf = match blob_dir {
-        Some(dir) => dir.to_path_buf(),
-        None => path.parent().unwrap_or(Path::new(".")).join("blobs"),
-    };
-    let store = SqliteStore::open(path, blobs, options())?;
+    let store = SqliteStore::open(path, blobs_of(path, blob_dir), options())?;
     if !exists {
         eprintln!("created a new SQLite store at {}", path.display());
     }
     Ok(Opened::Sqlite(store))
+}
+
+/// The blob folder of the SQLite store `db`: `--blob-dir`, or `blobs/`
+/// beside the file.
+fn blobs_of(db: &Path, blob_dir: Option<&Path>) -> PathBuf {
+    match blob_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => db.parent().unwrap_or(Path::new(".")).join("blobs"),
+    }
+}
+
+/// Where the store at `path` keeps its files (not a PostgreSQL URL).
+pub fn place_of(path: &Path, blob_dir: Option<&Path>) -> Place {
+    if is_sqlite(path) {
+        Place::Sqlite {
+            db: path.to_path_buf(),
+            blobs: blobs_of(path, blob_dir),
+        }
+    } else {
+        Place::Log(path.to_path_buf())
+    }
+}
+
+/// The place of a new store that `command` makes at `path`, refused with
+/// the reason unless `path` is missing or empty. Reads only.
+pub fn new_place(path: &Path, blob_dir: Option<&Path>, command: &str) -> Result<Place> {
+    if let Some(url) = crate::pg::url_of(path) {
+        // The server's schemas are checked where the staging schema is
+        // made, in one transaction.
+        return Ok(Place::Postgres {
+            url: url.to_string(),
+        });
+    }
+    let shown = path.display();
+    if is_sqlite(path) {
+        if path.exists() {
+            let found = SqliteStore::probe(path)
+                .with_context(|| format!("reading {shown} as an SQLite database"))?;
+            match found {
+                StoreDir::Empty => {}
+                StoreDir::Other => bail!(
+                    "{shown} is an SQLite database but not a store (it has no store_docs table); it was left as it is"
+                ),
+                StoreDir::Store => bail!(
+                    "{shown} is not empty (it holds a store); {command} makes a new store only where there is none"
+                ),
+            }
+        }
+        return Ok(place_of(path, blob_dir));
+    }
+    match look(path)? {
+        Found::Missing | Found::Dir(StoreDir::Empty) => Ok(Place::Log(path.to_path_buf())),
+        Found::Dir(StoreDir::Other) => bail!(
+            "{shown} is not a logstore directory (it holds other files); a new store is made only in a missing or empty directory"
+        ),
+        Found::Dir(StoreDir::Store) => bail!(
+            "{shown} is not empty (it holds a store); {command} makes a new store only in a missing or empty directory"
+        ),
+        Found::File => bail!("{shown} is a file, not a logstore directory"),
+    }
 }

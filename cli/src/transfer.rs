@@ -12,7 +12,7 @@ use std::io::{BufRead, Cursor, Write};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine as _;
-use logstore::{each_item, import_item, BlobMeta, Document, Item, LeaseRow, Transfer};
+use logstore::{each_item, BlobMeta, Document, Importer, Item, LeaseRow, Transfer};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Progress;
@@ -60,33 +60,27 @@ impl Line {
         })
     }
 
-    /// Writes the line's item into `dst`.
-    fn apply(self, dst: &dyn Transfer) -> Result<()> {
+    /// Hands the line's item to `importer`.
+    fn apply(self, importer: &mut Importer<'_>) -> Result<()> {
         match self {
             Line::Collection {
                 name,
                 indexes,
                 created_at,
-            } => import_item(
-                dst,
-                Item::Collection {
-                    name,
-                    indexes,
-                    created_at,
-                },
-            )?,
-            Line::Document(doc) => import_item(dst, Item::Document(doc))?,
+            } => importer.add(Item::Collection {
+                name,
+                indexes,
+                created_at,
+            })?,
+            Line::Document(doc) => importer.add(Item::Document(doc))?,
             Line::Blob { meta, bytes } => {
                 let bytes = base64::engine::general_purpose::STANDARD.decode(bytes)?;
-                import_item(
-                    dst,
-                    Item::Blob {
-                        meta,
-                        bytes: &mut Cursor::new(bytes),
-                    },
-                )?;
+                importer.add(Item::Blob {
+                    meta,
+                    bytes: &mut Cursor::new(bytes),
+                })?;
             }
-            Line::Lease(row) => import_item(dst, Item::Lease(row))?,
+            Line::Lease(row) => importer.add(Item::Lease(row))?,
         }
         Ok(())
     }
@@ -134,21 +128,38 @@ pub fn dump(src: &dyn Transfer, out: &mut dyn Write, progress: &Progress) -> Res
     Ok(walked?.items())
 }
 
-/// Reads JSON Lines from `input` into the empty store `dst`.
+/// The lines a failed chunk came from.
+fn lines_of(lines: &[usize]) -> String {
+    match (lines.first(), lines.last()) {
+        (Some(a), Some(b)) if a != b => format!("lines {a} to {b}"),
+        (Some(a), _) => format!("line {a}"),
+        _ => "the end of the input".into(),
+    }
+}
+
+/// Reads JSON Lines from `input` into the empty store `dst`, in chunks
+/// (an error in a chunk's write names the lines the chunk holds).
 pub fn load(dst: &dyn Transfer, input: &mut dyn BufRead, progress: &Progress) -> Result<u64> {
     refuse_non_empty(dst, "load")?;
+    let mut importer = Importer::new(dst);
+    let mut pending = Vec::new();
     let mut count = 0;
     for (n, line) in input.lines().enumerate() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let at = || format!("line {}", n + 1);
-        let item: Line = serde_json::from_str(&line).with_context(at)?;
-        item.apply(dst).with_context(at)?;
+        let item: Line = serde_json::from_str(&line).with_context(|| format!("line {}", n + 1))?;
+        pending.push(n + 1);
+        item.apply(&mut importer)
+            .with_context(|| lines_of(&pending))?;
+        if importer.pending() == 0 {
+            pending.clear();
+        }
         progress.step("loading");
         count += 1;
     }
+    importer.finish().with_context(|| lines_of(&pending))?;
     progress.finish();
     Ok(count)
 }

@@ -246,3 +246,105 @@ fn another_programs_sqlite_database_is_refused_and_left_as_it_was() {
     }
     assert_eq!(tree(tmp.path()), before, "nothing made, changed or removed");
 }
+
+/// `migrate` and `load` build beside the target: a `.partial` directory
+/// that logstore did not make (it has no marker) is refused and left as it
+/// is; one an interrupted run left is removed, saying so, and the copy
+/// made.
+#[test]
+fn a_staging_area_is_removed_only_when_logstore_made_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("source");
+    let s = source.to_str().unwrap();
+    let made = logstore(&["put", s, "msgs", "m1", r#"{"a":1}"#]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let target = tmp.path().join("copy");
+    let t = target.to_str().unwrap();
+    let area = tmp.path().join("copy.partial");
+    std::fs::create_dir(&area).unwrap();
+    std::fs::write(area.join("notes.txt"), "mine").unwrap();
+    let before = tree(tmp.path());
+    let dump = logstore(&["dump", s]);
+    for args in [vec!["migrate", s, t], vec!["load", t]] {
+        let out = logstore_with_input(&args, &dump.stdout);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("copy.partial exists, and logstore did not make it")
+                && err.contains("move it away or remove it"),
+            "{err}"
+        );
+        assert_eq!(tree(tmp.path()), before, "{args:?}");
+    }
+
+    // The start of a marker and nothing else, as a run killed while
+    // writing it leaves the area.
+    std::fs::remove_file(area.join("notes.txt")).unwrap();
+    std::fs::write(area.join(logstore::MARKER), "logstore staging area\n").unwrap();
+    let out = logstore(&["migrate", s, t]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("removed")
+            && text(&out.stderr).contains("left by an interrupted run"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!area.exists());
+    assert!(text(&logstore(&["get", t, "msgs", "m1"]).stdout).contains(r#""a":1"#));
+}
+
+#[test]
+fn a_target_inside_the_source_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = tmp.path().join("source");
+    let s = source.to_str().unwrap();
+    let made = logstore(&["put", s, "msgs", "m1", "{}"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let sqlite = tmp.path().join("old").join("store.db");
+    let db = sqlite.to_str().unwrap();
+    std::fs::create_dir_all(sqlite.parent().unwrap()).unwrap();
+    common::ok(&["migrate", s, db]);
+    let before = tree(tmp.path());
+    let inside = source.join("copy");
+    let in_blobs = tmp.path().join("old").join("blobs").join("copy");
+    // A new database beside the old one would share its blob folder.
+    let beside = tmp.path().join("old").join("new.db");
+    for (from, to) in [(s, &inside), (db, &in_blobs), (db, &beside)] {
+        let out = logstore(&["migrate", from, to.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{from} -> {}", to.display());
+        assert!(
+            text(&out.stderr).contains("inside the source"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(tree(tmp.path()), before);
+    }
+}
+
+/// A `load` that fails part way (a line the store refuses) leaves nothing
+/// at the target and no staging area, and names the lines of the chunk.
+#[test]
+fn a_failed_load_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for i in 0..5 {
+        input += &format!(
+            r#"{{"type":"document","id":"m{i}","collection":"msgs","data":{{"n":{i}}},"version":1,"created_at":1,"updated_at":1}}"#
+        );
+        input += "\n";
+    }
+    input += r#"{"type":"document","id":"","collection":"msgs","data":{},"version":1,"created_at":1,"updated_at":1}"#;
+    input += "\n";
+    for target in [tmp.path().join("log"), tmp.path().join("store.db")] {
+        let t = target.to_str().unwrap();
+        let out = logstore_with_input(&["load", t], input.as_bytes());
+        assert_eq!(out.status.code(), Some(1), "{t}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("nothing was made at {t}")) && err.contains("lines 1 to 6"),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{t}: {left:?}");
+    }
+}

@@ -8,7 +8,7 @@ mod common;
 use std::io::Cursor;
 use std::path::Path;
 
-use logstore::{BlobPut, LogStore, Options, Store, Transfer};
+use logstore::{BlobPut, LogStore, Options, PgStore, Store, Transfer};
 use serde_json::{json, Value};
 
 use common::{logstore, ok};
@@ -147,6 +147,11 @@ fn migrate_moves_stores_to_postgres_and_back_losslessly() {
     // A non-empty PostgreSQL target is refused, as any other.
     let refused = logstore(&["migrate", log, &pg_a]);
     assert!(!refused.status.success());
+    assert!(
+        common::text(&refused.stderr).contains("is not empty"),
+        "{}",
+        common::text(&refused.stderr)
+    );
     // The tool's other commands take the URL too.
     let got = ok(&["get", &pg_a, "msgs", "m1"]);
     assert!(got.contains("edited"), "{got}");
@@ -201,4 +206,49 @@ fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
         }
         psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
     }
+}
+
+/// The new schema is built in `SCHEMA_partial` and renamed whole: none is
+/// left after a copy, and one that logstore did not make (it lacks the
+/// marker table) is refused and left as it is.
+#[test]
+fn a_staging_schema_is_used_only_when_logstore_made_it() {
+    let Some(url) = server() else { return };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let log = tmp.path().join("log");
+    build(&log);
+    let log = log.to_str().expect("path");
+    let target = schema_url(&url, "s");
+    let schema = target.rsplit("%3D").next().expect("schema").to_string();
+    let partial = format!("{schema}_partial");
+    // Someone else's schema under the staging name.
+    let foreign = PgStore::open_in_schema(&url, &partial, Options::default()).expect("open");
+    foreign
+        .docs()
+        .put("mine", "1", json!({"keep": true}), None)
+        .expect("put");
+    let refused = logstore(&["migrate", log, &target]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = common::text(&refused.stderr);
+    assert!(
+        err.contains(&format!(
+            "schema {partial} exists, and logstore did not make it"
+        )),
+        "{err}"
+    );
+    assert!(foreign.docs().get("mine", "1").expect("get").is_some());
+    foreign.drop_schema().expect("drop");
+
+    ok(&["migrate", log, &target]);
+    assert_eq!(normalized_dump(&target), normalized_dump(log));
+    let again = PgStore::open_in_schema(&url, &partial, Options::default()).expect("open");
+    assert!(
+        again.is_empty().expect("is_empty"),
+        "the staging schema was renamed away"
+    );
+    again.drop_schema().expect("drop");
+    PgStore::open(&target, Options::default())
+        .expect("open")
+        .drop_schema()
+        .expect("drop");
 }

@@ -10,14 +10,18 @@
 //! store is opened: the source must be a store (not a missing path, an
 //! empty one, or a database another program made) and the target must be
 //! missing or empty, and outside the source (not inside its directory or
-//! its blob folder, nor sharing that folder). Nothing outside the target
-//! is written, except what opening an SQLite source does to its own files
-//! when the app that wrote it did not close it (its pending WAL is
-//! applied, as any SQLite reader does).
+//! its blob folder, nor sharing that folder). The target is built beside
+//! its final path (`TO.partial`, and for an SQLite target its blob
+//! folder's `.partial`) and moved into place once complete, so an
+//! interrupted copy leaves nothing at the target; the next run removes
+//! what it left. Nothing outside the target is written, except what
+//! opening an SQLite source does to its own files when the app that wrote
+//! it did not close it (its pending WAL is applied, as any SQLite reader
+//! does).
 
 use std::path::{Path, PathBuf};
 
-use logstore::{Durability, LogStore, Options, SqliteStore, StoreDir, Transfer};
+use logstore::{Durability, LogStore, Options, Place, SqliteStore, Staging, StoreDir, Transfer};
 use napi_derive::napi;
 
 /// What a migration copied.
@@ -32,6 +36,9 @@ pub struct Migrated {
     /// the copy (every record checksum and blob hash); false for an SQLite
     /// target, which has no such check.
     pub verified: bool,
+    /// What an interrupted earlier run left beside the target and this run
+    /// removed, one sentence each.
+    pub removed: Vec<String>,
 }
 
 enum Opened {
@@ -161,129 +168,47 @@ fn check_target(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens (creating it) the store to copy into.
-fn open_target(path: &Path) -> Result<Opened, String> {
-    let opened = if is_sqlite(path) {
-        SqliteStore::open(path, blob_dir(path), options()).map(Opened::Sqlite)
-    } else {
-        LogStore::open(path, options()).map(Opened::Log)
-    };
-    opened.map_err(|e| format!("creating {}: {e}", path.display()))
-}
-
-/// `path` made absolute with its longest existing prefix resolved
-/// (symlinks, `.` and `..`, as the OS would follow them) and the missing
-/// rest normalized by its components, so paths that would name the same
-/// place compare equal.
-fn resolve(path: &Path) -> Result<PathBuf, String> {
-    let absolute =
-        std::path::absolute(path).map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    let mut resolved = loop {
-        match std::fs::canonicalize(existing) {
-            Ok(real) => break real,
-            Err(_) => match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_owned());
-                    existing = parent;
-                }
-                // `..` or `/` last: resolve what is left by its components.
-                _ => break PathBuf::from(existing),
-            },
-        }
-    };
-    for name in rest.into_iter().rev() {
-        if name == ".." {
-            resolved.pop();
-        } else if name != "." {
-            resolved.push(name);
-        }
-    }
-    Ok(resolved)
-}
-
-/// The places a store at `path` writes: its directory, or an SQLite file
-/// and its blob folder, each as the user named it and resolved.
-fn places(path: &Path) -> Result<Vec<(PathBuf, PathBuf)>, String> {
-    let mut named = vec![path.to_path_buf()];
+/// Where the store at `path` keeps its files.
+fn place_of(path: &Path) -> Place {
     if is_sqlite(path) {
-        named.push(blob_dir(path));
-    }
-    named
-        .into_iter()
-        .map(|p| resolve(&p).map(|real| (p, real)))
-        .collect()
-}
-
-/// Refuses a target that is the source, lies inside it, or would keep its
-/// blobs there: the copy would write into the store it reads. (A source
-/// inside the target is left to `check_target`: the target is not empty.)
-fn check_apart(from: &Path, to: &Path) -> Result<(), String> {
-    let (source, target) = (places(from)?, places(to)?);
-    if source[0].1 == target[0].1 {
-        return Err("the source and the target are the same path".into());
-    }
-    let (from_shown, to_shown) = (from.display(), to.display());
-    for (i, (dst_named, dst)) in target.iter().enumerate() {
-        for (j, (src_named, src)) in source.iter().enumerate() {
-            if !dst.starts_with(src) {
-                continue;
-            }
-            let (dst_shown, src_shown) = (dst_named.display(), src_named.display());
-            let place = match (i, j) {
-                (0, 0) => format!("{to_shown} is inside {from_shown}"),
-                (0, _) => {
-                    format!("{to_shown} is inside {src_shown}, where {from_shown} keeps its blobs")
-                }
-                (_, 0) => {
-                    format!("{to_shown} would keep its blobs in {dst_shown}, inside {from_shown}")
-                }
-                _ => {
-                    format!("{to_shown} would keep its blobs in {dst_shown}, as {from_shown} does")
-                }
-            };
-            return Err(format!("{place}; the target must be outside the source"));
+        Place::Sqlite {
+            db: path.to_path_buf(),
+            blobs: blob_dir(path),
         }
+    } else {
+        Place::Log(path.to_path_buf())
     }
-    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
     check_source(from)?;
-    check_apart(from, to)?;
+    let place = place_of(to);
+    logstore::refuse_inside(&place, &place_of(from)).map_err(|e| match e {
+        logstore::Error::InvalidInput(message) => message,
+        e => e.to_string(),
+    })?;
     check_target(to)?;
     let src = open_source(from)?;
-    let dst = open_target(to)?;
-    let incomplete = |e: logstore::Error| {
+    let failed = |e: logstore::Error| {
         format!(
-            "copying {} to {}: {e}; {} is incomplete: remove it before trying again",
+            "copying {} to {}: {e}; nothing was made at {}",
             from.display(),
             to.display(),
             to.display()
         )
     };
-    let copied =
-        logstore::migrate(src.transfer(), dst.transfer(), |_| {}, |_| {}).map_err(incomplete)?;
-    let verified = match &dst {
-        Opened::Log(log) => {
-            let report = log.verify().map_err(incomplete)?;
-            if !report.is_clean() {
-                let problems: Vec<String> =
-                    report.problems.iter().map(ToString::to_string).collect();
-                return Err(format!(
-                    "{} does not verify after the copy: {}",
-                    to.display(),
-                    problems.join("; ")
-                ));
-            }
-            true
-        }
-        Opened::Sqlite(_) => false,
-    };
-    dst.transfer()
-        .close()
-        .map_err(|e| format!("closing {}: {e}", to.display()))?;
+    // Built beside the target and moved into place once complete,
+    // verified (a logstore directory), closed and synced; dropped on an
+    // error, the staging area goes and the target stays as it was.
+    let staging = Staging::begin(place, options()).map_err(failed)?;
+    let removed = staging
+        .leftovers()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let dst = staging.store().map_err(failed)?;
+    let copied = logstore::migrate(src.transfer(), dst, |_| {}, |_| {}).map_err(failed)?;
+    staging.finish().map_err(failed)?;
     src.transfer()
         .close()
         .map_err(|e| format!("closing {}: {e}", from.display()))?;
@@ -293,7 +218,8 @@ fn copy(from: &Path, to: &Path) -> Result<Migrated, String> {
         blobs: copied.blobs as f64,
         blob_bytes: copied.blob_bytes as f64,
         leases: copied.leases as f64,
-        verified,
+        verified: !is_sqlite(to),
+        removed,
     })
 }
 

@@ -3,7 +3,7 @@
 // nonzero with a message naming the path, and changes nothing on disk.
 // (The copies themselves: interop.test.ts and package.test.ts.)
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 
@@ -117,11 +117,11 @@ describe("logstore-migrate", () => {
     mkdirSync(join(dir, "side", "blobs"), { recursive: true });
     const before = contents(dir);
     const cases: [string, string, RegExp][] = [
-      ["log", "log/inner", /log\/inner is inside log; the target must be outside the source/],
-      ["log", "./log/../log/inner.db", /\.\/log\/\.\.\/log\/inner\.db is inside log; the target must be outside the source/],
-      ["side/app.db", "side/blobs/copy", /side\/blobs\/copy is inside side\/blobs, where side\/app\.db keeps its blobs/],
-      ["side/app.db", "side/other.db", /side\/other\.db would keep its blobs in side\/blobs, as side\/app\.db does/],
-      ["log", "./log", /the source and the target are the same path/],
+      ["log", "log/inner", /log\/inner lies inside the source's log;/],
+      ["log", "./log/../log/inner.db", /\.\/log\/\.\.\/log\/blobs lies inside the source's log;/],
+      ["side/app.db", "side/blobs/copy", /side\/blobs\/copy lies inside the source's side\/blobs;/],
+      ["side/app.db", "side/other.db", /side\/blobs lies inside the source's side\/blobs;/],
+      ["log", "./log", /\.\/log lies inside the source's log;/],
     ];
     for (const [from, to, message] of cases) {
       const r = await migrate(dir, from, to);
@@ -129,5 +129,27 @@ describe("logstore-migrate", () => {
       expect(r.stderr, `${from} ${to}`).toMatch(new RegExp(`^logstore-migrate: ${message.source}`));
     }
     expect(contents(dir)).toEqual(before);
+  });
+
+  it("refuses a staging folder it did not make, and removes one it left", async () => {
+    mkdirSync(join(dir, "fresh.partial"));
+    writeFileSync(join(dir, "fresh.partial", "notes.txt"), "mine");
+    const before = contents(dir);
+    const inside = await migrate(dir, "log", "log/inner");
+    expect(inside.code).toBe(1);
+    expect(inside.stderr).toMatch(/^logstore-migrate: log\/inner lies inside the source's log/);
+    const foreign = await migrate(dir, "log", "fresh");
+    expect(foreign.code).toBe(1);
+    expect(foreign.stderr).toMatch(/fresh\.partial exists, and logstore did not make it/);
+    expect(foreign.stderr).toMatch(/nothing was made at fresh/);
+    expect(contents(dir)).toEqual(before);
+
+    // Emptied, as a run killed before its marker leaves it: removed, and said.
+    rmSync(join(dir, "fresh.partial", "notes.txt"));
+    const retried = await migrate(dir, "log", "fresh");
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(retried.stderr).toMatch(/^logstore-migrate: removed fresh\.partial, left by an interrupted run\n$/);
+    expect(existsSync(join(dir, "fresh.partial"))).toBe(false);
+    expect(readdirSync(join(dir, "fresh")).some((name) => name.endsWith(".seg"))).toBe(true);
   });
 });

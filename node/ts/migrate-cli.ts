@@ -11,6 +11,8 @@ Copies every collection, document, blob and lease of the store FROM into a
 new store TO, keeping ids, versions and timestamps. A path ending in .db is a
 store of @pattern-js/mod-store's SQLite driver (its blobs in blobs/ beside
 it); any other path is a logstore directory. TO must not exist or be empty.
+TO is built beside itself (TO.partial) and moved into place once complete, so
+an interrupted copy leaves nothing at TO; running again removes what it left.
 Stop the app first.
 
   npx logstore-migrate .pattern-data/store.db .pattern-data/log   # to logstore
@@ -29,6 +31,7 @@ if (args.length !== 2 || args.some((a) => a === "" || a.startsWith("-"))) {
 const [from, to] = args as [string, string];
 try {
   const m = migrateStore(from, to);
+  for (const removed of m.removed) process.stderr.write(`logstore-migrate: ${removed}\n`);
   const n = (count: number, what: string) => `${count} ${what}${count === 1 ? "" : "s"}`;
   process.stdout.write(
     `copied ${n(m.collections, "collection")}, ${n(m.documents, "document")}, ` +

@@ -38,6 +38,7 @@ mod blobs;
 mod documents;
 mod errors;
 mod leases;
+mod staging;
 mod transfer;
 
 use std::collections::HashMap;
@@ -339,31 +340,7 @@ impl PgStore {
     fn open_config(mut config: Config, schema: &str, opts: Options) -> Result<PgStore> {
         opts.validate()?;
         schema_name(schema)?;
-        // A connection attempt to a host that never answers waits this
-        // long, not for the operating system's TCP timeout.
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
-        }
-        // Every connection starts with the schema first on its search
-        // path, so the SQL names tables without a schema, and with the
-        // commit durability `Options` asks for: `Sync` waits for the WAL
-        // flush (synchronous_commit=on), `Flush` does not (off; a server
-        // crash may lose the last commits, as a power loss may with the
-        // other drivers).
-        let commit = match opts.durability {
-            Durability::Sync => "on",
-            Durability::Flush => "off",
-        };
-        // Quoted: the server folds an unquoted search_path to lower case,
-        // which would put schema `App` in `app` (another store's tables,
-        // or none, failing every CREATE), while CREATE SCHEMA and
-        // drop_schema quote the name.
-        let ours = format!("-csearch_path=\"{schema}\" -csynchronous_commit={commit}");
-        let options = match config.get_options() {
-            Some(existing) => format!("{existing} {ours}"),
-            None => ours,
-        };
-        config.options(&options);
+        configure(&mut config, schema, &opts);
         // One connection made here rather than through the pool: the pool
         // retries a failed connect until its timeout and then reports only
         // that it timed out, where this reports the reason (refused, no such
@@ -452,6 +429,36 @@ impl PgStore {
     fn collection_lock(&self, collection: &str) -> i64 {
         lock_key(&[b"collection", self.schema.as_bytes(), collection.as_bytes()])
     }
+}
+
+/// Sets the connection options every connection of a store in `schema`
+/// starts with.
+fn configure(config: &mut Config, schema: &str, opts: &Options) {
+    // A connection attempt to a host that never answers waits this long,
+    // not for the operating system's TCP timeout.
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    // Every connection starts with the schema first on its search
+    // path, so the SQL names tables without a schema, and with the
+    // commit durability `Options` asks for: `Sync` waits for the WAL
+    // flush (synchronous_commit=on), `Flush` does not (off; a server
+    // crash may lose the last commits, as a power loss may with the
+    // other drivers).
+    let commit = match opts.durability {
+        Durability::Sync => "on",
+        Durability::Flush => "off",
+    };
+    // Quoted: the server folds an unquoted search_path to lower case,
+    // which would put schema `App` in `app` (another store's tables,
+    // or none, failing every CREATE), while CREATE SCHEMA and
+    // drop_schema quote the name.
+    let ours = format!("-csearch_path=\"{schema}\" -csynchronous_commit={commit}");
+    let options = match config.get_options() {
+        Some(existing) => format!("{existing} {ours}"),
+        None => ours,
+    };
+    config.options(&options);
 }
 
 fn build_pool(config: &Config) -> Arc<Pool> {

@@ -1,15 +1,102 @@
 //! Export and exact import for the PostgreSQL driver.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use super::blobs::{insert_meta, write_chunks};
 use super::documents::{locked_indexes, write_index_rows};
 use super::leases::{read_row, LEASE_COLUMNS};
-use super::{text_column, PgStore, Sql};
+use super::{text_column, PgStore, Session, Sql};
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow};
-use crate::transfer::Transfer;
+use crate::transfer::{in_runs, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
+
+/// A document checked and encoded for its row.
+struct DocRow<'a> {
+    doc: &'a Document,
+    text: String,
+    version: i64,
+    data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> DocRow<'a> {
+    fn of(doc: &'a Document, max_bytes: u64) -> Result<Self> {
+        validate::collection_and_id(&doc.collection, &doc.id)?;
+        validate::document_depth("the document", &doc.data)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = validate::document_body(value, max_bytes)?;
+        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
+        let version = i64::try_from(doc.version)
+            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
+        Ok(DocRow {
+            doc,
+            text,
+            version,
+            data,
+        })
+    }
+
+    /// Writes the row and its index rows in the transaction `s`; `indexes`
+    /// holds each collection's fields once its lock is taken in `s`.
+    fn write(
+        &self,
+        store: &PgStore,
+        s: &mut Session<'_>,
+        indexes: &mut HashMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let doc = self.doc;
+        if !indexes.contains_key(&doc.collection) {
+            let lock = store.collection_lock(&doc.collection);
+            let fields = locked_indexes(s, lock, &doc.collection)?;
+            indexes.insert(doc.collection.clone(), fields);
+        }
+        s.execute(
+            "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
+             VALUES ($1, $2, $3::text::json, $4, $5, $6)
+             ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+                version = excluded.version, created_at = excluded.created_at,
+                updated_at = excluded.updated_at",
+            &[
+                &doc.collection.as_bytes(),
+                &doc.id.as_bytes(),
+                &self.text,
+                &self.version,
+                &doc.created_at,
+                &doc.updated_at,
+            ],
+        )?;
+        let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
+        write_index_rows(s, &doc.collection, &doc.id, &self.data, fields)
+    }
+}
+
+/// A lease row checked for its columns: its version as a bigint.
+fn lease_version(row: &LeaseRow) -> Result<i64> {
+    validate::lease_key(&row.key)?;
+    validate::lease_owner(&row.owner)?;
+    i64::try_from(row.version)
+        .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))
+}
+
+fn write_lease(s: &mut impl Sql, row: &LeaseRow, version: i64) -> Result<()> {
+    s.execute(
+        "INSERT INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (key) DO UPDATE SET owner = excluded.owner,
+            expires_at = excluded.expires_at, version = excluded.version,
+            created_at = excluded.created_at, updated_at = excluded.updated_at",
+        &[
+            &row.key.as_bytes(),
+            &row.owner.as_bytes(),
+            &row.expires_at,
+            &version,
+            &row.created_at,
+            &row.updated_at,
+        ],
+    )?;
+    Ok(())
+}
 
 impl Transfer for PgStore {
     fn unensured_collections(&self) -> Result<Vec<String>> {
@@ -63,33 +150,8 @@ impl Transfer for PgStore {
     }
 
     fn import_document(&self, doc: &Document) -> Result<()> {
-        validate::collection_and_id(&doc.collection, &doc.id)?;
-        validate::document_depth("the document", &doc.data)?;
-        let value = serde_json::Value::Object(doc.data.clone());
-        let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
-        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
-        let version = i64::try_from(doc.version)
-            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
-        let lock = self.collection_lock(&doc.collection);
-        self.with_tx(|s| {
-            let indexes = locked_indexes(s, lock, &doc.collection)?;
-            s.execute(
-                "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
-                 VALUES ($1, $2, $3::text::json, $4, $5, $6)
-                 ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
-                    version = excluded.version, created_at = excluded.created_at,
-                    updated_at = excluded.updated_at",
-                &[
-                    &doc.collection.as_bytes(),
-                    &doc.id.as_bytes(),
-                    &text,
-                    &version,
-                    &doc.created_at,
-                    &doc.updated_at,
-                ],
-            )?;
-            write_index_rows(s, &doc.collection, &doc.id, &data, &indexes)
-        })
+        let row = DocRow::of(doc, self.opts.max_document_bytes)?;
+        self.with_tx(|s| row.write(self, s, &mut HashMap::new()))
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
@@ -121,27 +183,44 @@ impl Transfer for PgStore {
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
-        validate::lease_key(&row.key)?;
-        validate::lease_owner(&row.owner)?;
-        let version = i64::try_from(row.version)
-            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
-        self.with_conn(|conn| {
-            conn.execute(
-                "INSERT INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner,
-                    expires_at = excluded.expires_at, version = excluded.version,
-                    created_at = excluded.created_at, updated_at = excluded.updated_at",
-                &[
-                    &row.key.as_bytes(),
-                    &row.owner.as_bytes(),
-                    &row.expires_at,
-                    &version,
-                    &row.created_at,
-                    &row.updated_at,
-                ],
-            )?;
-            Ok(())
-        })
+        let version = lease_version(row)?;
+        self.with_conn(|conn| write_lease(conn, row, version))
+    }
+
+    /// Collections one by one; each run of documents and leases in one
+    /// transaction, checked and encoded before it begins.
+    fn import_rows(&self, rows: &[Row]) -> Result<()> {
+        in_runs(
+            rows,
+            |name, indexes, created_at| self.import_collection(name, indexes, created_at),
+            |run| {
+                enum Checked<'a> {
+                    Doc(DocRow<'a>),
+                    Lease(&'a LeaseRow, i64),
+                }
+                let checked = run
+                    .iter()
+                    .filter_map(|row| match row {
+                        Row::Document(doc) => {
+                            Some(DocRow::of(doc, self.opts.max_document_bytes).map(Checked::Doc))
+                        }
+                        Row::Lease(lease) => {
+                            Some(lease_version(lease).map(|v| Checked::Lease(lease, v)))
+                        }
+                        Row::Collection { .. } => None,
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.with_tx(|s| {
+                    let mut indexes = HashMap::new();
+                    for row in &checked {
+                        match row {
+                            Checked::Doc(doc) => doc.write(self, s, &mut indexes)?,
+                            Checked::Lease(lease, version) => write_lease(s, lease, *version)?,
+                        }
+                    }
+                    Ok(())
+                })
+            },
+        )
     }
 }

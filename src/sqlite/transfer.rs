@@ -1,17 +1,91 @@
 //! Export and exact import for the SQLite driver.
 
+use std::collections::HashMap;
 use std::io::Read;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::leases::{read_row, LEASE_COLUMNS};
-use super::{write_index_rows, SqliteStore};
+use super::{collection_indexes, insert_index_rows, SqliteStore};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::io::Vfs;
-use crate::transfer::Transfer;
+use crate::transfer::{in_runs, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
+
+/// A document checked and encoded for its row: its text, version and
+/// parsed body.
+struct DocRow<'a> {
+    doc: &'a Document,
+    text: String,
+    version: i64,
+    data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> DocRow<'a> {
+    fn of(doc: &'a Document, max_bytes: u64) -> Result<Self> {
+        validate::collection_and_id(&doc.collection, &doc.id)?;
+        validate::document_depth("the document", &doc.data)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = validate::document_body(value, max_bytes)?;
+        let text = super::json_text(body)?;
+        let version = i64::try_from(doc.version)
+            .map_err(|_| Error::invalid("version too large for SQLite"))?;
+        Ok(DocRow {
+            doc,
+            text,
+            version,
+            data,
+        })
+    }
+
+    /// Writes the row and its index rows in `tx`; `indexes` caches each
+    /// collection's declared fields for the transaction.
+    fn write(
+        &self,
+        tx: &Transaction<'_>,
+        indexes: &mut HashMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let doc = self.doc;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO store_docs (collection, id, data, version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            doc.collection,
+            doc.id,
+            self.text,
+            self.version,
+            doc.created_at,
+            doc.updated_at
+        ])?;
+        tx.prepare_cached("DELETE FROM store_index WHERE collection = ?1 AND doc_id = ?2")?
+            .execute(params![doc.collection, doc.id])?;
+        if !indexes.contains_key(&doc.collection) {
+            let fields = collection_indexes(tx, &doc.collection)?.unwrap_or_default();
+            indexes.insert(doc.collection.clone(), fields);
+        }
+        let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
+        insert_index_rows(tx, &doc.collection, &doc.id, &self.data, fields)
+    }
+}
+
+/// A lease row checked for its columns.
+fn lease_version(row: &LeaseRow) -> Result<i64> {
+    validate::lease_key(&row.key)?;
+    validate::lease_owner(&row.owner)?;
+    i64::try_from(row.version).map_err(|_| Error::invalid("version too large for SQLite"))
+}
+
+fn write_lease(tx: &Transaction<'_>, row: &LeaseRow, version: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![row.key, row.owner, row.expires_at, version, row.created_at, row.updated_at])?;
+    Ok(())
+}
 
 impl Transfer for SqliteStore {
     fn unensured_collections(&self) -> Result<Vec<String>> {
@@ -63,21 +137,10 @@ impl Transfer for SqliteStore {
     }
 
     fn import_document(&self, doc: &Document) -> Result<()> {
-        validate::collection_and_id(&doc.collection, &doc.id)?;
-        validate::document_depth("the document", &doc.data)?;
-        let value = serde_json::Value::Object(doc.data.clone());
-        let (data, body) = validate::document_body(value, self.opts.max_document_bytes)?;
-        let text = super::json_text(body)?;
-        let version = i64::try_from(doc.version)
-            .map_err(|_| Error::invalid("version too large for SQLite"))?;
+        let row = DocRow::of(doc, self.opts.max_document_bytes)?;
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO store_docs (collection, id, data, version, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![doc.collection, doc.id, text, version, doc.created_at, doc.updated_at],
-            )?;
-            write_index_rows(&tx, &doc.collection, &doc.id, &data)?;
+            row.write(&tx, &mut HashMap::new())?;
             tx.commit()?;
             Ok(())
         })
@@ -120,17 +183,51 @@ impl Transfer for SqliteStore {
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
-        validate::lease_key(&row.key)?;
-        validate::lease_owner(&row.owner)?;
-        let version = i64::try_from(row.version)
-            .map_err(|_| Error::invalid("version too large for SQLite"))?;
+        let version = lease_version(row)?;
         self.with_conn(|conn| {
-            conn.execute(
-                "INSERT OR REPLACE INTO store_leases (key, owner, expires_at, version, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![row.key, row.owner, row.expires_at, version, row.created_at, row.updated_at],
-            )?;
+            let tx = conn.transaction()?;
+            write_lease(&tx, row, version)?;
+            tx.commit()?;
             Ok(())
         })
+    }
+
+    /// Collections one by one; each run of documents and leases in one
+    /// transaction, checked and encoded before it begins.
+    fn import_rows(&self, rows: &[Row]) -> Result<()> {
+        in_runs(
+            rows,
+            |name, indexes, created_at| self.import_collection(name, indexes, created_at),
+            |run| {
+                enum Checked<'a> {
+                    Doc(DocRow<'a>),
+                    Lease(&'a LeaseRow, i64),
+                }
+                let checked = run
+                    .iter()
+                    .filter_map(|row| match row {
+                        Row::Document(doc) => {
+                            Some(DocRow::of(doc, self.opts.max_document_bytes).map(Checked::Doc))
+                        }
+                        Row::Lease(lease) => {
+                            Some(lease_version(lease).map(|v| Checked::Lease(lease, v)))
+                        }
+                        Row::Collection { .. } => None,
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.with_conn(|conn| {
+                    let tx = conn.transaction()?;
+                    let mut indexes = HashMap::new();
+                    for row in &checked {
+                        match row {
+                            Checked::Doc(doc) => doc.write(&tx, &mut indexes)?,
+                            Checked::Lease(lease, version) => write_lease(&tx, lease, *version)?,
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(())
+                })
+            },
+        )
     }
 }

@@ -8,7 +8,7 @@ use super::{LogStore, Session};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::index::apply::Change;
-use crate::transfer::Transfer;
+use crate::transfer::{Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
 
@@ -130,7 +130,8 @@ impl Transfer for Session {
     }
 }
 
-/// The store's own transfers wait, as its other calls do.
+/// The store's own transfers wait, as its other calls do; a chunk of rows
+/// waits once.
 impl Transfer for LogStore {
     fn unensured_collections(&self) -> Result<Vec<String>> {
         self.waiting.unensured_collections()
@@ -158,5 +159,10 @@ impl Transfer for LogStore {
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
         self.waiting.import_lease(row)
+    }
+
+    /// One batch: every row appended and applied, then one sync for all.
+    fn import_rows(&self, rows: &[Row]) -> Result<()> {
+        self.batch(|session| session.import_rows(rows))?
     }
 }

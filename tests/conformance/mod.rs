@@ -140,6 +140,7 @@ macro_rules! conformance_suite {
                 documents_at_the_depth_limit_round_trip,
                 documents_deeper_than_the_limit_are_rejected,
                 imported_documents_deeper_than_the_limit_are_rejected,
+                imported_rows_are_written_exactly_in_order,
                 document_writes_past_the_highest_version_are_refused,
                 index_path_with_an_empty_segment_is_rejected,
                 concurrent_cas_puts_have_one_winner,

@@ -390,6 +390,59 @@ pub fn imported_documents_deeper_than_the_limit_are_rejected(h: &Harness) {
     assert_eq!(h.s().docs().get("c", "x").unwrap(), Some(at_limit));
 }
 
+/// A chunk of rows, a collection in its middle, is written exactly: ids,
+/// versions, timestamps, index entries (the collection declared before
+/// its documents indexes them), and leases.
+pub fn imported_rows_are_written_exactly_in_order(h: &Harness) {
+    let doc = |collection: &str, id: &str, k: &str, version: u64| Document {
+        id: id.into(),
+        collection: collection.into(),
+        data: json!({"k": k, "n": version}).as_object().unwrap().clone(),
+        version,
+        created_at: START_MS - 1_000 * i64::try_from(version).unwrap(),
+        updated_at: START_MS - i64::try_from(version).unwrap(),
+    };
+    let lease = logstore::LeaseRow {
+        key: "conv:1".into(),
+        owner: "run-a".into(),
+        expires_at: START_MS + 60_000,
+        version: 4,
+        created_at: START_MS - 50,
+        updated_at: START_MS - 5,
+    };
+    let rows = vec![
+        logstore::Row::Document(doc("loose", "l1", "a", 3)),
+        logstore::Row::Collection {
+            name: "c".into(),
+            indexes: vec!["k".into()],
+            created_at: START_MS - 9_000,
+        },
+        logstore::Row::Document(doc("c", "x", "v", 7)),
+        logstore::Row::Lease(lease.clone()),
+        logstore::Row::Document(doc("c", "y", "v", 2)),
+        logstore::Row::Document(doc("c", "x", "w", 9)),
+    ];
+    h.t().import_rows(&rows).unwrap();
+    let d = h.s().docs();
+    assert_eq!(
+        d.get("loose", "l1").unwrap(),
+        Some(doc("loose", "l1", "a", 3))
+    );
+    assert_eq!(
+        d.get("c", "x").unwrap(),
+        Some(doc("c", "x", "w", 9)),
+        "the later row wins"
+    );
+    assert_eq!(d.get("c", "y").unwrap(), Some(doc("c", "y", "v", 2)));
+    assert_eq!(query_ids(h, &Query::new("c").filter("k", "v")), vec!["y"]);
+    assert_eq!(query_ids(h, &Query::new("c").filter("k", "w")), vec!["x"]);
+    assert_eq!(
+        h.t().collection_created_at("c").unwrap(),
+        Some(START_MS - 9_000)
+    );
+    assert_eq!(h.t().all_leases().unwrap(), vec![lease]);
+}
+
 pub fn document_writes_past_the_highest_version_are_refused(h: &Harness) {
     let d = h.s().docs();
     d.ensure_collection("c", &["k"]).unwrap();

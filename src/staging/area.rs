@@ -1,0 +1,191 @@
+//! A staging area on disk: its name, its marker, and the file steps
+//! (synced) that make, recognise, fill and remove it.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// The marker file every staging area holds, written before anything else
+/// goes into the area: what proves an area was made by this module.
+pub const MARKER: &str = "LOGSTORE-STAGING";
+
+/// The marker's first line, which recognition checks.
+pub(super) const MARKER_TEXT: &str = "logstore staging area\n\
+This directory holds a store being built by `logstore migrate` or `logstore load`.\n\
+It is moved into place when complete; a run interrupted before that leaves it\n\
+here, and the next run for the same target removes it.\n";
+
+/// In a database's area: the store was complete, closed and synced before
+/// the first rename into place.
+pub(super) const COMPLETE: &str = "COMPLETE";
+
+/// The suffix of a staging area's name.
+pub(super) const SUFFIX: &str = ".partial";
+
+/// The staging area of the final path `target`: `target.partial` beside it.
+///
+/// # Errors
+/// `InvalidInput` when `target` has no file name (`/`, `..`).
+pub fn staging_area(target: &Path) -> Result<PathBuf> {
+    let name = target.file_name().ok_or_else(|| {
+        Error::invalid(format!(
+            "{} names no file or directory to make (it has no final name)",
+            target.display()
+        ))
+    })?;
+    let mut area = name.to_os_string();
+    area.push(SUFFIX);
+    Ok(target.with_file_name(area))
+}
+
+pub(super) fn io_at<'a>(what: &str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    let what = what.to_string();
+    move |e| Error::io(format!("{what} {}", path.display()), e)
+}
+
+/// Syncs the directory `dir` (its entries).
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at("syncing", dir))
+}
+
+/// The directory holding `path`, for syncing an entry made in it.
+pub(super) fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `path` with `text`, synced.
+pub(super) fn write_synced(path: &Path, text: &str) -> Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_at("creating", path))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_at("writing", path))
+}
+
+/// What is at a staging area's path.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum AreaState {
+    Missing,
+    /// A directory holding the marker: made by a run of this module.
+    Ours,
+    /// Anything else: never touched.
+    Foreign(&'static str),
+}
+
+pub(super) fn area_state(area: &Path) -> Result<AreaState> {
+    let meta = match fs::symlink_metadata(area) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AreaState::Missing),
+        Err(e) => return Err(Error::io(format!("reading {}", area.display()), e)),
+        Ok(meta) => meta,
+    };
+    if meta.file_type().is_symlink() {
+        return Ok(AreaState::Foreign("it is a symbolic link"));
+    }
+    if !meta.is_dir() {
+        return Ok(AreaState::Foreign("it is not a directory"));
+    }
+    let entries = fs::read_dir(area)
+        .map_err(io_at("listing", area))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(io_at("listing", area))?;
+    // An empty directory holds nothing to lose: a run killed between
+    // making the area and writing its marker leaves one.
+    if entries.is_empty() {
+        return Ok(AreaState::Ours);
+    }
+    let marker = area.join(MARKER);
+    match fs::symlink_metadata(&marker) {
+        Ok(m) if m.is_file() => {}
+        _ => return Ok(AreaState::Foreign("it has no LOGSTORE-STAGING marker")),
+    }
+    let text = fs::read(&marker).map_err(io_at("reading", &marker))?;
+    // The whole marker; or, alone in the area, the start of one (a run
+    // killed while writing it: nothing goes into an area before its
+    // marker is whole and synced).
+    let whole = text == MARKER_TEXT.as_bytes();
+    let started = entries.len() == 1 && MARKER_TEXT.as_bytes().starts_with(&text);
+    if whole || started {
+        Ok(AreaState::Ours)
+    } else {
+        Ok(AreaState::Foreign(
+            "its LOGSTORE-STAGING file is not logstore's marker",
+        ))
+    }
+}
+
+/// The content of `final_path` inside its area.
+pub(super) fn content_of(area: &Path, final_path: &Path) -> Result<PathBuf> {
+    let name = final_path
+        .file_name()
+        .ok_or_else(|| Error::invalid(format!("{} has no final name", final_path.display())))?;
+    Ok(area.join(name))
+}
+
+/// Removes an area of ours and syncs its parent.
+pub(super) fn remove_area(area: &Path) -> Result<()> {
+    // `remove_dir_all` does not follow links: a link planted inside is
+    // removed, never what it points at.
+    fs::remove_dir_all(area).map_err(io_at("removing", area))?;
+    sync_dir(parent_of(area))
+}
+
+/// Refuses `path` unless it is missing, an empty directory (`dir`) or a
+/// file without tables (an SQLite database).
+pub(super) fn check_new(path: &Path, dir: bool, what: &str) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        Ok(meta) => meta,
+    };
+    let not_new = |why: &str| {
+        Err(Error::invalid(format!(
+            "{}{what} {why}; a new store is made only where there is none",
+            path.display()
+        )))
+    };
+    if meta.file_type().is_symlink() {
+        return not_new("is a symbolic link");
+    }
+    if dir {
+        if !meta.is_dir() {
+            return not_new("is a file, not a directory");
+        }
+        if fs::read_dir(path)
+            .map_err(io_at("listing", path))?
+            .next()
+            .is_some()
+        {
+            return not_new("is not empty");
+        }
+        return Ok(());
+    }
+    if meta.is_dir() {
+        return not_new("is a directory");
+    }
+    if is_empty_database(path)? {
+        return Ok(());
+    }
+    not_new("is not empty")
+}
+
+/// True when the file at `path` is an SQLite database without tables.
+#[cfg(feature = "sqlite")]
+pub(super) fn is_empty_database(path: &Path) -> Result<bool> {
+    Ok(crate::SqliteStore::probe(path)? == crate::StoreDir::Empty)
+}
+
+#[cfg(not(feature = "sqlite"))]
+pub(super) fn is_empty_database(_path: &Path) -> Result<bool> {
+    Ok(false)
+}

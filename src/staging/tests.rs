@@ -1,0 +1,85 @@
+//! Staging areas: recognition, removal of leftovers, refusals.
+
+use super::*;
+
+#[test]
+fn a_staging_area_without_the_marker_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let area = tmp.path().join("log.partial");
+    fs::create_dir(&area).expect("mkdir");
+    fs::write(area.join("notes.txt"), "mine").expect("write");
+    let err =
+        Staging::begin(Place::Log(target.clone()), Options::default()).expect_err("a foreign area");
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("logstore did not make it")
+            && m.contains("no LOGSTORE-STAGING marker")),
+        "{err}"
+    );
+    assert_eq!(fs::read(area.join("notes.txt")).expect("kept"), b"mine");
+    assert!(!target.exists());
+
+    // A marker file that is not logstore's is not taken as one.
+    fs::write(area.join(MARKER), "someone else's file").expect("write");
+    let err = Staging::begin(Place::Log(target.clone()), Options::default())
+        .expect_err("a foreign marker");
+    assert!(err.to_string().contains("not logstore's marker"), "{err}");
+    assert!(area.join("notes.txt").exists());
+}
+
+#[test]
+fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
+    first
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    // As a killed process leaves it: the area stays.
+    std::mem::forget(first);
+    let area = tmp.path().join("log.partial");
+    assert!(area.join(MARKER).is_file());
+    assert!(!target.exists());
+
+    let second = Staging::begin(Place::Log(target.clone()), Options::default()).expect("second");
+    assert_eq!(second.leftovers(), &[Leftover::Removed(area.clone())]);
+    second
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "2", serde_json::json!({"a": 2}), None)
+        .expect("put");
+    second.finish().expect("finish");
+    assert!(!area.exists());
+    let store = LogStore::open(&target, Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_none());
+    assert!(store.docs().get("c", "2").expect("get").is_some());
+}
+
+#[test]
+fn a_failed_build_leaves_the_target_as_it_was() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("empty");
+    fs::create_dir(&target).expect("mkdir");
+    let staging = Staging::begin(Place::Log(target.clone()), Options::default()).expect("begin");
+    drop(staging);
+    assert!(!tmp.path().join("empty.partial").exists());
+    assert_eq!(fs::read_dir(&target).expect("list").count(), 0);
+}
+
+#[test]
+fn a_target_inside_the_source_is_refused() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).expect("mkdir");
+    let source = Place::Log(src.clone());
+    let inside = Place::Log(src.join("sub").join("copy"));
+    let err = refuse_inside(&inside, &source).expect_err("inside");
+    assert!(err.to_string().contains("inside the source"), "{err}");
+    let dotted = Place::Log(tmp.path().join("other").join("..").join("src").join("x"));
+    assert!(refuse_inside(&dotted, &source).is_err());
+    refuse_inside(&Place::Log(tmp.path().join("beside")), &source).expect("beside");
+}

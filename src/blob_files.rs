@@ -11,12 +11,22 @@
 //! at a missing file. Identical bytes are one file; open removes files no
 //! blob refers to and leftover staging files.
 //!
-//! A get reads the file through [`read`]: a blob up to [`read::SMALL_BLOB`] bytes
-//! is read whole and checked (length and hash) before the get returns; a
+//! A get reads the file through [`read`]. The first read of a content file
+//! in a store handle hashes it: a blob up to [`read::SMALL_BLOB`] bytes is
+//! read whole and checked (length and hash) before the get returns; a
 //! larger one streams, hashed as it is read, and the read that would hand
 //! out its last bytes fails instead if the whole does not match
-//! ([`Checked::reader`]). The integrity check reads through [`verify`],
-//! which hashes the whole file whatever its size.
+//! ([`Checked::reader`]). A file that hashed whole joins the handle's
+//! [`Verified`] set with its stamp (device, inode, length, change times);
+//! later gets of it check its length alone while the stamp stays the same,
+//! and hash it again once it moves (the file was written, or replaced). So
+//! a read finds any damage made through the file system, and damage in a
+//! file this handle has not read yet; it no longer finds a change the file
+//! system cannot see (bit rot, a write to the raw device) in a file this
+//! handle already hashed. The integrity check reads through [`verify`],
+//! which hashes the whole file whatever its size and whatever the set
+//! holds, and takes a damaged file out of the set; a fresh open starts
+//! with an empty set.
 //!
 //! A directory created here is synced into its parent before anything in it
 //! is relied on, and open syncs the blob directories again in case a crash
@@ -34,8 +44,10 @@ use crate::log::record::BLOB_HASH_LEN;
 use crate::{Error, Result};
 
 mod read;
+mod verified;
 
 pub use read::{read, verify, Checked, FileReader};
+pub use verified::Verified;
 
 /// The blob folder inside a store directory.
 pub const BLOB_DIR: &str = "blobs";

@@ -4,14 +4,16 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{io_err, Opened};
+use super::{io_err, Opened, Verified};
 use crate::contract::{BlobMeta, BlobReader};
-use crate::io::VFile;
+use crate::io::{Stamp, VFile};
+use crate::log::record::BLOB_HASH_LEN;
 use crate::{Error, Result};
 
 /// The checks a read of a log-engine blob makes: its size and its BLAKE3
 /// hash (a missing or malformed hash in the metadata is `Corruption`).
-fn expected(opened: Opened, meta: &BlobMeta) -> Result<Checked> {
+/// Returns them with the hash's bytes, the key of [`Verified`].
+fn expected(opened: Opened, meta: &BlobMeta) -> Result<(Checked, [u8; BLOB_HASH_LEN])> {
     let hash = meta
         .content_hash
         .as_deref()
@@ -23,28 +25,65 @@ fn expected(opened: Opened, meta: &BlobMeta) -> Result<Checked> {
                 format!("blob {} has no valid content hash", meta.id),
             )
         })?;
-    Ok(Checked {
+    let checked = Checked {
         file: opened.file,
         path: opened.path,
         id: meta.id.clone(),
         size: meta.size,
         hash: Some(hash),
-    })
+    };
+    Ok((checked, *hash.as_bytes()))
 }
 
-/// A reader of the opened content file of `meta` that checks its size and
-/// hash as it goes (see [`Checked::reader`]): what a get returns.
-pub fn read(opened: Opened, meta: &BlobMeta) -> Result<BlobReader> {
-    expected(opened, meta)?.reader()
+/// The file's [`Stamp`], read before any of its bytes.
+fn stamp_of(checked: &Checked) -> Result<Option<Stamp>> {
+    checked
+        .file
+        .stamp()
+        .map_err(io_err(&checked.path, "reading the status of"))
+}
+
+/// A reader of the opened content file of `meta`: what a get returns. A
+/// file this handle already hashed whole and whose [`Stamp`] has not moved
+/// since (it is in `verified`) is checked for its length alone, as the
+/// SQLite driver checks its files; any other is hashed as it is read (see
+/// [`Checked::reader`]) and, once its bytes all match, added to `verified`
+/// with the stamp it had before the first byte was read.
+pub fn read(opened: Opened, meta: &BlobMeta, verified: &Arc<Verified>) -> Result<BlobReader> {
+    let (mut checked, key) = expected(opened, meta)?;
+    let stamp = stamp_of(&checked)?;
+    let len = stamp.map(|s| s.len);
+    if let Some(stamp) = stamp.filter(|s| verified.holds(&key, s)) {
+        checked.hash = None;
+        return checked.open(Some(stamp.len), None);
+    }
+    let record = Record {
+        verified: verified.clone(),
+        key,
+        stamp,
+    };
+    checked.open(len, Some(record))
 }
 
 /// Reads the whole opened content file of `meta` and checks its size and
 /// hash before returning a reader of it from its start: the integrity
-/// check's read, which must see every byte whatever the blob's size.
-pub fn verify(opened: Opened, meta: &BlobMeta) -> Result<BlobReader> {
-    let checked = expected(opened, meta)?;
+/// check's read, which must see every byte whatever the blob's size, and
+/// never consults `verified`. A file found whole is added to `verified`,
+/// a damaged one taken out of it, so this handle's next get of it fails.
+pub fn verify(
+    opened: Opened,
+    meta: &BlobMeta,
+    verified: Option<&Arc<Verified>>,
+) -> Result<BlobReader> {
+    let (checked, key) = expected(opened, meta)?;
     let (file, path, size) = (checked.file.clone(), checked.path.clone(), checked.size);
-    let mut stream = checked.reader()?;
+    let stamp = stamp_of(&checked)?;
+    let record = verified.map(|verified| Record {
+        verified: verified.clone(),
+        key,
+        stamp,
+    });
+    let mut stream = checked.open(None, record)?;
     // As large as a read-ahead piece, so pieces are hashed in place.
     let mut buf = vec![0u8; READ_AHEAD];
     loop {
@@ -61,6 +100,29 @@ pub fn verify(opened: Opened, meta: &BlobMeta) -> Result<BlobReader> {
         }
     }
     Ok(Box::new(FileReader::new(file, size)))
+}
+
+/// Where a read that hashes a content file reports the outcome: a file
+/// whose bytes all match joins `verified` (when its stamp was read and
+/// settled), a damaged one leaves it.
+#[derive(Debug)]
+struct Record {
+    verified: Arc<Verified>,
+    key: [u8; BLOB_HASH_LEN],
+    /// The file's stamp before its first byte was read.
+    stamp: Option<Stamp>,
+}
+
+impl Record {
+    fn whole(&self) {
+        if let Some(stamp) = self.stamp {
+            self.verified.insert(self.key, stamp);
+        }
+    }
+
+    fn damaged(&self) {
+        self.verified.forget(&self.key);
+    }
 }
 
 /// Blobs of at most this many bytes are read whole and checked before a get
@@ -91,8 +153,13 @@ impl Checked {
         Error::corruption(&self.path, offset, reason)
     }
 
-    fn check_size(&self) -> Result<()> {
-        let len = self.file.size().map_err(io_err(&self.path, "reading"))?;
+    /// Checks the file's length: `len` when the caller just read it, or
+    /// looked up now.
+    fn check_size(&self, len: Option<u64>) -> Result<()> {
+        let len = match len {
+            Some(len) => len,
+            None => self.file.size().map_err(io_err(&self.path, "reading"))?,
+        };
         if len != self.size {
             return Err(self.corruption(
                 0,
@@ -115,10 +182,26 @@ impl Checked {
     /// after this check), and keeps failing after that. So a consumer that
     /// reads to the end, or reads exactly `size` bytes, never takes damaged
     /// bytes for the whole blob.
+    ///
+    /// A caller's buffer that takes a whole piece is filled directly, and
+    /// `read_to_end` reads the rest straight into the caller's vector: a
+    /// blob with no hash to check is then one read of its file.
     pub fn reader(self) -> Result<BlobReader> {
-        self.check_size()?;
+        self.open(None, None)
+    }
+
+    /// [`Checked::reader`], given the file's length if the caller just
+    /// read it, reporting a hash check's outcome to `record`.
+    fn open(self, len: Option<u64>, record: Option<Record>) -> Result<BlobReader> {
+        let damaged = |e: Error| {
+            if let (Some(record), Error::Corruption { .. }) = (&record, &e) {
+                record.damaged();
+            }
+            e
+        };
+        self.check_size(len).map_err(damaged)?;
         if self.size > SMALL_BLOB {
-            return Ok(Box::new(CheckedReader::new(self)));
+            return Ok(Box::new(CheckedReader::new(self, record)));
         }
         let mut bytes = vec![0u8; self.size as usize];
         self.file
@@ -132,9 +215,13 @@ impl Checked {
                     ),
                 ),
                 _ => io_err(&self.path, "reading")(e),
-            })?;
+            })
+            .map_err(damaged)?;
         if let Some(reason) = self.mismatch(|| blake3::hash(&bytes)) {
-            return Err(self.corruption(0, reason));
+            return Err(damaged(self.corruption(0, reason)));
+        }
+        if let Some(record) = &record {
+            record.whole();
         }
         Ok(Box::new(io::Cursor::new(bytes)))
     }
@@ -159,10 +246,12 @@ struct CheckedReader {
     start: usize,
     /// Set once the bytes failed their check: every later read fails too.
     failed: Option<(u64, String)>,
+    /// Told whether the bytes matched their hash, once that is known.
+    record: Option<Record>,
 }
 
 impl CheckedReader {
-    fn new(checked: Checked) -> Self {
+    fn new(checked: Checked, record: Option<Record>) -> Self {
         CheckedReader {
             checked,
             hasher: blake3::Hasher::new(),
@@ -170,6 +259,7 @@ impl CheckedReader {
             buf: Vec::new(),
             start: 0,
             failed: None,
+            record,
         }
     }
 
@@ -184,15 +274,18 @@ impl CheckedReader {
     fn fail(&mut self, offset: u64, reason: String) -> io::Error {
         self.buf.clear();
         self.start = 0;
+        if let Some(record) = &self.record {
+            record.damaged();
+        }
         let err = self.checked.corruption(offset, reason.clone());
         self.failed = Some((offset, reason));
         io::Error::new(io::ErrorKind::InvalidData, err)
     }
 
-    /// Reads the next piece of the file into `target` (whose length is what
-    /// is left, at most [`READ_AHEAD`]) and hashes it; at the end of the
-    /// blob, checks the hash and the file's length. A mismatch is recorded
-    /// in `failed`; a plain I/O error is returned and may be retried.
+    /// Reads the next piece of the file into `target` (no longer than what
+    /// is left) and hashes it; at the end of the blob, checks the hash and
+    /// the file's length. A mismatch is recorded in `failed`; a plain I/O
+    /// error is returned and may be retried.
     fn fill(
         c: &Checked,
         hasher: &mut blake3::Hasher,
@@ -242,10 +335,16 @@ impl Read for CheckedReader {
             if left == 0 || out.is_empty() {
                 return Ok(0);
             }
-            let next = left.min(READ_AHEAD as u64) as usize;
+            let piece = left.min(READ_AHEAD as u64) as usize;
             // A caller's buffer that takes the whole piece is filled
-            // directly: no copy through our own.
-            let direct = out.len() >= next;
+            // directly: no copy through our own. Bytes to hash come a
+            // piece at a time, hashed while still in the cache; bytes with
+            // nothing to hash, as many as the caller takes in one read.
+            let direct = out.len() >= piece;
+            let next = match (direct, &self.checked.hash) {
+                (true, None) => usize::try_from(left).map_or(out.len(), |l| l.min(out.len())),
+                _ => piece,
+            };
             let target = if direct {
                 &mut out[..next]
             } else {
@@ -265,6 +364,11 @@ impl Read for CheckedReader {
                 }
             }
             self.pos += next as u64;
+            if self.pos == self.checked.size && self.checked.hash.is_some() {
+                if let Some(record) = &self.record {
+                    record.whole();
+                }
+            }
             if direct {
                 return Ok(next);
             }
@@ -273,6 +377,33 @@ impl Read for CheckedReader {
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
         self.start += n;
         Ok(n)
+    }
+
+    /// Makes room for the whole rest at once, so every piece is read
+    /// straight into `out` (the default grows it in small steps, each a
+    /// read through the read-ahead). On an error, `out` keeps only the
+    /// bytes handed out before it, as `Read::read_to_end` says.
+    fn read_to_end(&mut self, out: &mut Vec<u8>) -> io::Result<usize> {
+        let rest = (self.buf.len() - self.start) as u64 + (self.checked.size - self.pos);
+        let rest = usize::try_from(rest).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "the blob does not fit in memory",
+            )
+        })?;
+        let start = out.len();
+        out.resize(start + rest, 0);
+        let mut filled = start;
+        let ended = loop {
+            match self.read(&mut out[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        out.truncate(filled);
+        ended.map(|()| filled - start)
     }
 }
 

@@ -85,6 +85,9 @@ enum Command {
         /// The PostgreSQL server for `--driver postgres` (a schema of its own is made and dropped).
         #[arg(long, required_if_eq("driver", "postgres"))]
         url: Option<String>,
+        /// Run only this part of the bench (its rows alone; no documents are loaded).
+        #[arg(long, value_enum)]
+        only: Option<bench::Part>,
     },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
     #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
@@ -213,6 +216,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             markdown,
             driver,
             url,
+            only,
         } => {
             let config = bench::BenchConfig {
                 docs,
@@ -226,6 +230,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                     (DriverArg::Postgres, Some(url)) => bench::Baseline::Postgres { url },
                     _ => bench::Baseline::Sqlite,
                 },
+                only,
             };
             let format = match (json, markdown) {
                 (true, _) => bench::Format::Json,

@@ -336,7 +336,10 @@ pub trait BlobStore: Send + Sync {
     ///
     /// Small blobs (up to 64 KiB in the log and SQLite drivers) are checked
     /// whole before this returns; larger ones are checked as they stream,
-    /// and damage shows as an error of the [`BlobReader`] at the end.
+    /// and damage shows as an error of the [`BlobReader`] at the end. The
+    /// log engine hashes a content file on a handle's first read of it (and
+    /// on any read after the file changed); that handle's later reads check
+    /// the length and that the file has not changed since.
     ///
     /// # Errors
     /// `Corruption` when the file is missing or its length is wrong, or

@@ -2,17 +2,17 @@
 //! `--driver postgres`, a PostgreSQL server), through the same `&dyn Store`
 //! calls, at equal durability, in one run.
 
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
-use logstore::{BlobPut, Durability, LogStore, Options, PgStore, SqliteStore, Store};
+use anyhow::anyhow;
+use logstore::{Durability, LogStore, Options, PgStore, SqliteStore, Store};
 use logstore_workload::{self as workload, Op, Rng};
 use serde::Serialize;
 
 use crate::progress::Progress;
 
+mod blobs;
 mod floors;
 mod place;
 mod print;
@@ -32,6 +32,15 @@ pub struct BenchConfig {
     /// The directory the stores go in (in a folder made for the run); the
     /// system's temporary folder when `None`.
     pub dir: Option<PathBuf>,
+    /// Only this part of the bench, when set.
+    pub only: Option<Part>,
+}
+
+/// A part of the bench that runs alone with `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The blob put and get rows, at every size.
+    Blobs,
 }
 
 /// The driver the log engine is measured against.
@@ -261,75 +270,6 @@ fn raw_reads(
     Ok(())
 }
 
-/// Puts blobs of `size` bytes (distinct contents) for `budget`; returns
-/// the rate and the ids.
-fn blob_puts(
-    store: &dyn Store,
-    size: usize,
-    budget: Duration,
-) -> anyhow::Result<(f64, Vec<String>)> {
-    let bytes: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-    let mut ids = Vec::new();
-    let put = rate(budget, 100_000, |i| {
-        let mut data = bytes.clone();
-        data[0] = i as u8; // distinct content, so each put stores its bytes
-        data[1] = (i >> 8) as u8;
-        let meta = store
-            .blobs()
-            .put(&mut Cursor::new(data), BlobPut::default())?;
-        ids.push(meta.id);
-        Ok(())
-    })?;
-    Ok((put, ids))
-}
-
-/// Gets of `ids` in turn, each read to its end, for `budget`; returns how
-/// many and the time taken.
-fn blob_gets(
-    store: &dyn Store,
-    ids: &[String],
-    budget: Duration,
-) -> anyhow::Result<(u64, Duration)> {
-    let started = Instant::now();
-    let mut n = 0u64;
-    while n < 10 || started.elapsed() < budget {
-        let id = &ids[n as usize % ids.len()];
-        let (_, mut reader) = store
-            .blobs()
-            .get(id)?
-            .ok_or_else(|| anyhow!("blob {id} vanished during the benchmark"))?;
-        std::io::copy(&mut reader, &mut std::io::sink()).context("reading a blob")?;
-        n += 1;
-    }
-    Ok((n, started.elapsed()))
-}
-
-/// Blob puts, then gets, of `size` bytes on both drivers: the gets in eight
-/// alternating slices, so a moment of load on the shared machine slows both
-/// alike. Returns the log engine's and the other driver's put and get rates.
-fn blob_rates(
-    log: &dyn Store,
-    other: &dyn Store,
-    size: usize,
-    budget: Duration,
-) -> anyhow::Result<[(f64, f64); 2]> {
-    let (log_put, log_ids) = blob_puts(log, size, budget)?;
-    let (other_put, other_ids) = blob_puts(other, size, budget)?;
-    let slice = budget / 8;
-    let mut totals = [(0u64, Duration::ZERO); 2];
-    for _ in 0..8 {
-        for (total, (store, ids)) in totals
-            .iter_mut()
-            .zip([(log, &log_ids), (other, &other_ids)])
-        {
-            let (n, took) = blob_gets(store, ids, slice)?;
-            *total = (total.0 + n, total.1 + took);
-        }
-    }
-    let get = |(n, took): (u64, Duration)| n as f64 / took.as_secs_f64();
-    Ok([(log_put, get(totals[0])), (other_put, get(totals[1]))])
-}
-
 /// Puts from each of `thread_counts` threads on both drivers, as rows.
 /// With `Sync`, the log engine's figure is taken in slices alternating
 /// with the disk's floor for the same writes (so both see the same disk),
@@ -402,7 +342,8 @@ fn reopened(
     Ok(((log, log_open), (other, other_open)))
 }
 
-/// Runs every workload on both drivers and returns the table.
+/// Runs every workload on both drivers (or only the part `config.only`
+/// names) and returns the table.
 pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> {
     let tmp = place::Place::make(config.dir.as_deref())?;
     eprintln!("logstore bench: {}", tmp.describe());
@@ -413,12 +354,21 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     for warning in &warnings {
         eprintln!("logstore bench: {warning}");
     }
+    if config.only == Some(Part::Blobs) {
+        return blobs::run_blobs(config, progress, &tmp, warnings);
+    }
     let (log_dir, sqlite_dir) = (tmp.path().join("log-engine"), tmp.path().join("sqlite"));
     let budget = Duration::from_secs_f64(config.seconds_per_op);
     let d = config.durability;
     let thread_counts = thread_counts(config.threads);
-    progress
-        .start(2 + Op::ALL.len() as u64 + 1 + 2 + thread_counts.len() as u64 + 1 + readers::STEPS);
+    progress.start(
+        2 + Op::ALL.len() as u64
+            + 1
+            + blobs::BLOB_SIZES.len() as u64
+            + thread_counts.len() as u64
+            + 1
+            + readers::STEPS,
+    );
     let mut rows = Vec::new();
     let mut row = |operation: String, log: f64, sqlite: f64| {
         rows.push(Row {
@@ -469,12 +419,7 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
         row(op.name().to_string(), l, s);
     }
     raw_reads(&log, sqlite.as_ref(), config, progress, &mut row)?;
-    for (size, label) in [(4 * 1024, "4 KiB"), (1024 * 1024, "1 MiB")] {
-        progress.step(&format!("blobs of {label}"));
-        let [(lp, lg), (sp, sg)] = blob_rates(&log, sqlite.as_ref(), size, budget)?;
-        row(format!("blob put, {label}"), lp, sp);
-        row(format!("blob get, {label}"), lg, sg);
-    }
+    blobs::blob_rows(&log, sqlite.as_ref(), budget, progress, &mut row)?;
     let floors = concurrent_rows(
         &log,
         sqlite.as_ref(),

@@ -94,6 +94,9 @@ enum Command {
         /// The PostgreSQL server for `--driver postgres` (a schema of its own is made and dropped).
         #[arg(long, required_if_eq("driver", "postgres"), value_parser = args::pg_url)]
         url: Option<String>,
+        /// Run only this part of the bench (its rows alone; no documents are loaded).
+        #[arg(long, value_enum)]
+        only: Option<bench::Part>,
     },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
     #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
@@ -289,6 +292,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             markdown,
             driver,
             url,
+            only,
         } => {
             if blob_dir.is_some() {
                 args::usage(
@@ -315,6 +319,7 @@ fn run(cli: Cli) -> Result<Outcome> {
                     (DriverArg::Postgres, Some(url)) => bench::Baseline::Postgres { url },
                     _ => bench::Baseline::Sqlite,
                 },
+                only,
             };
             let format = match (json, markdown) {
                 (true, _) => bench::Format::Json,

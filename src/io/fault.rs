@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{LockGuard, MemFs, VFile, Vfs};
+use super::{LockGuard, MemFs, Stamp, VFile, Vfs};
 
 #[derive(Debug, Default)]
 struct Faults {
@@ -123,6 +123,9 @@ impl VFile for FaultFile {
     }
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
+    }
+    fn stamp(&self) -> io::Result<Option<Stamp>> {
+        self.inner.stamp()
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -61,6 +62,41 @@ pub trait VFile: Send + Sync + fmt::Debug {
     fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
         whole_rest(self.size()?, offset)
     }
+    /// What the file is now and when it last changed ([`Stamp`]), read
+    /// without reading its bytes: how a blob read tells that a content file
+    /// it already hashed is still the file it hashed. `None` (the default)
+    /// when this file system cannot tell; callers then assume it changed.
+    fn stamp(&self) -> io::Result<Option<Stamp>> {
+        Ok(None)
+    }
+}
+
+/// A file's identity, length and change times, as [`VFile::stamp`] reads
+/// them: on disk the device, inode, length, modification time and status
+/// change time; in memory a serial number per file and a count of its
+/// writes. Two equal stamps of a file taken at different moments mean it
+/// was not changed through the file system in between, provided the first
+/// was `settled`. A change below the file system (a bit flipped on the
+/// medium, a raw write to the device) leaves the stamp as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// Device and inode (in memory: 0 and the file's serial number).
+    pub file: (u64, u64),
+    /// Length in bytes.
+    pub len: u64,
+    /// Last change of the bytes, in nanoseconds since the Unix epoch (in
+    /// memory: the count of writes).
+    pub modified: i128,
+    /// Last change of the bytes or of the file's status (a rename, a
+    /// permission or time change), in nanoseconds since the Unix epoch; no
+    /// call can set it back (in memory: the count of writes).
+    pub changed: i128,
+    /// Whether every later change through the file system is sure to give
+    /// a different stamp. A change made within the same tick of the clock
+    /// that stamps files (or the same unit of a file system that keeps
+    /// coarse times) as the last one may keep its times, so a file changed
+    /// too recently is not settled (see `RealFs`).
+    pub settled: bool,
 }
 
 /// [`VFile::next_data`] for a file of `size` bytes without holes.
@@ -226,12 +262,32 @@ pub struct MemFs {
 }
 
 /// One file of a [`MemFs`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemFile {
     data: RwLock<Vec<u8>>,
+    /// Unique per file, as an inode is: what its [`Stamp`] names it by.
+    serial: u64,
+    /// Writes and length changes so far, counted under `data`'s write
+    /// lock: what its [`Stamp`] gives as its times.
+    writes: AtomicU64,
+}
+
+impl Default for MemFile {
+    fn default() -> Self {
+        MemFile::with(Vec::new())
+    }
 }
 
 impl MemFile {
+    fn with(data: Vec<u8>) -> Self {
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        MemFile {
+            data: RwLock::new(data),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            writes: AtomicU64::new(0),
+        }
+    }
+
     /// A copy of the file's bytes.
     pub fn contents(&self) -> Vec<u8> {
         self.data.read().clone()
@@ -255,6 +311,7 @@ impl VFile for MemFile {
             data.resize(end, 0);
         }
         data[start..end].copy_from_slice(buf);
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
@@ -262,11 +319,25 @@ impl VFile for MemFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(|_| eof())?;
-        self.data.write().resize(len, 0);
+        let mut data = self.data.write();
+        data.resize(len, 0);
+        self.writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
     fn size(&self) -> io::Result<u64> {
         Ok(self.data.read().len() as u64)
+    }
+    fn stamp(&self) -> io::Result<Option<Stamp>> {
+        // Under the read lock: no write is between its bytes and its count.
+        let data = self.data.read();
+        let writes = i128::from(self.writes.load(Ordering::Relaxed));
+        Ok(Some(Stamp {
+            file: (0, self.serial),
+            len: data.len() as u64,
+            modified: writes,
+            changed: writes,
+            settled: true,
+        }))
     }
 }
 
@@ -315,12 +386,7 @@ impl MemFs {
             .files
             .lock()
             .iter()
-            .map(|(path, file)| {
-                let copy = MemFile {
-                    data: RwLock::new(file.contents()),
-                };
-                (path.clone(), Arc::new(copy))
-            })
+            .map(|(path, file)| (path.clone(), Arc::new(MemFile::with(file.contents()))))
             .collect();
         MemFs {
             files: Arc::new(Mutex::new(files)),

@@ -39,10 +39,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::{Entry, EntryKind, LockGuard, VFile, Vfs};
+use super::{Entry, EntryKind, LockGuard, Stamp, VFile, Vfs};
 
 /// How [`RealFs::open_root`] opens the store directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,6 +371,21 @@ impl VFile for RealFile {
     fn is_shared(&self) -> bool {
         self.shared.is_some()
     }
+    fn stamp(&self) -> io::Result<Option<Stamp>> {
+        use std::os::unix::fs::MetadataExt;
+        // Read before the file's status: a change after that status is
+        // stamped with this moment or a later one.
+        let now = SystemTime::now();
+        let meta = self.file.metadata()?;
+        let changed = nanos(meta.ctime(), meta.ctime_nsec());
+        Ok(Some(Stamp {
+            file: (meta.dev(), meta.ino()),
+            len: meta.len(),
+            modified: nanos(meta.mtime(), meta.mtime_nsec()),
+            changed,
+            settled: settled(changed, now),
+        }))
+    }
     fn map(&self) -> io::Result<Option<Arc<memmap2::Mmap>>> {
         // SAFETY: a map is only asked for a file no one changes while it is
         // mapped (reading a page past a shortened end raises SIGBUS, and
@@ -430,6 +446,53 @@ impl VFile for RealFile {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+fn nanos(secs: i64, nanos: i64) -> i128 {
+    i128::from(secs) * 1_000_000_000 + i128::from(nanos)
+}
+
+/// How far a clock reading may run ahead of the time the kernel stamps a
+/// change with: its coarse clock moves once a tick, at least 100 times a
+/// second; five ticks leave room.
+const TICK_NANOS: i128 = 50_000_000;
+
+/// Whether a file whose status last changed at `changed` (nanoseconds since
+/// the epoch), looked at after `now`, has a settled stamp: any later change
+/// through the file system gives it a different status change time.
+///
+/// The kernel stamps a change with its coarse clock, which lags the time
+/// by up to a tick, cut to the file system's unit (a nanosecond on ext4,
+/// XFS, btrfs and tmpfs; 10 ms on exFAT; one or two seconds where a file
+/// system keeps coarse times). So a change at `now` or later is stamped no
+/// earlier than `now` less a tick and a unit, and a file whose last change
+/// is older than that cannot be changed again without its time moving.
+/// This holds while the clock does not step back and the file system's
+/// times come from this machine's clock (not a network server's running
+/// behind it).
+fn settled(changed: i128, now: SystemTime) -> bool {
+    let Ok(now) = now.duration_since(UNIX_EPOCH) else {
+        return false;
+    };
+    let now = i128::try_from(now.as_nanos()).unwrap_or(i128::MAX);
+    changed.saturating_add(unit_of(changed) + TICK_NANOS) < now
+}
+
+/// The coarsest unit of time the file system may have cut `time`
+/// (nanoseconds since the epoch) to, as far as its digits show: a unit
+/// below a second is a power of ten, so a time ending in k zero digits was
+/// cut to at most 10^k ns; a whole second may be FAT's unit of two.
+fn unit_of(time: i128) -> i128 {
+    let mut rest = time.rem_euclid(1_000_000_000);
+    if rest == 0 {
+        return 2_000_000_000;
+    }
+    let mut unit = 1;
+    while rest % 10 == 0 {
+        unit *= 10;
+        rest /= 10;
+    }
+    unit
 }
 
 #[derive(Debug)]
@@ -661,5 +724,55 @@ mod tests {
         denied(ro.try_lock(&store.join("LOCK")).map(drop));
         let file = ro.open(&store.join("LOCK"), false).unwrap();
         assert!(file.write_all_at(b"x", 0).is_err(), "opened read-only");
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SEC: i128 = 1_000_000_000;
+    const T: i128 = 1_700_000_000 * SEC;
+
+    #[test]
+    fn a_time_s_digits_bound_the_unit_it_was_cut_to() {
+        assert_eq!(unit_of(T + 123_456_789), 1);
+        assert_eq!(unit_of(T + 123_456_780), 10);
+        assert_eq!(unit_of(T + 120_000_000), 10_000_000);
+        assert_eq!(unit_of(T), 2 * SEC, "whole seconds: perhaps FAT's two");
+        assert_eq!(unit_of(-SEC + 5), 1, "before the epoch");
+    }
+
+    #[test]
+    fn a_stamp_settles_a_unit_and_some_ticks_after_its_change() {
+        let now = UNIX_EPOCH + Duration::from_nanos(1_700_000_000_500_000_001);
+        // Nanosecond times: settled once 50 ms and a nanosecond passed.
+        assert!(settled(T + 400_000_001, now));
+        assert!(!settled(T + 460_000_001, now));
+        assert!(!settled(T + 600_000_001, now), "a time after now");
+        // Whole seconds: two seconds and the ticks.
+        assert!(!settled(T - SEC, now));
+        assert!(settled(T - 3 * SEC, now));
+    }
+
+    #[test]
+    fn a_file_just_written_is_not_settled_and_a_new_inode_changes_its_stamp() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fs = RealFs::open_root(tmp.path(), Access::ReadWrite).unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let file = fs.create_new(&a).unwrap();
+        file.write_all_at(b"bytes", 0).unwrap();
+        let first = file.stamp().unwrap().unwrap();
+        assert_eq!(first.len, 5);
+        assert!(!first.settled, "changed a moment ago");
+        fs.create_new(&b)
+            .unwrap()
+            .write_all_at(b"other", 0)
+            .unwrap();
+        fs.rename(&b, &a).unwrap();
+        let second = fs.open(&a, false).unwrap().stamp().unwrap().unwrap();
+        assert_ne!(first.file, second.file, "another inode");
+        assert_eq!(second.len, 5);
     }
 }

@@ -84,9 +84,11 @@ impl BlobStore for Session {
         let Some((meta, opened)) = self.inner.open_blob_current(id)? else {
             return Ok(None);
         };
-        // Streamed, hashed as it goes: a damaged blob fails the read that
-        // would hand out its last bytes (small blobs fail here).
-        let reader = blob_files::read(opened?, &meta)?;
+        // A file this handle hashed whole before and that has not changed
+        // since is checked for its length; any other is hashed as it
+        // streams: a damaged blob fails the read that would hand out its
+        // last bytes (small blobs fail here).
+        let reader = blob_files::read(opened?, &meta, &self.inner.verified)?;
         Ok(Some((meta, reader)))
     }
 

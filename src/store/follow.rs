@@ -133,6 +133,7 @@ impl LogStore {
                 manifest: view.layout.manifest,
                 stale: false,
             })),
+            verified: Arc::default(),
         });
         Ok(LogStore::serving(inner, None))
     }

@@ -93,6 +93,9 @@ struct Inner {
     /// Set on a read-only handle: what its view was built from. Every
     /// write of such a handle returns `Error::ReadOnly`.
     follow: Option<Mutex<follow::Follow>>,
+    /// The content files this handle hashed whole, which its gets read
+    /// without hashing again while their stamps hold.
+    verified: Arc<blob_files::Verified>,
 }
 
 impl LogStore {
@@ -227,6 +230,7 @@ impl LogStore {
             auto: compaction::AutoCompact::default(),
             snapshot_covers: Mutex::new(snapshot_covers),
             follow: None,
+            verified: Arc::default(),
         });
         let compactor = if auto_compact {
             let thread = compaction::spawn(inner.clone())

@@ -128,7 +128,8 @@ impl Inner {
                 continue;
             };
             report.blobs += 1;
-            match opened.and_then(|opened| blob_files::verify(opened, &meta)) {
+            match opened.and_then(|opened| blob_files::verify(opened, &meta, Some(&self.verified)))
+            {
                 Ok(_) => {}
                 Err(Error::Corruption {
                     file,

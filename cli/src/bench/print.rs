@@ -175,6 +175,7 @@ mod tests {
             seconds_per_op: 1.0,
             baseline: Baseline::Sqlite,
             dir: None,
+            only: None,
         };
         let md = markdown(&report(), &config);
         for name in ["rust-sync", "rust-sync-floors", "rust-sync-readers"] {

@@ -279,7 +279,7 @@ impl Rewrite<'_> {
                 }
                 let meta = apply::blob_meta(record)?;
                 blob_files::open_content(self.fs, self.dir, &meta)
-                    .and_then(|opened| blob_files::verify(opened, &meta))
+                    .and_then(|opened| blob_files::verify(opened, &meta, None))
                     .err()
                     .map(|e| format!("the bytes of blob {id} do not verify: {e}"))
             }

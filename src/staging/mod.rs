@@ -135,6 +135,15 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
         let at = resolved(&area)?;
         mine.push((path, at));
     }
+    // The store's own path (a directory, or an SQLite file) is the last of each.
+    if let (Some(&to), Some(&from)) = (target.finals().last(), source.owned().last()) {
+        if resolved(to)? == resolved(from)? {
+            return Err(Error::invalid(format!(
+                "the source and the target are the same path ({})",
+                to.display()
+            )));
+        }
+    }
     for theirs in source.owned() {
         let theirs_at = resolved(theirs)?;
         for (path, at) in &mine {

@@ -2,8 +2,9 @@
 # Every test of the project, on a fresh machine: the Rust suite (all
 # features), the smoke of the Rust peers' benchmark (`peers/`, a workspace
 # member outside the default ones, so plain `cargo test` skips it), then
-# the Node.js driver's build, lints and tests, all against one throwaway PostgreSQL server this script starts and stops (the Node
-# contract and differential tests run on it too). Servers and npm packages
+# the Node.js driver's build, lints and tests, all against one throwaway
+# PostgreSQL server this script starts and stops (the Node contract and
+# differential tests run on it too). Servers and npm packages
 # come from the registries; nothing is assumed installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -67,7 +67,7 @@ pub struct Report {
 }
 
 /// The operations, as the table names them.
-pub const LOAD: &str = "load (puts)";
+pub const LOAD: &str = "load, 1,000 documents per commit";
 pub const PUT: &str = "put (new)";
 pub const GET: &str = "get by id";
 pub const QUERY: &str = "query, 1 filter, limit 20";
@@ -75,18 +75,22 @@ pub const COUNT: &str = "count, 1 filter";
 pub const UPSERT: &str = "upsert";
 pub const DELETE: &str = "delete";
 
-/// Runs `f` until `budget` has passed (at least 10 times) or `max` calls;
-/// returns calls per second.
-fn rate(budget: Duration, max: u64, mut f: impl FnMut(u64) -> Result<()>) -> Result<Rate> {
-    let started = Instant::now();
-    let mut i = 0;
-    while i < max && (i < 10 || started.elapsed() < budget) {
-        f(i)?;
-        i += 1;
-    }
-    Ok(Rate {
-        ops_per_sec: i as f64 / started.elapsed().as_secs_f64(),
-    })
+/// Documents per commit of the load.
+const LOAD_CHUNK: u64 = 1_000;
+
+/// Each operation runs on the stores in this many alternating slices, so
+/// a moment of load on the shared machine (another process's fsyncs)
+/// slows every store alike.
+const SLICES: u32 = 8;
+
+/// How long an operation runs on each store.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// For this long (and at least twice a slice): the reads.
+    Time(Duration),
+    /// This many calls: the writes, the same on every store, so the reads
+    /// after them see stores of the same size.
+    Calls(u64),
 }
 
 /// The stores of a section, logstore first, each in its own place in
@@ -113,13 +117,28 @@ fn open_stores(dir: &Path, durability: Durability) -> Result<Vec<Store>> {
 }
 
 /// Loads turns `0..docs` into `store` (the same turns as
-/// `logstore_workload::load`); returns the rate.
+/// `logstore_workload::load`), [`LOAD_CHUNK`] to a commit; returns the
+/// rate in documents per second.
+///
+/// # Errors
+/// Whatever the store returns.
 pub fn load(store: &Store, docs: u64) -> Result<Rate> {
     let mut rng = Rng::new(42);
-    rate(Duration::MAX, docs, |i| {
+    let started = Instant::now();
+    let mut next = 0;
+    while next < docs {
+        let end = (next + LOAD_CHUNK).min(docs);
+        let chunk: Vec<(String, serde_json::Value)> = (next..end)
+            .map(|i| (workload::id(i), workload::turn(&mut rng, i)))
+            .collect();
         store
             .peer()
-            .put(&workload::id(i), workload::turn(&mut rng, i))
+            .load(chunk)
+            .with_context(|| format!("loading {}", store.peer().name()))?;
+        next = end;
+    }
+    Ok(Rate {
+        ops_per_sec: docs as f64 / started.elapsed().as_secs_f64(),
     })
 }
 
@@ -140,27 +159,74 @@ fn doc(store: &Store) -> Result<&dyn crate::drivers::DocPeer> {
         .ok_or_else(|| anyhow!("{} is not a document store", store.peer().name()))
 }
 
-/// Runs `op` on each store that offers `operation` and adds its row. Each
-/// store gets a generator of the same seed, so all make the same calls.
+/// One store's progress through an operation.
+struct Progress {
+    rng: Rng,
+    calls: u64,
+    took: Duration,
+}
+
+/// Runs `op` on each store that offers `operation`, in [`SLICES`]
+/// alternating slices, and adds its row. `op` gets the call's number
+/// (from 0) and a generator of the same seed on every store, so all make
+/// the same calls.
 fn measure(
     stores: &[Store],
     rows: &mut Vec<Row>,
     operation: &str,
     offered: Offered,
-    (budget, max): (Duration, u64),
+    limit: Limit,
     op: impl Fn(&Store, &mut Rng, u64) -> Result<()>,
 ) -> Result<()> {
-    let mut rates = Vec::new();
-    for store in stores {
-        if offered == Offered::ByDocumentStores && store.doc().is_none() {
-            rates.push(None);
-            continue;
+    let runs = |store: &Store| offered == Offered::ByEvery || store.doc().is_some();
+    let mut progress: Vec<Progress> = stores
+        .iter()
+        .map(|_| Progress {
+            rng: Rng::new(9),
+            calls: 0,
+            took: Duration::ZERO,
+        })
+        .collect();
+    for slice in 1..=SLICES {
+        for (store, p) in stores.iter().zip(&mut progress) {
+            if !runs(store) {
+                continue;
+            }
+            let started = Instant::now();
+            let call = |p: &mut Progress| {
+                op(store, &mut p.rng, p.calls)
+                    .with_context(|| format!("{operation} on {}", store.peer().name()))?;
+                p.calls += 1;
+                anyhow::Ok(())
+            };
+            match limit {
+                Limit::Time(budget) => {
+                    let slice_budget = budget / SLICES;
+                    let mut n = 0;
+                    while n < 2 || started.elapsed() < slice_budget {
+                        call(p)?;
+                        n += 1;
+                    }
+                }
+                Limit::Calls(total) => {
+                    let end = total * u64::from(slice) / u64::from(SLICES);
+                    while p.calls < end {
+                        call(p)?;
+                    }
+                }
+            }
+            p.took += started.elapsed();
         }
-        let mut rng = Rng::new(9);
-        let measured = rate(budget, max, |i| op(store, &mut rng, i))
-            .with_context(|| format!("{operation} on {}", store.peer().name()))?;
-        rates.push(Some(measured));
     }
+    let rates = stores
+        .iter()
+        .zip(&progress)
+        .map(|(store, p)| {
+            runs(store).then(|| Rate {
+                ops_per_sec: p.calls as f64 / p.took.as_secs_f64(),
+            })
+        })
+        .collect();
     rows.push(Row {
         operation: operation.to_owned(),
         rates,
@@ -180,9 +246,9 @@ fn section(config: &Config, dir: &Path, durability: Durability) -> Result<Sectio
     let stores = open_stores(&dir, durability)?;
     let docs = config.docs;
     let budget = Duration::from_secs_f64(config.seconds_per_op);
-    // Writes run a fixed count, the same on every store, so the reads see
-    // stores of the same size.
-    let writes = (docs / 4).max(10);
+    // A tenth of the store's size (each store's reads then see the same
+    // documents), and few enough that the durable section stays short.
+    let writes = (docs / 10).max(10);
     let mut rows = Vec::new();
 
     eprintln!("logstore-peers: {name}: loading {docs} documents");
@@ -198,7 +264,7 @@ fn section(config: &Config, dir: &Path, durability: Durability) -> Result<Sectio
     eprintln!("logstore-peers: {name}: operations");
     // New ids above the loaded ones; reads pick loaded ids, which every
     // store holds until the upserts and deletes at the end.
-    let (timed, counted) = ((budget, u64::MAX), (Duration::MAX, writes));
+    let (timed, counted) = (Limit::Time(budget), Limit::Calls(writes));
     measure(
         &stores,
         &mut rows,
@@ -252,7 +318,7 @@ fn section(config: &Config, dir: &Path, durability: Durability) -> Result<Sectio
         },
     )?;
     // From the top of the loaded range down, one each.
-    let deletes = (Duration::MAX, writes.min(docs));
+    let deletes = Limit::Calls(writes.min(docs));
     measure(&stores, &mut rows, DELETE, docs_only, deletes, |s, _, i| {
         let id = workload::id(docs - 1 - i);
         if doc(s)?.delete(&id)? {

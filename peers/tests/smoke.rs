@@ -159,7 +159,7 @@ fn a_tiny_run_measures_every_operation_and_prints_the_block() {
         assert_eq!(section.rows.len(), 7);
         for row in &section.rows {
             let key_value = [
-                "load (puts)",
+                "load, 1,000 documents per commit",
                 "put (new)",
                 "get by id",
                 "query, 1 filter, limit 20",

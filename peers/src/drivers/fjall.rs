@@ -42,6 +42,24 @@ impl FjallStore {
     }
 }
 
+impl FjallStore {
+    /// Puts each of `docs` and its index entry, in one atomic batch.
+    fn write<I: AsRef<str>>(&self, docs: impl Iterator<Item = (I, Value)>) -> Result<()> {
+        let mut batch = self.db.batch().durability(Some(self.persist));
+        for (id, doc) in docs {
+            let id = id.as_ref();
+            batch.insert(&self.docs, id, serde_json::to_vec(&doc)?);
+            batch.insert(
+                &self.by_conversation,
+                index_key(conversation_of(&doc)?, id),
+                [],
+            );
+        }
+        batch.commit()?;
+        Ok(())
+    }
+}
+
 impl Peer for FjallStore {
     fn name(&self) -> &'static str {
         "fjall"
@@ -56,16 +74,11 @@ impl Peer for FjallStore {
     }
 
     fn put(&self, id: &str, doc: Value) -> Result<()> {
-        let bytes = serde_json::to_vec(&doc)?;
-        let mut batch = self.db.batch().durability(Some(self.persist));
-        batch.insert(&self.docs, id, bytes);
-        batch.insert(
-            &self.by_conversation,
-            index_key(conversation_of(&doc)?, id),
-            [],
-        );
-        batch.commit()?;
-        Ok(())
+        self.write(std::iter::once((id, doc)))
+    }
+
+    fn load(&self, docs: Vec<(String, Value)>) -> Result<()> {
+        self.write(docs.into_iter())
     }
 
     fn get(&self, id: &str) -> Result<Option<Body>> {

@@ -56,6 +56,16 @@ impl Peer for Logstore {
         Ok(())
     }
 
+    /// One batch: the writes append as they come and share one sync.
+    fn load(&self, docs: Vec<(String, Value)>) -> Result<()> {
+        self.store.batch(|session| {
+            for (id, doc) in docs {
+                session.docs().put(workload::COLLECTION, &id, doc, None)?;
+            }
+            anyhow::Ok(())
+        })?
+    }
+
     fn get(&self, id: &str) -> Result<Option<Body>> {
         let row = self.store.docs().get(workload::COLLECTION, id)?;
         Ok(row.map(|row| Body::Json(Value::Object(row.data))))

@@ -63,6 +63,13 @@ pub trait Peer {
     /// Whatever the store returns.
     fn put(&self, id: &str, doc: Value) -> Result<()>;
 
+    /// Puts `docs` (ids no document has yet) in one commit, as a bulk
+    /// load would.
+    ///
+    /// # Errors
+    /// Whatever the store returns.
+    fn load(&self, docs: Vec<(String, Value)>) -> Result<()>;
+
     /// The document under `id`, decoded.
     ///
     /// # Errors

@@ -118,6 +118,15 @@ impl Peer for NativeDbStore {
         Ok(())
     }
 
+    fn load(&self, docs: Vec<(String, Value)>) -> Result<()> {
+        let rw = self.db.rw_transaction()?;
+        for (id, doc) in docs {
+            rw.insert(Turn::from_json(&id, doc)?)?;
+        }
+        rw.commit()?;
+        Ok(())
+    }
+
     fn get(&self, id: &str) -> Result<Option<Body>> {
         let r = self.db.r_transaction()?;
         let turn: Option<Turn> = r.get().primary(id)?;

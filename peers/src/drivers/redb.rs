@@ -41,6 +41,25 @@ impl RedbStore {
     }
 }
 
+impl RedbStore {
+    /// Puts each of `docs` and its index entry, in one transaction.
+    fn write<I: AsRef<str>>(&self, docs: impl Iterator<Item = (I, Value)>) -> Result<()> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(self.durability)?;
+        {
+            let mut table = tx.open_table(DOCS)?;
+            let mut index = tx.open_table(BY_CONVERSATION)?;
+            for (id, doc) in docs {
+                let id = id.as_ref();
+                table.insert(id, serde_json::to_vec(&doc)?.as_slice())?;
+                index.insert(index_key(conversation_of(&doc)?, id).as_str(), ())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 impl Peer for RedbStore {
     fn name(&self) -> &'static str {
         "redb"
@@ -56,17 +75,11 @@ impl Peer for RedbStore {
     }
 
     fn put(&self, id: &str, doc: Value) -> Result<()> {
-        let bytes = serde_json::to_vec(&doc)?;
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(self.durability)?;
-        {
-            let mut docs = tx.open_table(DOCS)?;
-            docs.insert(id, bytes.as_slice())?;
-            let mut index = tx.open_table(BY_CONVERSATION)?;
-            index.insert(index_key(conversation_of(&doc)?, id).as_str(), ())?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.write(std::iter::once((id, doc)))
+    }
+
+    fn load(&self, docs: Vec<(String, Value)>) -> Result<()> {
+        self.write(docs.into_iter())
     }
 
     fn get(&self, id: &str) -> Result<Option<Body>> {

@@ -246,9 +246,8 @@ fn section(config: &Config, dir: &Path, durability: Durability) -> Result<Sectio
     let stores = open_stores(&dir, durability)?;
     let docs = config.docs;
     let budget = Duration::from_secs_f64(config.seconds_per_op);
-    // A tenth of the store's size (each store's reads then see the same
-    // documents), and few enough that the durable section stays short.
-    let writes = (docs / 10).max(10);
+    // A quarter of the store's size, as `logstore bench` runs them.
+    let writes = (docs / 4).max(10);
     let mut rows = Vec::new();
 
     eprintln!("logstore-peers: {name}: loading {docs} documents");

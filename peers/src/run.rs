@@ -116,30 +116,39 @@ fn open_stores(dir: &Path, durability: Durability) -> Result<Vec<Store>> {
     Ok(stores)
 }
 
-/// Loads turns `0..docs` into `store` (the same turns as
-/// `logstore_workload::load`), [`LOAD_CHUNK`] to a commit; returns the
-/// rate in documents per second.
+/// Loads turns `0..docs` into each of `stores` (the same turns as
+/// `logstore_workload::load`), [`LOAD_CHUNK`] to a commit, the stores
+/// taking turns chunk by chunk; returns each store's rate in documents per
+/// second.
 ///
 /// # Errors
-/// Whatever the store returns.
-pub fn load(store: &Store, docs: u64) -> Result<Rate> {
+/// Whatever a store returns.
+pub fn load(stores: &[Store], docs: u64) -> Result<Vec<Rate>> {
     let mut rng = Rng::new(42);
-    let started = Instant::now();
+    let mut took = vec![Duration::ZERO; stores.len()];
     let mut next = 0;
     while next < docs {
         let end = (next + LOAD_CHUNK).min(docs);
         let chunk: Vec<(String, serde_json::Value)> = (next..end)
             .map(|i| (workload::id(i), workload::turn(&mut rng, i)))
             .collect();
-        store
-            .peer()
-            .load(chunk)
-            .with_context(|| format!("loading {}", store.peer().name()))?;
+        for (store, took) in stores.iter().zip(&mut took) {
+            let chunk = chunk.clone();
+            let started = Instant::now();
+            store
+                .peer()
+                .load(chunk)
+                .with_context(|| format!("loading {}", store.peer().name()))?;
+            *took += started.elapsed();
+        }
         next = end;
     }
-    Ok(Rate {
-        ops_per_sec: docs as f64 / started.elapsed().as_secs_f64(),
-    })
+    Ok(took
+        .into_iter()
+        .map(|took| Rate {
+            ops_per_sec: docs as f64 / took.as_secs_f64(),
+        })
+        .collect())
 }
 
 /// The stores an operation runs on.
@@ -251,10 +260,7 @@ fn section(config: &Config, dir: &Path, durability: Durability) -> Result<Sectio
     let mut rows = Vec::new();
 
     eprintln!("logstore-peers: {name}: loading {docs} documents");
-    let mut rates = Vec::new();
-    for store in &stores {
-        rates.push(Some(load(store, docs)?));
-    }
+    let rates = load(&stores, docs)?.into_iter().map(Some).collect();
     rows.push(Row {
         operation: LOAD.to_owned(),
         rates,

@@ -117,7 +117,7 @@ fn every_driver_at(durability: Durability) {
     let docs = expected();
     let stores = stores(dir.path(), durability);
     for store in &stores {
-        logstore_peers::load(store, DOCS).unwrap();
+        logstore_peers::load(std::slice::from_ref(store), DOCS).unwrap();
         check_reads(store.peer(), &docs);
         if let Some(doc) = store.doc() {
             check_writes(doc, &docs);

@@ -13,6 +13,7 @@
 #   rust-flush                 logstore bench --durability flush --markdown (Flush vs SQLite NORMAL)
 #   pg-sync                    logstore bench --driver postgres --markdown, on a throwaway
 #                              PostgreSQL (scripts/with-postgres.sh) run with fsync=on
+#   rust-peers                 logstore-peers --markdown: native_db, redb and fjall, Sync and Flush
 #   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
 #   migrate                    examples/migrate_profile.rs: logstore migrate, 200k documents, SQLite to log and back
 #   node, node-floors          cd node && npm run bench -- --markdown (after npm run build)
@@ -51,6 +52,7 @@ say "building"
 cargo build --release --quiet -p logstore-cli
 cargo build --release --quiet --example open_profile
 cargo build --release --quiet --features sqlite --example migrate_profile
+cargo build --release --quiet -p logstore-peers
 
 say "logstore bench, Sync"
 cargo run --release --quiet -- bench --markdown > "$out/rust-sync.md"
@@ -61,7 +63,9 @@ say "logstore bench against PostgreSQL"
 LOGSTORE_PG_FSYNC=on scripts/with-postgres.sh \
     sh -c 'cargo run --release --quiet -- bench --driver postgres --url "$LOGSTORE_PG_URL" --markdown' \
     > "$out/pg.md"
-for f in rust-sync rust-flush pg; do take_blocks "$out/$f.md"; done
+say "logstore against native_db, redb and fjall"
+cargo run --release --quiet -p logstore-peers -- --markdown > "$out/peers.md"
+for f in rust-sync rust-flush pg peers; do take_blocks "$out/$f.md"; done
 
 say "open time and index memory"
 cargo run --release --quiet --example open_profile -- 10000 100000 1000000 | block open

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Every test of the project, on a fresh machine: the Rust suite (all
-# features), then the Node.js driver's build, lints and tests, all against
-# one throwaway PostgreSQL server this script starts and stops (the Node
-# contract and differential tests run on it too). Servers and npm packages
+# features), the smoke of the Rust peers' benchmark (`peers/`, a workspace
+# member outside the default ones, so plain `cargo test` skips it), then
+# the Node.js driver's build, lints and tests, all against one throwaway
+# PostgreSQL server this script starts and stops (the Node contract and
+# differential tests run on it too). Servers and npm packages
 # come from the registries; nothing is assumed installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/with-postgres.sh bash -c 'cargo test --all-features && scripts/test-node.sh'
+scripts/with-postgres.sh bash -c 'cargo test --all-features && cargo test -p logstore-peers && scripts/test-node.sh'

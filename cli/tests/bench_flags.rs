@@ -83,11 +83,11 @@ fn bench_says_where_its_stores_are_and_runs_the_threads_asked_for() {
         Some(true),
         "{stderr}"
     );
-    // 2 loads, 11 operations, raw reads, 2 blob sizes, 2 thread counts,
+    // 2 loads, 11 operations, raw reads, 4 blob sizes, 2 thread counts,
     // the reopen and 2 reader steps.
-    assert_eq!(steps.len(), 21, "{stderr}");
+    assert_eq!(steps.len(), 23, "{stderr}");
     assert!(
-        steps[20].starts_with("bench: step 21 of 21, at "),
+        steps[22].starts_with("bench: step 23 of 23, at "),
         "{stderr}"
     );
     assert_eq!(

@@ -15,6 +15,7 @@
 #                              PostgreSQL (scripts/with-postgres.sh) run with fsync=on
 #   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
 #   node, node-floors          cd node && npm run bench -- --markdown (after npm run build)
+#   node-peers                 the same run: logstore beside better-sqlite3 and lmdb-js
 #   readme                     README's comparison, taken from node, rust-sync and rust-flush
 #   goals, node-goals          the goals against the blocks above
 #   run                        the commit, date and machine of the run

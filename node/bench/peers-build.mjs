@@ -44,8 +44,16 @@ export function ensureBetterSqlite3() {
   if (loads()) return;
   const pkg = dirname(createRequire(join(ROOT, "package.json")).resolve("better-sqlite3/package.json"));
   process.stderr.write("building better-sqlite3 for Node 24 (about a minute)...\n");
+  // npm passes its config to scripts as npm_config_* variables, which
+  // node-gyp reads over its flags (a global `nodedir` would build against
+  // another Node's headers): the headers and target are set here alone.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^npm_config_(nodedir|target|runtime|dist_url|arch)$/i.test(k)),
+  );
+  env.npm_config_nodedir = NODE24_DIR;
   const build = spawnSync(NODE24, [nodeGyp(), "rebuild", "--release", `--nodedir=${NODE24_DIR}`], {
     cwd: pkg,
+    env,
     encoding: "utf8",
     maxBuffer: 1 << 26,
   });

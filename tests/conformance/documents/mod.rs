@@ -502,7 +502,9 @@ pub fn numbers_round_trip_exactly(h: &Harness) {
     ];
     for (i, n) in nums.into_iter().enumerate() {
         let id = format!("n{i}");
-        d.put("nums", &id, json!({ "n": n }), None).unwrap().unwrap();
+        d.put("nums", &id, json!({ "n": n }), None)
+            .unwrap()
+            .unwrap();
         d.patch("nums", &id, json!({ "m": n }), 1).unwrap().unwrap();
         let row = d.get("nums", &id).unwrap().unwrap();
         for field in ["n", "m"] {

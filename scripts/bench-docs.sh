@@ -17,6 +17,7 @@
 #   open                       examples/open_profile.rs: open time and index memory, 10k to 1M documents
 #   migrate                    examples/migrate_profile.rs: logstore migrate, 200k documents, SQLite to log and back
 #   node, node-floors          cd node && npm run bench -- --markdown (after npm run build)
+#   node-peers                 the same run: logstore beside better-sqlite3 and lmdb-js
 #   readme                     README's comparison, taken from node, rust-sync and rust-flush
 #   goals, node-goals          the goals against the blocks above
 #   run                        the commit, date and machine of the run

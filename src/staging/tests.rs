@@ -83,3 +83,12 @@ fn a_target_inside_the_source_is_refused() {
     assert!(refuse_inside(&dotted, &source).is_err());
     refuse_inside(&Place::Log(tmp.path().join("beside")), &source).expect("beside");
 }
+
+#[test]
+fn a_source_inside_the_targets_staging_area_is_refused() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = Place::Log(tmp.path().join("t"));
+    let leftover = Place::Log(tmp.path().join("t.partial").join("t"));
+    let err = refuse_inside(&target, &leftover).expect_err("the source would be removed");
+    assert!(err.to_string().contains("staging area"), "{err}");
+}

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -58,6 +59,66 @@ pub(super) fn parent_of(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// A staging area's lock: the marker file, held open with an exclusive
+/// `flock` by the run that made the area (or that removes it), for as
+/// long as it works in the area. Another run finding the area locked
+/// leaves it alone; a killed run's lock goes with its process.
+pub(super) enum MarkerLock {
+    /// Taken: this run may remove or finish the area.
+    Held(File),
+    /// Another running process holds it.
+    Busy,
+    /// The area has no marker (a run killed before writing one).
+    NoMarker,
+}
+
+/// Takes the lock of the area `area` (never through a link).
+pub(super) fn lock_marker(area: &Path) -> Result<MarkerLock> {
+    let marker = area.join(MARKER);
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&marker)
+    {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MarkerLock::NoMarker),
+        Err(e) => return Err(Error::io(format!("opening {}", marker.display()), e)),
+        Ok(file) => file,
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(MarkerLock::Held(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(MarkerLock::Busy),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", marker.display()), e))
+        }
+    }
+}
+
+/// True when `lock` is the lock of the marker now in `area` (the same
+/// file, not one another run put there after removing this run's area).
+pub(super) fn holds(area: &Path, lock: &File) -> bool {
+    match (fs::symlink_metadata(area.join(MARKER)), lock.metadata()) {
+        (Ok(now), Ok(held)) => now.dev() == held.dev() && now.ino() == held.ino(),
+        _ => false,
+    }
+}
+
+/// Writes the marker of the new area `area`, synced, locked from the
+/// moment it exists; returns the lock.
+pub(super) fn write_marker(area: &Path) -> Result<File> {
+    let path = area.join(MARKER);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_at("creating", &path))?;
+    file.try_lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), io::Error::other(e)))?;
+    file.write_all(MARKER_TEXT.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_at("writing", &path))?;
+    Ok(file)
 }
 
 /// Creates `path` with `text`, synced.

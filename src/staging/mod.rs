@@ -20,7 +20,10 @@
 //! removes it and starts over, as it does an empty area (a run killed
 //! between making the area and writing its marker); an area without the
 //! marker was not made here and is never touched: the run is refused,
-//! saying what to do.
+//! saying what to do. The run that makes an area holds an exclusive lock
+//! on its marker until the area is gone, so a second run for the same
+//! target refuses an area still in use instead of removing it, and a
+//! failed run removes only the areas whose marker it made.
 
 mod area;
 
@@ -29,8 +32,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use area::{
-    area_state, check_new, content_of, io_at, parent_of, remove_area, sync_dir, write_synced,
-    AreaState, COMPLETE, MARKER_TEXT,
+    area_state, check_new, content_of, holds, io_at, lock_marker, parent_of, remove_area, sync_dir,
+    write_marker, write_synced, AreaState, MarkerLock, COMPLETE,
 };
 pub use area::{staging_area, MARKER};
 
@@ -241,6 +244,8 @@ pub struct Staging {
     /// The staging area of each final path, in the order of
     /// [`Place::finals`].
     areas: Vec<PathBuf>,
+    /// The lock of each area made so far, held until the areas are gone.
+    locks: Vec<File>,
     store: Option<Built>,
     leftovers: Vec<Leftover>,
     done: bool,
@@ -285,14 +290,43 @@ impl Staging {
                 )));
             }
         }
+        // An area of ours is a leftover only once its lock is taken: a
+        // run still working in it holds the lock.
+        let mut taken = Vec::new();
+        for (area, final_path) in areas.iter().zip(&finals) {
+            if area_state(area)? != AreaState::Ours {
+                continue;
+            }
+            match lock_marker(area)? {
+                MarkerLock::Held(lock) => taken.push(lock),
+                MarkerLock::NoMarker => {}
+                MarkerLock::Busy => {
+                    return Err(Error::invalid(format!(
+                        "another run of logstore is building {} in {}, so it was left as it is; \
+                         wait for that run to end, then run again",
+                        final_path.display(),
+                        area.display()
+                    )))
+                }
+            }
+        }
         finish_interrupted_move(&place, &areas)?;
         let mut leftovers = Vec::new();
         for area in &areas {
-            if area_state(area)? == AreaState::Ours {
-                remove_area(area)?;
-                leftovers.push(Leftover::Removed(area.clone()));
+            if area_state(area)? != AreaState::Ours {
+                continue;
             }
+            if taken.iter().any(|lock| holds(area, lock)) {
+                remove_area(area)?;
+            } else {
+                // No marker when its lock was tried: an empty area (or one
+                // holding a marker begun since, which this refuses).
+                fs::remove_dir(area).map_err(io_at("removing", area))?;
+                sync_dir(parent_of(area))?;
+            }
+            leftovers.push(Leftover::Removed(area.clone()));
         }
+        drop(taken);
         match &place {
             Place::Log(dir) => check_new(dir, true, "")?,
             #[cfg(feature = "sqlite")]
@@ -312,6 +346,7 @@ impl Staging {
         let mut staging = Staging {
             place,
             areas,
+            locks: Vec::new(),
             store: None,
             leftovers,
             done: false,
@@ -320,7 +355,7 @@ impl Staging {
             let parent = parent_of(area);
             crate::io::create_dirs_durable(parent).map_err(io_at("creating", parent))?;
             fs::create_dir(area).map_err(io_at("creating", area))?;
-            write_synced(&area.join(MARKER), MARKER_TEXT)?;
+            staging.locks.push(write_marker(area)?);
             sync_dir(area)?;
             sync_dir(parent)?;
         }
@@ -498,8 +533,9 @@ impl Drop for Staging {
         }
         // Best effort: a failure leaves the areas for the next run, which
         // recognises them by their marker.
-        for area in &self.areas {
-            if area_state(area).ok() == Some(AreaState::Ours) {
+        // Only the areas this run made: another run may have replaced one.
+        for (area, lock) in self.areas.iter().zip(&self.locks) {
+            if holds(area, lock) {
                 let _ = remove_area(area);
             }
         }

@@ -38,7 +38,9 @@ fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
         .docs()
         .put("c", "1", serde_json::json!({"a": 1}), None)
         .expect("put");
-    // As a killed process leaves it: the area stays.
+    // As a killed process leaves it: the area stays, its lock released.
+    let mut first = first;
+    first.locks.clear();
     std::mem::forget(first);
     let area = tmp.path().join("log.partial");
     assert!(area.join(MARKER).is_file());
@@ -82,6 +84,29 @@ fn a_target_inside_the_source_is_refused() {
     let dotted = Place::Log(tmp.path().join("other").join("..").join("src").join("x"));
     assert!(refuse_inside(&dotted, &source).is_err());
     refuse_inside(&Place::Log(tmp.path().join("beside")), &source).expect("beside");
+}
+
+#[test]
+fn a_second_run_for_the_same_target_refuses_while_the_first_builds() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
+    first
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    let err = Staging::begin(Place::Log(target.clone()), Options::default())
+        .expect_err("the first run's area is in use");
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("another run")),
+        "{err}"
+    );
+    assert!(tmp.path().join("log.partial").join(MARKER).is_file());
+    first.finish().expect("the first run finishes");
+    let store = LogStore::open(&target, Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_some());
 }
 
 #[test]

@@ -75,6 +75,22 @@ impl Place {
         }
     }
 
+    /// The place with each path as its components spell it: a trailing
+    /// `/` or `/.` names the same path but cannot be renamed onto.
+    fn normalized(self) -> Place {
+        let clean = |p: PathBuf| p.components().collect::<PathBuf>();
+        match self {
+            Place::Log(dir) => Place::Log(clean(dir)),
+            #[cfg(feature = "sqlite")]
+            Place::Sqlite { db, blobs } => Place::Sqlite {
+                db: clean(db),
+                blobs: clean(blobs),
+            },
+            #[cfg(feature = "postgres")]
+            other @ Place::Postgres { .. } => other,
+        }
+    }
+
     /// The paths holding the store's data whose insides belong to it: a
     /// log store's directory, an SQLite store's blob folder and database.
     fn owned(&self) -> Vec<&Path> {
@@ -275,6 +291,7 @@ impl Staging {
     /// when a path has no final name; `Io`, `Sqlite` or the store's open
     /// errors.
     pub fn begin(place: Place, opts: Options) -> Result<Staging> {
+        let place = place.normalized();
         let finals: Vec<PathBuf> = place.finals().into_iter().map(Path::to_path_buf).collect();
         let areas = finals
             .iter()
@@ -466,10 +483,25 @@ impl Staging {
             write_synced(&last.join(COMPLETE), "complete\n")?;
             sync_dir(last)?;
         }
+        // Nothing may have been made at a final path since the run began:
+        // a rename would replace a file (an SQLite database) silently.
+        check_finals(&self.areas, &finals)?;
         // From here the store is whole: each rename puts one part in place.
         self.done = true;
         move_into_place(&self.areas, &finals)
     }
+}
+
+/// Refuses a final path that holds something now (other than an empty
+/// directory, or for a database a file without tables).
+fn check_finals(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
+    for (area, final_path) in areas.iter().zip(finals) {
+        let content = content_of(area, final_path)?;
+        if let Ok(meta) = fs::symlink_metadata(&content) {
+            check_new(final_path, meta.is_dir(), "")?;
+        }
+    }
+    Ok(())
 }
 
 /// Renames each area's content to its final path, the last one being the
@@ -515,6 +547,7 @@ fn finish_interrupted_move(place: &Place, areas: &[PathBuf]) -> Result<()> {
     if !interrupted {
         return Ok(());
     }
+    check_finals(areas, &finals)?;
     move_into_place(areas, &finals)?;
     Err(Error::invalid(format!(
         "an interrupted run had built the whole store and was moving it into place; \

@@ -117,3 +117,52 @@ fn a_source_inside_the_targets_staging_area_is_refused() {
     let err = refuse_inside(&target, &leftover).expect_err("the source would be removed");
     assert!(err.to_string().contains("staging area"), "{err}");
 }
+
+#[test]
+fn a_target_spelled_with_a_trailing_dot_is_built_and_moved_into_place() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let staging = Staging::begin(
+        Place::Log(tmp.path().join("t").join(".")),
+        Options::default(),
+    )
+    .expect("begin");
+    staging
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    staging.finish().expect("finish");
+    assert!(!tmp.path().join("t.partial").exists());
+    let store = LogStore::open(tmp.path().join("t"), Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_some());
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_store_made_at_the_target_during_the_build_is_not_replaced() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = tmp.path().join("s.db");
+    let blobs = tmp.path().join("blobs");
+    let place = Place::Sqlite {
+        db: db.clone(),
+        blobs: blobs.clone(),
+    };
+    let staging = Staging::begin(place, Options::default()).expect("begin");
+    // Someone makes a store at the target while the copy runs.
+    let theirs = crate::SqliteStore::open(&db, tmp.path().join("their-blobs"), Options::default())
+        .expect("open theirs");
+    theirs
+        .docs()
+        .put("mine", "1", serde_json::json!({"precious": true}), None)
+        .expect("put");
+    theirs.close().expect("close");
+    drop(theirs);
+    let err = staging.finish().expect_err("the target is no longer new");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let theirs = crate::SqliteStore::open(&db, tmp.path().join("their-blobs"), Options::default())
+        .expect("reopen theirs");
+    assert!(theirs.docs().get("mine", "1").expect("get").is_some());
+    assert!(!tmp.path().join("s.db.partial").exists());
+    assert!(!tmp.path().join("blobs.partial").exists());
+}

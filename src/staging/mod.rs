@@ -220,9 +220,10 @@ enum Built {
     Log(LogStore),
     #[cfg(feature = "sqlite")]
     Sqlite(crate::SqliteStore),
-    /// A store in a staging schema, and the schema it becomes.
+    /// A store in a staging schema, the schema it becomes, and the lock
+    /// held on the staging schema while it is built.
     #[cfg(feature = "postgres")]
-    Pg(crate::PgStore, String),
+    Pg(crate::PgStore, String, crate::pg::StagingLock),
 }
 
 impl Built {
@@ -232,7 +233,7 @@ impl Built {
             #[cfg(feature = "sqlite")]
             Built::Sqlite(s) => s,
             #[cfg(feature = "postgres")]
-            Built::Pg(s, _) => s,
+            Built::Pg(s, _, _) => s,
         }
     }
 
@@ -241,8 +242,9 @@ impl Built {
     fn discard(self) {
         match self {
             #[cfg(feature = "postgres")]
-            Built::Pg(s, _) => {
+            Built::Pg(s, _, lock) => {
                 let _ = s.drop_schema();
+                drop(lock);
             }
             other => {
                 let _ = other.transfer().close();
@@ -389,11 +391,11 @@ impl Staging {
             }
             #[cfg(feature = "postgres")]
             Place::Postgres { url } => {
-                let (store, target, dropped) = crate::PgStore::open_staging(url, opts)?;
+                let (store, target, dropped, lock) = crate::PgStore::open_staging(url, opts)?;
                 if let Some(schema) = dropped {
                     staging.leftovers.push(Leftover::DroppedSchema(schema));
                 }
-                Built::Pg(store, target)
+                Built::Pg(store, target, lock)
             }
         };
         staging.store = Some(built);
@@ -448,9 +450,11 @@ impl Staging {
             // One transaction: the schema is renamed whole, or not at all
             // (then the staging schema stays for the next run to drop).
             #[cfg(feature = "postgres")]
-            Built::Pg(store, target) => {
+            Built::Pg(store, target, lock) => {
                 self.done = true;
-                return store.promote(&target);
+                let promoted = store.promote(&target);
+                drop(lock);
+                return promoted;
             }
         }
         let finals: Vec<PathBuf> = self

@@ -166,3 +166,21 @@ fn a_store_made_at_the_target_during_the_build_is_not_replaced() {
     assert!(!tmp.path().join("s.db.partial").exists());
     assert!(!tmp.path().join("blobs.partial").exists());
 }
+
+#[test]
+fn a_marker_among_files_logstore_does_not_make_is_not_taken_for_a_leftover() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let area = tmp.path().join("log.partial");
+    fs::create_dir(&area).expect("mkdir");
+    fs::write(area.join(MARKER), area::MARKER_TEXT).expect("a copied marker");
+    fs::write(area.join("thesis.tex"), "mine").expect("write");
+    let err = Staging::begin(Place::Log(target.clone()), Options::default())
+        .expect_err("a user's directory holding a marker");
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("thesis.tex")),
+        "{err}"
+    );
+    assert_eq!(fs::read(area.join("thesis.tex")).expect("kept"), b"mine");
+    assert!(!target.exists());
+}

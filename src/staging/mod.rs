@@ -514,7 +514,7 @@ fn move_into_place(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
     for (area, final_path) in areas.iter().zip(finals) {
         let content = content_of(area, final_path)?;
         if fs::symlink_metadata(&content).is_ok() {
-            fs::rename(&content, final_path).map_err(|e| {
+            rename_new(&content, final_path).map_err(|e| {
                 Error::io(
                     format!(
                         "moving the finished store from {} to {}",
@@ -531,6 +531,21 @@ fn move_into_place(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
         remove_area(area)?;
     }
     Ok(())
+}
+
+/// Renames `from` to `to`; onto a missing `to` without replacing what
+/// appears there meanwhile (where the file system can refuse that).
+fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(to).is_ok() {
+        // An empty directory or database, checked by `check_finals`.
+        return fs::rename(from, to);
+    }
+    let cwd = rustix::fs::CWD;
+    match rustix::fs::renameat_with(cwd, from, cwd, to, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => fs::rename(from, to),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An SQLite store whose move into place stopped between its renames: the

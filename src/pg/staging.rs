@@ -26,7 +26,7 @@ use crate::{Error, Result};
 /// A run's hold on its staging schema: a connection of its own holding a
 /// session advisory lock, released when it is dropped or the process dies.
 pub(crate) struct StagingLock {
-    _session: Client,
+    _session: Box<Client>,
 }
 
 /// The table that marks a staging schema as made here.
@@ -169,7 +169,14 @@ impl PgStore {
         })?;
         let now = store.opts.clock.now_ms();
         store.with_conn(|conn| migrate(conn, &store.schema, now))?;
-        Ok((store, target, dropped, StagingLock { _session: held }))
+        Ok((
+            store,
+            target,
+            dropped,
+            StagingLock {
+                _session: Box::new(held),
+            },
+        ))
     }
 
     /// Renames this staging store's schema to `target` in one

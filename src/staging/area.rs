@@ -79,7 +79,7 @@ pub(super) fn lock_marker(area: &Path) -> Result<MarkerLock> {
     let marker = area.join(MARKER);
     let file = match fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
         .open(&marker)
     {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MarkerLock::NoMarker),

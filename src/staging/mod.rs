@@ -559,10 +559,11 @@ fn finish_interrupted_move(place: &Place, areas: &[PathBuf]) -> Result<()> {
     let finals: Vec<PathBuf> = place.finals().into_iter().map(Path::to_path_buf).collect();
     let (first, last) = (&areas[0], &areas[areas.len() - 1]);
     let interrupted = area_state(last)? == AreaState::Ours
-        && last.join(COMPLETE).is_file()
-        && content_of(last, &finals[finals.len() - 1])?.is_file()
+        && fs::symlink_metadata(last.join(COMPLETE)).is_ok_and(|m| m.is_file())
+        && fs::symlink_metadata(content_of(last, &finals[finals.len() - 1])?)
+            .is_ok_and(|m| m.is_file())
         && area_state(first)? == AreaState::Ours
-        && !content_of(first, &finals[0])?.exists();
+        && fs::symlink_metadata(content_of(first, &finals[0])?).is_err();
     if !interrupted {
         return Ok(());
     }

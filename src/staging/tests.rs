@@ -184,3 +184,32 @@ fn a_marker_among_files_logstore_does_not_make_is_not_taken_for_a_leftover() {
     assert_eq!(fs::read(area.join("thesis.tex")).expect("kept"), b"mine");
     assert!(!target.exists());
 }
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_link_in_a_complete_area_is_not_moved_into_place() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = tmp.path().join("s.db");
+    let blobs = tmp.path().join("blobs");
+    let theirs = tmp.path().join("theirs.db");
+    fs::write(&theirs, "someone's file").expect("write");
+    for area in ["s.db.partial", "blobs.partial"] {
+        let area = tmp.path().join(area);
+        fs::create_dir(&area).expect("mkdir");
+        fs::write(area.join(MARKER), area::MARKER_TEXT).expect("marker");
+    }
+    let db_area = tmp.path().join("s.db.partial");
+    fs::write(db_area.join(COMPLETE), "complete\n").expect("complete");
+    std::os::unix::fs::symlink(&theirs, db_area.join("s.db")).expect("link");
+    let place = Place::Sqlite {
+        db: db.clone(),
+        blobs: blobs.clone(),
+    };
+    let staging = Staging::begin(place, Options::default()).expect("a leftover, removed");
+    drop(staging);
+    assert!(
+        fs::symlink_metadata(&db).is_err(),
+        "the link was moved to {db:?}"
+    );
+    assert_eq!(fs::read(&theirs).expect("kept"), b"someone's file");
+}

@@ -481,7 +481,14 @@ fn build_new<T>(
         None => to.display().to_string(),
     };
     let nothing = || format!("nothing was made at {shown}");
-    let staging = logstore::Staging::begin(place, store::options()).with_context(nothing)?;
+    // A retry that finishes an interrupted run's move into place refuses
+    // with the store in place: then something was made.
+    let absent = std::fs::symlink_metadata(to).is_err();
+    let staging = match logstore::Staging::begin(place, store::options()) {
+        Ok(staging) => staging,
+        Err(e) if absent && std::fs::symlink_metadata(to).is_ok() => return Err(e.into()),
+        Err(e) => return Err(e).with_context(nothing),
+    };
     for leftover in staging.leftovers() {
         eprintln!("{leftover}");
     }

@@ -211,3 +211,40 @@ fn a_killed_migrate_leaves_no_target_or_a_whole_one_and_a_retry_succeeds() {
     }
     eprintln!("{runs} runs: {none} left no target (then retried), {whole} left a whole store");
 }
+
+/// A run killed between an SQLite store's two renames (the blob folder in
+/// place, the complete database still in its area): the retry finishes
+/// the move and says the store is in place, not that nothing was made.
+#[test]
+fn a_retry_after_a_kill_between_the_renames_says_the_store_is_in_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, log, original) = sources(tmp.path());
+    let dir = tmp.path().join("to");
+    std::fs::create_dir(&dir).unwrap();
+    let db = dir.join("store.db");
+    assert!(migrate(&log, &db).status.success());
+    // The marker a run writes, read from a staging area while it exists.
+    let probe = logstore::Staging::begin(
+        logstore::Place::Log(tmp.path().join("probe")),
+        Options::default(),
+    )
+    .unwrap();
+    let marker = std::fs::read(tmp.path().join("probe.partial").join(logstore::MARKER)).unwrap();
+    drop(probe);
+    let db_area = dir.join("store.db.partial");
+    let blob_area = dir.join("blobs.partial");
+    for area in [&db_area, &blob_area] {
+        std::fs::create_dir(area).unwrap();
+        std::fs::write(area.join(logstore::MARKER), &marker).unwrap();
+    }
+    std::fs::rename(&db, db_area.join("store.db")).unwrap();
+    std::fs::write(db_area.join("COMPLETE"), "complete\n").unwrap();
+
+    let out = migrate(&log, &db);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("holds that store"), "{err}");
+    assert!(!err.contains("nothing was made"), "{err}");
+    assert!(!db_area.exists() && !blob_area.exists());
+    assert_eq!(target_items(&db), Some(original));
+}

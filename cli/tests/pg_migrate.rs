@@ -252,3 +252,24 @@ fn a_staging_schema_is_used_only_when_logstore_made_it() {
         .drop_schema()
         .expect("drop");
 }
+
+#[test]
+fn a_second_run_leaves_a_staging_schema_in_use_alone() {
+    let Some(url) = server() else { return };
+    let to = schema_url(&url, "busy");
+    let place = || logstore::Place::Postgres { url: to.clone() };
+    let first = logstore::Staging::begin(place(), Options::default()).expect("first run");
+    first
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", json!({"a": 1}), None)
+        .expect("put");
+    let err = logstore::Staging::begin(place(), Options::default())
+        .expect_err("the first run's schema is in use");
+    assert!(err.to_string().contains("another run"), "{err}");
+    first.finish().expect("the first run finishes");
+    let store = PgStore::open(&to, Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_some());
+    store.drop_schema().expect("drop");
+}

@@ -39,6 +39,7 @@ mod documents;
 mod errors;
 mod leases;
 mod staging;
+pub(crate) use staging::StagingLock;
 mod transfer;
 
 use std::collections::HashMap;

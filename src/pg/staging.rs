@@ -9,9 +9,12 @@
 //! and left as it is. At the end one transaction drops `S` if it holds an
 //! empty store (as opening a URL leaves it), drops the marker and renames
 //! `S_partial` to `S`: the server shows either no store or the whole one.
+//! A run holds a session advisory lock on its staging schema, on a
+//! connection of its own, until it ends, so a second run for the same
+//! target refuses a staging schema still in use instead of dropping it.
 
 use parking_lot::RwLock;
-use postgres::Transaction;
+use postgres::{Client, NoTls, Transaction};
 
 use super::{
     build_pool, configure, lock_key, migrate, parse_url, schema_name, search_path, PgStore,
@@ -19,6 +22,12 @@ use super::{
 };
 use crate::options::Options;
 use crate::{Error, Result};
+
+/// A run's hold on its staging schema: a connection of its own holding a
+/// session advisory lock, released when it is dropped or the process dies.
+pub(crate) struct StagingLock {
+    _session: Box<Client>,
+}
 
 /// The table that marks a staging schema as made here.
 const MARKER_TABLE: &str = "logstore_staging";
@@ -92,11 +101,12 @@ impl PgStore {
     /// Opens a new store in the staging schema of the schema `url` names
     /// (its `options=-csearch_path=`, or `logstore`), which must be
     /// missing or an empty store. Returns the store, the target schema,
-    /// and the staging schema an interrupted run left if one was dropped.
+    /// the staging schema an interrupted run left if one was dropped, and
+    /// the lock to hold while the store is built.
     pub(crate) fn open_staging(
         url: &str,
         opts: Options,
-    ) -> Result<(PgStore, String, Option<String>)> {
+    ) -> Result<(PgStore, String, Option<String>, StagingLock)> {
         opts.validate()?;
         let mut config = parse_url(url)?;
         let target = config
@@ -107,6 +117,19 @@ impl PgStore {
         let staging = format!("{target}_partial");
         schema_name(&staging)?;
         configure(&mut config, &staging, &opts);
+        let mut held = config
+            .connect(NoTls)
+            .map_err(super::errors::connect_error)?;
+        let key = lock_key(&[b"staging", staging.as_bytes()]);
+        let locked: bool = held
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+            .get(0);
+        if !locked {
+            return Err(Error::invalid(format!(
+                "another run of logstore is building schema {target} in {staging}, so it was \
+                 left as it is; wait for that run to end, then run again"
+            )));
+        }
         let store = PgStore {
             pool: RwLock::new(Some(build_pool(&config))),
             config,
@@ -146,7 +169,14 @@ impl PgStore {
         })?;
         let now = store.opts.clock.now_ms();
         store.with_conn(|conn| migrate(conn, &store.schema, now))?;
-        Ok((store, target, dropped))
+        Ok((
+            store,
+            target,
+            dropped,
+            StagingLock {
+                _session: Box::new(held),
+            },
+        ))
     }
 
     /// Renames this staging store's schema to `target` in one

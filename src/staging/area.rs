@@ -2,7 +2,8 @@
 //! (synced) that make, recognise, fill and remove it.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -60,6 +61,66 @@ pub(super) fn parent_of(path: &Path) -> &Path {
     }
 }
 
+/// A staging area's lock: the marker file, held open with an exclusive
+/// `flock` by the run that made the area (or that removes it), for as
+/// long as it works in the area. Another run finding the area locked
+/// leaves it alone; a killed run's lock goes with its process.
+pub(super) enum MarkerLock {
+    /// Taken: this run may remove or finish the area.
+    Held(File),
+    /// Another running process holds it.
+    Busy,
+    /// The area has no marker (a run killed before writing one).
+    NoMarker,
+}
+
+/// Takes the lock of the area `area` (never through a link).
+pub(super) fn lock_marker(area: &Path) -> Result<MarkerLock> {
+    let marker = area.join(MARKER);
+    let file = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits().cast_signed())
+        .open(&marker)
+    {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MarkerLock::NoMarker),
+        Err(e) => return Err(Error::io(format!("opening {}", marker.display()), e)),
+        Ok(file) => file,
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(MarkerLock::Held(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(MarkerLock::Busy),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("locking {}", marker.display()), e))
+        }
+    }
+}
+
+/// True when `lock` is the lock of the marker now in `area` (the same
+/// file, not one another run put there after removing this run's area).
+pub(super) fn holds(area: &Path, lock: &File) -> bool {
+    match (fs::symlink_metadata(area.join(MARKER)), lock.metadata()) {
+        (Ok(now), Ok(held)) => now.dev() == held.dev() && now.ino() == held.ino(),
+        _ => false,
+    }
+}
+
+/// Writes the marker of the new area `area`, synced, locked from the
+/// moment it exists; returns the lock.
+pub(super) fn write_marker(area: &Path) -> Result<File> {
+    let path = area.join(MARKER);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io_at("creating", &path))?;
+    file.try_lock()
+        .map_err(|e| Error::io(format!("locking {}", path.display()), io::Error::other(e)))?;
+    file.write_all(MARKER_TEXT.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_at("writing", &path))?;
+    Ok(file)
+}
+
 /// Creates `path` with `text`, synced.
 pub(super) fn write_synced(path: &Path, text: &str) -> Result<()> {
     let mut file = fs::OpenOptions::new()
@@ -78,8 +139,8 @@ pub(super) enum AreaState {
     Missing,
     /// A directory holding the marker: made by a run of this module.
     Ours,
-    /// Anything else: never touched.
-    Foreign(&'static str),
+    /// Anything else, and why: never touched.
+    Foreign(String),
 }
 
 pub(super) fn area_state(area: &Path) -> Result<AreaState> {
@@ -89,10 +150,10 @@ pub(super) fn area_state(area: &Path) -> Result<AreaState> {
         Ok(meta) => meta,
     };
     if meta.file_type().is_symlink() {
-        return Ok(AreaState::Foreign("it is a symbolic link"));
+        return Ok(AreaState::Foreign("it is a symbolic link".into()));
     }
     if !meta.is_dir() {
-        return Ok(AreaState::Foreign("it is not a directory"));
+        return Ok(AreaState::Foreign("it is not a directory".into()));
     }
     let entries = fs::read_dir(area)
         .map_err(io_at("listing", area))?
@@ -107,21 +168,55 @@ pub(super) fn area_state(area: &Path) -> Result<AreaState> {
     let marker = area.join(MARKER);
     match fs::symlink_metadata(&marker) {
         Ok(m) if m.is_file() => {}
-        _ => return Ok(AreaState::Foreign("it has no LOGSTORE-STAGING marker")),
+        _ => {
+            return Ok(AreaState::Foreign(
+                "it has no LOGSTORE-STAGING marker".into(),
+            ))
+        }
     }
-    let text = fs::read(&marker).map_err(io_at("reading", &marker))?;
+    // No more than a marker holds: a planted file may be any size.
+    let mut text = Vec::new();
+    File::open(&marker)
+        .and_then(|f| f.take(MARKER_TEXT.len() as u64 + 1).read_to_end(&mut text))
+        .map_err(io_at("reading", &marker))?;
     // The whole marker; or, alone in the area, the start of one (a run
     // killed while writing it: nothing goes into an area before its
     // marker is whole and synced).
     let whole = text == MARKER_TEXT.as_bytes();
     let started = entries.len() == 1 && MARKER_TEXT.as_bytes().starts_with(&text);
-    if whole || started {
-        Ok(AreaState::Ours)
-    } else {
-        Ok(AreaState::Foreign(
-            "its LOGSTORE-STAGING file is not logstore's marker",
-        ))
+    if !(whole || started) {
+        return Ok(AreaState::Foreign(
+            "its LOGSTORE-STAGING file is not logstore's marker".into(),
+        ));
     }
+    // A run puts nothing else there: a marker among other files (copied
+    // into a directory of one's own) does not make them a leftover.
+    if let Some(other) = entries.iter().find(|e| !made_in(area, e)) {
+        return Ok(AreaState::Foreign(format!(
+            "it holds {}, which logstore does not put there",
+            other.to_string_lossy()
+        )));
+    }
+    Ok(AreaState::Ours)
+}
+
+/// True when `entry` is a name a run puts in `area`: the marker, the
+/// completion mark, and the store under its final name (with an SQLite
+/// database's journal files beside it).
+fn made_in(area: &Path, entry: &std::ffi::OsStr) -> bool {
+    if entry == MARKER || entry == COMPLETE {
+        return true;
+    }
+    let Some(name) = area
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(SUFFIX))
+    else {
+        return false;
+    };
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .any(|tail| entry.to_str() == Some(&format!("{name}{tail}")))
 }
 
 /// The content of `final_path` inside its area.

@@ -20,7 +20,10 @@
 //! removes it and starts over, as it does an empty area (a run killed
 //! between making the area and writing its marker); an area without the
 //! marker was not made here and is never touched: the run is refused,
-//! saying what to do.
+//! saying what to do. The run that makes an area holds an exclusive lock
+//! on its marker until the area is gone, so a second run for the same
+//! target refuses an area still in use instead of removing it, and a
+//! failed run removes only the areas whose marker it made.
 
 mod area;
 
@@ -29,8 +32,8 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use area::{
-    area_state, check_new, content_of, io_at, parent_of, remove_area, sync_dir, write_synced,
-    AreaState, COMPLETE, MARKER_TEXT,
+    area_state, check_new, content_of, holds, io_at, lock_marker, parent_of, remove_area, sync_dir,
+    write_marker, write_synced, AreaState, MarkerLock, COMPLETE,
 };
 pub use area::{staging_area, MARKER};
 
@@ -69,6 +72,22 @@ impl Place {
             Place::Sqlite { db, blobs } => vec![blobs, db],
             #[cfg(feature = "postgres")]
             Place::Postgres { .. } => vec![],
+        }
+    }
+
+    /// The place with each path as its components spell it: a trailing
+    /// `/` or `/.` names the same path but cannot be renamed onto.
+    fn normalized(self) -> Place {
+        let clean = |p: PathBuf| p.components().collect::<PathBuf>();
+        match self {
+            Place::Log(dir) => Place::Log(clean(dir)),
+            #[cfg(feature = "sqlite")]
+            Place::Sqlite { db, blobs } => Place::Sqlite {
+                db: clean(db),
+                blobs: clean(blobs),
+            },
+            #[cfg(feature = "postgres")]
+            other @ Place::Postgres { .. } => other,
         }
     }
 
@@ -123,7 +142,8 @@ fn resolved(path: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses a target whose paths (or staging areas) lie inside the
-/// source's: its directory, or an SQLite source's blob folder or database.
+/// source's: its directory, or an SQLite source's blob folder or database;
+/// and a source inside one of the target's staging areas.
 ///
 /// # Errors
 /// `InvalidInput` naming both paths; `Io` reading the working directory.
@@ -146,6 +166,20 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
     }
     for theirs in source.owned() {
         let theirs_at = resolved(theirs)?;
+        // A run removes a leftover area first: a source inside one (an
+        // interrupted run's store, copied out) would go with it.
+        for path in target.finals() {
+            let area = staging_area(path)?;
+            if theirs_at.starts_with(resolved(&area)?) {
+                return Err(Error::invalid(format!(
+                    "the source's {} lies inside {}, the staging area of {}, which the copy \
+                     removes first; move the source out of it",
+                    theirs.display(),
+                    area.display(),
+                    path.display()
+                )));
+            }
+        }
         for (path, at) in &mine {
             if at.starts_with(&theirs_at) {
                 return Err(Error::invalid(format!(
@@ -186,9 +220,10 @@ enum Built {
     Log(LogStore),
     #[cfg(feature = "sqlite")]
     Sqlite(crate::SqliteStore),
-    /// A store in a staging schema, and the schema it becomes.
+    /// A store in a staging schema, the schema it becomes, and the lock
+    /// held on the staging schema while it is built.
     #[cfg(feature = "postgres")]
-    Pg(crate::PgStore, String),
+    Pg(crate::PgStore, String, crate::pg::StagingLock),
 }
 
 impl Built {
@@ -198,7 +233,7 @@ impl Built {
             #[cfg(feature = "sqlite")]
             Built::Sqlite(s) => s,
             #[cfg(feature = "postgres")]
-            Built::Pg(s, _) => s,
+            Built::Pg(s, _, _) => s,
         }
     }
 
@@ -207,8 +242,9 @@ impl Built {
     fn discard(self) {
         match self {
             #[cfg(feature = "postgres")]
-            Built::Pg(s, _) => {
+            Built::Pg(s, _, lock) => {
                 let _ = s.drop_schema();
+                drop(lock);
             }
             other => {
                 let _ = other.transfer().close();
@@ -226,6 +262,8 @@ pub struct Staging {
     /// The staging area of each final path, in the order of
     /// [`Place::finals`].
     areas: Vec<PathBuf>,
+    /// The lock of each area made so far, held until the areas are gone.
+    locks: Vec<File>,
     store: Option<Built>,
     leftovers: Vec<Leftover>,
     done: bool,
@@ -255,6 +293,7 @@ impl Staging {
     /// when a path has no final name; `Io`, `Sqlite` or the store's open
     /// errors.
     pub fn begin(place: Place, opts: Options) -> Result<Staging> {
+        let place = place.normalized();
         let finals: Vec<PathBuf> = place.finals().into_iter().map(Path::to_path_buf).collect();
         let areas = finals
             .iter()
@@ -270,14 +309,43 @@ impl Staging {
                 )));
             }
         }
+        // An area of ours is a leftover only once its lock is taken: a
+        // run still working in it holds the lock.
+        let mut taken = Vec::new();
+        for (area, final_path) in areas.iter().zip(&finals) {
+            if area_state(area)? != AreaState::Ours {
+                continue;
+            }
+            match lock_marker(area)? {
+                MarkerLock::Held(lock) => taken.push(lock),
+                MarkerLock::NoMarker => {}
+                MarkerLock::Busy => {
+                    return Err(Error::invalid(format!(
+                        "another run of logstore is building {} in {}, so it was left as it is; \
+                         wait for that run to end, then run again",
+                        final_path.display(),
+                        area.display()
+                    )))
+                }
+            }
+        }
         finish_interrupted_move(&place, &areas)?;
         let mut leftovers = Vec::new();
         for area in &areas {
-            if area_state(area)? == AreaState::Ours {
-                remove_area(area)?;
-                leftovers.push(Leftover::Removed(area.clone()));
+            if area_state(area)? != AreaState::Ours {
+                continue;
             }
+            if taken.iter().any(|lock| holds(area, lock)) {
+                remove_area(area)?;
+            } else {
+                // No marker when its lock was tried: an empty area (or one
+                // holding a marker begun since, which this refuses).
+                fs::remove_dir(area).map_err(io_at("removing", area))?;
+                sync_dir(parent_of(area))?;
+            }
+            leftovers.push(Leftover::Removed(area.clone()));
         }
+        drop(taken);
         match &place {
             Place::Log(dir) => check_new(dir, true, "")?,
             #[cfg(feature = "sqlite")]
@@ -297,6 +365,7 @@ impl Staging {
         let mut staging = Staging {
             place,
             areas,
+            locks: Vec::new(),
             store: None,
             leftovers,
             done: false,
@@ -305,7 +374,7 @@ impl Staging {
             let parent = parent_of(area);
             crate::io::create_dirs_durable(parent).map_err(io_at("creating", parent))?;
             fs::create_dir(area).map_err(io_at("creating", area))?;
-            write_synced(&area.join(MARKER), MARKER_TEXT)?;
+            staging.locks.push(write_marker(area)?);
             sync_dir(area)?;
             sync_dir(parent)?;
         }
@@ -322,11 +391,11 @@ impl Staging {
             }
             #[cfg(feature = "postgres")]
             Place::Postgres { url } => {
-                let (store, target, dropped) = crate::PgStore::open_staging(url, opts)?;
+                let (store, target, dropped, lock) = crate::PgStore::open_staging(url, opts)?;
                 if let Some(schema) = dropped {
                     staging.leftovers.push(Leftover::DroppedSchema(schema));
                 }
-                Built::Pg(store, target)
+                Built::Pg(store, target, lock)
             }
         };
         staging.store = Some(built);
@@ -381,9 +450,11 @@ impl Staging {
             // One transaction: the schema is renamed whole, or not at all
             // (then the staging schema stays for the next run to drop).
             #[cfg(feature = "postgres")]
-            Built::Pg(store, target) => {
+            Built::Pg(store, target, lock) => {
                 self.done = true;
-                return store.promote(&target);
+                let promoted = store.promote(&target);
+                drop(lock);
+                return promoted;
             }
         }
         let finals: Vec<PathBuf> = self
@@ -416,10 +487,25 @@ impl Staging {
             write_synced(&last.join(COMPLETE), "complete\n")?;
             sync_dir(last)?;
         }
+        // Nothing may have been made at a final path since the run began:
+        // a rename would replace a file (an SQLite database) silently.
+        check_finals(&self.areas, &finals)?;
         // From here the store is whole: each rename puts one part in place.
         self.done = true;
         move_into_place(&self.areas, &finals)
     }
+}
+
+/// Refuses a final path that holds something now (other than an empty
+/// directory, or for a database a file without tables).
+fn check_finals(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
+    for (area, final_path) in areas.iter().zip(finals) {
+        let content = content_of(area, final_path)?;
+        if let Ok(meta) = fs::symlink_metadata(&content) {
+            check_new(final_path, meta.is_dir(), "")?;
+        }
+    }
+    Ok(())
 }
 
 /// Renames each area's content to its final path, the last one being the
@@ -428,7 +514,7 @@ fn move_into_place(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
     for (area, final_path) in areas.iter().zip(finals) {
         let content = content_of(area, final_path)?;
         if fs::symlink_metadata(&content).is_ok() {
-            fs::rename(&content, final_path).map_err(|e| {
+            rename_new(&content, final_path).map_err(|e| {
                 Error::io(
                     format!(
                         "moving the finished store from {} to {}",
@@ -447,6 +533,21 @@ fn move_into_place(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Renames `from` to `to`; onto a missing `to` without replacing what
+/// appears there meanwhile (where the file system can refuse that).
+fn rename_new(from: &Path, to: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(to).is_ok() {
+        // An empty directory or database, checked by `check_finals`.
+        return fs::rename(from, to);
+    }
+    let cwd = rustix::fs::CWD;
+    match rustix::fs::renameat_with(cwd, from, cwd, to, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => fs::rename(from, to),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// An SQLite store whose move into place stopped between its renames: the
 /// database's area is complete and still holds the database, and the blob
 /// folder's area no longer holds the folder. The move is finished, and the
@@ -458,13 +559,15 @@ fn finish_interrupted_move(place: &Place, areas: &[PathBuf]) -> Result<()> {
     let finals: Vec<PathBuf> = place.finals().into_iter().map(Path::to_path_buf).collect();
     let (first, last) = (&areas[0], &areas[areas.len() - 1]);
     let interrupted = area_state(last)? == AreaState::Ours
-        && last.join(COMPLETE).is_file()
-        && content_of(last, &finals[finals.len() - 1])?.is_file()
+        && fs::symlink_metadata(last.join(COMPLETE)).is_ok_and(|m| m.is_file())
+        && fs::symlink_metadata(content_of(last, &finals[finals.len() - 1])?)
+            .is_ok_and(|m| m.is_file())
         && area_state(first)? == AreaState::Ours
-        && !content_of(first, &finals[0])?.exists();
+        && fs::symlink_metadata(content_of(first, &finals[0])?).is_err();
     if !interrupted {
         return Ok(());
     }
+    check_finals(areas, &finals)?;
     move_into_place(areas, &finals)?;
     Err(Error::invalid(format!(
         "an interrupted run had built the whole store and was moving it into place; \
@@ -483,8 +586,9 @@ impl Drop for Staging {
         }
         // Best effort: a failure leaves the areas for the next run, which
         // recognises them by their marker.
-        for area in &self.areas {
-            if area_state(area).ok() == Some(AreaState::Ours) {
+        // Only the areas this run made: another run may have replaced one.
+        for (area, lock) in self.areas.iter().zip(&self.locks) {
+            if holds(area, lock) {
                 let _ = remove_area(area);
             }
         }

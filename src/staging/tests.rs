@@ -38,7 +38,9 @@ fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
         .docs()
         .put("c", "1", serde_json::json!({"a": 1}), None)
         .expect("put");
-    // As a killed process leaves it: the area stays.
+    // As a killed process leaves it: the area stays, its lock released.
+    let mut first = first;
+    first.locks.clear();
     std::mem::forget(first);
     let area = tmp.path().join("log.partial");
     assert!(area.join(MARKER).is_file());
@@ -82,4 +84,132 @@ fn a_target_inside_the_source_is_refused() {
     let dotted = Place::Log(tmp.path().join("other").join("..").join("src").join("x"));
     assert!(refuse_inside(&dotted, &source).is_err());
     refuse_inside(&Place::Log(tmp.path().join("beside")), &source).expect("beside");
+}
+
+#[test]
+fn a_second_run_for_the_same_target_refuses_while_the_first_builds() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
+    first
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    let err = Staging::begin(Place::Log(target.clone()), Options::default())
+        .expect_err("the first run's area is in use");
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("another run")),
+        "{err}"
+    );
+    assert!(tmp.path().join("log.partial").join(MARKER).is_file());
+    first.finish().expect("the first run finishes");
+    let store = LogStore::open(&target, Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_some());
+}
+
+#[test]
+fn a_source_inside_the_targets_staging_area_is_refused() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = Place::Log(tmp.path().join("t"));
+    let leftover = Place::Log(tmp.path().join("t.partial").join("t"));
+    let err = refuse_inside(&target, &leftover).expect_err("the source would be removed");
+    assert!(err.to_string().contains("staging area"), "{err}");
+}
+
+#[test]
+fn a_target_spelled_with_a_trailing_dot_is_built_and_moved_into_place() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let staging = Staging::begin(
+        Place::Log(tmp.path().join("t").join(".")),
+        Options::default(),
+    )
+    .expect("begin");
+    staging
+        .store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    staging.finish().expect("finish");
+    assert!(!tmp.path().join("t.partial").exists());
+    let store = LogStore::open(tmp.path().join("t"), Options::default()).expect("open");
+    assert!(store.docs().get("c", "1").expect("get").is_some());
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_store_made_at_the_target_during_the_build_is_not_replaced() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = tmp.path().join("s.db");
+    let blobs = tmp.path().join("blobs");
+    let place = Place::Sqlite {
+        db: db.clone(),
+        blobs: blobs.clone(),
+    };
+    let staging = Staging::begin(place, Options::default()).expect("begin");
+    // Someone makes a store at the target while the copy runs.
+    let theirs = crate::SqliteStore::open(&db, tmp.path().join("their-blobs"), Options::default())
+        .expect("open theirs");
+    theirs
+        .docs()
+        .put("mine", "1", serde_json::json!({"precious": true}), None)
+        .expect("put");
+    theirs.close().expect("close");
+    drop(theirs);
+    let err = staging.finish().expect_err("the target is no longer new");
+    assert!(err.to_string().contains("not empty"), "{err}");
+    let theirs = crate::SqliteStore::open(&db, tmp.path().join("their-blobs"), Options::default())
+        .expect("reopen theirs");
+    assert!(theirs.docs().get("mine", "1").expect("get").is_some());
+    assert!(!tmp.path().join("s.db.partial").exists());
+    assert!(!tmp.path().join("blobs.partial").exists());
+}
+
+#[test]
+fn a_marker_among_files_logstore_does_not_make_is_not_taken_for_a_leftover() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let target = tmp.path().join("log");
+    let area = tmp.path().join("log.partial");
+    fs::create_dir(&area).expect("mkdir");
+    fs::write(area.join(MARKER), area::MARKER_TEXT).expect("a copied marker");
+    fs::write(area.join("thesis.tex"), "mine").expect("write");
+    let err = Staging::begin(Place::Log(target.clone()), Options::default())
+        .expect_err("a user's directory holding a marker");
+    assert!(
+        matches!(&err, Error::InvalidInput(m) if m.contains("thesis.tex")),
+        "{err}"
+    );
+    assert_eq!(fs::read(area.join("thesis.tex")).expect("kept"), b"mine");
+    assert!(!target.exists());
+}
+
+#[cfg(feature = "sqlite")]
+#[test]
+fn a_link_in_a_complete_area_is_not_moved_into_place() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let db = tmp.path().join("s.db");
+    let blobs = tmp.path().join("blobs");
+    let theirs = tmp.path().join("theirs.db");
+    fs::write(&theirs, "someone's file").expect("write");
+    for area in ["s.db.partial", "blobs.partial"] {
+        let area = tmp.path().join(area);
+        fs::create_dir(&area).expect("mkdir");
+        fs::write(area.join(MARKER), area::MARKER_TEXT).expect("marker");
+    }
+    let db_area = tmp.path().join("s.db.partial");
+    fs::write(db_area.join(COMPLETE), "complete\n").expect("complete");
+    std::os::unix::fs::symlink(&theirs, db_area.join("s.db")).expect("link");
+    let place = Place::Sqlite {
+        db: db.clone(),
+        blobs: blobs.clone(),
+    };
+    let staging = Staging::begin(place, Options::default()).expect("a leftover, removed");
+    drop(staging);
+    assert!(
+        fs::symlink_metadata(&db).is_err(),
+        "the link was moved to {db:?}"
+    );
+    assert_eq!(fs::read(&theirs).expect("kept"), b"someone's file");
 }

@@ -185,6 +185,33 @@ pub(crate) fn in_runs(
     Ok(())
 }
 
+/// A document or lease row of a run, checked for a driver's columns
+/// before its transaction begins.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) enum Checked<'a, D> {
+    /// A document, as the driver encodes it.
+    Doc(D),
+    /// A lease row and its version as the driver stores it.
+    Lease(&'a LeaseRow, i64),
+}
+
+/// The documents and leases of `run` (a run [`in_runs`] hands out), each
+/// checked by the driver's `doc` and `lease` before anything is written.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn check_run<'a, D>(
+    run: &'a [Row],
+    doc: impl Fn(&'a Document) -> Result<D>,
+    lease: impl Fn(&LeaseRow) -> Result<i64>,
+) -> Result<Vec<Checked<'a, D>>> {
+    run.iter()
+        .filter_map(|row| match row {
+            Row::Document(d) => Some(doc(d).map(Checked::Doc)),
+            Row::Lease(l) => Some(lease(l).map(|v| Checked::Lease(l, v))),
+            Row::Collection { .. } => None,
+        })
+        .collect()
+}
+
 /// Rows a chunk holds at most.
 const CHUNK_ROWS: usize = 1_000;
 /// About how many bytes of documents a chunk holds at most.

@@ -8,7 +8,7 @@ use super::documents::{locked_indexes, write_index_rows};
 use super::leases::{read_row, LEASE_COLUMNS};
 use super::{text_column, PgStore, Session, Sql};
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow};
-use crate::transfer::{in_runs, Row, Transfer};
+use crate::transfer::{check_run, in_runs, Checked, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
 
@@ -194,22 +194,8 @@ impl Transfer for PgStore {
             rows,
             |name, indexes, created_at| self.import_collection(name, indexes, created_at),
             |run| {
-                enum Checked<'a> {
-                    Doc(DocRow<'a>),
-                    Lease(&'a LeaseRow, i64),
-                }
-                let checked = run
-                    .iter()
-                    .filter_map(|row| match row {
-                        Row::Document(doc) => {
-                            Some(DocRow::of(doc, self.opts.max_document_bytes).map(Checked::Doc))
-                        }
-                        Row::Lease(lease) => {
-                            Some(lease_version(lease).map(|v| Checked::Lease(lease, v)))
-                        }
-                        Row::Collection { .. } => None,
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let max = self.opts.max_document_bytes;
+                let checked = check_run(run, |doc| DocRow::of(doc, max), lease_version)?;
                 self.with_tx(|s| {
                     let mut indexes = HashMap::new();
                     for row in &checked {

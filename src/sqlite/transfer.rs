@@ -10,7 +10,7 @@ use super::{collection_indexes, insert_index_rows, SqliteStore};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::io::Vfs;
-use crate::transfer::{in_runs, Row, Transfer};
+use crate::transfer::{check_run, in_runs, Checked, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
 
@@ -199,22 +199,8 @@ impl Transfer for SqliteStore {
             rows,
             |name, indexes, created_at| self.import_collection(name, indexes, created_at),
             |run| {
-                enum Checked<'a> {
-                    Doc(DocRow<'a>),
-                    Lease(&'a LeaseRow, i64),
-                }
-                let checked = run
-                    .iter()
-                    .filter_map(|row| match row {
-                        Row::Document(doc) => {
-                            Some(DocRow::of(doc, self.opts.max_document_bytes).map(Checked::Doc))
-                        }
-                        Row::Lease(lease) => {
-                            Some(lease_version(lease).map(|v| Checked::Lease(lease, v)))
-                        }
-                        Row::Collection { .. } => None,
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let max = self.opts.max_document_bytes;
+                let checked = check_run(run, |doc| DocRow::of(doc, max), lease_version)?;
                 self.with_conn(|conn| {
                     let tx = conn.transaction()?;
                     let mut indexes = HashMap::new();

@@ -64,7 +64,9 @@ pub enum Place {
 }
 
 impl Place {
-    /// The final paths, in the order they are moved into place.
+    /// The final paths, in the order they are moved into place: the paths
+    /// holding the store's data, whose insides belong to it (a log store's
+    /// directory; an SQLite store's blob folder, then its database).
     fn finals(&self) -> Vec<&Path> {
         match self {
             Place::Log(dir) => vec![dir],
@@ -88,18 +90,6 @@ impl Place {
             },
             #[cfg(feature = "postgres")]
             other @ Place::Postgres { .. } => other,
-        }
-    }
-
-    /// The paths holding the store's data whose insides belong to it: a
-    /// log store's directory, an SQLite store's blob folder and database.
-    fn owned(&self) -> Vec<&Path> {
-        match self {
-            Place::Log(dir) => vec![dir],
-            #[cfg(feature = "sqlite")]
-            Place::Sqlite { db, blobs } => vec![blobs, db],
-            #[cfg(feature = "postgres")]
-            Place::Postgres { .. } => vec![],
         }
     }
 }
@@ -156,7 +146,7 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
         mine.push((path, at));
     }
     // The store's own path (a directory, or an SQLite file) is the last of each.
-    if let (Some(&to), Some(&from)) = (target.finals().last(), source.owned().last()) {
+    if let (Some(&to), Some(&from)) = (target.finals().last(), source.finals().last()) {
         if resolved(to)? == resolved(from)? {
             return Err(Error::invalid(format!(
                 "the source and the target are the same path ({})",
@@ -164,7 +154,7 @@ pub fn refuse_inside(target: &Place, source: &Place) -> Result<()> {
             )));
         }
     }
-    for theirs in source.owned() {
+    for theirs in source.finals() {
         let theirs_at = resolved(theirs)?;
         // A run removes a leftover area first: a source inside one (an
         // interrupted run's store, copied out) would go with it.

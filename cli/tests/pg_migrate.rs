@@ -161,8 +161,8 @@ fn migrate_moves_stores_to_postgres_and_back_losslessly() {
 
 /// A `store_blobs` row whose size a foreign writer set to 2^62, or to a
 /// negative number: `dump` and `migrate` report the damaged row as
-/// corruption and exit 1, never allocate the recorded size (which aborted
-/// the process).
+/// corruption and exit 1, and never allocate the recorded size (an
+/// allocation that large aborts the process).
 #[test]
 fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
     let Some(url) = server() else { return };

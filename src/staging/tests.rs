@@ -2,6 +2,17 @@
 
 use super::*;
 
+/// A run building a log store for `target`, one document in so far.
+fn building(target: &Path) -> Staging {
+    let run = Staging::begin(Place::Log(target.to_path_buf()), Options::default()).expect("first");
+    run.store()
+        .expect("store")
+        .docs()
+        .put("c", "1", serde_json::json!({"a": 1}), None)
+        .expect("put");
+    run
+}
+
 #[test]
 fn a_staging_area_without_the_marker_is_refused_and_left_as_it_was() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -31,13 +42,7 @@ fn a_staging_area_without_the_marker_is_refused_and_left_as_it_was() {
 fn an_area_left_by_an_interrupted_run_is_removed_and_the_store_built() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let target = tmp.path().join("log");
-    let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
-    first
-        .store()
-        .expect("store")
-        .docs()
-        .put("c", "1", serde_json::json!({"a": 1}), None)
-        .expect("put");
+    let first = building(&target);
     // As a killed process leaves it: the area stays, its lock released.
     let mut first = first;
     first.locks.clear();
@@ -90,13 +95,7 @@ fn a_target_inside_the_source_is_refused() {
 fn a_second_run_for_the_same_target_refuses_while_the_first_builds() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let target = tmp.path().join("log");
-    let first = Staging::begin(Place::Log(target.clone()), Options::default()).expect("first");
-    first
-        .store()
-        .expect("store")
-        .docs()
-        .put("c", "1", serde_json::json!({"a": 1}), None)
-        .expect("put");
+    let first = building(&target);
     let err = Staging::begin(Place::Log(target.clone()), Options::default())
         .expect_err("the first run's area is in use");
     assert!(

@@ -181,9 +181,16 @@ pub(super) fn area_state(area: &Path) -> Result<AreaState> {
         .map_err(io_at("reading", &marker))?;
     // The whole marker; or, alone in the area, the start of one (a run
     // killed while writing it: nothing goes into an area before its
-    // marker is whole and synced).
+    // marker is whole and synced). A power loss before the marker's sync
+    // may leave its written length with any sector still zeros, so a byte
+    // of a lone marker is its text's byte or zero.
     let whole = text == MARKER_TEXT.as_bytes();
-    let started = entries.len() == 1 && MARKER_TEXT.as_bytes().starts_with(&text);
+    let started = entries.len() == 1
+        && text.len() <= MARKER_TEXT.len()
+        && text
+            .iter()
+            .zip(MARKER_TEXT.as_bytes())
+            .all(|(&got, &want)| got == want || got == 0);
     if !(whole || started) {
         return Ok(AreaState::Foreign(
             "its LOGSTORE-STAGING file is not logstore's marker".into(),

@@ -181,9 +181,16 @@ pub(super) fn area_state(area: &Path) -> Result<AreaState> {
         .map_err(io_at("reading", &marker))?;
     // The whole marker; or, alone in the area, the start of one (a run
     // killed while writing it: nothing goes into an area before its
-    // marker is whole and synced).
+    // marker is whole and synced). A power loss before the marker's sync
+    // may leave its written length with any sector still zeros, so a byte
+    // of a lone marker is its text's byte or zero.
     let whole = text == MARKER_TEXT.as_bytes();
-    let started = entries.len() == 1 && MARKER_TEXT.as_bytes().starts_with(&text);
+    let started = entries.len() == 1
+        && text.len() <= MARKER_TEXT.len()
+        && text
+            .iter()
+            .zip(MARKER_TEXT.as_bytes())
+            .all(|(&got, &want)| got == want || got == 0);
     if !(whole || started) {
         return Ok(AreaState::Foreign(
             "its LOGSTORE-STAGING file is not logstore's marker".into(),
@@ -228,10 +235,40 @@ pub(super) fn content_of(area: &Path, final_path: &Path) -> Result<PathBuf> {
 }
 
 /// Removes an area of ours and syncs its parent.
+///
+/// The marker goes last, after the removal of everything else is synced:
+/// an area cut short (a kill, or a power loss keeping some unsynced
+/// removes and not others) still holds its marker, so the next run takes
+/// it for a leftover instead of refusing it as foreign.
 pub(super) fn remove_area(area: &Path) -> Result<()> {
-    // `remove_dir_all` does not follow links: a link planted inside is
-    // removed, never what it points at.
-    fs::remove_dir_all(area).map_err(io_at("removing", area))?;
+    let entries = fs::read_dir(area)
+        .map_err(io_at("listing", area))?
+        .collect::<io::Result<Vec<_>>>()
+        .map_err(io_at("listing", area))?;
+    for entry in entries {
+        if entry.file_name() == MARKER {
+            continue;
+        }
+        let path = entry.path();
+        // Never through a link: a link planted inside is removed, never
+        // what it points at (`remove_dir_all` does not follow links).
+        let is_dir = entry.file_type().map_err(io_at("reading", &path))?.is_dir();
+        if is_dir {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        }
+        .map_err(io_at("removing", &path))?;
+    }
+    sync_dir(area)?;
+    let marker = area.join(MARKER);
+    match fs::remove_file(&marker) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("removing {}", marker.display()), e))
+        }
+        _ => {}
+    }
+    fs::remove_dir(area).map_err(io_at("removing", area))?;
     sync_dir(parent_of(area))
 }
 

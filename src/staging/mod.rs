@@ -514,7 +514,13 @@ fn move_into_place(areas: &[PathBuf], finals: &[PathBuf]) -> Result<()> {
                     e,
                 )
             })?;
+            // A rename across directories is a create in the final path's
+            // parent and a remove in the area: the create is made durable
+            // first (losing it would lose the part), then the remove, so a
+            // crash cannot leave the area naming the part as well (the
+            // next run would remove the area, and the part with it).
             sync_dir(parent_of(final_path))?;
+            sync_dir(area)?;
         }
     }
     for area in areas {
@@ -553,7 +559,11 @@ fn finish_interrupted_move(place: &Place, areas: &[PathBuf]) -> Result<()> {
         && fs::symlink_metadata(content_of(last, &finals[finals.len() - 1])?)
             .is_ok_and(|m| m.is_file())
         && area_state(first)? == AreaState::Ours
-        && fs::symlink_metadata(content_of(first, &finals[0])?).is_err();
+        && fs::symlink_metadata(content_of(first, &finals[0])?).is_err()
+        // The folder's rename reached its final path: a power loss before
+        // the parent's sync may keep the remove from the area and lose
+        // the create, and the folder with it (then the run starts over).
+        && fs::symlink_metadata(&finals[0]).is_ok_and(|m| m.is_dir());
     if !interrupted {
         return Ok(());
     }

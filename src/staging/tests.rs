@@ -212,3 +212,35 @@ fn a_link_in_a_complete_area_is_not_moved_into_place() {
     );
     assert_eq!(fs::read(&theirs).expect("kept"), b"someone's file");
 }
+
+#[test]
+fn an_area_whose_marker_lost_its_unsynced_bytes_is_a_leftover() {
+    // A power loss between writing the marker and its sync may leave the
+    // marker at its written length holding zeros, or a prefix of its text.
+    for text in [
+        vec![0u8; area::MARKER_TEXT.len()],
+        area::MARKER_TEXT.as_bytes()[..10].to_vec(),
+    ] {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let target = tmp.path().join("log");
+        let area = tmp.path().join("log.partial");
+        fs::create_dir(&area).expect("mkdir");
+        fs::write(area.join(MARKER), &text).expect("write");
+        let staging =
+            Staging::begin(Place::Log(target.clone()), Options::default()).expect("a leftover");
+        assert_eq!(staging.leftovers(), &[Leftover::Removed(area.clone())]);
+        staging.finish().expect("finish");
+        assert!(LogStore::open(&target, Options::default()).is_ok());
+    }
+
+    // Zeros beside anything else are still not taken for a marker.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let area = tmp.path().join("log.partial");
+    fs::create_dir(&area).expect("mkdir");
+    fs::write(area.join(MARKER), vec![0u8; 8]).expect("write");
+    fs::write(area.join("log"), "mine").expect("write");
+    let err = Staging::begin(Place::Log(tmp.path().join("log")), Options::default())
+        .expect_err("a foreign area");
+    assert!(err.to_string().contains("not logstore's marker"), "{err}");
+    assert!(area.join("log").exists());
+}

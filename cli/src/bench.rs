@@ -17,6 +17,7 @@ mod floors;
 mod place;
 mod print;
 mod readers;
+pub mod scale;
 
 pub use print::{markdown, table, Format};
 

@@ -97,7 +97,25 @@ enum Command {
         /// Run only this part of the bench (its rows alone; no documents are loaded).
         #[arg(long, value_enum)]
         only: Option<bench::Part>,
+        /// Run the growth benchmark instead, at these document counts (comma-separated;
+        /// default 10000,100000,1000000,10000000): put, get and query rates, open time,
+        /// memory and disk at each. The largest count needs about 5 GiB of memory and
+        /// 15 GiB of disk.
+        #[arg(
+            long,
+            value_name = "COUNTS",
+            num_args = 0..=1,
+            require_equals = true,
+            value_delimiter = ',',
+            default_missing_value = "10000,100000,1000000,10000000",
+            value_parser = clap::value_parser!(u64).range(1..),
+            conflicts_with_all = ["only", "driver", "durability", "threads", "docs"]
+        )]
+        scale: Option<Vec<u64>>,
     },
+    /// Opens a store and prints the open's time and memory as JSON (run by `bench --scale`).
+    #[command(hide = true)]
+    BenchOpen { store: PathBuf },
     /// Segments, live and dead bytes, space amplification, collections, blobs, leases.
     #[command(after_help = "Example:\n  logstore stats .pattern-data/log --json")]
     Stats {
@@ -293,6 +311,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             driver,
             url,
             only,
+            scale,
         } => {
             if blob_dir.is_some() {
                 args::usage(
@@ -305,6 +324,9 @@ fn run(cli: Cli) -> Result<Outcome> {
                     ErrorKind::ArgumentConflict,
                     "--url is for --driver postgres",
                 );
+            }
+            if let Some(counts) = scale {
+                return run_scale(&counts, dir.as_deref(), seconds, json, markdown);
             }
             let config = bench::BenchConfig {
                 docs,
@@ -327,6 +349,13 @@ fn run(cli: Cli) -> Result<Outcome> {
                 _ => bench::Format::Table,
             };
             run_bench(&config, format)
+        }
+        Command::BenchOpen { store: path } => {
+            store::existing_log_store(&path)?;
+            Ok(Outcome {
+                stdout: serde_json::to_string(&bench::scale::open_probe(&path)?)? + "\n",
+                problem: false,
+            })
         }
         Command::Stats { store, json } => commands::stats(&inspect(&store)?, json),
         Command::Verify { store } => spinning("verifying", || commands::verify(&inspect(&store)?)),
@@ -419,6 +448,29 @@ fn spinning(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> 
     let outcome = f();
     spinner.finish();
     outcome
+}
+
+fn run_scale(
+    counts: &[u64],
+    dir: Option<&Path>,
+    seconds: f64,
+    json: bool,
+    markdown: bool,
+) -> Result<Outcome> {
+    let budget = std::time::Duration::from_secs_f64(seconds);
+    let rows = bench::scale::run(counts, dir, budget, &Progress::lines("bench"))?;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let stdout = if json {
+        serde_json::to_string_pretty(&rows)? + "\n"
+    } else if markdown {
+        bench::scale::markdown(&rows, cores)
+    } else {
+        bench::scale::table(&rows)
+    };
+    Ok(Outcome {
+        stdout,
+        problem: false,
+    })
 }
 
 fn run_bench(config: &bench::BenchConfig, format: bench::Format) -> Result<Outcome> {

@@ -148,3 +148,61 @@ fn bench_refuses_a_dir_that_is_not_one() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("is not a directory"));
 }
+
+#[test]
+fn scale_runs_each_count_and_prints_its_block_and_goals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let out = logstore(&[
+        "bench",
+        "--scale=200,400",
+        "--seconds",
+        "0.01",
+        "--dir",
+        dir,
+        "--markdown",
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.starts_with("<!-- bench:scale -->\n"), "{stdout}");
+    assert!(stdout.ends_with("<!-- /bench:scale -->\n"), "{stdout}");
+    for n in ["200", "400"] {
+        let rows = stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {n} |")));
+        // One row in the rates table and one in the memory table.
+        assert_eq!(rows.count(), 2, "{n}: {stdout}");
+        assert!(
+            stderr.contains(&format!("{n} documents: open by replay")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stdout.contains("| at 400 documents | goal | measured | result |"),
+        "{stdout}"
+    );
+    // Each open ran in the probe process and found the store it built.
+    assert!(!stdout.contains("| 400 | n/a | n/a | n/a |"), "{stdout}");
+    // The run's folder is gone with it.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn the_open_probe_refuses_a_directory_that_is_not_a_store_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("missing")] {
+        let out = logstore(&["bench-open", dir.to_str().unwrap()]);
+        assert!(!out.status.success());
+        assert!(
+            text(&out.stderr).contains("is not a logstore directory"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let names: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
+}

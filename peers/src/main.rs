@@ -33,10 +33,12 @@ struct Args {
     /// default); it should be on the disk whose figures you want.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Print the tables between the `rust-peers` marker lines of
-    /// BENCHMARKS.md.
+    /// Print the tables between marker lines of BENCHMARKS.md.
     #[arg(long)]
     markdown: bool,
+    /// The name of the marked block `--markdown` prints.
+    #[arg(long, default_value = "rust-peers", requires = "markdown")]
+    block: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,7 +59,7 @@ fn main() -> anyhow::Result<()> {
     };
     let report = run(&config)?;
     if args.markdown {
-        print!("{}", markdown(&report));
+        print!("{}", markdown(&report, &args.block));
     } else {
         print!("{}", table(&report));
     }

@@ -169,11 +169,11 @@ pub fn table(report: &Report) -> String {
     out
 }
 
-/// The report between the `<!-- bench:rust-peers -->` marker lines, for
+/// The report between the `<!-- bench:BLOCK -->` marker lines, for
 /// `scripts/bench-docs.sh` to put in BENCHMARKS.md.
-pub fn markdown(report: &Report) -> String {
+pub fn markdown(report: &Report, block: &str) -> String {
     format!(
-        "<!-- bench:rust-peers -->\n\n{}\n<!-- /bench:rust-peers -->\n",
+        "<!-- bench:{block} -->\n\n{}\n<!-- /bench:{block} -->\n",
         table(report)
     )
 }

@@ -174,9 +174,9 @@ fn a_tiny_run_measures_every_operation_and_prints_the_block() {
             }
         }
     }
-    let text = markdown(&report);
-    assert!(text.starts_with("<!-- bench:rust-peers -->\n"));
-    assert!(text.ends_with("<!-- /bench:rust-peers -->\n"));
+    let text = markdown(&report, "rust-peers-scale");
+    assert!(text.starts_with("<!-- bench:rust-peers-scale -->\n"));
+    assert!(text.ends_with("<!-- /bench:rust-peers-scale -->\n"));
     assert!(text.contains("| log / native_db |"));
     assert!(text.contains("| goal | lowest ratio | result |"));
     // The run's folder is removed with it.

@@ -91,7 +91,7 @@ pub fn markdown(report: &Report, config: &BenchConfig) -> String {
 
 /// `body` between the marker lines of the block `name`, with a blank line
 /// inside each marker so the Markdown around it parses the same.
-fn block(name: &str, body: &str) -> String {
+pub(super) fn block(name: &str, body: &str) -> String {
     format!("<!-- bench:{name} -->\n\n{body}\n<!-- /bench:{name} -->\n")
 }
 

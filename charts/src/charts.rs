@@ -256,14 +256,19 @@ fn line(
     let table = block.table_with(column)?;
     let documents = table.values(DOCUMENTS, Expect::Number)?;
     let values = table.values(column, expect)?;
+    let texts = table.text(DOCUMENTS)?;
     let mut points = Vec::new();
-    for ((docs, value), row) in documents.into_iter().zip(values).zip(&table.rows) {
+    for ((docs, value), (row, text)) in documents
+        .into_iter()
+        .zip(values)
+        .zip(table.rows.iter().zip(texts))
+    {
         let Some(docs) = docs else {
             return Err(Error::Cell {
                 block: block.name.clone(),
                 column: DOCUMENTS.to_owned(),
                 row: row[0].clone(),
-                cell: row[0].clone(),
+                cell: text,
                 reason: "is absent: every row needs its document count".to_owned(),
             });
         };
@@ -415,7 +420,7 @@ fn disk(
     ];
     Ok(lines(
         "scale-disk.svg",
-        "size on disk before and after compaction beside the live data, MiB, and over it",
+        "size on disk against the live data, MiB, and their ratio",
         vec![
             Panel {
                 y_axis: "MiB (log scale)",

@@ -86,55 +86,95 @@ fn legend_rows(entries: &[(&str, RGBColor)], width: i32) -> Vec<Vec<(String, RGB
 }
 
 const HEADER_TOP: i32 = 12;
+const TITLE_LINE: i32 = 26;
+const MACHINE_LINE: i32 = 22;
 const LEGEND_ROW: i32 = 24;
 
-fn header_height(rows: usize) -> i32 {
-    HEADER_TOP + 30 + 26 + 8 + LEGEND_ROW * i32::try_from(rows).unwrap_or(i32::MAX) + 6
+/// The title and machine line, each wrapped at spaces to the header's
+/// width, and the legend's rows.
+struct Header {
+    title: Vec<String>,
+    machine: Vec<String>,
+    legend: Vec<Vec<(String, RGBColor)>>,
 }
 
-/// The title, the machine line and the legend, across the top of `area`.
-fn draw_header(
-    area: &Area<'_>,
-    title: &str,
-    machine: &str,
-    legend: &[Vec<(String, RGBColor)>],
-) -> Result<(), String> {
-    let left = 16;
-    area.draw_text(
-        title,
-        &(FONT, TITLE_SIZE, FontStyle::Bold)
+impl Header {
+    fn new(title: &str, machine: &str, entries: &[(&str, RGBColor)]) -> Header {
+        Header {
+            title: wrap(title, TITLE_SIZE, HEADER_WIDTH),
+            machine: wrap(&format!("Machine: {machine}"), MACHINE_SIZE, HEADER_WIDTH),
+            legend: legend_rows(entries, HEADER_WIDTH),
+        }
+    }
+
+    fn height(&self) -> i32 {
+        let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+        HEADER_TOP
+            + TITLE_LINE * count(self.title.len())
+            + MACHINE_LINE * count(self.machine.len())
+            + 12
+            + LEGEND_ROW * count(self.legend.len())
+            + 6
+    }
+
+    /// The title, the machine line and the legend, across the top of `area`.
+    fn draw(&self, area: &Area<'_>) -> Result<(), String> {
+        let left = 16;
+        let mut y = HEADER_TOP;
+        let title = (FONT, TITLE_SIZE, FontStyle::Bold)
             .into_font()
             .color(&BLACK)
-            .pos(Pos::new(HPos::Left, VPos::Top)),
-        (left, HEADER_TOP),
-    )
-    .map_err(fail)?;
-    area.draw_text(
-        &format!("Machine: {machine}"),
-        &style(MACHINE_SIZE, MUTED, HPos::Left, VPos::Top),
-        (left, HEADER_TOP + 30),
-    )
-    .map_err(fail)?;
-    let mut y = HEADER_TOP + 30 + 26 + 8;
-    for row in legend {
-        let mut x = left;
-        for (label, color) in row {
-            area.draw(&Rectangle::new(
-                [(x, y + 3), (x + 18, y + 17)],
-                color.filled(),
-            ))
-            .map_err(fail)?;
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        for line in &self.title {
+            area.draw_text(line, &title, (left, y)).map_err(fail)?;
+            y += TITLE_LINE;
+        }
+        for line in &self.machine {
             area.draw_text(
-                label,
-                &style(LEGEND_SIZE, BLACK, HPos::Left, VPos::Center),
-                (x + 26, y + 10),
+                line,
+                &style(MACHINE_SIZE, MUTED, HPos::Left, VPos::Top),
+                (left, y),
             )
             .map_err(fail)?;
-            x += 26 + text_width(label, LEGEND_SIZE) + 24;
+            y += MACHINE_LINE;
         }
-        y += LEGEND_ROW;
+        y += 12;
+        for row in &self.legend {
+            let mut x = left;
+            for (label, color) in row {
+                area.draw(&Rectangle::new(
+                    [(x, y + 3), (x + 18, y + 17)],
+                    color.filled(),
+                ))
+                .map_err(fail)?;
+                area.draw_text(
+                    label,
+                    &style(LEGEND_SIZE, BLACK, HPos::Left, VPos::Center),
+                    (x + 26, y + 10),
+                )
+                .map_err(fail)?;
+                x += 26 + text_width(label, LEGEND_SIZE) + 24;
+            }
+            y += LEGEND_ROW;
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// `text` in lines no wider than `width` by the estimate, broken at spaces
+/// (a single word wider than `width` keeps a line to itself).
+fn wrap(text: &str, size: f64, width: i32) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        match lines.last_mut() {
+            Some(line) if text_width(&format!("{line} {word}"), size) <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
 }
 
 /// "1.5M", "20k", "7": numbers of operations or documents.
@@ -191,13 +231,12 @@ fn draw_bars(bars: &Bars, out: &mut String) -> Result<(), String> {
         .zip(COLORS.iter().cycle())
         .map(|(s, &c)| (s.label, c))
         .collect();
-    let legend = legend_rows(&entries, HEADER_WIDTH);
-    let header = header_height(legend.len());
+    let header = Header::new(&bars.title, &bars.machine, &entries);
     let bar_px = if n_series > 2 { 11 } else { 12 };
     let row_px = i32::try_from(n_series).map_err(fail)? * bar_px + 10;
     let axis_px = 60;
     let plot_px = row_px * i32::try_from(rows).map_err(fail)?;
-    let height = header + 10 + plot_px + axis_px + 20;
+    let height = header.height() + 10 + plot_px + axis_px + 20;
     let label_px = bars
         .rows
         .iter()
@@ -224,8 +263,8 @@ fn draw_bars(bars: &Bars, out: &mut String) -> Result<(), String> {
         let root = SVGBackend::with_string(out, (WIDTH, u32::try_from(height).map_err(fail)?))
             .into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
-        let (top, body) = root.split_vertically(header);
-        draw_header(&top, &bars.title, &bars.machine, &legend)?;
+        let (top, body) = root.split_vertically(header.height());
+        header.draw(&top)?;
 
         let n = rows as f64;
         let mut chart = ChartBuilder::on(&body)
@@ -315,15 +354,14 @@ fn draw_lines(lines: &Lines, out: &mut String) -> Result<(), String> {
         }
         panel_colors.push(these);
     }
-    let legend = legend_rows(&entries, HEADER_WIDTH);
-    let header = header_height(legend.len());
-    let height = header + 520;
+    let header = Header::new(&lines.title, &lines.machine, &entries);
+    let height = header.height() + 520;
     {
         let root = SVGBackend::with_string(out, (WIDTH, u32::try_from(height).map_err(fail)?))
             .into_drawing_area();
         root.fill(&WHITE).map_err(fail)?;
-        let (top, body) = root.split_vertically(header);
-        draw_header(&top, &lines.title, &lines.machine, &legend)?;
+        let (top, body) = root.split_vertically(header.height());
+        header.draw(&top)?;
         let areas = body.split_evenly((1, lines.panels.len()));
         for ((panel, area), colors) in lines.panels.iter().zip(&areas).zip(&panel_colors) {
             draw_panel(panel, area, lines.x_axis, colors)?;
@@ -434,6 +472,16 @@ mod tests {
         assert_eq!(compact(10_000_000.0), "10M");
         assert_eq!(compact(0.7), "0.7");
         assert_eq!(compact(65.0), "65");
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_within_the_width() {
+        let text = "one two three four five six seven";
+        // Ten per character at size 20: "one two three" is 130.
+        let lines = wrap(text, 20.0, 130);
+        assert_eq!(lines, ["one two three", "four five six", "seven"]);
+        assert!(lines.iter().all(|l| text_width(l, 20.0) <= 130));
+        assert_eq!(wrap("unbreakable", 20.0, 30), ["unbreakable"]);
     }
 
     #[test]

@@ -93,7 +93,7 @@ const EXPECTED: &[(&str, &str, &str, &[&str])] = &[
     ),
     (
         "scale-disk.svg",
-        "logstore as the store grows: size on disk before and after compaction beside the live data, MiB, and over it",
+        "logstore as the store grows: size on disk against the live data, MiB, and their ratio",
         "MiB (log scale)",
         &["live data", "on disk before compaction", "on disk after compaction"],
     ),

@@ -175,3 +175,13 @@ fn a_rate_in_another_unit_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_scale_row_without_its_document_count_is_an_error() {
+    let page = FIXTURE.replace("| 100000 | 58.0 MiB |", "| n/a | 58.0 MiB |");
+    let err = charts(&blocks(&page).unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Cell { block, column, cell, .. } if block == "scale" && column == "documents" && cell == "n/a"),
+        "{err}"
+    );
+}

@@ -25,8 +25,13 @@
 #   goals, node-goals          the goals against the blocks above
 #   run                        the commit, date and machine of the run
 #
-# About 25 minutes on a 2-core machine. A marker that no block fills fails
-# the script and leaves both files unchanged. Run it on a quiet machine:
+# Then the charts in docs/charts/ are drawn from the spliced tables
+# (charts/, `logstore-charts BENCHMARKS.md DIR`), so a chart and its table
+# come from the same run.
+#
+# About 25 minutes on a 2-core machine. A marker that no block fills, or a
+# table the charts cannot read, fails the script and leaves the docs and
+# charts unchanged. Run it on a quiet machine:
 # other work on the same cores and disk moves every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +61,7 @@ say "building"
 cargo build --release --quiet -p logstore-cli
 cargo build --release --quiet --features sqlite --example migrate_profile
 cargo build --release --quiet -p logstore-peers
+cargo build --release --quiet -p logstore-charts
 
 say "logstore bench, Sync"
 cargo run --release --quiet -- bench --markdown > "$out/rust-sync.md"
@@ -235,10 +241,17 @@ splice() {
 }
 status=0
 for doc in BENCHMARKS.md README.md; do splice "$doc" || status=1; done
+# The charts of the spliced tables, drawn before either file is replaced.
+if [ "$status" -eq 0 ]; then
+    say "charts"
+    cargo run --release --quiet -p logstore-charts -- BENCHMARKS.md.new "$out/charts" || status=1
+fi
 if [ "$status" -ne 0 ]; then
     rm -f BENCHMARKS.md.new README.md.new
     exit 1
 fi
 mv BENCHMARKS.md.new BENCHMARKS.md
 mv README.md.new README.md
+mkdir -p docs/charts
+cp "$out"/charts/*.svg docs/charts/
 say "done in $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"

@@ -296,7 +296,7 @@ fn scale(block: &Block, machine: &str) -> Result<Vec<Lines>, Error> {
     Ok(vec![
         lines(
             "scale-rates.svg",
-            "put, get and one-filter query rates, operations per second",
+            "put, get and query rates, with SQLite's, operations per second",
             vec![Panel {
                 y_axis: "operations per second (log scale)",
                 log: true,
@@ -308,6 +308,27 @@ fn scale(block: &Block, machine: &str) -> Result<Vec<Lines>, Error> {
                         block,
                         "query ops/s",
                         "query, 1 filter, limit 20",
+                        Expect::Number,
+                        1.0,
+                    )?,
+                    line(
+                        block,
+                        "SQLite put ops/s",
+                        "SQLite driver: put (new)",
+                        Expect::Number,
+                        1.0,
+                    )?,
+                    line(
+                        block,
+                        "SQLite get ops/s",
+                        "SQLite driver: get by id",
+                        Expect::Number,
+                        1.0,
+                    )?,
+                    line(
+                        block,
+                        "SQLite query ops/s",
+                        "SQLite driver: query",
                         Expect::Number,
                         1.0,
                     )?,

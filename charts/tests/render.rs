@@ -75,9 +75,9 @@ const EXPECTED: &[(&str, &str, &str, &[&str])] = &[
     ),
     (
         "scale-rates.svg",
-        "logstore as the store grows: put, get and one-filter query rates, operations per second",
+        "logstore as the store grows: put, get and query rates, with SQLite's, operations per second",
         "operations per second (log scale)",
-        &["put (new)", "get by id", "query, 1 filter, limit 20"],
+        &["put (new)", "get by id", "query, 1 filter, limit 20", "SQLite driver: put (new)", "SQLite driver: query"],
     ),
     (
         "scale-open.svg",

@@ -144,9 +144,10 @@ fn a_file_with_no_chart_block_is_an_error() {
 #[test]
 fn a_malformed_scale_block_names_block_and_column() {
     let page = FIXTURE.replace(
-        "| 100000 | 190114 | 601230 | 48711 | 6.9 ms |",
-        "| 100000 | 190114 | 601230 | 48711 | 6.9 parsecs |",
+        "| 100000 | 190114 | 601230 | 48711 | 16622 | 117903 | 1245 | 6.9 ms |",
+        "| 100000 | 190114 | 601230 | 48711 | 16622 | 117903 | 1245 | 6.9 parsecs |",
     );
+    assert_ne!(page, FIXTURE);
     let err = charts(&blocks(&page).unwrap()).unwrap_err();
     assert!(
         matches!(&err, Error::Cell { block, column, row, .. } if block == "scale" && column == "open from snapshot" && row == "100000"),

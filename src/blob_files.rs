@@ -29,10 +29,10 @@
 //! with an empty set.
 //!
 //! A directory created here is synced into its parent before anything in it
-//! is relied on, and open syncs the blob directories again in case a crash
-//! came in between. A failed directory sync leaves an entry the engine
-//! cannot vouch for, so it poisons the store (through the `poison` callback
-//! the engine passes in).
+//! is relied on, and a handle's first blob put or import syncs the blob
+//! directories again ([`sync_dirs`]) in case a crash came in between. A
+//! failed directory sync leaves an entry the engine cannot vouch for, so it
+//! poisons the store (through the `poison` callback the engine passes in).
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -319,21 +319,35 @@ pub fn remove_content(fs: &dyn Vfs, dir: &Path, hash: &str) -> Result<()> {
     }
 }
 
+/// Syncs the store directory and `blobs/`, which `stage_new` has made:
+/// then `blobs/` and every folder in it (`tmp/`, the content folders) are
+/// durable in their parents, even one a crashed session made without
+/// syncing its parent (`create_dir_durable` syncs only the folders it
+/// creates). The engine calls this once per handle, before the first blob
+/// record it writes, rather than at every open: a session that writes no
+/// blob relies on no blob folder. A failure calls `poison`, as in
+/// [`create_dir_durable`].
+pub fn sync_dirs(fs: &dyn Vfs, dir: &Path, poison: &dyn Fn()) -> Result<()> {
+    let root = dir.join(BLOB_DIR);
+    for folder in [dir, root.as_path()] {
+        fs.sync_dir(folder).map_err(|e| {
+            poison();
+            io_err(folder, "syncing")(e)
+        })?;
+    }
+    Ok(())
+}
+
 /// Removes content files no blob refers to and leftover temporary files;
 /// returns how many of each. Only at open: staged files of puts in flight
 /// live in the same folder. Only regular files under names the engine
-/// makes are removed; a folder that is a link is never entered.
-///
-/// First syncs the store directory and `blobs/` when `blobs/` exists, so
-/// the blob directories are durable in their parents even if a crash came
-/// between creating one and syncing its parent.
+/// makes are removed; a folder that is a link is never entered. Syncs
+/// nothing: a removal that a power loss undoes leaves a file the next
+/// open's sweep removes again.
 pub fn sweep(fs: &dyn Vfs, dir: &Path, referenced: &dyn Fn(&str) -> bool) -> Result<(u64, u64)> {
     let root = dir.join(BLOB_DIR);
     match fs.list(&root) {
-        Ok(_) => {
-            fs.sync_dir(dir).map_err(io_err(dir, "syncing"))?;
-            fs.sync_dir(&root).map_err(io_err(&root, "syncing"))?;
-        }
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound || is_foreign(&e) => return Ok((0, 0)),
         Err(e) => return Err(io_err(&root, "listing")(e)),
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use logstore::io::FaultFs;
 use logstore::{Durability, Error, LogStore, Options, Query, Store};
@@ -84,4 +85,34 @@ fn concurrent_sync_writers_all_succeed_and_persist() {
     store.close().unwrap();
     let store = open(&fs, Durability::Sync);
     assert_eq!(store.docs().count(&Query::new("c")).unwrap(), 400);
+}
+
+/// An open and a close of a store that write nothing between them sync
+/// nothing: the open's recovery left the log durable, and the snapshot
+/// already covers it. A close after a write still syncs it, and what a
+/// power loss after the second close leaves holds the write and the blob.
+#[test]
+fn an_open_and_close_that_write_nothing_sync_nothing() {
+    let rig = common::crash::Rig::without_capture(Durability::Flush, 64 * 1024);
+    let store = rig.open();
+    let blob = common::blobs::put(&store, b"blob bytes").id;
+    store.docs().put("c", "a", json!({"n": 1}), None).unwrap();
+    rig.fs.fail_sync_at(0);
+    store.close().unwrap();
+    assert!(rig.fs.syncs() > 0, "the close synced the put");
+    drop(store);
+
+    rig.fs.fail_sync_at(0);
+    let store = rig.open();
+    assert_eq!(rig.fs.syncs(), 0, "the open synced nothing");
+    assert_eq!(store.docs().get("c", "a").unwrap().unwrap().version, 1);
+    store.close().unwrap();
+    drop(store);
+    assert_eq!(rig.fs.syncs(), 0, "the close synced nothing");
+
+    let image = common::power_fs::image_fs(&rig.fs.durable_image());
+    let store =
+        LogStore::open_with_fs(Arc::new(image), common::crash::dir(), rig.options.clone()).unwrap();
+    assert!(store.docs().get("c", "a").unwrap().is_some());
+    assert_eq!(common::blobs::read(&store, &blob), b"blob bytes");
 }

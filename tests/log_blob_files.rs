@@ -1,7 +1,8 @@
 //! The files of a blob put besides its content: the staging file of a put
 //! or an import (never shared, removed when the store is found poisoned or
 //! closed) and the blob directories (each synced into its parent when made,
-//! and again at open; a failed sync poisons the store).
+//! and again before a handle's first blob put; a failed sync poisons the
+//! store).
 
 mod common;
 
@@ -251,9 +252,10 @@ fn a_failed_sync_of_a_new_blob_directory_poisons_the_store() {
 }
 
 #[test]
-fn open_syncs_the_blob_directories_into_their_parents() {
+fn the_first_blob_put_of_a_handle_syncs_the_blob_directories_into_their_parents() {
     // A crash may come between creating a blob directory and syncing its
-    // parent; the next open makes up for it.
+    // parent; the next handle makes up for it before the first blob record
+    // it writes, and an open that writes no blob syncs no directory.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("store");
     let meta = {
@@ -262,13 +264,43 @@ fn open_syncs_the_blob_directories_into_their_parents() {
     };
     let fs = Arc::new(DirRecorder::new(&dir));
     let store = LogStore::open_with_fs(fs.clone(), &dir, Options::default()).unwrap();
-    let log = fs.log();
-    for parent in [dir.clone(), dir.join("blobs")] {
-        assert!(
-            log.contains(&("sync_dir", parent.clone())),
-            "{} synced at open: {log:?}",
-            parent.display()
-        );
+    let synced = |parent: &Path| {
+        fs.log()
+            .iter()
+            .filter(|entry| **entry == ("sync_dir", parent.to_path_buf()))
+            .count()
+    };
+    let parents = [dir.clone(), dir.join("blobs")];
+    for parent in &parents {
+        assert_eq!(synced(parent), 0, "{} synced at open", parent.display());
     }
     assert_eq!(read(&store, &meta.id), b"kept");
+    // Into the folder the first handle made, so the put creates none.
+    put(&store, b"kept");
+    for parent in &parents {
+        assert_eq!(synced(parent), 1, "{} synced by the put", parent.display());
+    }
+    put(&store, b"kept");
+    for parent in &parents {
+        assert_eq!(synced(parent), 1, "{} synced once", parent.display());
+    }
+}
+
+#[test]
+fn a_failed_sync_of_the_blob_directories_before_a_handle_s_first_put_poisons_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    drop(LogStore::open(&dir, Options::default()).map(|store| put(&store, b"kept")));
+    let fs = Arc::new(DirRecorder::new(&dir));
+    let store = LogStore::open_with_fs(fs.clone(), &dir, Options::default()).unwrap();
+    *fs.fail_sync_of.lock().unwrap() = Some(dir.join("blobs"));
+    let first = store
+        .blobs()
+        .put(&mut Cursor::new(b"kept".to_vec()), BlobPut::default());
+    assert!(matches!(first, Err(Error::Io { .. })), "{first:?}");
+    *fs.fail_sync_of.lock().unwrap() = None;
+    let again = store
+        .blobs()
+        .put(&mut Cursor::new(b"kept".to_vec()), BlobPut::default());
+    assert!(matches!(again, Err(Error::Poisoned)), "{again:?}");
 }

@@ -246,9 +246,9 @@ impl RealFs {
         Ok((fd, stat.st_nlink > 1))
     }
 
-    /// A file below a folder of the root (a blob content file) in one
-    /// `openat2` call that refuses any link on the way, instead of one
-    /// `openat` per component. `None` where that call is not available, or
+    /// A file or folder below a folder of the root (a blob content file, a
+    /// blob folder) in one `openat2` call that refuses any link on the way,
+    /// instead of one `openat` per component. `None` where that call is not available, or
     /// refused the path (the component walk then gives the precise error).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn open_beneath(&self, path: &Path, flags: OFlags, mode: Mode) -> io::Result<Option<OwnedFd>> {
@@ -524,10 +524,21 @@ impl Vfs for RealFs {
     }
     fn list_entries(&self, dir: &Path) -> io::Result<Vec<Entry>> {
         let parts = self.parts(dir)?;
-        let fd = self.walk(dir, &parts, false)?;
-        let listing = rustix::fs::Dir::read_from(&fd)?;
+        // A folder below a folder of the root (a blob folder, which open's
+        // sweep lists 256 of) in one `openat2`, read through the descriptor
+        // opened for it; the root's own descriptor is shared, so it is read
+        // through a copy.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match self.open_beneath(dir, flags, Mode::empty())? {
+            Some(fd) => DirFd::Sub(fd),
+            None => self.walk(dir, &parts, false)?,
+        };
+        let mut listing = match fd {
+            DirFd::Sub(fd) => rustix::fs::Dir::new(fd)?,
+            DirFd::Root(fd) => rustix::fs::Dir::read_from(fd)?,
+        };
         let mut entries = Vec::new();
-        for entry in listing {
+        while let Some(entry) = listing.next() {
             let entry = entry?;
             let raw = entry.file_name().to_bytes();
             if raw == b"." || raw == b".." {
@@ -535,7 +546,11 @@ impl Vfs for RealFs {
             }
             let mut file_type = entry.file_type();
             if file_type == FileType::Unknown {
-                let stat = rustix::fs::statat(&fd, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)?;
+                let stat = rustix::fs::statat(
+                    listing.fd()?,
+                    entry.file_name(),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )?;
                 file_type = FileType::from_raw_mode(stat.st_mode);
             }
             // A name that is not UTF-8 is never one the engine made.

@@ -36,6 +36,11 @@ pub struct LogWriter {
     zeroed_to: u64,
     /// Records appended since open; group commit tracks durability in it.
     seq: u64,
+    /// Whether this writer wrote to the active segment (a record, padding,
+    /// reserved zeros) since its last [`LogWriter::sync_all`] or roll, or
+    /// since open, whose recovery synced what it replayed. Syncs that group
+    /// commit makes outside the writer do not clear it.
+    unsynced: bool,
     /// Bytes of sealed segments, for the dead-byte share.
     sealed_bytes: u64,
     /// The manifest on disk (replaced by each compaction's commit).
@@ -67,6 +72,7 @@ impl LogWriter {
             next_id: tail.max_id.max(tail.segment).saturating_add(1),
             order: tail.order,
             seq: 0,
+            unsynced: false,
             sealed_bytes: tail.sealed_bytes,
             manifest,
             scratch: Vec::new(),
@@ -116,6 +122,7 @@ impl LogWriter {
             len: u32::try_from(frame_len)
                 .map_err(|_| Error::Internal("a record does not fit 32 bits".into()))?,
         };
+        self.unsynced = true;
         self.file
             .file
             .write_all_at(&self.scratch, self.end)
@@ -148,6 +155,7 @@ impl LogWriter {
         let target = needed.max((self.zeroed_to + ZERO_AHEAD).min(self.segment_bytes));
         debug_assert!(target >= needed && target > self.zeroed_to);
         let zeros = vec![0u8; (target - self.zeroed_to) as usize];
+        self.unsynced = true;
         self.file
             .file
             .write_all_at(&zeros, self.zeroed_to)
@@ -187,6 +195,7 @@ impl LogWriter {
         self.end = FIRST_APPEND;
         self.zeroed_to = self.end;
         self.order.push(next);
+        self.unsynced = false;
         Ok(())
     }
 
@@ -246,6 +255,7 @@ impl LogWriter {
             return Ok(());
         }
         let frame = pad_frame(self.file.framing, self.end, total);
+        self.unsynced = true;
         // No zeros are reserved ahead for padding alone.
         self.file
             .file
@@ -266,8 +276,14 @@ impl LogWriter {
     }
 
     /// Pads and syncs the active segment through the commit gate, with the
-    /// writer lock held: every record appended so far is then durable.
+    /// writer lock held: every record appended so far is then durable. When
+    /// this writer wrote nothing to the segment since its last sync here
+    /// (or since open), there is nothing to make durable and nothing is
+    /// synced; a poisoned log is still refused.
     pub fn sync_all(&mut self) -> Result<()> {
+        if !self.unsynced {
+            return self.commit.sync(|| Ok(()));
+        }
         self.pad()?;
         let file = &self.file.file;
         self.commit.sync(|| {
@@ -275,6 +291,7 @@ impl LogWriter {
                 .map_err(|e| Error::io(format!("syncing segment {}", self.segment), e))
         })?;
         self.commit.advance(self.seq);
+        self.unsynced = false;
         Ok(())
     }
 

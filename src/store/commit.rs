@@ -12,6 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Inner;
+use crate::blob_files;
 use crate::index::apply::Change;
 use crate::index::State;
 use crate::log::read;
@@ -243,10 +244,10 @@ impl Inner {
         Ok(answer)
     }
 
-    /// The commit path of a write that first stores a file (`stage`, which
-    /// writes and syncs it, outside the writer lock so that other writes go
-    /// on meanwhile), then decides with it in hand. Refused up front when
-    /// the mode may not wait.
+    /// The commit path of a write that first stores a blob file (`stage`,
+    /// which writes and syncs it, outside the writer lock so that other
+    /// writes go on meanwhile), then decides with it in hand. Refused up
+    /// front when the mode may not wait.
     pub(super) fn commit_file<'a, S, T>(
         &self,
         mode: &WriteMode,
@@ -258,7 +259,21 @@ impl Inner {
             return Err(Error::WouldBlock(Blocked::BlobFile));
         }
         let staged = stage()?;
+        self.sync_blob_dirs()?;
         self.commit(mode, |state| decide(state, staged))
+    }
+
+    /// Before the first blob record of this handle: makes the blob folders
+    /// durable in their parents ([`blob_files::sync_dirs`]), since a crashed
+    /// session may have made one without syncing its parent. Once per
+    /// handle; a failure poisons the store.
+    fn sync_blob_dirs(&self) -> Result<()> {
+        if self.blob_dirs_synced.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        blob_files::sync_dirs(self.fs.as_ref(), &self.dir, &|| self.poison())?;
+        self.blob_dirs_synced.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Appends under the writer lock; any failure but a refused wait

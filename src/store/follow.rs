@@ -134,6 +134,7 @@ impl LogStore {
                 stale: false,
             })),
             verified: Arc::default(),
+            blob_dirs_synced: AtomicBool::new(false),
         });
         Ok(LogStore::serving(inner, None))
     }

@@ -96,6 +96,9 @@ struct Inner {
     /// The content files this handle hashed whole, which its gets read
     /// without hashing again while their stamps hold.
     verified: Arc<blob_files::Verified>,
+    /// Whether this handle synced the blob folders into their parents
+    /// (before its first blob record; see `Inner::commit_file`).
+    blob_dirs_synced: AtomicBool,
 }
 
 impl LogStore {
@@ -231,6 +234,7 @@ impl LogStore {
             snapshot_covers: Mutex::new(snapshot_covers),
             follow: None,
             verified: Arc::default(),
+            blob_dirs_synced: AtomicBool::new(false),
         });
         let compactor = if auto_compact {
             let thread = compaction::spawn(inner.clone())

@@ -352,6 +352,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::BenchOpen { store: path } => {
             store::existing_log_store(&path)?;
+            bench::scale::bench_store(&path)?;
             Ok(Outcome {
                 stdout: serde_json::to_string(&bench::scale::open_probe(&path)?)? + "\n",
                 problem: false,

@@ -250,6 +250,30 @@ fn probe(dir: &Path) -> anyhow::Result<Open> {
     serde_json::from_slice(&out.stdout).context("reading the open probe's answer")
 }
 
+/// Refuses `dir` unless it is a store a scale run built: a directory, not
+/// a link, named `log-N` in a `logstore-bench-*` folder. The probe opens
+/// as a writer, which writes the index snapshot at close (and cuts a torn
+/// tail), so it keeps away from every other store.
+///
+/// # Errors
+/// Any other path, named in the error.
+pub fn bench_store(dir: &Path) -> anyhow::Result<()> {
+    let named = |path: Option<&Path>, prefix: &str| {
+        path.and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix))
+    };
+    let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    if real_dir && named(Some(dir), "log-") && named(dir.parent(), "logstore-bench-") {
+        return Ok(());
+    }
+    bail!(
+        "{} is not a store `logstore bench --scale` made (a log-N directory in a \
+         logstore-bench-* folder): the open probe opens as a writer, so it opens no other",
+        dir.display()
+    )
+}
+
 /// The probe's side: opens `dir` (`Flush`, as the run built it), checks
 /// the snapshot was used exactly when one exists, and returns the cost.
 ///

@@ -16,7 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Options::default()
     };
     let docs: u64 = match std::env::args().nth(2) {
-        Some(n) => n.parse().map_err(|_| format!("not a document count: {n}"))?,
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("not a document count: {n}"))?,
         None => 10_000,
     };
     let store = LogStore::open(&dir, opts)?;

@@ -464,9 +464,9 @@ fn run_scale(
     let stdout = if json {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else if markdown {
-        bench::scale::markdown(&rows, cores)
+        bench::scale::markdown(&rows, cores, budget)
     } else {
-        bench::scale::table(&rows)
+        bench::scale::table(&rows, budget)
     };
     Ok(Outcome {
         stdout,

@@ -409,7 +409,12 @@ fn draw_panel(
     let x_hi = points.iter().map(|p| p.0).fold(0.0, f64::max);
     let y_lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let y_hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
-    if x_lo <= 0.0 || (panel.log && y_lo <= 0.0) {
+    if x_lo <= 0.0 {
+        return Err(format!(
+            "a document count at or below zero on the log axis of \"{x_axis}\""
+        ));
+    }
+    if panel.log && y_lo <= 0.0 {
         return Err(format!(
             "a value at or below zero on the log axis of \"{}\"",
             panel.y_axis
@@ -470,7 +475,9 @@ fn draw_panel(
             |v: &f64| y_label(*v)
         );
     } else {
-        let (_, hi) = finite(0.0, y_hi * 1.2)?;
+        // All zero: an axis up to 1, not one of no height.
+        let top = if y_hi > 0.0 { y_hi * 1.2 } else { 1.0 };
+        let (_, hi) = finite(0.0, top)?;
         body!(
             builder.build_cartesian_2d(x_range, 0.0..hi).map_err(fail)?,
             |v: &f64| y_label(*v)
@@ -508,6 +515,43 @@ mod tests {
     fn decades_enclose_the_range() {
         assert_eq!(decades(0.7, 4_643_701.0), Ok((0.1, 10_000_000.0)));
         assert_eq!(decades(100.0, 100.0), Ok((100.0, 1000.0)));
+    }
+
+    fn panel(log: bool, values: Vec<(f64, f64)>) -> Chart {
+        Chart::Lines(Lines {
+            file: "panel.svg",
+            title: "panel".to_owned(),
+            machine: "2 cores".to_owned(),
+            x_axis: "documents in the store",
+            panels: vec![Panel {
+                y_axis: "bytes",
+                log,
+                compact: false,
+                series: vec![crate::charts::Series {
+                    label: "store",
+                    values,
+                }],
+            }],
+        })
+    }
+
+    #[test]
+    fn a_zero_document_count_is_named_as_one() {
+        let err = svg(&panel(false, vec![(0.0, 5.0), (10.0, 6.0)]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "drawing panel.svg: a document count at or below zero on the log axis of \"documents in the store\""
+        );
+    }
+
+    #[test]
+    fn a_linear_panel_of_zeros_has_an_axis_with_ticks() {
+        let svg = svg(&panel(false, vec![(10.0, 0.0), (100.0, 0.0)])).unwrap();
+        // The y axis's tick labels, "0" up to "1".
+        assert!(svg.contains(">\n1\n</text>"), "{svg}");
+        assert!(svg.contains(">\n0.4\n</text>"), "{svg}");
     }
 
     #[test]

@@ -404,7 +404,10 @@ fn ceiling(last: &ScaleRow) -> String {
          cache, which the kernel reclaims as it needs.\n",
         last.documents,
         bytes(resident),
-        bytes((per_doc * 1e8) as u64),
+        bytes(
+            u64::try_from(u128::from(resident) * 100_000_000 / u128::from(last.documents))
+                .unwrap_or(u64::MAX)
+        ),
     )
 }
 

@@ -3,7 +3,7 @@
 //! so a chart and its table always come from the same run.
 //!
 //! It draws the charts of every chart block the file holds and names those
-//! it lacks; a block that is there but malformed (no such table, column or
+//! it lacks or holds empty (markers no run has filled yet); a block that is there but malformed (no such table, column or
 //! parsable cell) fails the run before any file is written.
 
 mod charts;
@@ -47,7 +47,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     for name in absent {
         eprintln!(
-            "logstore-charts: no block {name} in {}: its charts are left as they are",
+            "logstore-charts: no block {name} in {}, or an empty one: its charts are left as they are",
             input.display()
         );
     }

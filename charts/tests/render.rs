@@ -197,6 +197,26 @@ fn an_absent_block_leaves_its_charts_as_they_are() {
 }
 
 #[test]
+fn an_empty_block_leaves_its_charts_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = FIXTURE.find("<!-- bench:scale -->").unwrap();
+    let end = FIXTURE.find("<!-- /bench:scale -->").unwrap();
+    // The markers of a block no run has filled yet.
+    let page = format!(
+        "{}<!-- bench:scale -->\n\n{}",
+        &FIXTURE[..start],
+        &FIXTURE[end..]
+    );
+    let out = run(&page, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no block scale in"), "{stderr}");
+    assert!(stderr.contains("or an empty one"), "{stderr}");
+    assert!(dir.path().join("charts/rust-sync.svg").exists());
+    assert!(!dir.path().join("charts/scale-rates.svg").exists());
+}
+
+#[test]
 fn a_wrong_command_line_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_logstore-charts"))
         .arg("only-one")

@@ -217,6 +217,26 @@ fn an_empty_block_leaves_its_charts_as_they_are() {
 }
 
 #[test]
+fn a_link_in_place_of_a_temporary_file_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "mine").unwrap();
+    fs::create_dir(dir.path().join("charts")).unwrap();
+    let link = dir.path().join("charts/rust-sync.svg.tmp");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = run(FIXTURE, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "mine");
+    assert!(fs::symlink_metadata(&link).is_err(), "the link is gone");
+    let chart = fs::symlink_metadata(dir.path().join("charts/rust-sync.svg")).unwrap();
+    assert!(chart.file_type().is_file());
+}
+
+#[test]
 fn a_wrong_command_line_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_logstore-charts"))
         .arg("only-one")

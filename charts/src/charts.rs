@@ -174,8 +174,14 @@ fn find<'a>(blocks: &'a [Block], name: &str) -> Option<&'a Block> {
     blocks.iter().find(|b| b.name == name)
 }
 
+/// The block `name` when it holds more than blank lines: a pair of markers
+/// that no run has filled yet draws nothing, as an absent block.
+fn filled<'a>(blocks: &'a [Block], name: &str) -> Option<&'a Block> {
+    find(blocks, name).filter(|b| b.lines.iter().any(|l| !l.trim().is_empty()))
+}
+
 /// Every chart whose block is in `blocks`, with the names of the chart
-/// blocks that are absent.
+/// blocks that are absent or empty.
 ///
 /// # Errors
 ///
@@ -190,7 +196,7 @@ pub fn charts(blocks: &[Block]) -> Result<(Vec<Chart>, Vec<&'static str>), Error
     let absent: Vec<&'static str> = names
         .iter()
         .copied()
-        .filter(|n| find(blocks, n).is_none())
+        .filter(|n| filled(blocks, n).is_none())
         .collect();
     if absent.len() == names.len() {
         return Err(Error::NothingToDraw);
@@ -198,7 +204,7 @@ pub fn charts(blocks: &[Block]) -> Result<(Vec<Chart>, Vec<&'static str>), Error
     let mut charts = Vec::new();
     let machine = machine(blocks)?;
     for spec in BAR_CHARTS {
-        let Some(block) = find(blocks, spec.block) else {
+        let Some(block) = filled(blocks, spec.block) else {
             continue;
         };
         let table = match spec.pick {
@@ -207,7 +213,7 @@ pub fn charts(blocks: &[Block]) -> Result<(Vec<Chart>, Vec<&'static str>), Error
         };
         charts.push(Chart::Bars(bars(spec, &table, &machine)?));
     }
-    if let Some(block) = find(blocks, SCALE) {
+    if let Some(block) = filled(blocks, SCALE) {
         charts.extend(scale(block, &machine)?.into_iter().map(Chart::Lines));
     }
     Ok((charts, absent))

@@ -213,13 +213,33 @@ fn plain(v: f64) -> String {
 }
 
 /// Whole decades around `lo..hi` (both positive).
-fn decades(lo: f64, hi: f64) -> (f64, f64) {
+///
+/// # Errors
+///
+/// A range whose decades an `f64` cannot hold: plotters never finishes
+/// laying out the ticks of an infinite axis.
+fn decades(lo: f64, hi: f64) -> Result<(f64, f64), String> {
     let lo = 10f64.powf(lo.log10().floor());
     let mut hi_decade = 10f64.powf(hi.log10().ceil());
     if hi_decade <= lo {
         hi_decade = lo * 10.0;
     }
-    (lo, hi_decade)
+    finite(lo, hi_decade)
+}
+
+/// `lo..hi` when both ends are finite numbers.
+///
+/// # Errors
+///
+/// An end that is infinite or not a number: a figure too large to draw.
+fn finite(lo: f64, hi: f64) -> Result<(f64, f64), String> {
+    if lo.is_finite() && hi.is_finite() {
+        Ok((lo, hi))
+    } else {
+        Err(format!(
+            "a figure too large to draw (an axis from {lo} to {hi})"
+        ))
+    }
 }
 
 fn draw_bars(bars: &Bars, out: &mut String) -> Result<(), String> {
@@ -257,7 +277,7 @@ fn draw_bars(bars: &Bars, out: &mut String) -> Result<(), String> {
         return Err("no figure in the table to draw".to_owned());
     }
     // Room to the right of the longest bar for its value.
-    let (lo, hi) = decades(lo, hi * 1.8);
+    let (lo, hi) = decades(lo, hi * 1.8)?;
 
     {
         let root = SVGBackend::with_string(out, (WIDTH, u32::try_from(height).map_err(fail)?))
@@ -389,14 +409,20 @@ fn draw_panel(
     let x_hi = points.iter().map(|p| p.0).fold(0.0, f64::max);
     let y_lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let y_hi = points.iter().map(|p| p.1).fold(0.0, f64::max);
-    if x_lo <= 0.0 || (panel.log && y_lo <= 0.0) {
+    if x_lo <= 0.0 {
+        return Err(format!(
+            "a document count at or below zero on the log axis of \"{x_axis}\""
+        ));
+    }
+    if panel.log && y_lo <= 0.0 {
         return Err(format!(
             "a value at or below zero on the log axis of \"{}\"",
             panel.y_axis
         ));
     }
     // Half a decade of room on either side of the document counts.
-    let x_range = (x_lo / 2.0..x_hi * 2.0).log_scale();
+    let (x_lo, x_hi) = finite(x_lo / 2.0, x_hi * 2.0)?;
+    let x_range = (x_lo..x_hi).log_scale();
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(20)
@@ -441,7 +467,7 @@ fn draw_panel(
         }};
     }
     if panel.log {
-        let (lo, hi) = decades(y_lo, y_hi);
+        let (lo, hi) = decades(y_lo, y_hi)?;
         body!(
             builder
                 .build_cartesian_2d(x_range, (lo..hi).log_scale())
@@ -449,10 +475,11 @@ fn draw_panel(
             |v: &f64| y_label(*v)
         );
     } else {
+        // All zero: an axis up to 1, not one of no height.
+        let top = if y_hi > 0.0 { y_hi * 1.2 } else { 1.0 };
+        let (_, hi) = finite(0.0, top)?;
         body!(
-            builder
-                .build_cartesian_2d(x_range, 0.0..y_hi * 1.2)
-                .map_err(fail)?,
+            builder.build_cartesian_2d(x_range, 0.0..hi).map_err(fail)?,
             |v: &f64| y_label(*v)
         );
     }
@@ -486,7 +513,87 @@ mod tests {
 
     #[test]
     fn decades_enclose_the_range() {
-        assert_eq!(decades(0.7, 4_643_701.0), (0.1, 10_000_000.0));
-        assert_eq!(decades(100.0, 100.0), (100.0, 1000.0));
+        assert_eq!(decades(0.7, 4_643_701.0), Ok((0.1, 10_000_000.0)));
+        assert_eq!(decades(100.0, 100.0), Ok((100.0, 1000.0)));
+    }
+
+    fn panel(log: bool, values: Vec<(f64, f64)>) -> Chart {
+        Chart::Lines(Lines {
+            file: "panel.svg",
+            title: "panel".to_owned(),
+            machine: "2 cores".to_owned(),
+            x_axis: "documents in the store",
+            panels: vec![Panel {
+                y_axis: "bytes",
+                log,
+                compact: false,
+                series: vec![crate::charts::Series {
+                    label: "store",
+                    values,
+                }],
+            }],
+        })
+    }
+
+    #[test]
+    fn a_zero_document_count_is_named_as_one() {
+        let err = svg(&panel(false, vec![(0.0, 5.0), (10.0, 6.0)]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "drawing panel.svg: a document count at or below zero on the log axis of \"documents in the store\""
+        );
+    }
+
+    #[test]
+    fn a_linear_panel_of_zeros_has_an_axis_with_ticks() {
+        let svg = svg(&panel(false, vec![(10.0, 0.0), (100.0, 0.0)])).unwrap();
+        // The y axis's tick labels, "0" up to "1".
+        assert!(svg.contains(">\n1\n</text>"), "{svg}");
+        assert!(svg.contains(">\n0.4\n</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_figure_near_the_largest_f64_is_an_error_not_an_endless_axis() {
+        // Finite, but its decade above is not.
+        assert!(decades(1.0, 1.7e308).is_err());
+        assert!(decades(1.0, f64::INFINITY).is_err());
+        let bars = Bars {
+            file: "big.svg",
+            title: "big".to_owned(),
+            machine: "2 cores".to_owned(),
+            axis: "ops",
+            rows: vec!["put".to_owned()],
+            series: vec![crate::charts::Series {
+                label: "store",
+                values: vec![Some(1.7e308)],
+            }],
+        };
+        let err = svg(&Chart::Bars(bars)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("drawing big.svg: a figure too large to draw"),
+            "{err}"
+        );
+        let lines = Lines {
+            file: "wide.svg",
+            title: "wide".to_owned(),
+            machine: "2 cores".to_owned(),
+            x_axis: "documents",
+            panels: vec![Panel {
+                y_axis: "ratio",
+                log: false,
+                compact: false,
+                series: vec![crate::charts::Series {
+                    label: "store",
+                    values: vec![(1.7e308, 1.0), (10.0, 1.7e308)],
+                }],
+            }],
+        };
+        let err = svg(&Chart::Lines(lines)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("drawing wide.svg: a figure too large to draw"),
+            "{err}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! so a chart and its table always come from the same run.
 //!
 //! It draws the charts of every chart block the file holds and names those
-//! it lacks; a block that is there but malformed (no such table, column or
+//! it lacks or holds empty (markers no run has filled yet); a block that is there but malformed (no such table, column or
 //! parsable cell) fails the run before any file is written.
 
 mod charts;
@@ -12,6 +12,7 @@ mod error;
 mod tables;
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -47,7 +48,7 @@ fn run(args: &[String]) -> Result<(), Error> {
         .collect::<Result<Vec<_>, Error>>()?;
     for name in absent {
         eprintln!(
-            "logstore-charts: no block {name} in {}: its charts are left as they are",
+            "logstore-charts: no block {name} in {}, or an empty one: its charts are left as they are",
             input.display()
         );
     }
@@ -63,14 +64,25 @@ fn run(args: &[String]) -> Result<(), Error> {
 }
 
 /// Writes `path` whole or not at all: a temporary file beside it, renamed
-/// over it.
+/// over it. The temporary file is made new, so a link left in its place
+/// is removed, never written through.
 fn write(path: &Path, text: &str) -> Result<(), Error> {
     let mut temporary = PathBuf::from(path);
     temporary.set_extension("svg.tmp");
-    fs::write(&temporary, text).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: temporary.clone(),
         source,
-    })?;
+    };
+    match fs::remove_file(&temporary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(io)?;
     fs::rename(&temporary, path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,

@@ -312,7 +312,8 @@ impl Table {
 /// # Errors
 ///
 /// Text that is not a non-negative number, optionally followed by one of
-/// the units `ns`, `µs`, `ms`, `s`, `B`, `KiB`, `MiB`, `GiB`, `TiB`, `x`, `%`.
+/// the units `ns`, `µs`, `ms`, `s`, `B`, `KiB`, `MiB`, `GiB`, `TiB`, `x`, `%`;
+/// a number too large for an `f64` in that unit.
 pub fn parse_cell(cell: &str) -> Result<Option<Quantity>, String> {
     let cell = cell.trim();
     if cell == "n/a" || cell == "—" {
@@ -341,6 +342,17 @@ pub fn parse_cell(cell: &str) -> Result<Option<Quantity>, String> {
         "TiB" => Quantity::Bytes(value * 1024.0 * 1024.0 * 1024.0 * 1024.0),
         other => return Err(format!("has the unknown unit \"{other}\"")),
     };
+    // A number too large for an f64 reads as infinity, which no axis can hold.
+    let finite = match quantity {
+        Quantity::Number(v)
+        | Quantity::Millis(v)
+        | Quantity::Bytes(v)
+        | Quantity::Ratio(v)
+        | Quantity::Percent(v) => v.is_finite(),
+    };
+    if !finite {
+        return Err("is too large to draw".to_owned());
+    }
     Ok(Some(quantity))
 }
 

@@ -197,6 +197,46 @@ fn an_absent_block_leaves_its_charts_as_they_are() {
 }
 
 #[test]
+fn an_empty_block_leaves_its_charts_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = FIXTURE.find("<!-- bench:scale -->").unwrap();
+    let end = FIXTURE.find("<!-- /bench:scale -->").unwrap();
+    // The markers of a block no run has filled yet.
+    let page = format!(
+        "{}<!-- bench:scale -->\n\n{}",
+        &FIXTURE[..start],
+        &FIXTURE[end..]
+    );
+    let out = run(&page, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("no block scale in"), "{stderr}");
+    assert!(stderr.contains("or an empty one"), "{stderr}");
+    assert!(dir.path().join("charts/rust-sync.svg").exists());
+    assert!(!dir.path().join("charts/scale-rates.svg").exists());
+}
+
+#[test]
+fn a_link_in_place_of_a_temporary_file_is_not_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "mine").unwrap();
+    fs::create_dir(dir.path().join("charts")).unwrap();
+    let link = dir.path().join("charts/rust-sync.svg.tmp");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = run(FIXTURE, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "mine");
+    assert!(fs::symlink_metadata(&link).is_err(), "the link is gone");
+    let chart = fs::symlink_metadata(dir.path().join("charts/rust-sync.svg")).unwrap();
+    assert!(chart.file_type().is_file());
+}
+
+#[test]
 fn a_wrong_command_line_is_an_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_logstore-charts"))
         .arg("only-one")

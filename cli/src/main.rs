@@ -352,6 +352,7 @@ fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::BenchOpen { store: path } => {
             store::existing_log_store(&path)?;
+            bench::scale::bench_store(&path)?;
             Ok(Outcome {
                 stdout: serde_json::to_string(&bench::scale::open_probe(&path)?)? + "\n",
                 problem: false,
@@ -463,9 +464,9 @@ fn run_scale(
     let stdout = if json {
         serde_json::to_string_pretty(&rows)? + "\n"
     } else if markdown {
-        bench::scale::markdown(&rows, cores)
+        bench::scale::markdown(&rows, cores, budget)
     } else {
-        bench::scale::table(&rows)
+        bench::scale::table(&rows, budget)
     };
     Ok(Outcome {
         stdout,

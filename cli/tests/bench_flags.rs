@@ -206,3 +206,92 @@ fn the_open_probe_refuses_a_directory_that_is_not_a_store_and_writes_nothing() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
 }
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_open_probe_opens_no_store_but_one_a_scale_run_made() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("mine");
+    let made = logstore(&["put", store.to_str().unwrap(), "c", "a", r#"{"x":1}"#]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    // Without its snapshot, a writer's open and close would write one.
+    std::fs::remove_file(store.join("SNAPSHOT")).unwrap();
+    let before = names(&store);
+    // The store itself, and a link with a scale run's names to it.
+    let run = tmp.path().join("logstore-bench-x");
+    std::fs::create_dir(&run).unwrap();
+    std::os::unix::fs::symlink(&store, run.join("log-1")).unwrap();
+    for dir in [store.clone(), run.join("log-1")] {
+        let out = logstore(&["bench-open", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("is not a store `logstore bench --scale` made"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_eq!(names(&store), before, "{dir:?}");
+    }
+}
+
+#[test]
+fn scale_runs_each_count_once_smallest_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_str().unwrap();
+    let out = logstore(&[
+        "bench",
+        "--scale=400,200,200",
+        "--seconds",
+        "0.01",
+        "--dir",
+        dir,
+        "--markdown",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let counts: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ")?.split(' ').next())
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    // Rates, then memory and disk: each count once, smallest first.
+    assert_eq!(counts, ["200", "400", "200", "400"], "{stdout}");
+    assert!(stdout.contains("get and query run 0.01 s each"), "{stdout}");
+    assert!(
+        stdout.contains("| put rate against the rate at the smallest count | within 1.5x of 200 |"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn scale_refuses_a_count_too_large_to_hold_before_making_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = logstore(&[
+        "bench",
+        "--scale=200,18446744073709551615",
+        "--dir",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "--scale 18446744073709551615: too many documents to hold each one's size in memory"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("200 documents"),
+        "refused before the first count ran: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}

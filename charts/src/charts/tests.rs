@@ -42,7 +42,7 @@ fn the_machine_line_comes_from_the_run_block() {
 
 #[test]
 fn a_run_block_in_another_form_is_an_error() {
-    let page = "<!-- bench:run -->\nSomething else.\n<!-- /bench:run -->\n<!-- bench:rust-sync -->\n<!-- /bench:rust-sync -->\n";
+    let page = "<!-- bench:run -->\nSomething else.\n<!-- /bench:run -->\n<!-- bench:rust-sync -->\nA table.\n<!-- /bench:rust-sync -->\n";
     let err = charts(&blocks(page).unwrap()).unwrap_err();
     assert!(matches!(err, Error::Run { .. }), "{err}");
     let err = charts(&blocks(&without("run")).unwrap()).unwrap_err();

@@ -41,6 +41,18 @@ fn text_and_unknown_units_are_errors() {
     );
 }
 
+#[test]
+fn a_number_too_large_for_an_f64_is_an_error() {
+    let digits = "9".repeat(400);
+    let too_large = Err("is too large to draw".to_owned());
+    assert_eq!(parse_cell(&digits), too_large);
+    assert_eq!(parse_cell(&format!("{digits} ms")), too_large);
+    // Finite as written, infinite in bytes.
+    let just_finite = format!("1{}", "0".repeat(307));
+    assert!(parse_cell(&just_finite).is_ok());
+    assert_eq!(parse_cell(&format!("{just_finite} TiB")), too_large);
+}
+
 const PAGE: &str = "\
 # Title
 

@@ -86,13 +86,27 @@ pub struct ScaleRow {
     pub compaction_seconds: f64,
 }
 
-/// Runs every count in `counts`, in a folder made in `parent`.
+/// Runs every count in `counts`, smallest first and each once, in a folder
+/// made in `parent`.
+///
+/// # Errors
+/// A count whose per-document figures cannot be held in memory (before
+/// anything is made), or a failure of the run.
 pub fn run(
     counts: &[u64],
     parent: Option<&Path>,
     budget: Duration,
     progress: &Progress,
 ) -> anyhow::Result<Vec<ScaleRow>> {
+    // The goals compare the largest count with the smallest, and the
+    // charts draw the rows in order.
+    let mut counts = counts.to_vec();
+    counts.sort_unstable();
+    counts.dedup();
+    let counts = &counts[..];
+    for &n in counts {
+        sizes_for(n)?;
+    }
     let place = place::Place::make(parent)?;
     eprintln!("logstore bench --scale: {}", place.describe());
     let with_sqlite = counts.iter().filter(|&&n| n <= SQLITE_MOST).count() as u64;
@@ -136,7 +150,7 @@ fn one_count(
         .docs()
         .ensure_collection(workload::COLLECTION, &workload::INDEXES)?;
     // Each document's id and JSON length, by number, to sum the live data.
-    let mut sizes: Vec<u32> = Vec::with_capacity(n as usize);
+    let mut sizes = sizes_for(n)?;
     let mut rng = Rng::new(42);
     for i in 0..n {
         sizes.push(put(&store, &mut rng, i)?);
@@ -178,6 +192,19 @@ fn one_count(
         snapshot_bytes,
         compaction_seconds: compaction.duration.as_secs_f64(),
     })
+}
+
+/// Room for `n` documents' sizes, or an error naming the count when the
+/// memory cannot be had.
+fn sizes_for(n: u64) -> anyhow::Result<Vec<u32>> {
+    let mut sizes = Vec::new();
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| sizes.try_reserve_exact(n).ok())
+        .with_context(|| {
+            format!("--scale {n}: too many documents to hold each one's size in memory")
+        })?;
+    Ok(sizes)
 }
 
 /// Puts turn `i`; returns the length of its id and JSON text.
@@ -250,6 +277,30 @@ fn probe(dir: &Path) -> anyhow::Result<Open> {
     serde_json::from_slice(&out.stdout).context("reading the open probe's answer")
 }
 
+/// Refuses `dir` unless it is a store a scale run built: a directory, not
+/// a link, named `log-N` in a `logstore-bench-*` folder. The probe opens
+/// as a writer, which writes the index snapshot at close (and cuts a torn
+/// tail), so it keeps away from every other store.
+///
+/// # Errors
+/// Any other path, named in the error.
+pub fn bench_store(dir: &Path) -> anyhow::Result<()> {
+    let named = |path: Option<&Path>, prefix: &str| {
+        path.and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(prefix))
+    };
+    let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_dir());
+    if real_dir && named(Some(dir), "log-") && named(dir.parent(), "logstore-bench-") {
+        return Ok(());
+    }
+    bail!(
+        "{} is not a store `logstore bench --scale` made (a log-N directory in a \
+         logstore-bench-* folder): the open probe opens as a writer, so it opens no other",
+        dir.display()
+    )
+}
+
 /// The probe's side: opens `dir` (`Flush`, as the run built it), checks
 /// the snapshot was used exactly when one exists, and returns the cost.
 ///
@@ -286,11 +337,13 @@ fn resident_anon() -> Option<u64> {
 
 /// The rows as Markdown: the `scale` block (rates and opens, then memory
 /// and disk) with the goals at the largest count below the tables.
-pub fn markdown(rows: &[ScaleRow], cores: usize) -> String {
+pub fn markdown(rows: &[ScaleRow], cores: usize, budget: Duration) -> String {
     let mut out = format!(
         "`logstore bench --scale`: the workload at each count in a new store (`Flush`; \
-         put (new) times {PUTS} puts, get and query run 1 s each); SQLite driver \
-         (synchronous=NORMAL, WAL) up to {SQLITE_MOST} documents; {cores} cores.\n\n"
+         put (new) times {PUTS} puts, twice the count below {}, get and query run {} s each); \
+         SQLite driver (synchronous=NORMAL, WAL) up to {SQLITE_MOST} documents; {cores} cores.\n\n",
+        PUTS / 2,
+        budget.as_secs_f64(),
     );
     out += "| documents | put ops/s | get ops/s | query ops/s | SQLite put ops/s | SQLite get ops/s | SQLite query ops/s | open from snapshot | open by replay |\n";
     out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
@@ -443,10 +496,11 @@ fn bytes(b: u64) -> String {
 }
 
 /// The rows as plain text, for a terminal.
-pub fn table(rows: &[ScaleRow]) -> String {
+pub fn table(rows: &[ScaleRow], budget: Duration) -> String {
     markdown(
         rows,
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        budget,
     )
     .lines()
     .filter(|l| !l.starts_with("<!--"))
@@ -501,8 +555,12 @@ mod tests {
                 row(1000, 500.0, 4.0, 60 * 1000),
             ],
             2,
+            Duration::from_millis(250),
         );
         assert!(md.starts_with("<!-- bench:scale -->\n"));
+        assert!(md.contains(
+            "put (new) times 20000 puts, twice the count below 10000, get and query run 0.25 s each"
+        ));
         assert!(md.contains("at 1000 documents the open store holds 3.0 MiB of anonymous resident memory, 3146 B a document"));
         assert!(md.contains("100000000 documents hold 293.0 GiB."));
         assert!(md.contains("| 1000 | 3.0 MiB | 60.0 B | 47.0 B | 390.6 KiB | 585.9 KiB | 439.5 KiB | 48.8 KiB | 250.0 ms |"));

@@ -168,7 +168,7 @@ readme_row() { # LABEL NODE_OPERATION RUST_OPERATION
 if ! grep '^The index lives in memory' "$b/scale.md" > "$out/ceiling"; then
     echo "scale: the memory ceiling" >> "$out/missing"
 fi
-sed 's/^/  /' "$out/ceiling" | block readme-memory
+block readme-memory < "$out/ceiling"
 
 say "goals"
 goal() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }

@@ -7,7 +7,11 @@
 //! promise settles when the engine takes the chunk, so the JavaScript side
 //! sends the next one only then: at most one chunk is in flight.
 //!
-//! A get hands JavaScript a reader it pulls chunks from.
+//! A get of a blob of at most 64 KiB runs on the JavaScript thread and
+//! answers its bytes whole, as a get of a document of that size does,
+//! unless a lock is busy; any other get runs on the pool, which reads the
+//! first chunk with the lookup and hands JavaScript a reader it pulls the
+//! rest from.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -15,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use logstore::{BlobPut, BlobReader};
-use napi::bindgen_prelude::{Buffer, Object};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either, Object};
 use napi::{Env, JsDeferred};
 use napi_derive::napi;
 
 use crate::engine::Shared;
 use crate::work::{self, spawn};
-use crate::{no_blob_if_malformed, rows, NativeStore};
+use crate::{no_blob_if_malformed, rows, NativeStore, IN_THREAD_GET_BYTES};
 
 type Deferred<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>;
 
@@ -181,11 +185,56 @@ fn run_upload(shared: Arc<Shared>, rx: Receiver<Msg>, opts: BlobPut) {
     }
 }
 
-/// The bytes of one blob, pulled in chunks.
+/// What is left of a blob being read: its reader and how many bytes it
+/// has yet to hand out.
+struct Left {
+    reader: BlobReader,
+    bytes: u64,
+}
+
+/// Up to `size` bytes of what is left, filling the chunk (fewer, larger
+/// hops to JavaScript); the reader is dropped, closing its file, once the
+/// blob's last byte is out. The engine checks a blob's length and hash
+/// before it hands out the last bytes, so a blob read to its size was
+/// read whole and checked: the end is never read for.
+fn read_chunk(slot: &mut Option<Left>, size: u32) -> logstore::Result<Vec<u8>> {
+    let Some(left) = slot.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let want = u64::from(size.max(1)).min(left.bytes) as usize;
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = left.reader.read(&mut buf[filled..]).map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    left.bytes -= filled as u64;
+    if left.bytes == 0 || filled < want {
+        slot.take();
+    }
+    Ok(buf)
+}
+
+/// The engine's error a blob reader carries (a damaged blob's
+/// `Corruption`), or the I/O error as it is.
+fn read_error(e: io::Error) -> logstore::Error {
+    e.downcast::<logstore::Error>()
+        .unwrap_or_else(|e| logstore::Error::Io {
+            context: "reading a blob".into(),
+            source: e,
+        })
+}
+
+/// The bytes of one blob, pulled in chunks: the first read with the get.
 #[napi]
 pub struct BlobBytes {
     meta: String,
-    reader: Arc<Mutex<Option<BlobReader>>>,
+    first: Mutex<Option<Vec<u8>>>,
+    reader: Arc<Mutex<Option<Left>>>,
 }
 
 #[napi]
@@ -196,7 +245,15 @@ impl BlobBytes {
         self.meta.clone()
     }
 
-    /// Up to `size` bytes; an empty buffer at the end.
+    /// The blob's first chunk, read with the get; null once taken.
+    #[napi]
+    pub fn first(&self) -> Option<Buffer> {
+        let mut first = self.first.lock().ok()?;
+        first.take().map(Buffer::from)
+    }
+
+    /// Up to `size` bytes after those handed out; an empty buffer at the
+    /// end.
     #[napi(ts_return_type = "Promise<Buffer>")]
     pub fn read<'e>(&self, env: &'e Env, size: u32) -> napi::Result<Object<'e>> {
         let reader = self.reader.clone();
@@ -204,27 +261,7 @@ impl BlobBytes {
             let mut guard = reader
                 .lock()
                 .map_err(|_| logstore::Error::InvalidInput("the blob reader is broken".into()))?;
-            let Some(r) = guard.as_mut() else {
-                return Ok(Buffer::from(Vec::new()));
-            };
-            let mut buf = vec![0u8; size.max(1) as usize];
-            let mut filled = 0;
-            // Fill the chunk: fewer, larger hops to JavaScript.
-            while filled < buf.len() {
-                let n = r
-                    .read(&mut buf[filled..])
-                    .map_err(|e| logstore::Error::Io {
-                        context: "reading a blob".into(),
-                        source: e,
-                    })?;
-                if n == 0 {
-                    guard.take();
-                    break;
-                }
-                filled += n;
-            }
-            buf.truncate(filled);
-            Ok(Buffer::from(buf))
+            read_chunk(&mut guard, size).map(Buffer::from)
         })
     }
 
@@ -285,17 +322,69 @@ impl NativeStore {
         })
     }
 
-    /// The blob's metadata and a reader of its bytes, or null (also for a
-    /// malformed id, see [`no_blob_if_malformed`]).
+    /// The blob's metadata and a reader of its bytes with the first
+    /// `chunk` bytes read, or null (also for a malformed id, see
+    /// [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<BlobBytes | null>")]
-    pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
+    pub fn blob_get<'e>(&self, env: &'e Env, id: String, chunk: u32) -> napi::Result<Object<'e>> {
         let s = self.live();
         spawn(env, move || {
-            let found = no_blob_if_malformed(s?.store().blobs().get(&id), None)?;
-            Ok(found.map(|(meta, reader)| BlobBytes {
+            let Some((meta, reader)) = no_blob_if_malformed(s?.store().blobs().get(&id), None)?
+            else {
+                return Ok(None);
+            };
+            let mut left = Some(Left {
+                reader,
+                bytes: meta.size,
+            });
+            let first = read_chunk(&mut left, chunk)?;
+            Ok(Some(BlobBytes {
                 meta: rows::blob_meta(&meta),
-                reader: Arc::new(Mutex::new(Some(reader))),
+                first: Mutex::new(Some(first)),
+                reader: Arc::new(Mutex::new(left)),
             }))
         })
+    }
+
+    /// The get of `blobGet` on the calling thread, for a blob of at most
+    /// [`IN_THREAD_GET_BYTES`] (read whole and checked, as a get of a
+    /// document of that size is): a read that finds its file in the page
+    /// cache costs less than a trip to the pool. Its answer is the blob's
+    /// metadata and bytes; `null` when there is no such blob (or the id is
+    /// malformed); or `false`, having read nothing, when the blob is
+    /// larger or a lock is busy (`LogStore::blob_get_within`), and
+    /// `blobGet` reads it on the pool instead.
+    #[napi(
+        catch_unwind,
+        ts_return_type = "{ meta: string; bytes: Buffer } | false | null"
+    )]
+    pub fn blob_get_sync<'e>(
+        &self,
+        env: &'e Env,
+        id: String,
+    ) -> napi::Result<Option<Either<Object<'e>, bool>>> {
+        let got = no_blob_if_malformed(
+            self.in_thread()?
+                .blob_get_within(&id, IN_THREAD_GET_BYTES),
+            Some(None),
+        )
+        .map_err(work::to_napi)?;
+        let (meta, reader) = match got {
+            None => return Ok(Some(Either::B(false))),
+            Some(None) => return Ok(None),
+            Some(Some(found)) => found,
+        };
+        let mut left = Some(Left {
+            reader,
+            bytes: meta.size,
+        });
+        // At most IN_THREAD_GET_BYTES, so one chunk holds it all.
+        let bytes = read_chunk(&mut left, u32::MAX).map_err(work::to_napi)?;
+        // Copied into memory the JavaScript heap owns: for a small buffer
+        // that costs less than handing over ours with a finalizer.
+        let mut found = Object::new(env)?;
+        found.set("meta", rows::blob_meta(&meta))?;
+        found.set("bytes", BufferSlice::copy_from(env, &bytes)?)?;
+        Ok(Some(Either::A(found)))
     }
 }

@@ -47,7 +47,7 @@ use crate::work::spawn;
 /// small objects) ran at about 100 bytes per microsecond there on a quiet
 /// machine, so a get in place stays under about 1 ms up to this size; a
 /// larger one goes to the pool and never stalls the event loop.
-const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
+pub(crate) const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
 
 /// The budget of a get in place: one record of at most
 /// [`IN_THREAD_GET_BYTES`].

@@ -26,6 +26,7 @@ mod work;
 // The `logstore-migrate` command's native function.
 pub use migrate::migrate;
 
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -62,7 +63,8 @@ const IN_PLACE_GET: Budget = Budget {
 /// directory in this process, `engine.rs`); each is closed on its own.
 #[napi]
 pub struct NativeStore {
-    shared: Arc<Shared>,
+    /// Given up on the pool when the handle is collected (see `Drop`).
+    shared: ManuallyDrop<Arc<Shared>>,
     /// This handle was closed: its calls fail with `Closed`, whatever the
     /// engine's other handles do.
     closed: AtomicBool,
@@ -72,7 +74,7 @@ pub struct NativeStore {
 impl NativeStore {
     fn new(shared: Arc<Shared>, clock: Option<Arc<ManualClock>>) -> NativeStore {
         NativeStore {
-            shared,
+            shared: ManuallyDrop::new(shared),
             closed: AtomicBool::new(false),
             clock,
         }
@@ -102,15 +104,28 @@ impl NativeStore {
         if self.closed.load(Ordering::Acquire) {
             return Err(logstore::Error::Closed);
         }
-        Ok(self.shared.clone())
+        Ok(Arc::clone(&self.shared))
     }
 }
 
 impl Drop for NativeStore {
+    /// Runs on the JavaScript thread when the garbage collector finalizes
+    /// the handle, which may hold the engine's last reference: dropping
+    /// that frees the whole index, and an engine whose handles were never
+    /// closed also closes the store (a sync and the index snapshot), while
+    /// forgetting the handle takes the table's lock, which an open or close
+    /// on the pool holds for as long as it runs. So all of it goes to the
+    /// pool.
     fn drop(&mut self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            engine::drop_handle(&self.shared);
-        }
+        // SAFETY: `shared` is taken once, here, and not used after.
+        let shared = unsafe { ManuallyDrop::take(&mut self.shared) };
+        let unclosed = !self.closed.swap(true, Ordering::AcqRel);
+        work::detach(move || {
+            if unclosed {
+                engine::drop_handle(&shared);
+            }
+            drop(shared);
+        });
     }
 }
 
@@ -297,7 +312,7 @@ impl NativeStore {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
         let first = !self.closed.swap(true, Ordering::AcqRel);
-        let s = self.shared.clone();
+        let s = Arc::clone(&self.shared);
         spawn(
             env,
             move || if first { engine::release(&s) } else { Ok(()) },

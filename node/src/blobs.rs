@@ -198,25 +198,41 @@ struct Left {
 /// before it hands out the last bytes, so a blob read to its size was
 /// read whole and checked: the end is never read for.
 fn read_chunk(slot: &mut Option<Left>, size: u32) -> logstore::Result<Vec<u8>> {
-    let Some(left) = slot.as_mut() else {
-        return Ok(Vec::new());
-    };
-    let want = u64::from(size.max(1)).min(left.bytes) as usize;
+    let want = slot
+        .as_ref()
+        .map_or(0, |left| u64::from(size.max(1)).min(left.bytes) as usize);
     let mut buf = vec![0u8; want];
+    let filled = fill(slot, &mut buf)?;
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Fills `buf` with what is left, or as much of it as there is; answers
+/// how many bytes it holds (0 at the end). The reader is dropped, closing
+/// its file, once the blob's last byte is out: the engine checks a blob's
+/// length and hash before it hands out the last bytes, so a blob read to
+/// its size was read whole and checked, and the end is never read for.
+fn fill(slot: &mut Option<Left>, buf: &mut [u8]) -> logstore::Result<usize> {
+    let Some(left) = slot.as_mut() else {
+        return Ok(0);
+    };
+    let want = (buf.len() as u64).min(left.bytes) as usize;
     let mut filled = 0;
-    while filled < buf.len() {
-        let n = left.reader.read(&mut buf[filled..]).map_err(read_error)?;
+    while filled < want {
+        let n = left
+            .reader
+            .read(&mut buf[filled..want])
+            .map_err(read_error)?;
         if n == 0 {
             break;
         }
         filled += n;
     }
-    buf.truncate(filled);
     left.bytes -= filled as u64;
     if left.bytes == 0 || filled < want {
         slot.take();
     }
-    Ok(buf)
+    Ok(filled)
 }
 
 /// The engine's error a blob reader carries (a damaged blob's
@@ -252,16 +268,18 @@ impl BlobBytes {
         first.take().map(Buffer::from)
     }
 
-    /// Up to `size` bytes after those handed out; an empty buffer at the
-    /// end.
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read<'e>(&self, env: &'e Env, size: u32) -> napi::Result<Object<'e>> {
+    /// Fills `buf` (allocated by JavaScript, untouched there until this
+    /// settles) with the bytes after those handed out; settles with how
+    /// many it holds, 0 at the end. Reading into JavaScript's memory spares
+    /// the pool a buffer of its own to allocate, zero and hand over.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn read_into<'e>(&self, env: &'e Env, mut buf: Buffer) -> napi::Result<Object<'e>> {
         let reader = self.reader.clone();
         spawn(env, move || {
             let mut guard = reader
                 .lock()
                 .map_err(|_| logstore::Error::InvalidInput("the blob reader is broken".into()))?;
-            read_chunk(&mut guard, size).map(Buffer::from)
+            fill(&mut guard, &mut buf).map(|n| n as u32)
         })
     }
 

@@ -171,7 +171,7 @@ describe("a blob get runs in place by the blob's size", () => {
   it("reads a blob of at most 64 KiB whole on the JavaScript thread, and a larger one on the pool in 256 KiB chunks", async () => {
     const getSync = vi.spyOn(NativeStore.prototype, "blobGetSync");
     const get = vi.spyOn(NativeStore.prototype, "blobGet");
-    const read = vi.spyOn(BlobBytes.prototype, "read");
+    const read = vi.spyOn(BlobBytes.prototype, "readInto");
     const stores = await logstorePatternStores({ dir: tempDir() });
     try {
       for (const size of [0, 1, 4096, 64 * 1024]) {

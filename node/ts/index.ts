@@ -665,7 +665,10 @@ class LogBlobStore implements BlobStore {
           if (first !== null) enqueue(controller, first);
         },
         async pull(controller) {
-          enqueue(controller, await call(bytes.read(READ_CHUNK)));
+          // Filled on the pool; nothing here reads it until then.
+          const buf = Buffer.allocUnsafeSlow(Math.min(READ_CHUNK, Math.max(left, 1)));
+          const n = await call(bytes.readInto(buf));
+          enqueue(controller, n === buf.byteLength ? buf : buf.subarray(0, n));
         },
         cancel() {
           bytes.cancel();

@@ -382,8 +382,7 @@ impl NativeStore {
         id: String,
     ) -> napi::Result<Option<Either<Object<'e>, bool>>> {
         let got = no_blob_if_malformed(
-            self.in_thread()?
-                .blob_get_within(&id, IN_THREAD_GET_BYTES),
+            self.in_thread()?.blob_get_within(&id, IN_THREAD_GET_BYTES),
             Some(None),
         )
         .map_err(work::to_napi)?;

@@ -80,9 +80,7 @@ impl Deref for InThread {
     type Target = LogStore;
 
     fn deref(&self) -> &LogStore {
-        self.0
-            .log()
-            .expect("InThread is made only for a log store")
+        self.0.log().expect("InThread is made only for a log store")
     }
 }
 

@@ -368,19 +368,24 @@ impl NativeStore {
     /// [`IN_THREAD_GET_BYTES`] (read whole and checked, as a get of a
     /// document of that size is): a read that finds its file in the page
     /// cache costs less than a trip to the pool. Its answer is the blob's
-    /// metadata and bytes; `null` when there is no such blob (or the id is
-    /// malformed); or `false`, having read nothing, when the blob is
-    /// larger or a lock is busy (`LogStore::blob_get_within`), and
-    /// `blobGet` reads it on the pool instead.
-    #[napi(
-        catch_unwind,
-        ts_return_type = "{ meta: string; bytes: Buffer } | false | null"
-    )]
-    pub fn blob_get_sync<'e>(
+    /// metadata (JSON text), its bytes written to the start of `into` (at
+    /// least `IN_THREAD_GET_BYTES` long; the metadata's `size` says how
+    /// many); `null` when there is no such blob (or the id is malformed);
+    /// or `false`, having read nothing, when the blob is larger or a lock
+    /// is busy (`LogStore::blob_get_within`), and `blobGet` reads it on the
+    /// pool instead. Writing into a buffer the caller keeps spares a buffer
+    /// and an object made through N-API for every get.
+    #[napi(catch_unwind, ts_return_type = "string | false | null")]
+    pub fn blob_get_sync(
         &self,
-        env: &'e Env,
         id: String,
-    ) -> napi::Result<Option<Either<Object<'e>, bool>>> {
+        mut into: BufferSlice<'_>,
+    ) -> napi::Result<Option<Either<String, bool>>> {
+        if (into.len() as u64) < IN_THREAD_GET_BYTES {
+            return Err(napi::Error::from_reason(
+                "store: blobGetSync needs a buffer of 64 KiB for the bytes",
+            ));
+        }
         let got = no_blob_if_malformed(
             self.in_thread()?.blob_get_within(&id, IN_THREAD_GET_BYTES),
             Some(None),
@@ -395,13 +400,14 @@ impl NativeStore {
             reader,
             bytes: meta.size,
         });
-        // At most IN_THREAD_GET_BYTES, so one chunk holds it all.
-        let bytes = read_chunk(&mut left, u32::MAX).map_err(work::to_napi)?;
-        // Copied into memory the JavaScript heap owns: for a small buffer
-        // that costs less than handing over ours with a finalizer.
-        let mut found = Object::new(env)?;
-        found.set("meta", rows::blob_meta(&meta))?;
-        found.set("bytes", BufferSlice::copy_from(env, &bytes)?)?;
-        Ok(Some(Either::A(found)))
+        let filled = fill(&mut left, &mut into).map_err(work::to_napi)?;
+        if filled as u64 != meta.size {
+            // The engine fails a read of a blob shorter than its size.
+            return Err(napi::Error::from_reason(format!(
+                "store: blob {} ended after {filled} of its {} bytes",
+                meta.id, meta.size
+            )));
+        }
+        Ok(Some(Either::A(rows::blob_meta(&meta))))
     }
 }

@@ -98,6 +98,12 @@ const DEFAULT_MAX_BLOB_BYTES = 25 * 1024 * 1024;
 /** Bytes a blob read hands to JavaScript at a time. */
 const READ_CHUNK = 256 * 1024;
 
+/**
+ * Where `blobGetSync` writes a blob's bytes, copied out at once: one for
+ * the module, as only the JavaScript thread uses it.
+ */
+const scratch = Buffer.allocUnsafeSlow(64 * 1024);
+
 /** A stream of bytes already read: one chunk, or none for an empty blob. */
 function wholeStream(buf: Buffer): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
@@ -641,11 +647,15 @@ class LogBlobStore implements BlobStore {
     const key = String(id);
     if (this.access.readOnly) await this.access.ready();
     if (this.access.inThread) {
-      // A blob of at most 64 KiB is read whole on this thread unless a
-      // lock is busy (`blobGetSync` answers false): then the pool reads it.
-      const whole = callSync(() => this.n.blobGetSync(key));
-      if (whole === null) return null;
-      if (whole !== false) return { meta: parse(whole.meta), stream: wholeStream(whole.bytes) };
+      // A blob of at most 64 KiB is read whole on this thread, into the
+      // scratch buffer, unless a lock is busy (`blobGetSync` answers
+      // false): then the pool reads it.
+      const text = callSync(() => this.n.blobGetSync(key, scratch));
+      if (text === null) return null;
+      if (text !== false) {
+        const meta = parse<BlobMeta>(text);
+        return { meta, stream: wholeStream(Buffer.from(scratch.subarray(0, meta.size))) };
+      }
     }
     const bytes = await call(this.n.blobGet(key, READ_CHUNK));
     if (!bytes) return null;

@@ -14,6 +14,12 @@
 // durable commits against `sync`, noSync against `flush`).
 //
 //   npm run bench [-- --docs 10000 --seconds 1 --markdown]
+//   npm run bench -- --only blobs,writers,open   # some groups of rows
+//
+// --only runs the load and then only the groups named (docs, leases, blobs,
+// writers, open) for every driver and peer, and prints the first and the
+// peers' tables with those rows (no lmdb-js or floors run): a quick look,
+// not a run for BENCHMARKS.md.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,6 +39,8 @@ const arg = (name, dflt) => {
 const docs = arg("docs", 10_000);
 const seconds = arg("seconds", 1);
 const markdown = args.includes("--markdown");
+const onlyAt = args.indexOf("--only");
+const only = onlyAt >= 0 ? args[onlyAt + 1] : null;
 
 const DRIVERS = ["logstore-sync", "logstore-flush", "sqlite", "memory"];
 const PEERS = ["better-sqlite3-full", "better-sqlite3-normal"];
@@ -43,7 +51,7 @@ ensureBetterSqlite3();
 const root = mkdtempSync(join(tmpdir(), "logstore-bench-"));
 const child = (script, ...rest) =>
   JSON.parse(
-    execFileSync(NODE24, [join(here, script), ...rest, String(docs), String(seconds)], {
+    execFileSync(NODE24, [join(here, script), ...rest, String(docs), String(seconds), ...(only ? [only] : [])], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "inherit"],
       maxBuffer: 1 << 24,
@@ -56,17 +64,22 @@ try {
     results[driver] = child("driver.mjs", driver, join(root, driver));
   }
   for (const mode of FLOORS) {
+    lmdb[mode] = {};
+    if (only) continue;
     process.stderr.write(`lmdb ${mode}...\n`);
     lmdb[mode] = child("lmdb-floor.mjs", mode, join(root, `lmdb-${mode}`));
   }
-  process.stderr.write("floors...\n");
-  floors = child("floors.mjs", join(root, "floors"));
+  if (!only) {
+    process.stderr.write("floors...\n");
+    floors = child("floors.mjs", join(root, "floors"));
+  }
 } finally {
   rmSync(root, { recursive: true, force: true });
 }
 
 const fmt = (n) => (n == null ? "n/a" : n >= 100 ? Math.round(n).toString() : n.toFixed(1));
 const ratio = (a, b) => (a / b >= 10 ? `${Math.round(a / b)}x` : `${(a / b).toFixed(2)}x`);
+const cell = (a, b) => (a == null || b == null ? "n/a" : ratio(a, b));
 const rows = Object.keys(results["sqlite"]);
 const lines = [
   `Node ${execFileSync(NODE24, ["--version"], { encoding: "utf8" }).trim()}, ${docs} documents loaded, reads ${seconds} s each; ops/s`,
@@ -76,7 +89,7 @@ const lines = [
 ];
 for (const op of rows) {
   const [ls, lf, sq, mem] = DRIVERS.map((d) => results[d][op]);
-  lines.push(`| ${op} | ${fmt(ls)} | ${fmt(lf)} | ${fmt(sq)} | ${fmt(mem)} | ${ratio(ls, sq)} | ${ratio(lf, sq)} |`);
+  lines.push(`| ${op} | ${fmt(ls)} | ${fmt(lf)} | ${fmt(sq)} | ${fmt(mem)} | ${cell(ls, sq)} | ${cell(lf, sq)} |`);
 }
 
 // The rows a one-filter query returns on average (floors.mjs parses as many).
@@ -102,7 +115,7 @@ const under = [
   "| floor | ops/s | operation | driver | ops/s | of the floor |",
   "| --- | ---: | --- | --- | ---: | ---: |",
 ];
-for (const [floor, op, drivers] of UNDER) {
+for (const [floor, op, drivers] of floors ? UNDER : []) {
   for (const d of drivers) {
     under.push(`| ${floor} | ${fmt(floors[floor])} | ${op} | ${NAMES[d]} | ${fmt(results[d][op])} | ${pct(results[d][op], floors[floor])} |`);
   }
@@ -110,7 +123,6 @@ for (const [floor, op, drivers] of UNDER) {
 
 // Logstore beside its peers, each at logstore's durability: a ratio over 1
 // is logstore ahead. lmdb-js runs only the operations a key-value store can.
-const cell = (a, b) => (a == null || b == null ? "n/a" : ratio(a, b));
 const peers = [
   `${docs} documents loaded, reads ${seconds} s each; ops/s. better-sqlite3: WAL, synchronous=FULL beside \`sync\`, NORMAL beside \`flush\`. lmdb-js: msgpack values, durable commits beside \`sync\`, noSync beside \`flush\`.`,
   "",
@@ -127,6 +139,10 @@ for (const op of rows) {
 const table = lines.join("\n");
 const floorTable = under.join("\n");
 const peerTable = peers.join("\n");
+if (only) {
+  console.log(`${table}\n\n${peerTable}`);
+  process.exit(0);
+}
 console.log(
   markdown
     ? `<!-- bench:node -->\n\n${table}\n\n<!-- /bench:node -->\n<!-- bench:node-floors -->\n\n${floorTable}\n\n<!-- /bench:node-floors -->\n<!-- bench:node-peers -->\n\n${peerTable}\n\n<!-- /bench:node-peers -->`

@@ -1,7 +1,8 @@
 // A PatternStores driver on better-sqlite3, written as a careful author
 // would: the published SQLite driver's tables and index rows, WAL, every
 // statement prepared once and cached (the published driver prepares each
-// call), one write a transaction, rows read back with RETURNING, and blob
+// call), one write a transaction, rows read back with RETURNING (each
+// stepped to its end, so SQLite's automatic checkpoint runs), and blob
 // bytes kept in a table (one synced write, no file per blob). The benchmark's
 // peer at equal durability: synchronous=FULL against logstore `sync`,
 // synchronous=NORMAL against `flush`. Not part of the package.
@@ -60,6 +61,16 @@ function valueAtPath(data, path) {
   }
   return cur;
 }
+
+/**
+ * The row a write `... RETURNING` statement answers, run outside a
+ * transaction. `all` steps it to its end, where SQLite commits the implicit
+ * transaction and runs its WAL hook, the automatic checkpoint; `get` would
+ * reset it after the first row, which commits without the hook, so the WAL
+ * grows with every such write until a write through `db.transaction` (whose
+ * COMMIT is stepped) checkpoints all of it at once.
+ */
+const returning = (stmt, ...args) => stmt.all(...args)[0];
 
 const toDoc = (r) => ({
   id: r.id,
@@ -284,7 +295,8 @@ class Blobs {
   async put(data, opts = {}) {
     const bytes = data instanceof Uint8Array ? data : await bufferStream(data, this.maxBytes);
     if (bytes.byteLength > this.maxBytes) throw new Error(`store: blob exceeds the ${this.maxBytes}-byte cap`);
-    const row = this.s.put.get(
+    const row = returning(
+      this.s.put,
       crypto.randomUUID(),
       opts.mime ?? "application/octet-stream",
       bytes.byteLength,
@@ -348,7 +360,7 @@ class Leases {
   // answer: SQLite runs it in one implicit transaction.
   async acquire(key, owner, ttlMs) {
     const now = Date.now();
-    const row = this.s.acquire.get(key, owner, now + ttlMs, now, now, now);
+    const row = returning(this.s.acquire, key, owner, now + ttlMs, now, now, now);
     if (row) return { ok: true, lease: toLease(row) };
     const held = this.s.get.get(key);
     return { ok: false, owner: held.owner, expiresAt: held.expires_at };
@@ -356,7 +368,7 @@ class Leases {
 
   async renew(key, owner, ttlMs) {
     const now = Date.now();
-    const row = this.s.renew.get(now + ttlMs, now, key, owner, now);
+    const row = returning(this.s.renew, now + ttlMs, now, key, owner, now);
     if (row) return { ok: true, lease: toLease(row) };
     const held = this.s.get.get(key);
     return { ok: false, owner: held?.owner ?? "", expiresAt: held?.expires_at ?? 0 };

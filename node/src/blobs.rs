@@ -7,7 +7,11 @@
 //! promise settles when the engine takes the chunk, so the JavaScript side
 //! sends the next one only then: at most one chunk is in flight.
 //!
-//! A get hands JavaScript a reader it pulls chunks from.
+//! A get of a blob of at most 64 KiB runs on the JavaScript thread and
+//! answers its bytes whole, as a get of a document of that size does,
+//! unless a lock is busy; any other get runs on the pool, which reads the
+//! first chunk with the lookup and hands JavaScript a reader it pulls the
+//! rest from.
 
 use std::io::{self, Read};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -15,13 +19,13 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use logstore::{BlobPut, BlobReader};
-use napi::bindgen_prelude::{Buffer, Object};
+use napi::bindgen_prelude::{Buffer, BufferSlice, Either, Object};
 use napi::{Env, JsDeferred};
 use napi_derive::napi;
 
 use crate::engine::Shared;
 use crate::work::{self, spawn};
-use crate::{no_blob_if_malformed, rows, NativeStore};
+use crate::{no_blob_if_malformed, rows, NativeStore, IN_THREAD_GET_BYTES};
 
 type Deferred<T> = JsDeferred<T, Box<dyn FnOnce(Env) -> napi::Result<T>>>;
 
@@ -181,11 +185,72 @@ fn run_upload(shared: Arc<Shared>, rx: Receiver<Msg>, opts: BlobPut) {
     }
 }
 
-/// The bytes of one blob, pulled in chunks.
+/// What is left of a blob being read: its reader and how many bytes it
+/// has yet to hand out.
+struct Left {
+    reader: BlobReader,
+    bytes: u64,
+}
+
+/// Up to `size` bytes of what is left, filling the chunk (fewer, larger
+/// hops to JavaScript); the reader is dropped, closing its file, once the
+/// blob's last byte is out. The engine checks a blob's length and hash
+/// before it hands out the last bytes, so a blob read to its size was
+/// read whole and checked: the end is never read for.
+fn read_chunk(slot: &mut Option<Left>, size: u32) -> logstore::Result<Vec<u8>> {
+    let want = slot
+        .as_ref()
+        .map_or(0, |left| u64::from(size.max(1)).min(left.bytes) as usize);
+    let mut buf = vec![0u8; want];
+    let filled = fill(slot, &mut buf)?;
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Fills `buf` with what is left, or as much of it as there is; answers
+/// how many bytes it holds (0 at the end). The reader is dropped, closing
+/// its file, once the blob's last byte is out: the engine checks a blob's
+/// length and hash before it hands out the last bytes, so a blob read to
+/// its size was read whole and checked, and the end is never read for.
+fn fill(slot: &mut Option<Left>, buf: &mut [u8]) -> logstore::Result<usize> {
+    let Some(left) = slot.as_mut() else {
+        return Ok(0);
+    };
+    let want = (buf.len() as u64).min(left.bytes) as usize;
+    let mut filled = 0;
+    while filled < want {
+        let n = left
+            .reader
+            .read(&mut buf[filled..want])
+            .map_err(read_error)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    left.bytes -= filled as u64;
+    if left.bytes == 0 || filled < want {
+        slot.take();
+    }
+    Ok(filled)
+}
+
+/// The engine's error a blob reader carries (a damaged blob's
+/// `Corruption`), or the I/O error as it is.
+fn read_error(e: io::Error) -> logstore::Error {
+    e.downcast::<logstore::Error>()
+        .unwrap_or_else(|e| logstore::Error::Io {
+            context: "reading a blob".into(),
+            source: e,
+        })
+}
+
+/// The bytes of one blob, pulled in chunks: the first read with the get.
 #[napi]
 pub struct BlobBytes {
     meta: String,
-    reader: Arc<Mutex<Option<BlobReader>>>,
+    first: Mutex<Option<Vec<u8>>>,
+    reader: Arc<Mutex<Option<Left>>>,
 }
 
 #[napi]
@@ -196,35 +261,25 @@ impl BlobBytes {
         self.meta.clone()
     }
 
-    /// Up to `size` bytes; an empty buffer at the end.
-    #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn read<'e>(&self, env: &'e Env, size: u32) -> napi::Result<Object<'e>> {
+    /// The blob's first chunk, read with the get; null once taken.
+    #[napi]
+    pub fn first(&self) -> Option<Buffer> {
+        let mut first = self.first.lock().ok()?;
+        first.take().map(Buffer::from)
+    }
+
+    /// Fills `buf` (allocated by JavaScript, untouched there until this
+    /// settles) with the bytes after those handed out; settles with how
+    /// many it holds, 0 at the end. Reading into JavaScript's memory spares
+    /// the pool a buffer of its own to allocate, zero and hand over.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn read_into<'e>(&self, env: &'e Env, mut buf: Buffer) -> napi::Result<Object<'e>> {
         let reader = self.reader.clone();
         spawn(env, move || {
             let mut guard = reader
                 .lock()
                 .map_err(|_| logstore::Error::InvalidInput("the blob reader is broken".into()))?;
-            let Some(r) = guard.as_mut() else {
-                return Ok(Buffer::from(Vec::new()));
-            };
-            let mut buf = vec![0u8; size.max(1) as usize];
-            let mut filled = 0;
-            // Fill the chunk: fewer, larger hops to JavaScript.
-            while filled < buf.len() {
-                let n = r
-                    .read(&mut buf[filled..])
-                    .map_err(|e| logstore::Error::Io {
-                        context: "reading a blob".into(),
-                        source: e,
-                    })?;
-                if n == 0 {
-                    guard.take();
-                    break;
-                }
-                filled += n;
-            }
-            buf.truncate(filled);
-            Ok(Buffer::from(buf))
+            fill(&mut guard, &mut buf).map(|n| n as u32)
         })
     }
 
@@ -285,17 +340,74 @@ impl NativeStore {
         })
     }
 
-    /// The blob's metadata and a reader of its bytes, or null (also for a
-    /// malformed id, see [`no_blob_if_malformed`]).
+    /// The blob's metadata and a reader of its bytes with the first
+    /// `chunk` bytes read, or null (also for a malformed id, see
+    /// [`no_blob_if_malformed`]).
     #[napi(ts_return_type = "Promise<BlobBytes | null>")]
-    pub fn blob_get<'e>(&self, env: &'e Env, id: String) -> napi::Result<Object<'e>> {
+    pub fn blob_get<'e>(&self, env: &'e Env, id: String, chunk: u32) -> napi::Result<Object<'e>> {
         let s = self.live();
         spawn(env, move || {
-            let found = no_blob_if_malformed(s?.store().blobs().get(&id), None)?;
-            Ok(found.map(|(meta, reader)| BlobBytes {
+            let Some((meta, reader)) = no_blob_if_malformed(s?.store().blobs().get(&id), None)?
+            else {
+                return Ok(None);
+            };
+            let mut left = Some(Left {
+                reader,
+                bytes: meta.size,
+            });
+            let first = read_chunk(&mut left, chunk)?;
+            Ok(Some(BlobBytes {
                 meta: rows::blob_meta(&meta),
-                reader: Arc::new(Mutex::new(Some(reader))),
+                first: Mutex::new(Some(first)),
+                reader: Arc::new(Mutex::new(left)),
             }))
         })
+    }
+
+    /// The get of `blobGet` on the calling thread, for a blob of at most
+    /// [`IN_THREAD_GET_BYTES`] (read whole and checked, as a get of a
+    /// document of that size is): a read that finds its file in the page
+    /// cache costs less than a trip to the pool. Its answer is the blob's
+    /// metadata (JSON text), its bytes written to the start of `into` (at
+    /// least `IN_THREAD_GET_BYTES` long; the metadata's `size` says how
+    /// many); `null` when there is no such blob (or the id is malformed);
+    /// or `false`, having read nothing, when the blob is larger or a lock
+    /// is busy (`LogStore::blob_get_within`), and `blobGet` reads it on the
+    /// pool instead. Writing into a buffer the caller keeps spares a buffer
+    /// and an object made through N-API for every get.
+    #[napi(catch_unwind, ts_return_type = "string | false | null")]
+    pub fn blob_get_sync(
+        &self,
+        id: String,
+        mut into: BufferSlice<'_>,
+    ) -> napi::Result<Option<Either<String, bool>>> {
+        if (into.len() as u64) < IN_THREAD_GET_BYTES {
+            return Err(napi::Error::from_reason(
+                "store: blobGetSync needs a buffer of 64 KiB for the bytes",
+            ));
+        }
+        let got = no_blob_if_malformed(
+            self.in_thread()?.blob_get_within(&id, IN_THREAD_GET_BYTES),
+            Some(None),
+        )
+        .map_err(work::to_napi)?;
+        let (meta, reader) = match got {
+            None => return Ok(Some(Either::B(false))),
+            Some(None) => return Ok(None),
+            Some(Some(found)) => found,
+        };
+        let mut left = Some(Left {
+            reader,
+            bytes: meta.size,
+        });
+        let filled = fill(&mut left, &mut into).map_err(work::to_napi)?;
+        if filled as u64 != meta.size {
+            // The engine fails a read of a blob shorter than its size.
+            return Err(napi::Error::from_reason(format!(
+                "store: blob {} ended after {filled} of its {} bytes",
+                meta.id, meta.size
+            )));
+        }
+        Ok(Some(Either::A(rows::blob_meta(&meta))))
     }
 }

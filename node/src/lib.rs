@@ -26,9 +26,9 @@ mod work;
 // The `logstore-migrate` command's native function.
 pub use migrate::migrate;
 
+use std::ops::Deref;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use logstore::{
     BlobList, Budget, Durability, LogStore, ManualClock, Options, OrderDir, Query, Session, Store,
@@ -47,7 +47,7 @@ use crate::work::spawn;
 /// small objects) ran at about 100 bytes per microsecond there on a quiet
 /// machine, so a get in place stays under about 1 ms up to this size; a
 /// larger one goes to the pool and never stalls the event loop.
-const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
+pub(crate) const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
 
 /// The budget of a get in place: one record of at most
 /// [`IN_THREAD_GET_BYTES`].
@@ -62,54 +62,80 @@ const IN_PLACE_GET: Budget = Budget {
 /// directory in this process, `engine.rs`); each is closed on its own.
 #[napi]
 pub struct NativeStore {
-    shared: Arc<Shared>,
-    /// This handle was closed: its calls fail with `Closed`, whatever the
+    /// The engine, until this handle is closed: `close` takes it to the
+    /// pool, so the engine's last handle frees it there and then, not on
+    /// the JavaScript thread whenever the garbage collector finalizes this
+    /// object (see `Drop`). `None`: calls fail with `Closed`, whatever the
     /// engine's other handles do.
-    closed: AtomicBool,
+    shared: Mutex<Option<Arc<Shared>>>,
+    /// The engine's id (`engineId`), kept past the close.
+    id: u64,
     clock: Option<Arc<ManualClock>>,
+}
+
+/// The log store of a handle, for a call on the JavaScript thread.
+struct InThread(Arc<Shared>);
+
+impl Deref for InThread {
+    type Target = LogStore;
+
+    fn deref(&self) -> &LogStore {
+        self.0.log().expect("InThread is made only for a log store")
+    }
 }
 
 impl NativeStore {
     fn new(shared: Arc<Shared>, clock: Option<Arc<ManualClock>>) -> NativeStore {
         NativeStore {
-            shared,
-            closed: AtomicBool::new(false),
+            id: shared.id(),
+            shared: Mutex::new(Some(shared)),
             clock,
         }
     }
 
+    /// The slot of the engine. Nothing panics while holding its lock, but
+    /// a poisoned one still holds a consistent `Option`.
+    fn slot(&self) -> MutexGuard<'_, Option<Arc<Shared>>> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The engine, for a call on this thread.
-    fn engine(&self) -> napi::Result<&Shared> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(work::to_napi(logstore::Error::Closed));
-        }
-        Ok(&self.shared)
+    fn engine(&self) -> napi::Result<Arc<Shared>> {
+        self.live().map_err(work::to_napi)
     }
 
     /// The log store, for a read on the JavaScript thread: a PostgreSQL
     /// store's reads go over the network, so only its pooled calls serve it.
-    fn in_thread(&self) -> napi::Result<&LogStore> {
-        self.engine()?.log().ok_or_else(|| {
-            napi::Error::from_reason(
+    fn in_thread(&self) -> napi::Result<InThread> {
+        let shared = self.engine()?;
+        if shared.log().is_none() {
+            return Err(napi::Error::from_reason(
                 "store: a PostgreSQL store is read through the pooled calls, never on the JavaScript thread",
-            )
-        })
+            ));
+        }
+        Ok(InThread(shared))
     }
 
     /// The engine, for a pooled call: an error the call rejects with once
     /// this handle is closed.
     fn live(&self) -> logstore::Result<Arc<Shared>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(logstore::Error::Closed);
-        }
-        Ok(self.shared.clone())
+        self.slot().clone().ok_or(logstore::Error::Closed)
     }
 }
 
 impl Drop for NativeStore {
+    /// Runs on the JavaScript thread when the garbage collector finalizes
+    /// a handle that was never closed, which may hold the engine's last
+    /// reference: dropping that closes the store (a sync and the index
+    /// snapshot) and frees the whole index, and forgetting the handle takes
+    /// the table's lock, which an open or close on the pool holds for as
+    /// long as it runs. So all of it goes to the pool.
     fn drop(&mut self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            engine::drop_handle(&self.shared);
+        if let Some(shared) = self.slot().take() {
+            work::detach(move || {
+                engine::drop_handle(&shared);
+                drop(shared);
+            });
         }
     }
 }
@@ -288,7 +314,7 @@ impl NativeStore {
     /// JavaScript layer gives such handles one write queue. Synchronous.
     #[napi]
     pub fn engine_id(&self) -> f64 {
-        self.shared.id() as f64
+        self.id as f64
     }
 
     /// Closes this handle: its calls fail from now on. The engine's last
@@ -296,12 +322,13 @@ impl NativeStore {
     /// snapshot and releases the directory). A second close does nothing.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'e>(&self, env: &'e Env) -> napi::Result<Object<'e>> {
-        let first = !self.closed.swap(true, Ordering::AcqRel);
-        let s = self.shared.clone();
-        spawn(
-            env,
-            move || if first { engine::release(&s) } else { Ok(()) },
-        )
+        let taken = self.slot().take();
+        // The job holds the handle's reference: when it is the engine's
+        // last, the engine is freed on the pool as the job ends.
+        spawn(env, move || match taken {
+            Some(shared) => engine::release(&shared),
+            None => Ok(()),
+        })
     }
 
     #[napi(ts_return_type = "Promise<void>")]

@@ -30,13 +30,14 @@ struct Pool {
 }
 
 impl Pool {
-    fn push(&self, job: Job) -> bool {
+    /// Queues `job`, or hands it back when the queue is unusable.
+    fn push(&self, job: Job) -> Result<(), Job> {
         match self.jobs.lock() {
             Ok(mut jobs) => jobs.push_back(job),
-            Err(_) => return false,
+            Err(_) => return Err(job),
         }
         self.ready.notify_one();
-        true
+        Ok(())
     }
 
     fn next(&self) -> Option<Job> {
@@ -108,6 +109,19 @@ pub fn to_napi(e: logstore::Error) -> napi::Error {
 
 type Resolver<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
 
+/// Runs `f` on the pool, with no promise to settle: work the JavaScript
+/// thread must not do, such as freeing an engine. Without a pool, `f` runs
+/// here.
+pub fn detach(f: impl FnOnce() + Send + 'static) {
+    let job: Job = Box::new(move || {
+        // A panic (a bug) must not end the pool thread.
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    });
+    if let Err(job) = pool().push(job) {
+        job();
+    }
+}
+
 /// Runs `f` on the pool; the returned promise settles with its result.
 pub fn spawn<T, F>(env: &Env, f: F) -> napi::Result<Object<'_>>
 where
@@ -124,7 +138,7 @@ where
             "store: internal error (a call panicked; please report it)",
         )),
     });
-    if !pool().push(job) {
+    if pool().push(job).is_err() {
         return Err(napi::Error::from_reason("store: the worker pool is gone"));
     }
     Ok(promise)

@@ -288,6 +288,14 @@ describe("a second open in this process", () => {
     await a.close();
   });
 
+  it("a handle collected unclosed gives up the engine, which closes keeping its writes", async () => {
+    const dir = tempDir();
+    const { stdout } = await run(process.execPath, ["--expose-gc", join(__dirname, "collected-child.mjs"), dir]);
+    const out = JSON.parse(stdout);
+    expect(out.collections).toBeGreaterThan(0);
+    expect(out.data).toEqual({ n: 1 });
+  });
+
   it("from a reloaded copy of the module finds the engine the first copy opened", async () => {
     const dir = join(tempDir(), "log");
     const a = await logstorePatternStores({ dir });

@@ -2,6 +2,7 @@
 // operations of every kind through the benchmark's better-sqlite3 driver,
 // printed as JSON for test/peers.test.ts to check.
 //   node peers-child.mjs <FULL|NORMAL> <dir>
+import { statSync } from "node:fs";
 import { join } from "node:path";
 
 import { betterSqlitePatternStores } from "../bench/better-sqlite3-driver.mjs";
@@ -68,6 +69,16 @@ out.tooBigStream = await attempt(() => small.blobs.put(new Blob([new Uint8Array(
 out.smallList = await small.blobs.list();
 await small.close();
 out.blobList = (await s.blobs.list({ ownerId: "o1" })).map((m) => m.id === meta.id);
+// SQLite's automatic checkpoint keeps the WAL near its 1,000 pages (4 MiB)
+// across writes that are not in a transaction of their own: blob puts and
+// lease acquires and renewals.
+const mib = new Uint8Array(1 << 20);
+for (let i = 0; i < 12; i++) {
+  mib[0] = i;
+  await s.blobs.put(mib);
+}
+for (let i = 0; i < 1200; i++) await s.leases.acquire("k", "o2", 60_000);
+out.walBytes = statSync(`${file}-wal`).size;
 out.blobDeleted = await s.blobs.delete(meta.id);
 out.blobGone = await s.blobs.get(meta.id);
 await s.close();

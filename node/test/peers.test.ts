@@ -51,6 +51,7 @@ describe("the better-sqlite3 PatternStores driver", () => {
       expect(out.tooBigStream).toMatch(/exceeds the 2-byte cap/);
       expect(out.smallList).toEqual([]);
       expect(out.blobList).toEqual([true]);
+      expect(out.walBytes).toBeLessThan(8 << 20);
       expect([out.blobDeleted, out.blobGone]).toEqual([true, null]);
       expect(out.reopened).toEqual(out.patch);
       expect(out.reopenedQuery).toEqual(["a"]);

@@ -1,14 +1,16 @@
 // Which thread a read runs on is decided by the work its plan does (the
 // index entries it walks or sorts, the bytes of its rows), not by the rows
 // it asks for: the calls the driver makes to the addon are counted.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { logstorePatternStores, type PatternStores } from "../dist/index.js";
-import { tempDir } from "./helpers.js";
+import { bytesOf, tempDir } from "./helpers.js";
 
 const require = createRequire(import.meta.url);
-const { NativeStore } = require("../native/binding.cjs") as typeof import("../native/binding.js");
+const { BlobBytes, NativeStore } = require("../native/binding.cjs") as typeof import("../native/binding.js");
 
 /** Documents in "c": large enough that sorting all of them is over the budget. */
 const N = 20_000;
@@ -157,6 +159,87 @@ describe("a flush write runs in place by its body's size", () => {
       expect(writeBatch).not.toHaveBeenCalled();
     } finally {
       vi.restoreAllMocks();
+      await stores.close();
+    }
+  });
+});
+
+describe("a blob get runs in place by the blob's size", () => {
+  /** `size` bytes, different at every offset mod 251. */
+  const pattern = (size: number, seed: number) => Uint8Array.from({ length: size }, (_, i) => (i * 31 + seed) % 251);
+
+  it("reads a blob of at most 64 KiB whole on the JavaScript thread, and a larger one on the pool in 256 KiB chunks", async () => {
+    const getSync = vi.spyOn(NativeStore.prototype, "blobGetSync");
+    const get = vi.spyOn(NativeStore.prototype, "blobGet");
+    const read = vi.spyOn(BlobBytes.prototype, "readInto");
+    const stores = await logstorePatternStores({ dir: tempDir() });
+    try {
+      for (const size of [0, 1, 4096, 64 * 1024]) {
+        const bytes = pattern(size, size);
+        const meta = await stores.blobs.put(bytes, { mime: "image/png", ownerId: "u" });
+        vi.clearAllMocks();
+        const got = await stores.blobs.get(meta.id);
+        expect(got!.meta).toEqual(meta);
+        expect(await bytesOf(got!.stream)).toEqual(bytes);
+        expect(getSync).toHaveBeenCalledTimes(1);
+        expect(get, `${size} bytes`).not.toHaveBeenCalled();
+      }
+      // Over 64 KiB: the pool reads the first chunk with the lookup, and the
+      // stream ends with the blob's last byte, with no read for the end.
+      for (const [size, reads] of [[64 * 1024 + 1, 0], [256 * 1024, 0], [600 * 1024, 2]] as const) {
+        const bytes = pattern(size, 7);
+        const meta = await stores.blobs.put(bytes);
+        vi.clearAllMocks();
+        const got = await stores.blobs.get(meta.id);
+        expect(got!.meta).toEqual(meta);
+        const chunks: number[] = [];
+        const reader = got!.stream.getReader();
+        const back = new Uint8Array(size);
+        for (let at = 0; ; ) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          back.set(value, at);
+          at += value.byteLength;
+          chunks.push(value.byteLength);
+        }
+        expect(Buffer.from(back).equals(Buffer.from(bytes))).toBe(true);
+        expect(chunks.every((n) => n <= 256 * 1024)).toBe(true);
+        expect(getSync.mock.results[0].value).toBe(false);
+        expect(get).toHaveBeenCalledTimes(1);
+        expect(read, `${size} bytes`).toHaveBeenCalledTimes(reads);
+      }
+      vi.clearAllMocks();
+      expect(await stores.blobs.get("00000000-0000-0000-0000-000000000000")).toBeNull();
+      expect(await stores.blobs.get("abc.png")).toBeNull();
+      expect(get).not.toHaveBeenCalled();
+    } finally {
+      vi.restoreAllMocks();
+      await stores.close();
+    }
+  });
+
+  it("still checks a blob's bytes against its hash, in place and on the pool", async () => {
+    const dir = tempDir();
+    let stores = await logstorePatternStores({ dir });
+    const small = await stores.blobs.put(pattern(4096, 1));
+    const large = await stores.blobs.put(pattern(300 * 1024, 2));
+    await stores.close();
+    // Flip one byte of each content file (blobs/HH/<hash>).
+    const blobs = join(dir, "blobs");
+    for (const folder of readdirSync(blobs).filter((f) => /^[0-9a-f]{2}$/.test(f))) {
+      for (const name of readdirSync(join(blobs, folder))) {
+        const path = join(blobs, folder, name);
+        const bytes = readFileSync(path);
+        bytes[bytes.length - 1] ^= 0xff;
+        writeFileSync(path, bytes);
+      }
+    }
+    stores = await logstorePatternStores({ dir });
+    try {
+      await expect(stores.blobs.get(small.id)).rejects.toThrow(/no longer match their hash/);
+      const got = await stores.blobs.get(large.id);
+      await expect(bytesOf(got!.stream)).rejects.toThrow(/no longer match their hash/);
+    } finally {
       await stores.close();
     }
   });

@@ -26,6 +26,26 @@ impl Inner {
         Some((meta.clone(), opened))
     }
 
+    /// [`Inner::open_blob`] for a caller that may not wait: `None`,
+    /// having opened nothing, when the state lock is held by a writer (or
+    /// one waits for it) or the blob holds more than `max_bytes`;
+    /// `Some(None)` when there is no such blob.
+    fn open_blob_within(
+        &self,
+        id: &str,
+        max_bytes: u64,
+    ) -> Option<Option<(BlobMeta, Result<blob_files::Opened>)>> {
+        let state = self.state.try_read()?;
+        let Some(meta) = state.blobs.get(id) else {
+            return Some(None);
+        };
+        if meta.size > max_bytes {
+            return None;
+        }
+        let opened = blob_files::open_content(self.fs.as_ref(), &self.dir, meta);
+        Some(Some((meta.clone(), opened)))
+    }
+
     /// [`Inner::open_blob`], except that a read-only handle whose view
     /// still lists a blob whose file the writer removed (with its last
     /// reference) brings its view up to date and looks the blob up again:
@@ -41,6 +61,31 @@ impl Inner {
             }
             found => Ok(found),
         }
+    }
+}
+
+impl Session {
+    /// [`LogStore::blob_get_within`](crate::LogStore::blob_get_within).
+    pub(super) fn blob_get_within(
+        &self,
+        id: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Option<(BlobMeta, BlobReader)>>> {
+        validate::blob_id(id)?;
+        self.inner.check_open()?;
+        let Some(found) = self.inner.open_blob_within(id, max_bytes) else {
+            return Ok(None);
+        };
+        let Some((meta, opened)) = found else {
+            return Ok(Some(None));
+        };
+        // A read-only handle whose view lists a blob whose file the writer
+        // removed brings its view up to date first (`get`), which waits.
+        if opened.is_err() && self.inner.follow.is_some() {
+            return Ok(None);
+        }
+        let reader = blob_files::read(opened?, &meta, &self.inner.verified)?;
+        Ok(Some(Some((meta, reader))))
     }
 }
 

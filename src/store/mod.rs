@@ -32,7 +32,9 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::blob_files;
-use crate::contract::{BlobStore, DocumentStore, LeaseStore, Query, RawDocument, Store};
+use crate::contract::{
+    BlobMeta, BlobReader, BlobStore, DocumentStore, LeaseStore, Query, RawDocument, Store,
+};
 use crate::index::snapshot::Covers;
 use crate::index::State;
 use crate::io::{Access, LockGuard, MemFs, RealFs, Vfs};
@@ -348,6 +350,24 @@ impl LogStore {
         budget: Budget,
     ) -> Result<Option<Option<RawDocument>>> {
         self.waiting.get_raw_within(collection, id, budget)
+    }
+
+    /// [`BlobStore::get`] on a thread that must not stall, for a blob of
+    /// at most `max_bytes`: `None`, having read nothing, when the blob is
+    /// larger or taking a lock would wait (on a read-only handle also when
+    /// its view lists a blob whose file the writer removed, which `get`
+    /// answers after catching up); `Some(None)` when there is no such
+    /// blob. A blob of at most 64 KiB is read whole and checked before
+    /// this returns, as `get` does.
+    ///
+    /// # Errors
+    /// As `get`.
+    pub fn blob_get_within(
+        &self,
+        id: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Option<(BlobMeta, BlobReader)>>> {
+        self.waiting.blob_get_within(id, max_bytes)
     }
 
     /// [`DocumentStore::count`] within `budget`, as

@@ -729,3 +729,46 @@ fn get_within_a_budget_declines_a_large_record_or_a_busy_state() {
         Err(Error::InvalidInput(_))
     ));
 }
+
+/// `blob_get_within` answers as `get` (a missing blob is `Some(None)`),
+/// and declines, reading nothing, a blob over its byte limit or a state
+/// another thread write-locks.
+#[test]
+fn blob_get_within_declines_a_large_blob_or_a_busy_state() {
+    use crate::contract::BlobPut;
+    use std::io::Read;
+    let store = flush_store();
+    let put = |bytes: &[u8]| {
+        store
+            .blobs()
+            .put(&mut &bytes[..], BlobPut::default())
+            .unwrap()
+    };
+    let small = put(b"four");
+    let large = put(&[7u8; 5000]);
+    let read = |found: Option<(BlobMeta, BlobReader)>| {
+        let (meta, mut reader) = found.unwrap();
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).unwrap();
+        (meta, bytes)
+    };
+    let (meta, bytes) = read(store.blob_get_within(&small.id, 4096).unwrap().unwrap());
+    assert_eq!((meta, bytes), (small.clone(), b"four".to_vec()));
+    assert!(store.blob_get_within(&large.id, 4096).unwrap().is_none());
+    let (meta, bytes) = read(store.blob_get_within(&large.id, 5000).unwrap().unwrap());
+    assert_eq!((meta, bytes), (large, vec![7u8; 5000]));
+    let none = "00000000-0000-0000-0000-000000000000";
+    assert!(matches!(store.blob_get_within(none, 4096), Ok(Some(None))));
+    let held = store.inner().state.write();
+    assert!(store.blob_get_within(&small.id, 4096).unwrap().is_none());
+    drop(held);
+    assert!(matches!(
+        store.blob_get_within("abc.png", 4096),
+        Err(Error::InvalidInput(_))
+    ));
+    store.close().unwrap();
+    assert!(matches!(
+        store.blob_get_within(&small.id, 4096),
+        Err(Error::Closed)
+    ));
+}

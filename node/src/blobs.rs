@@ -193,10 +193,7 @@ struct Left {
 }
 
 /// Up to `size` bytes of what is left, filling the chunk (fewer, larger
-/// hops to JavaScript); the reader is dropped, closing its file, once the
-/// blob's last byte is out. The engine checks a blob's length and hash
-/// before it hands out the last bytes, so a blob read to its size was
-/// read whole and checked: the end is never read for.
+/// hops to JavaScript), as [`fill`] reads them.
 fn read_chunk(slot: &mut Option<Left>, size: u32) -> logstore::Result<Vec<u8>> {
     let want = slot
         .as_ref()

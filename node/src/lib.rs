@@ -43,10 +43,9 @@ use crate::engine::{Settings, Shared};
 use crate::work::spawn;
 
 /// The largest document record `getSync` reads on the JavaScript thread,
-/// the byte limit of [`IN_PLACE`] too. Reading and parsing dense JSON (many
-/// small objects) ran at about 100 bytes per microsecond there on a quiet
-/// machine, so a get in place stays under about 1 ms up to this size; a
-/// larger one goes to the pool and never stalls the event loop.
+/// the byte limit of [`IN_PLACE`] too: small enough that reading and
+/// parsing it stays a short stall of the event loop (`bench/in-place.mjs`
+/// times the edges); a larger one goes to the pool.
 pub(crate) const IN_THREAD_GET_BYTES: u64 = 64 * 1024;
 
 /// The budget of a get in place: one record of at most
@@ -186,13 +185,10 @@ impl OpenOptions {
 }
 
 /// What a read on the JavaScript thread may do (`querySync`, `countSync`);
-/// a read over it goes to the pool. At its edges, through PatternStores
-/// with the JSON.parse of the rows (`bench/in-place.mjs`, fastest of 200
-/// runs on the 2-core development machine): a 10-row page sorting 3,900
-/// candidates by an indexed field 200 µs (by `updatedAt` 90 µs), a walk
-/// of 3,900 checking two filters 12 µs, 200 rows of 150 to 300 bytes
-/// 300 µs, 30 rows of 2 KiB 76 µs. So an in-place read stays near half a
-/// millisecond at most, whatever the store's size.
+/// a read over it goes to the pool. The limits bound the work (index
+/// entries walked or sorted, rows, bytes), not the rows returned, so an
+/// in-place read costs the same at its edges whatever the store's size;
+/// `bench/in-place.mjs` times those edges through PatternStores.
 const IN_PLACE: Budget = Budget {
     entries: 4_000,
     rows: 200,

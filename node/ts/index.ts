@@ -186,9 +186,7 @@ const READ_ONLY =
  * called in one synchronous run of JavaScript, which share it. A read
  * called later starts its own, so it sees every write acknowledged before
  * it was called. A refresh that finds nothing new reads the manifest twice,
- * lists the directory and reads the newest segment's tail: about 60 µs
- * on the pool beyond the trip there and back (15 to 20 µs), measured on
- * this project's shared 2-core test machine (a read-only get: 70 to 95 µs).
+ * lists the directory and reads the newest segment's tail, on the pool.
  */
 class Access {
   private refreshing: Promise<void> | null = null;
@@ -228,9 +226,8 @@ class Access {
 
 /**
  * UTF-8 bytes of a body the addon parses on the JavaScript thread in a
- * write in place: the byte limit of its in-place reads (64 KiB, about
- * 1 ms of JSON at the rate measured there). A larger body goes to the
- * pool, which parses it there.
+ * write in place: the byte limit of its in-place reads (64 KiB). A
+ * larger body goes to the pool, which parses it there.
  */
 const IN_PLACE_BODY_BYTES = 64 * 1024;
 

@@ -2,42 +2,12 @@
 //! item as it was, and a target that is not empty is refused untouched.
 #![cfg(feature = "sqlite")]
 
-use logstore::{
-    each_item, migrate, BlobPut, Copied, Item, LogStore, Options, SqliteStore, Store, Transfer,
-};
+use logstore::{migrate, BlobPut, Copied, LogStore, Options, SqliteStore, Store};
 
-/// Every item of `s` as text, blob bytes included, in walk order.
-fn items(s: &dyn Transfer) -> Vec<String> {
-    let mut out = Vec::new();
-    each_item(
-        s,
-        |_| {},
-        |item| {
-            out.push(match item {
-                Item::Collection {
-                    name,
-                    indexes,
-                    created_at,
-                } => format!("collection {name} {indexes:?} {created_at}"),
-                Item::Document(d) => format!("document {d:?}"),
-                Item::Blob { mut meta, bytes } => {
-                    let mut buf = Vec::new();
-                    bytes.read_to_end(&mut buf).expect("blob bytes");
-                    // Which drivers record a content hash is their own affair.
-                    meta.content_hash = None;
-                    let sum = buf
-                        .iter()
-                        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                    format!("blob {meta:?} {} bytes, sum {sum}", buf.len())
-                }
-                Item::Lease(row) => format!("lease {row:?}"),
-            });
-            Ok(())
-        },
-    )
-    .expect("walk");
-    out
-}
+#[path = "items/mod.rs"]
+mod items;
+
+use items::items;
 
 #[test]
 fn a_store_goes_to_sqlite_and_back_unchanged_and_a_full_target_is_refused() {

@@ -444,25 +444,63 @@ pub fn run(config: &BenchConfig, progress: &Progress) -> anyhow::Result<Report> 
     let (log, sqlite) = (log.0, sqlite.0);
     // Last, so the puts it adds change no other row's store.
     let readers = readers::rows(&log, config, progress)?;
-    drop(log);
-    if let Baseline::Postgres { url } = &config.baseline {
-        drop(sqlite);
-        PgStore::open_in_schema(url, &schema, options(d))?.drop_schema()?;
-    }
-    progress.finish();
+    close(config, log, sqlite, &schema, progress)?;
     Ok(Report {
-        driver: config.baseline.name().to_string(),
-        documents: config.docs,
-        durability: durability_text(&config.baseline, d),
-        document_shape: "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author".into(),
-        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        store_dir: tmp.path().to_path_buf(),
-        file_system: tmp.file_system.clone(),
-        warnings,
-        rows,
         floors,
         readers,
+        ..Report::new(
+            config,
+            &tmp,
+            warnings,
+            config.docs,
+            "chat turn: conversation, author, role, seq, ~300 B text (~400 B JSON); indexes conversation, author",
+            rows,
+        )
     })
+}
+
+/// Closes both stores, drops the PostgreSQL baseline's schema, and ends
+/// the progress display.
+fn close(
+    config: &BenchConfig,
+    log: LogStore,
+    other: Box<dyn Store>,
+    schema: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    drop((log, other));
+    if let Baseline::Postgres { url } = &config.baseline {
+        PgStore::open_in_schema(url, schema, options(config.durability))?.drop_schema()?;
+    }
+    progress.finish();
+    Ok(())
+}
+
+impl Report {
+    /// The report of a run in `tmp` against `config`'s baseline, with
+    /// `rows` and no floors or reader rows.
+    fn new(
+        config: &BenchConfig,
+        tmp: &place::Place,
+        warnings: Vec<String>,
+        documents: u64,
+        document_shape: &str,
+        rows: Vec<Row>,
+    ) -> Report {
+        Report {
+            driver: config.baseline.name().to_string(),
+            documents,
+            durability: durability_text(&config.baseline, config.durability),
+            document_shape: document_shape.into(),
+            cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            store_dir: tmp.path().to_path_buf(),
+            file_system: tmp.file_system.clone(),
+            warnings,
+            rows,
+            floors: Vec::new(),
+            readers: Vec::new(),
+        }
+    }
 }
 
 /// What the run's durability means for each driver, for the report.

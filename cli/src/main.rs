@@ -519,19 +519,14 @@ fn build_new<T>(
     to: &Path,
     fill: impl FnOnce(&dyn logstore::Transfer) -> Result<T>,
 ) -> Result<T> {
-    let made = match &place {
-        logstore::Place::Sqlite { .. } => format!("created a new SQLite store at {}", to.display()),
-        logstore::Place::Postgres { url } => {
-            format!(
-                "created a new PostgreSQL store at {}",
-                crate::pg::redacted(url)
-            )
-        }
-        logstore::Place::Log(_) => format!("created a new store in {}", to.display()),
-    };
     let shown = match crate::pg::url_of(to) {
         Some(url) => crate::pg::redacted(url),
         None => to.display().to_string(),
+    };
+    let made = match &place {
+        logstore::Place::Sqlite { .. } => format!("created a new SQLite store at {shown}"),
+        logstore::Place::Postgres { .. } => format!("created a new PostgreSQL store at {shown}"),
+        logstore::Place::Log(_) => format!("created a new store in {shown}"),
     };
     let nothing = || format!("nothing was made at {shown}");
     // A retry that finishes an interrupted run's move into place refuses

@@ -7,16 +7,19 @@
 //! `LOGSTORE_MIGRATE_KILL_SEED` the seed; a failure names the run and its kill moment.
 
 mod common;
+#[path = "../../tests/items/mod.rs"]
+mod items;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use logstore::{each_item, BlobPut, Item, LogStore, Options, SqliteStore, Store, Transfer};
+use logstore::{BlobPut, LogStore, Options, SqliteStore, Store, Transfer};
 use serde_json::json;
 
 use common::{logstore, text};
+use items::items;
 
 /// A small xorshift generator: the kill moments, from a seed.
 struct Rng(u64);
@@ -35,35 +38,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Every item of `s` as text, blob bytes included, in walk order.
-fn items(s: &dyn Transfer) -> Vec<String> {
-    let mut out = Vec::new();
-    each_item(
-        s,
-        |_| {},
-        |item| {
-            out.push(match item {
-                Item::Collection {
-                    name,
-                    indexes,
-                    created_at,
-                } => format!("collection {name} {indexes:?} {created_at}"),
-                Item::Document(d) => format!("document {d:?}"),
-                Item::Blob { mut meta, bytes } => {
-                    let mut buf = Vec::new();
-                    bytes.read_to_end(&mut buf).expect("blob bytes");
-                    meta.content_hash = None;
-                    format!("blob {meta:?} {buf:?}")
-                }
-                Item::Lease(row) => format!("lease {row:?}"),
-            });
-            Ok(())
-        },
-    )
-    .expect("walk");
-    out
 }
 
 /// An SQLite store with indexed documents, blobs and leases, and the same

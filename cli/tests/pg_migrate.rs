@@ -4,6 +4,8 @@
 //! test returns at once, except under CI, where it fails.
 
 mod common;
+#[path = "../../tests/pg/mod.rs"]
+mod pg;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -13,51 +15,16 @@ use serde_json::{json, Value};
 
 use common::{logstore, ok};
 
-fn server() -> Option<String> {
-    match std::env::var("LOGSTORE_PG_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but LOGSTORE_PG_URL is not: run the tests under scripts/with-postgres.sh"
-            );
-            eprintln!("skipped: LOGSTORE_PG_URL is not set");
-            None
-        }
-    }
+/// The URL of a fresh schema on the server at `url`, and the schema's name.
+fn schema_url_and_name(url: &str) -> (String, String) {
+    let schema = pg::fresh_schema();
+    let named = pg::with_param(url, &format!("options=-csearch_path%3D{schema}"));
+    (named, schema)
 }
 
-/// The URL of a fresh schema on the server.
-fn schema_url(url: &str, tag: &str) -> String {
-    schema_url_and_name(url, tag).0
-}
-
-/// The URL of a fresh schema on the server, and the schema's name.
-fn schema_url_and_name(url: &str, tag: &str) -> (String, String) {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    let schema = format!("t_cli_{tag}_{}_{nanos}", std::process::id());
-    let sep = if url.contains('?') { '&' } else { '?' };
-    (
-        format!("{url}{sep}options=-csearch_path%3D{schema}"),
-        schema,
-    )
-}
-
-/// Runs `sql` on the server through `psql` (the store offers no way to
-/// damage its own rows).
-fn psql(url: &str, sql: &str) {
-    let out = std::process::Command::new("psql")
-        .args([url, "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// The URL of a fresh schema on the server at `url`.
+fn schema_url(url: &str) -> String {
+    schema_url_and_name(url).0
 }
 
 /// A log store with ensured and unensured collections, odd ids, a blob
@@ -122,12 +89,12 @@ fn normalized_dump(store: &str) -> Vec<Value> {
 
 #[test]
 fn migrate_moves_stores_to_postgres_and_back_losslessly() {
-    let Some(url) = server() else { return };
+    let Some(url) = pg::url() else { return };
     let tmp = tempfile::tempdir().expect("temp dir");
     let log = tmp.path().join("log");
     build(&log);
     let log = log.to_str().expect("path");
-    let (pg_a, pg_b) = (schema_url(&url, "a"), schema_url(&url, "b"));
+    let (pg_a, pg_b) = (schema_url(&url), schema_url(&url));
     let sqlite = tmp.path().join("copy").join("store.db");
     let sqlite = sqlite.to_str().expect("path");
     let back = tmp.path().join("back");
@@ -165,11 +132,11 @@ fn migrate_moves_stores_to_postgres_and_back_losslessly() {
 /// allocation that large aborts the process).
 #[test]
 fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
-    let Some(url) = server() else { return };
+    let Some(url) = pg::url() else { return };
     let tmp = tempfile::tempdir().expect("temp dir");
     for size in ["4611686018427387904", "-1", "size + 1"] {
-        let (pg, schema) = schema_url_and_name(&url, "damaged");
-        let store = logstore::PgStore::open(&pg, Options::default()).expect("open");
+        let (store_url, schema) = schema_url_and_name(&url);
+        let store = logstore::PgStore::open(&store_url, Options::default()).expect("open");
         store
             .docs()
             .put("msgs", "m1", json!({"a": 1}), None)
@@ -179,18 +146,15 @@ fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
             .put(&mut Cursor::new(b"hello".to_vec()), BlobPut::default())
             .expect("blob");
         store.close().expect("close");
-        psql(
-            &url,
-            &format!(
-                "UPDATE {schema}.store_blobs SET size = {size} WHERE id = '{}'",
-                meta.id
-            ),
-        );
+        pg::psql(&format!(
+            "UPDATE {schema}.store_blobs SET size = {size} WHERE id = '{}'",
+            meta.id
+        ));
         let target = tmp.path().join(format!("copy-{}", meta.id));
         let target = target.to_str().expect("path");
         for args in [
-            vec!["dump", pg.as_str()],
-            vec!["migrate", pg.as_str(), target],
+            vec!["dump", store_url.as_str()],
+            vec!["migrate", store_url.as_str(), target],
         ] {
             let out = logstore(&args);
             let stderr = common::text(&out.stderr);
@@ -204,7 +168,7 @@ fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
                 "{args:?} with size {size}: {stderr}"
             );
         }
-        psql(&url, &format!("DROP SCHEMA {schema} CASCADE"));
+        pg::psql(&format!("DROP SCHEMA {schema} CASCADE"));
     }
 }
 
@@ -213,12 +177,12 @@ fn dump_and_migrate_report_a_damaged_blob_row_as_corruption() {
 /// marker table) is refused and left as it is.
 #[test]
 fn a_staging_schema_is_used_only_when_logstore_made_it() {
-    let Some(url) = server() else { return };
+    let Some(url) = pg::url() else { return };
     let tmp = tempfile::tempdir().expect("temp dir");
     let log = tmp.path().join("log");
     build(&log);
     let log = log.to_str().expect("path");
-    let target = schema_url(&url, "s");
+    let target = schema_url(&url);
     let schema = target.rsplit("%3D").next().expect("schema").to_string();
     let partial = format!("{schema}_partial");
     // Someone else's schema under the staging name.
@@ -255,8 +219,8 @@ fn a_staging_schema_is_used_only_when_logstore_made_it() {
 
 #[test]
 fn a_second_run_leaves_a_staging_schema_in_use_alone() {
-    let Some(url) = server() else { return };
-    let to = schema_url(&url, "busy");
+    let Some(url) = pg::url() else { return };
+    let to = schema_url(&url);
     let place = || logstore::Place::Postgres { url: to.clone() };
     let first = logstore::Staging::begin(place(), Options::default()).expect("first run");
     first

@@ -5,12 +5,9 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use logstore::{BlobPut, PgStore, Store};
+use logstore::{BlobPut, Store};
 
-use super::{
-    bench_schema, durability_text, open_baseline, open_log, options, place, rate, Baseline,
-    BenchConfig, Report, Row,
-};
+use super::{bench_schema, close, open_baseline, open_log, place, rate, BenchConfig, Report, Row};
 use crate::progress::Progress;
 
 /// The blob sizes the bench puts and gets, with their row labels.
@@ -143,23 +140,13 @@ pub(super) fn run_blobs(
             });
         },
     )?;
-    drop(log);
-    if let Baseline::Postgres { url } = &config.baseline {
-        drop(other);
-        PgStore::open_in_schema(url, &schema, options(d))?.drop_schema()?;
-    }
-    progress.finish();
-    Ok(Report {
-        driver: config.baseline.name().to_string(),
-        documents: 0,
-        durability: durability_text(&config.baseline, d),
-        document_shape: "blobs only: distinct contents of each size".into(),
-        cores: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        store_dir: tmp.path().to_path_buf(),
-        file_system: tmp.file_system.clone(),
+    close(config, log, other, &schema, progress)?;
+    Ok(Report::new(
+        config,
+        tmp,
         warnings,
+        0,
+        "blobs only: distinct contents of each size",
         rows,
-        floors: Vec::new(),
-        readers: Vec::new(),
-    })
+    ))
 }

@@ -1,0 +1,37 @@
+//! What the migration tests share: a whole store as comparable text.
+
+use logstore::{each_item, Item, Transfer};
+
+/// Every item of `s` as text, each blob as its length and a sum of its
+/// bytes, in walk order.
+pub fn items(s: &dyn Transfer) -> Vec<String> {
+    let mut out = Vec::new();
+    each_item(
+        s,
+        |_| {},
+        |item| {
+            out.push(match item {
+                Item::Collection {
+                    name,
+                    indexes,
+                    created_at,
+                } => format!("collection {name} {indexes:?} {created_at}"),
+                Item::Document(d) => format!("document {d:?}"),
+                Item::Blob { mut meta, bytes } => {
+                    let mut buf = Vec::new();
+                    bytes.read_to_end(&mut buf).expect("blob bytes");
+                    // Which drivers record a content hash is their own affair.
+                    meta.content_hash = None;
+                    let sum = buf
+                        .iter()
+                        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                    format!("blob {meta:?} {} bytes, sum {sum}", buf.len())
+                }
+                Item::Lease(row) => format!("lease {row:?}"),
+            });
+            Ok(())
+        },
+    )
+    .expect("walk");
+    out
+}

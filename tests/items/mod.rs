@@ -2,8 +2,8 @@
 
 use logstore::{each_item, Item, Transfer};
 
-/// Every item of `s` as text, each blob as its length and a sum of its
-/// bytes, in walk order.
+/// Every item of `s` as text, each blob as its length and the BLAKE3 hash
+/// of its bytes, in walk order.
 pub fn items(s: &dyn Transfer) -> Vec<String> {
     let mut out = Vec::new();
     each_item(
@@ -22,10 +22,8 @@ pub fn items(s: &dyn Transfer) -> Vec<String> {
                     bytes.read_to_end(&mut buf).expect("blob bytes");
                     // Which drivers record a content hash is their own affair.
                     meta.content_hash = None;
-                    let sum = buf
-                        .iter()
-                        .fold(0u64, |h, &b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                    format!("blob {meta:?} {} bytes, sum {sum}", buf.len())
+                    let hash = blake3::hash(&buf);
+                    format!("blob {meta:?} {} bytes, blake3 {hash}", buf.len())
                 }
                 Item::Lease(row) => format!("lease {row:?}"),
             });

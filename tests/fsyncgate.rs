@@ -261,11 +261,12 @@ const REOPEN_STEPS: usize = 16;
 /// documents, segment rolls, a blob, a lease, a delete, a compaction and a
 /// record spanning pages). Then the store is dropped and reopened from the
 /// page cache (the application restarted; the machine did not), writes and
-/// syncs more, and closes; then the power fails. Every write the reopened
-/// store acknowledged must be in what the power loss leaves, and that state
-/// must be a prefix of the history: in particular, if the reopened store
-/// showed the write whose sync failed, it must have made it durable.
-fn reopen_after_a_failed_sync(segment_bytes: u64) {
+/// makes `writes` more writes (none: a close with nothing of its own to
+/// sync), and closes; then the power fails. Every write the reopened store
+/// acknowledged must be in what the power loss leaves, and that state must
+/// be a prefix of the history: in particular, if the reopened store showed
+/// the write whose sync failed, it must have made it durable.
+fn reopen_after_a_failed_sync((segment_bytes, writes): (u64, usize)) {
     let mut failures = Vec::new();
     let mut n = 1;
     loop {
@@ -297,7 +298,9 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
             drop(store);
             break;
         };
-        let case = format!("segment_bytes {segment_bytes}, sync {n} fails (in step {k})");
+        let case = format!(
+            "segment_bytes {segment_bytes}, {writes} writes after, sync {n} fails (in step {k})"
+        );
         // The application restarts; the page cache still holds the bytes
         // whose sync failed.
         let Some((reopened, seen)) = rig.restart(store, &history, 0, &mut failures, &case) else {
@@ -305,7 +308,7 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
             continue;
         };
         let mut acknowledged = true;
-        for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + 3).enumerate() {
+        for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + writes).enumerate() {
             clock.advance(1);
             let result = if j == 1 {
                 reopened
@@ -332,14 +335,19 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
         }
         n += 1;
     }
-    eprintln!("segment_bytes {segment_bytes}: {} syncs swept", n - 1);
+    eprintln!(
+        "segment_bytes {segment_bytes}, {writes} writes after: {} syncs swept",
+        n - 1
+    );
     assert!(n > 10, "the workload syncs: {n}");
     common::assert_no_failures("reopen from the page cache after fsyncgate", &failures);
 }
 
 crash_tests!(reopen_after_a_failed_sync:
-    reopen_after_a_failed_sync_with_one_page_segments(4096),
-    reopen_after_a_failed_sync_with_multi_page_segments(64 * 1024),
+    reopen_after_a_failed_sync_with_one_page_segments((4096, 3)),
+    reopen_after_a_failed_sync_with_multi_page_segments((64 * 1024, 3)),
+    reopen_after_a_failed_sync_then_a_close_without_writes((64 * 1024, 0)),
+    reopen_after_a_failed_sync_with_one_page_segments_then_a_close_without_writes((4096, 0)),
 );
 
 /// Opens `image`, verifies it clean and reads `blob`: whether it is still

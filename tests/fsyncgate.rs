@@ -460,3 +460,70 @@ fn a_blob_delete_whose_sync_fails_keeps_its_file_with_flush() {
 fn a_blob_delete_whose_sync_fails_keeps_its_file_with_sync() {
     blob_delete_under_fsyncgate(Durability::Sync);
 }
+
+/// Sync N of a store's first blob put fails (the staged file's, the blob
+/// folders', the content file's rename), for each N: the put is refused,
+/// and what that sync covered is in the page cache only. The application
+/// restarts without a reboot and puts the same bytes, into the folders the
+/// failed session made, and closes; the power fails. The durable image
+/// must open clean with the blob the restarted store acknowledged.
+/// (`PowerFs` keeps file entries only: a folder is never lost.)
+#[test]
+fn a_blob_put_into_folders_whose_sync_failed_is_durable_after_a_restart() {
+    let mut failures = Vec::new();
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut tried = 0;
+    for n in 1.. {
+        let rig = Rig::without_capture(Durability::Sync, 64 * 1024);
+        let store = rig.open();
+        store
+            .docs()
+            .put("c", "x", serde_json::json!({"a": 1}), None)
+            .unwrap();
+        rig.fs.fail_sync_at(n);
+        let first = store
+            .blobs()
+            .put(&mut Cursor::new(bytes.clone()), BlobPut::default());
+        let failed = rig.fs.failed_syncs() > 0;
+        rig.fs.fail_sync_at(0);
+        if !failed {
+            assert!(first.is_ok(), "{first:?}");
+            break;
+        }
+        tried += 1;
+        if first.is_ok() {
+            failures.push(format!("sync {n}: the put returned Ok after a failed sync"));
+        }
+        drop(store);
+        let store = match rig.reopen() {
+            Ok(store) => store,
+            Err(e) => {
+                failures.push(format!("sync {n}: restart does not open: {e}"));
+                continue;
+            }
+        };
+        let blob = match store
+            .blobs()
+            .put(&mut Cursor::new(bytes.clone()), BlobPut::default())
+        {
+            Ok(meta) => meta.id,
+            Err(e) => {
+                failures.push(format!("sync {n}: the put after the restart fails: {e}"));
+                continue;
+            }
+        };
+        if let Err(e) = store.close() {
+            failures.push(format!("sync {n}: the close fails: {e}"));
+        }
+        drop(store);
+        match check_blob_image(&rig.fs.durable_image(), &rig.options, &blob, &bytes) {
+            Ok(true) => {}
+            Ok(false) => failures.push(format!(
+                "sync {n}: the power loss lost the acknowledged blob"
+            )),
+            Err(why) => failures.push(format!("sync {n}, power loss after restart: {why}")),
+        }
+    }
+    assert!(tried > 2, "the put syncs its file and folders: {tried}");
+    common::assert_no_failures("a blob put into folders whose sync failed", &failures);
+}

@@ -257,3 +257,27 @@ fn a_file_of_the_in_memory_store_written_after_its_first_read_is_hashed_again() 
     file.write_all_at(&[byte[0] ^ 1], 7).unwrap();
     assert_corrupt(get(&store, &meta.id), &path, "the read after the write");
 }
+
+#[test]
+fn a_content_file_swapped_for_a_link_after_its_first_read_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // Times never move here: the stamp cannot tell the link's target apart
+    // by them, and a copy of the right bytes sits behind it.
+    let store = open_rot(&dir);
+    let meta = put(&store, &bytes());
+    let path = content_path(&dir, &meta);
+    assert_eq!(get(&store, &meta.id).unwrap(), bytes(), "hashed and kept");
+    let outside = tmp.path().join("outside");
+    std::fs::rename(&path, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    match get(&store, &meta.id) {
+        Err(Error::Corruption { .. } | Error::Io { .. }) => {}
+        other => panic!("a get through the link: {other:?}"),
+    }
+    assert!(
+        std::fs::symlink_metadata(&path).unwrap().is_symlink(),
+        "the link is left alone"
+    );
+    assert_eq!(std::fs::read(&outside).unwrap(), bytes(), "the target is untouched");
+}

@@ -52,11 +52,14 @@ pub trait Transfer: Store {
     fn import_document(&self, doc: &Document) -> Result<()>;
 
     /// Stores `bytes` as the blob `meta` describes (its id, mime, owner and
-    /// creation time); their length must be `meta.size`.
+    /// creation time); their length must be `meta.size`. The log engine
+    /// also refuses bytes whose BLAKE3 hash is not `meta.content_hash`,
+    /// when that is given.
     ///
     /// # Errors
-    /// `InvalidInput` when the id is malformed or taken, or the length
-    /// differs; `Io` from the reader or the file system.
+    /// `InvalidInput` when the id is malformed or taken, or the length (or,
+    /// in the log engine, the hash) differs; `Io` from the reader or the
+    /// file system.
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta>;
 
     /// Writes a lease row as it is, replacing any row with its key.

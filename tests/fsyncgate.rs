@@ -261,11 +261,12 @@ const REOPEN_STEPS: usize = 16;
 /// documents, segment rolls, a blob, a lease, a delete, a compaction and a
 /// record spanning pages). Then the store is dropped and reopened from the
 /// page cache (the application restarted; the machine did not), writes and
-/// syncs more, and closes; then the power fails. Every write the reopened
-/// store acknowledged must be in what the power loss leaves, and that state
-/// must be a prefix of the history: in particular, if the reopened store
-/// showed the write whose sync failed, it must have made it durable.
-fn reopen_after_a_failed_sync(segment_bytes: u64) {
+/// makes `writes` more writes (none: a close with nothing of its own to
+/// sync), and closes; then the power fails. Every write the reopened store
+/// acknowledged must be in what the power loss leaves, and that state must
+/// be a prefix of the history: in particular, if the reopened store showed
+/// the write whose sync failed, it must have made it durable.
+fn reopen_after_a_failed_sync((segment_bytes, writes): (u64, usize)) {
     let mut failures = Vec::new();
     let mut n = 1;
     loop {
@@ -297,7 +298,9 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
             drop(store);
             break;
         };
-        let case = format!("segment_bytes {segment_bytes}, sync {n} fails (in step {k})");
+        let case = format!(
+            "segment_bytes {segment_bytes}, {writes} writes after, sync {n} fails (in step {k})"
+        );
         // The application restarts; the page cache still holds the bytes
         // whose sync failed.
         let Some((reopened, seen)) = rig.restart(store, &history, 0, &mut failures, &case) else {
@@ -305,7 +308,7 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
             continue;
         };
         let mut acknowledged = true;
-        for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + 3).enumerate() {
+        for (j, i) in (REOPEN_STEPS..REOPEN_STEPS + writes).enumerate() {
             clock.advance(1);
             let result = if j == 1 {
                 reopened
@@ -332,14 +335,19 @@ fn reopen_after_a_failed_sync(segment_bytes: u64) {
         }
         n += 1;
     }
-    eprintln!("segment_bytes {segment_bytes}: {} syncs swept", n - 1);
+    eprintln!(
+        "segment_bytes {segment_bytes}, {writes} writes after: {} syncs swept",
+        n - 1
+    );
     assert!(n > 10, "the workload syncs: {n}");
     common::assert_no_failures("reopen from the page cache after fsyncgate", &failures);
 }
 
 crash_tests!(reopen_after_a_failed_sync:
-    reopen_after_a_failed_sync_with_one_page_segments(4096),
-    reopen_after_a_failed_sync_with_multi_page_segments(64 * 1024),
+    reopen_after_a_failed_sync_with_one_page_segments((4096, 3)),
+    reopen_after_a_failed_sync_with_multi_page_segments((64 * 1024, 3)),
+    reopen_after_a_failed_sync_then_a_close_without_writes((64 * 1024, 0)),
+    reopen_after_a_failed_sync_with_one_page_segments_then_a_close_without_writes((4096, 0)),
 );
 
 /// Opens `image`, verifies it clean and reads `blob`: whether it is still
@@ -451,4 +459,71 @@ fn a_blob_delete_whose_sync_fails_keeps_its_file_with_flush() {
 #[test]
 fn a_blob_delete_whose_sync_fails_keeps_its_file_with_sync() {
     blob_delete_under_fsyncgate(Durability::Sync);
+}
+
+/// Sync N of a store's first blob put fails (the staged file's, the blob
+/// folders', the content file's rename), for each N: the put is refused,
+/// and what that sync covered is in the page cache only. The application
+/// restarts without a reboot and puts the same bytes, into the folders the
+/// failed session made, and closes; the power fails. The durable image
+/// must open clean with the blob the restarted store acknowledged.
+/// (`PowerFs` keeps file entries only: a folder is never lost.)
+#[test]
+fn a_blob_put_into_folders_whose_sync_failed_is_durable_after_a_restart() {
+    let mut failures = Vec::new();
+    let bytes: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let mut tried = 0;
+    for n in 1.. {
+        let rig = Rig::without_capture(Durability::Sync, 64 * 1024);
+        let store = rig.open();
+        store
+            .docs()
+            .put("c", "x", serde_json::json!({"a": 1}), None)
+            .unwrap();
+        rig.fs.fail_sync_at(n);
+        let first = store
+            .blobs()
+            .put(&mut Cursor::new(bytes.clone()), BlobPut::default());
+        let failed = rig.fs.failed_syncs() > 0;
+        rig.fs.fail_sync_at(0);
+        if !failed {
+            assert!(first.is_ok(), "{first:?}");
+            break;
+        }
+        tried += 1;
+        if first.is_ok() {
+            failures.push(format!("sync {n}: the put returned Ok after a failed sync"));
+        }
+        drop(store);
+        let store = match rig.reopen() {
+            Ok(store) => store,
+            Err(e) => {
+                failures.push(format!("sync {n}: restart does not open: {e}"));
+                continue;
+            }
+        };
+        let blob = match store
+            .blobs()
+            .put(&mut Cursor::new(bytes.clone()), BlobPut::default())
+        {
+            Ok(meta) => meta.id,
+            Err(e) => {
+                failures.push(format!("sync {n}: the put after the restart fails: {e}"));
+                continue;
+            }
+        };
+        if let Err(e) = store.close() {
+            failures.push(format!("sync {n}: the close fails: {e}"));
+        }
+        drop(store);
+        match check_blob_image(&rig.fs.durable_image(), &rig.options, &blob, &bytes) {
+            Ok(true) => {}
+            Ok(false) => failures.push(format!(
+                "sync {n}: the power loss lost the acknowledged blob"
+            )),
+            Err(why) => failures.push(format!("sync {n}, power loss after restart: {why}")),
+        }
+    }
+    assert!(tried > 2, "the put syncs its file and folders: {tried}");
+    common::assert_no_failures("a blob put into folders whose sync failed", &failures);
 }

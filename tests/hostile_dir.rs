@@ -300,12 +300,25 @@ fn open_never_deletes_files_behind_a_linked_blob_content_folder() {
             assert_eq!(read_blob(&store, &kept.id), b"a blob of the store");
             attempt("verify", store.verify());
             attempt("a put", store.docs().put("c", "more", json!({}), None));
+            // A blob whose content address is in the linked folder: the
+            // put goes nowhere, its staged file stays inside the store.
+            if let Some(meta) = attempt("a blob put", put_blob(&store, &bytes_in(prefix))) {
+                assert_eq!(read_blob(&store, &meta.id), bytes_in(prefix));
+            }
             attempt("compact", store.compact());
             attempt("close", store.close());
         }
-        victim.assert_untouched(&format!("after {round}, compaction and close"));
+        victim.assert_untouched(&format!("after {round}, a blob put, compaction and close"));
         assert_link(&link, &victim.path, round);
     }
+}
+
+/// Bytes whose BLAKE3 hash starts with the hex digits `prefix`.
+fn bytes_in(prefix: &str) -> Vec<u8> {
+    (0u32..)
+        .map(|i| format!("a blob in folder {prefix}, try {i}").into_bytes())
+        .find(|b| blake3::hash(b).to_hex().starts_with(prefix))
+        .unwrap()
 }
 
 /// A store of five documents whose newest segment ends in garbage after

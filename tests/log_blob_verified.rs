@@ -257,3 +257,62 @@ fn a_file_of_the_in_memory_store_written_after_its_first_read_is_hashed_again() 
     file.write_all_at(&[byte[0] ^ 1], 7).unwrap();
     assert_corrupt(get(&store, &meta.id), &path, "the read after the write");
 }
+
+#[test]
+fn a_content_file_swapped_for_a_link_after_its_first_read_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    // Times never move here: the stamp cannot tell the link's target apart
+    // by them, and a copy of the right bytes sits behind it.
+    let store = open_rot(&dir);
+    let meta = put(&store, &bytes());
+    let path = content_path(&dir, &meta);
+    assert_eq!(get(&store, &meta.id).unwrap(), bytes(), "hashed and kept");
+    let outside = tmp.path().join("outside");
+    std::fs::rename(&path, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    match get(&store, &meta.id) {
+        Err(Error::Corruption { .. } | Error::Io { .. }) => {}
+        other => panic!("a get through the link: {other:?}"),
+    }
+    assert!(
+        std::fs::symlink_metadata(&path).unwrap().is_symlink(),
+        "the link is left alone"
+    );
+    assert_eq!(
+        std::fs::read(&outside).unwrap(),
+        bytes(),
+        "the target is untouched"
+    );
+}
+
+/// What a handle gives up must not spread: a migration from a handle that
+/// already read a blob, whose file then rotted where the stamp cannot see,
+/// gets the rotten bytes by length alone. The log engine's import hashes
+/// them anyway, and refuses bytes whose hash is not the content hash the
+/// metadata names, so the copy never holds them as a blob that verifies.
+#[test]
+fn a_migration_never_takes_in_rot_a_handle_read_by_length_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let store = open_rot(&dir);
+    let meta = put(&store, &bytes());
+    let path = content_path(&dir, &meta);
+    assert_eq!(get(&store, &meta.id).unwrap(), bytes(), "hashed and kept");
+    rot(&path, 3000);
+    let target = LogStore::open_with_fs(
+        Arc::new(MemFs::new()),
+        Path::new("copy"),
+        Options::default(),
+    )
+    .unwrap();
+    match logstore::migrate(&store, &target, |_| {}, |_| {}) {
+        Err(Error::InvalidInput(why)) => assert!(why.contains(&meta.id), "{why}"),
+        other => panic!("a migration of rotten bytes: {other:?}"),
+    }
+    assert!(
+        target.blobs().get_meta(&meta.id).unwrap().is_none(),
+        "the copy holds no blob of the rotten bytes"
+    );
+    assert!(target.verify().unwrap().is_clean());
+}

@@ -9,8 +9,9 @@
 //! alone (as the SQLite driver does); any other get hashes the file as it
 //! streams and, when the whole matches, adds it. What this gives up: a
 //! change the file system does not see (a bit flipped on the medium, a
-//! write to the raw device) in a file this handle already hashed is not
-//! found by this handle's gets, only by `verify` and by a fresh open's
+//! write to the raw device, a write through a shared map into a page
+//! already dirty; see [`Stamp`]) in a file this handle already hashed is
+//! not found by this handle's gets, only by `verify` and by a fresh open's
 //! first read. The set lives in memory with the handle: every open starts
 //! empty, so the first read of each file after an open hashes it.
 //!

@@ -77,7 +77,10 @@ pub trait VFile: Send + Sync + fmt::Debug {
 /// writes. Two equal stamps of a file taken at different moments mean it
 /// was not changed through the file system in between, provided the first
 /// was `settled`. A change below the file system (a bit flipped on the
-/// medium, a raw write to the device) leaves the stamp as it was.
+/// medium, a raw write to the device) leaves the stamp as it was, and so
+/// can a write through a shared writable map of the file: the kernel
+/// stamps such a write when it first dirties a page, not when it writes
+/// again into a page that is still dirty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     /// Device and inode (in memory: 0 and the file's serial number).

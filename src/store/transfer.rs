@@ -98,6 +98,18 @@ impl Transfer for Session {
                         staged.size()
                     )));
                 }
+                // The source's hash, where it keeps one, is a promise about
+                // these bytes: a source read that did not hash them (a
+                // handle's later read of a file it checked before) must not
+                // turn damage into a blob that verifies here.
+                let hash = blob_files::hex(&staged.hash());
+                if let Some(named) = meta.content_hash.as_deref().filter(|h| *h != hash) {
+                    return Err(Error::invalid(format!(
+                        "blob {}: its bytes hash to {hash}, not to {named}, the content \
+                         hash its metadata names; the source's copy is damaged",
+                        meta.id
+                    )));
+                }
                 Ok(staged)
             },
             |state, staged| {

@@ -124,12 +124,7 @@ impl Transfer for PgStore {
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
-        validate::blob_id(&meta.id)?;
-        let request = crate::BlobPut {
-            mime: Some(meta.mime.clone()),
-            owner_id: meta.owner_id.clone(),
-        };
-        validate::blob_put(&request)?;
+        validate::blob_import(meta)?;
         if BlobStore::get_meta(self, &meta.id)?.is_some() {
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }

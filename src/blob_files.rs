@@ -46,7 +46,9 @@ use crate::{Error, Result};
 mod read;
 mod verified;
 
-pub use read::{read, verify, Checked, FileReader};
+#[cfg(feature = "sqlite")]
+pub use read::Checked;
+pub use read::{read, verify, FileReader};
 pub use verified::Verified;
 
 /// The blob folder inside a store directory.

@@ -187,6 +187,7 @@ impl Checked {
     /// A caller's buffer that takes a whole piece is filled directly, and
     /// `read_to_end` reads the rest straight into the caller's vector: a
     /// blob with no hash to check is then one read of its file.
+    #[cfg(feature = "sqlite")]
     pub fn reader(self) -> Result<BlobReader> {
         self.open(None, None)
     }

@@ -21,7 +21,7 @@
 //! later gets of it check its length alone while the stamp stays the same,
 //! and hash it again once it moves (the file was written, or replaced). So
 //! a read finds any damage made through the file system, and damage in a
-//! file this handle has not read yet; it no longer finds a change the file
+//! file this handle has not read yet; it does not find a change the file
 //! system cannot see (bit rot, a write to the raw device) in a file this
 //! handle already hashed. The integrity check reads through [`verify`],
 //! which hashes the whole file whatever its size and whatever the set

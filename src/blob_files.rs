@@ -21,7 +21,7 @@
 //! later gets of it check its length alone while the stamp stays the same,
 //! and hash it again once it moves (the file was written, or replaced). So
 //! a read finds any damage made through the file system, and damage in a
-//! file this handle has not read yet; it no longer finds a change the file
+//! file this handle has not read yet; it does not find a change the file
 //! system cannot see (bit rot, a write to the raw device) in a file this
 //! handle already hashed. The integrity check reads through [`verify`],
 //! which hashes the whole file whatever its size and whatever the set
@@ -46,7 +46,9 @@ use crate::{Error, Result};
 mod read;
 mod verified;
 
-pub use read::{read, verify, Checked, FileReader};
+#[cfg(feature = "sqlite")]
+pub use read::Checked;
+pub use read::{read, verify, FileReader};
 pub use verified::Verified;
 
 /// The blob folder inside a store directory.

@@ -215,6 +215,52 @@ pub(crate) fn check_run<'a, D>(
         .collect()
 }
 
+/// A document checked and encoded for a SQL driver's row: its JSON text,
+/// its version as the driver's signed 64-bit column, and its parsed body
+/// (for the index rows).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) struct DocRow<'a> {
+    pub(crate) doc: &'a Document,
+    pub(crate) text: String,
+    pub(crate) version: i64,
+    pub(crate) data: serde_json::Map<String, serde_json::Value>,
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<'a> DocRow<'a> {
+    /// Checks `doc` (name, id, depth, size) for a driver whose version
+    /// column `column` names in its error.
+    pub(crate) fn of(doc: &'a Document, max_bytes: u64, column: &str) -> Result<Self> {
+        crate::validate::collection_and_id(&doc.collection, &doc.id)?;
+        // Before the clone, which recurses once per level.
+        crate::validate::document_depth("the document", &doc.data)?;
+        let value = serde_json::Value::Object(doc.data.clone());
+        let (data, body) = crate::validate::document_body(value, max_bytes)?;
+        let text = String::from_utf8(body)
+            .map_err(|e| Error::Internal(format!("serialized JSON is not UTF-8: {e}")))?;
+        Ok(DocRow {
+            doc,
+            text,
+            version: sql_version(doc.version, column)?,
+            data,
+        })
+    }
+}
+
+/// A lease row checked for a SQL driver's columns: its version as the
+/// driver's signed 64-bit column, which `column` names in its error.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn lease_version(row: &LeaseRow, column: &str) -> Result<i64> {
+    crate::validate::lease_key(&row.key)?;
+    crate::validate::lease_owner(&row.owner)?;
+    sql_version(row.version, column)
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn sql_version(version: u64, column: &str) -> Result<i64> {
+    i64::try_from(version).map_err(|_| Error::invalid(format!("version too large for {column}")))
+}
+
 /// Rows a chunk holds at most.
 const CHUNK_ROWS: usize = 1_000;
 /// About how many bytes of documents a chunk holds at most.

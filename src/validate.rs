@@ -83,6 +83,16 @@ pub(crate) fn blob_put(opts: &crate::contract::BlobPut) -> Result<(String, Optio
     Ok((mime, opts.owner_id.clone()))
 }
 
+/// The blob an import describes, checked as its id and a put of it would
+/// be: its mime type and owner.
+pub(crate) fn blob_import(meta: &crate::contract::BlobMeta) -> Result<(String, Option<String>)> {
+    blob_id(&meta.id)?;
+    blob_put(&crate::contract::BlobPut {
+        mime: Some(meta.mime.clone()),
+        owner_id: meta.owner_id.clone(),
+    })
+}
+
 /// The limit and offset of a blob list, defaults applied.
 pub(crate) fn blob_page(list: &crate::contract::BlobList) -> (usize, usize) {
     (

@@ -6,10 +6,10 @@
 mod common;
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc};
 
-use common::blobs::{content_files, put, read};
+use common::blobs::{content_files, content_path, put, read};
 use logstore::io::RealFs;
 use logstore::{BlobMeta, Error, LogStore, Options, Store};
 
@@ -94,11 +94,6 @@ const LARGE: usize = 700 * 1024 + 3;
 
 fn large_bytes() -> Vec<u8> {
     (0..LARGE).map(|i| (i * 13 % 241) as u8).collect()
-}
-
-fn content_path(dir: &Path, meta: &BlobMeta) -> PathBuf {
-    let hash = meta.content_hash.clone().unwrap();
-    dir.join("blobs").join(&hash[..2]).join(&hash)
 }
 
 /// Reads `reader` to its end in 8 KiB pieces (as `io::copy` does), keeping

@@ -11,13 +11,13 @@
 mod common;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::blobs::put;
+use common::blobs::{content_path, put};
 use logstore::io::{Access, Entry, LockGuard, MemFs, RealFs, Stamp, VFile, Vfs};
-use logstore::{BlobMeta, Error, LogStore, Options, Store};
+use logstore::{Error, LogStore, Options, Store};
 
 /// The real file system, except that each file's stamp shows fixed times,
 /// settled: a change of a file's bytes that keeps its inode and length is
@@ -108,11 +108,6 @@ const SIZE: usize = 300 * 1024 + 7;
 
 fn bytes() -> Vec<u8> {
     (0..SIZE).map(|i| (i * 7 % 251) as u8).collect()
-}
-
-fn content_path(dir: &Path, meta: &BlobMeta) -> PathBuf {
-    let hash = meta.content_hash.clone().unwrap();
-    dir.join("blobs").join(&hash[..2]).join(&hash)
 }
 
 /// Flips one byte of the file in place: same inode, same length.

@@ -10,7 +10,7 @@ use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::blobs::{content_files, put, read};
+use common::blobs::{content_files, content_path, put, read};
 use logstore::io::FaultFs;
 use logstore::{
     Acquire, BlobList, BlobPut, Durability, Error, LogStore, ManualClock, Options, Store,
@@ -26,8 +26,7 @@ fn identical_bytes_share_one_file_until_the_last_reference_goes() {
     let c = put(&store, b"other");
     let files = content_files(&dir);
     assert_eq!(files.len(), 2);
-    let hash = a.content_hash.clone().unwrap();
-    let shared = dir.join("blobs").join(&hash[..2]).join(&hash);
+    let shared = content_path(&dir, &a);
     assert!(
         files.contains(&shared),
         "content address is blobs/<2 hex>/<hash>"
@@ -72,8 +71,7 @@ fn a_damaged_or_missing_file_reads_as_corruption() {
     let dir = tmp.path().join("store");
     let store = LogStore::open(&dir, Options::default()).unwrap();
     let meta = put(&store, b"precious bytes");
-    let hash = meta.content_hash.clone().unwrap();
-    let path = dir.join("blobs").join(&hash[..2]).join(&hash);
+    let path = content_path(&dir, &meta);
     std::fs::write(&path, b"PRECIOUS BYTES").unwrap();
     assert!(
         matches!(store.blobs().get(&meta.id), Err(Error::Corruption { .. })),
@@ -300,8 +298,7 @@ fn putting_the_same_bytes_again_repairs_a_damaged_content_file() {
     let dir = tmp.path().join("store");
     let store = LogStore::open(&dir, Options::default()).unwrap();
     let old = put(&store, b"precious bytes");
-    let hash = old.content_hash.clone().unwrap();
-    let path = dir.join("blobs").join(&hash[..2]).join(&hash);
+    let path = content_path(&dir, &old);
     std::fs::write(&path, b"PRECIOUS BYTES").unwrap();
     assert!(matches!(
         store.blobs().get(&old.id),

@@ -78,12 +78,13 @@ pub fn verify(
     let (checked, key) = expected(opened, meta)?;
     let (file, path, size) = (checked.file.clone(), checked.path.clone(), checked.size);
     let stamp = stamp_of(&checked)?;
+    let len = stamp.map(|s| s.len);
     let record = verified.map(|verified| Record {
         verified: verified.clone(),
         key,
         stamp,
     });
-    let mut stream = checked.open(None, record)?;
+    let mut stream = checked.open(len, record)?;
     // As large as a read-ahead piece, so pieces are hashed in place.
     let mut buf = vec![0u8; READ_AHEAD];
     loop {
@@ -186,6 +187,7 @@ impl Checked {
     /// A caller's buffer that takes a whole piece is filled directly, and
     /// `read_to_end` reads the rest straight into the caller's vector: a
     /// blob with no hash to check is then one read of its file.
+    #[cfg(feature = "sqlite")]
     pub fn reader(self) -> Result<BlobReader> {
         self.open(None, None)
     }

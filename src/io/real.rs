@@ -248,8 +248,9 @@ impl RealFs {
 
     /// A file or folder below a folder of the root (a blob content file, a
     /// blob folder) in one `openat2` call that refuses any link on the way,
-    /// instead of one `openat` per component. `None` where that call is not available, or
-    /// refused the path (the component walk then gives the precise error).
+    /// instead of one `openat` per component. `None` where that call is not
+    /// available, or refused the path (the component walk then gives the
+    /// precise error).
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn open_beneath(&self, path: &Path, flags: OFlags, mode: Mode) -> io::Result<Option<OwnedFd>> {
         use rustix::fs::ResolveFlags;

@@ -95,8 +95,16 @@ fn chunk_len(left: u64) -> usize {
     usize::try_from(left).map_or(CHUNK_BYTES, |left| left.min(CHUNK_BYTES))
 }
 
+/// The metadata of a row of `META_AND_FIRST_SQL`, its size checked against
+/// what its chunks hold before a byte is read.
+fn checked_meta(row: &Row) -> Result<BlobMeta> {
+    let meta = read_meta(row)?;
+    check_stored(row, &meta)?;
+    Ok(meta)
+}
+
 /// Checks the size a row of `META_AND_FIRST_SQL` records against what its
-/// chunks hold, before a byte is read.
+/// chunks hold.
 fn check_stored(row: &Row, meta: &BlobMeta) -> Result<()> {
     let last: Option<i32> = row.try_get(8)?;
     let last_len: Option<i32> = row.try_get(9)?;
@@ -358,14 +366,14 @@ fn reader_error(e: io::Error, context: &str) -> Error {
         .unwrap_or_else(|e| Error::io(context, e))
 }
 
-/// A reader over a blob whose row of `META_AND_FIRST_SQL` is `row`, after
-/// checking its size against its chunks and its first chunk against its
-/// size.
+/// A reader over a blob whose row of `META_AND_FIRST_SQL` is `row` and
+/// whose metadata, read from it by [`checked_meta`], is `meta`, after
+/// checking its first chunk against its size.
 fn reader_for(
     row: &Row,
+    meta: BlobMeta,
     conn: Option<PooledConnection<Manager>>,
 ) -> Result<(BlobMeta, ChunkReader)> {
-    let meta = read_meta(row)?;
     let mut reader = ChunkReader {
         conn,
         id: meta.id.clone(),
@@ -378,7 +386,6 @@ fn reader_for(
         expected_hash: meta.content_hash.clone().unwrap_or_default(),
         failed: None,
     };
-    check_stored(row, &meta)?;
     let checked = if meta.size == 0 {
         reader.finish()
     } else {
@@ -405,11 +412,14 @@ impl PgStore {
             Ok(Some(row)) => {
                 // Once the reader holds the connection, dropping it ends
                 // the transaction; a row it cannot be built from ends it here.
-                if let Err(e) = read_meta(&row) {
-                    end_snapshot(&mut conn);
-                    return Err(e);
-                }
-                let (meta, reader) = reader_for(&row, Some(conn))?;
+                let meta = match checked_meta(&row) {
+                    Ok(meta) => meta,
+                    Err(e) => {
+                        end_snapshot(&mut conn);
+                        return Err(e);
+                    }
+                };
+                let (meta, reader) = reader_for(&row, meta, Some(conn))?;
                 Ok(Some((meta, Box::new(reader))))
             }
             Ok(None) => {
@@ -453,12 +463,11 @@ impl BlobStore for PgStore {
             return Ok(None);
         };
         // A damaged row fails here, before a snapshot is begun for it.
-        let meta = read_meta(&row)?;
-        check_stored(&row, &meta)?;
+        let meta = checked_meta(&row)?;
         if meta.size > CHUNK_BYTES as u64 {
             return self.get_chunked(id);
         }
-        let (meta, reader) = reader_for(&row, None)?;
+        let (meta, reader) = reader_for(&row, meta, None)?;
         Ok(Some((meta, Box::new(reader))))
     }
 

@@ -8,75 +8,44 @@ use super::documents::{locked_indexes, write_index_rows};
 use super::leases::{read_row, LEASE_COLUMNS};
 use super::{text_column, PgStore, Session, Sql};
 use crate::contract::{BlobMeta, BlobStore, Document, DocumentStore, LeaseRow};
-use crate::transfer::{check_run, in_runs, Checked, Row, Transfer};
+use crate::transfer::{check_run, in_runs, lease_version, Checked, DocRow, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
 
-/// A document checked and encoded for its row.
-struct DocRow<'a> {
-    doc: &'a Document,
-    text: String,
-    version: i64,
-    data: serde_json::Map<String, serde_json::Value>,
-}
+/// What the errors call a version column.
+const VERSION: &str = "PostgreSQL (bigint)";
 
-impl<'a> DocRow<'a> {
-    fn of(doc: &'a Document, max_bytes: u64) -> Result<Self> {
-        validate::collection_and_id(&doc.collection, &doc.id)?;
-        validate::document_depth("the document", &doc.data)?;
-        let value = serde_json::Value::Object(doc.data.clone());
-        let (data, body) = validate::document_body(value, max_bytes)?;
-        let text = String::from_utf8(body).map_err(|e| Error::invalid(e.to_string()))?;
-        let version = i64::try_from(doc.version)
-            .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))?;
-        Ok(DocRow {
-            doc,
-            text,
-            version,
-            data,
-        })
+/// Writes `row` and its index rows in the transaction `s`; `indexes`
+/// holds each collection's fields once its lock is taken in `s`.
+fn write_doc(
+    row: &DocRow<'_>,
+    store: &PgStore,
+    s: &mut Session<'_>,
+    indexes: &mut HashMap<String, Vec<String>>,
+) -> Result<()> {
+    let doc = row.doc;
+    if !indexes.contains_key(&doc.collection) {
+        let lock = store.collection_lock(&doc.collection);
+        let fields = locked_indexes(s, lock, &doc.collection)?;
+        indexes.insert(doc.collection.clone(), fields);
     }
-
-    /// Writes the row and its index rows in the transaction `s`; `indexes`
-    /// holds each collection's fields once its lock is taken in `s`.
-    fn write(
-        &self,
-        store: &PgStore,
-        s: &mut Session<'_>,
-        indexes: &mut HashMap<String, Vec<String>>,
-    ) -> Result<()> {
-        let doc = self.doc;
-        if !indexes.contains_key(&doc.collection) {
-            let lock = store.collection_lock(&doc.collection);
-            let fields = locked_indexes(s, lock, &doc.collection)?;
-            indexes.insert(doc.collection.clone(), fields);
-        }
-        s.execute(
-            "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
-             VALUES ($1, $2, $3::text::json, $4, $5, $6)
-             ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
-                version = excluded.version, created_at = excluded.created_at,
-                updated_at = excluded.updated_at",
-            &[
-                &doc.collection.as_bytes(),
-                &doc.id.as_bytes(),
-                &self.text,
-                &self.version,
-                &doc.created_at,
-                &doc.updated_at,
-            ],
-        )?;
-        let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
-        write_index_rows(s, &doc.collection, &doc.id, &self.data, fields)
-    }
-}
-
-/// A lease row checked for its columns: its version as a bigint.
-fn lease_version(row: &LeaseRow) -> Result<i64> {
-    validate::lease_key(&row.key)?;
-    validate::lease_owner(&row.owner)?;
-    i64::try_from(row.version)
-        .map_err(|_| Error::invalid("version too large for PostgreSQL (bigint)"))
+    s.execute(
+        "INSERT INTO store_docs (collection, id, data, version, created_at, updated_at)
+         VALUES ($1, $2, $3::text::json, $4, $5, $6)
+         ON CONFLICT (collection, id) DO UPDATE SET data = excluded.data,
+            version = excluded.version, created_at = excluded.created_at,
+            updated_at = excluded.updated_at",
+        &[
+            &doc.collection.as_bytes(),
+            &doc.id.as_bytes(),
+            &row.text,
+            &row.version,
+            &doc.created_at,
+            &doc.updated_at,
+        ],
+    )?;
+    let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
+    write_index_rows(s, &doc.collection, &doc.id, &row.data, fields)
 }
 
 fn write_lease(s: &mut impl Sql, row: &LeaseRow, version: i64) -> Result<()> {
@@ -150,17 +119,12 @@ impl Transfer for PgStore {
     }
 
     fn import_document(&self, doc: &Document) -> Result<()> {
-        let row = DocRow::of(doc, self.opts.max_document_bytes)?;
-        self.with_tx(|s| row.write(self, s, &mut HashMap::new()))
+        let row = DocRow::of(doc, self.opts.max_document_bytes, VERSION)?;
+        self.with_tx(|s| write_doc(&row, self, s, &mut HashMap::new()))
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
-        validate::blob_id(&meta.id)?;
-        let request = crate::BlobPut {
-            mime: Some(meta.mime.clone()),
-            owner_id: meta.owner_id.clone(),
-        };
-        validate::blob_put(&request)?;
+        validate::blob_import(meta)?;
         if BlobStore::get_meta(self, &meta.id)?.is_some() {
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }
@@ -183,7 +147,7 @@ impl Transfer for PgStore {
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
-        let version = lease_version(row)?;
+        let version = lease_version(row, VERSION)?;
         self.with_conn(|conn| write_lease(conn, row, version))
     }
 
@@ -195,12 +159,16 @@ impl Transfer for PgStore {
             |name, indexes, created_at| self.import_collection(name, indexes, created_at),
             |run| {
                 let max = self.opts.max_document_bytes;
-                let checked = check_run(run, |doc| DocRow::of(doc, max), lease_version)?;
+                let checked = check_run(
+                    run,
+                    |doc| DocRow::of(doc, max, VERSION),
+                    |row| lease_version(row, VERSION),
+                )?;
                 self.with_tx(|s| {
                     let mut indexes = HashMap::new();
                     for row in &checked {
                         match row {
-                            Checked::Doc(doc) => doc.write(self, s, &mut indexes)?,
+                            Checked::Doc(doc) => write_doc(doc, self, s, &mut indexes)?,
                             Checked::Lease(lease, version) => write_lease(s, lease, *version)?,
                         }
                     }

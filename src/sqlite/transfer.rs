@@ -10,72 +10,41 @@ use super::{collection_indexes, insert_index_rows, SqliteStore};
 use crate::blob_files;
 use crate::contract::{BlobMeta, Document, LeaseRow};
 use crate::io::Vfs;
-use crate::transfer::{check_run, in_runs, Checked, Row, Transfer};
+use crate::transfer::{check_run, in_runs, lease_version, Checked, DocRow, Row, Transfer};
 use crate::validate;
 use crate::{Error, Result};
 
-/// A document checked and encoded for its row: its text, version and
-/// parsed body.
-struct DocRow<'a> {
-    doc: &'a Document,
-    text: String,
-    version: i64,
-    data: serde_json::Map<String, serde_json::Value>,
-}
+/// What the errors call a version column.
+const VERSION: &str = "SQLite";
 
-impl<'a> DocRow<'a> {
-    fn of(doc: &'a Document, max_bytes: u64) -> Result<Self> {
-        validate::collection_and_id(&doc.collection, &doc.id)?;
-        validate::document_depth("the document", &doc.data)?;
-        let value = serde_json::Value::Object(doc.data.clone());
-        let (data, body) = validate::document_body(value, max_bytes)?;
-        let text = super::json_text(body)?;
-        let version = i64::try_from(doc.version)
-            .map_err(|_| Error::invalid("version too large for SQLite"))?;
-        Ok(DocRow {
-            doc,
-            text,
-            version,
-            data,
-        })
+/// Writes `row` and its index rows in `tx`; `indexes` caches each
+/// collection's declared fields for the transaction.
+fn write_doc(
+    row: &DocRow<'_>,
+    tx: &Transaction<'_>,
+    indexes: &mut HashMap<String, Vec<String>>,
+) -> Result<()> {
+    let doc = row.doc;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO store_docs (collection, id, data, version, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        doc.collection,
+        doc.id,
+        row.text,
+        row.version,
+        doc.created_at,
+        doc.updated_at
+    ])?;
+    tx.prepare_cached("DELETE FROM store_index WHERE collection = ?1 AND doc_id = ?2")?
+        .execute(params![doc.collection, doc.id])?;
+    if !indexes.contains_key(&doc.collection) {
+        let fields = collection_indexes(tx, &doc.collection)?.unwrap_or_default();
+        indexes.insert(doc.collection.clone(), fields);
     }
-
-    /// Writes the row and its index rows in `tx`; `indexes` caches each
-    /// collection's declared fields for the transaction.
-    fn write(
-        &self,
-        tx: &Transaction<'_>,
-        indexes: &mut HashMap<String, Vec<String>>,
-    ) -> Result<()> {
-        let doc = self.doc;
-        tx.prepare_cached(
-            "INSERT OR REPLACE INTO store_docs (collection, id, data, version, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            doc.collection,
-            doc.id,
-            self.text,
-            self.version,
-            doc.created_at,
-            doc.updated_at
-        ])?;
-        tx.prepare_cached("DELETE FROM store_index WHERE collection = ?1 AND doc_id = ?2")?
-            .execute(params![doc.collection, doc.id])?;
-        if !indexes.contains_key(&doc.collection) {
-            let fields = collection_indexes(tx, &doc.collection)?.unwrap_or_default();
-            indexes.insert(doc.collection.clone(), fields);
-        }
-        let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
-        insert_index_rows(tx, &doc.collection, &doc.id, &self.data, fields)
-    }
-}
-
-/// A lease row checked for its columns.
-fn lease_version(row: &LeaseRow) -> Result<i64> {
-    validate::lease_key(&row.key)?;
-    validate::lease_owner(&row.owner)?;
-    i64::try_from(row.version).map_err(|_| Error::invalid("version too large for SQLite"))
+    let fields = indexes.get(&doc.collection).map_or(&[][..], Vec::as_slice);
+    insert_index_rows(tx, &doc.collection, &doc.id, &row.data, fields)
 }
 
 fn write_lease(tx: &Transaction<'_>, row: &LeaseRow, version: i64) -> Result<()> {
@@ -137,22 +106,17 @@ impl Transfer for SqliteStore {
     }
 
     fn import_document(&self, doc: &Document) -> Result<()> {
-        let row = DocRow::of(doc, self.opts.max_document_bytes)?;
+        let row = DocRow::of(doc, self.opts.max_document_bytes, VERSION)?;
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
-            row.write(&tx, &mut HashMap::new())?;
+            write_doc(&row, &tx, &mut HashMap::new())?;
             tx.commit()?;
             Ok(())
         })
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
-        validate::blob_id(&meta.id)?;
-        let request = crate::BlobPut {
-            mime: Some(meta.mime.clone()),
-            owner_id: meta.owner_id.clone(),
-        };
-        validate::blob_put(&request)?;
+        validate::blob_import(meta)?;
         if crate::contract::BlobStore::get_meta(self, &meta.id)?.is_some() {
             return Err(Error::invalid(format!("blob id {} is taken", meta.id)));
         }
@@ -183,7 +147,7 @@ impl Transfer for SqliteStore {
     }
 
     fn import_lease(&self, row: &LeaseRow) -> Result<()> {
-        let version = lease_version(row)?;
+        let version = lease_version(row, VERSION)?;
         self.with_conn(|conn| {
             let tx = conn.transaction()?;
             write_lease(&tx, row, version)?;
@@ -200,13 +164,17 @@ impl Transfer for SqliteStore {
             |name, indexes, created_at| self.import_collection(name, indexes, created_at),
             |run| {
                 let max = self.opts.max_document_bytes;
-                let checked = check_run(run, |doc| DocRow::of(doc, max), lease_version)?;
+                let checked = check_run(
+                    run,
+                    |doc| DocRow::of(doc, max, VERSION),
+                    |row| lease_version(row, VERSION),
+                )?;
                 self.with_conn(|conn| {
                     let tx = conn.transaction()?;
                     let mut indexes = HashMap::new();
                     for row in &checked {
                         match row {
-                            Checked::Doc(doc) => doc.write(&tx, &mut indexes)?,
+                            Checked::Doc(doc) => write_doc(doc, &tx, &mut indexes)?,
                             Checked::Lease(lease, version) => write_lease(&tx, lease, *version)?,
                         }
                     }

@@ -213,7 +213,7 @@ enum Built {
     /// A store in a staging schema, the schema it becomes, and the lock
     /// held on the staging schema while it is built.
     #[cfg(feature = "postgres")]
-    Pg(crate::PgStore, String, crate::pg::StagingLock),
+    Pg(Box<crate::PgStore>, String, crate::pg::StagingLock),
 }
 
 impl Built {
@@ -223,7 +223,7 @@ impl Built {
             #[cfg(feature = "sqlite")]
             Built::Sqlite(s) => s,
             #[cfg(feature = "postgres")]
-            Built::Pg(s, _, _) => s,
+            Built::Pg(s, _, _) => s.as_ref(),
         }
     }
 
@@ -385,7 +385,7 @@ impl Staging {
                 if let Some(schema) = dropped {
                     staging.leftovers.push(Leftover::DroppedSchema(schema));
                 }
-                Built::Pg(store, target, lock)
+                Built::Pg(Box::new(store), target, lock)
             }
         };
         staging.store = Some(built);

@@ -69,12 +69,7 @@ impl Transfer for Session {
     }
 
     fn import_blob(&self, meta: &BlobMeta, bytes: &mut dyn Read) -> Result<BlobMeta> {
-        validate::blob_id(&meta.id)?;
-        let request = crate::BlobPut {
-            mime: Some(meta.mime.clone()),
-            owner_id: meta.owner_id.clone(),
-        };
-        let (mime, owner_id) = validate::blob_put(&request)?;
+        let (mime, owner_id) = validate::blob_import(meta)?;
         let inner = &self.inner;
         let fs = inner.fs.as_ref();
         let poison = || inner.poison();

@@ -21,6 +21,12 @@ pub fn content_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The content file of the blob `meta` describes, in the store at `dir`.
+pub fn content_path(dir: &Path, meta: &logstore::BlobMeta) -> PathBuf {
+    let hash = meta.content_hash.clone().unwrap();
+    dir.join("blobs").join(&hash[..2]).join(&hash)
+}
+
 /// Puts `bytes` as a blob of `store`.
 pub fn put(store: &dyn Store, bytes: &[u8]) -> logstore::BlobMeta {
     store
